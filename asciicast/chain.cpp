@@ -1,0 +1,21 @@
+#include "asciicast/chain.h"
+
+#include "common/crypto.h"
+
+namespace castgate::asciicast {
+
+std::string chain_hash(std::string_view canonical_line) {
+  return sha256_hex(canonical_line);
+}
+
+std::string signature_payload(std::string_view canonical_line_without_sig) {
+  std::string p(kSignatureContext);
+  p.append(canonical_line_without_sig);
+  return p;
+}
+
+std::string recording_key_id(std::string_view public_key_raw) {
+  return "ed25519:" + sha256_hex(public_key_raw).substr(0, 16);
+}
+
+}  // namespace castgate::asciicast

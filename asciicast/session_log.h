@@ -1,0 +1,94 @@
+// One SSH connection's event stream: every line is a JSON object with the common fields
+// (timestamp, instance, session, sequence, hash chain, identity, source, target, login) and the
+// event's own fields. Lines are canonical JSON (see json_text.h) and at most max_line bytes.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asciicast/line_sink.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "common/identity.h"
+
+namespace castgate::asciicast {
+
+struct Endpoint {
+  std::string address;  // IP address or host name
+  int port = 0;
+};
+
+// What an event is, in Elastic Common Schema terms.
+struct EventKind {
+  std::string action;                 // castgate's name: "session.start", "auth.failure", ...
+  std::vector<std::string> category;  // ECS event.category: "session", "authentication", ...
+  std::vector<std::string> type;      // ECS event.type: "start", "end", "info", "denied", ...
+  std::string outcome;                // ECS event.outcome: "success", "failure" or empty
+  std::string reason;                 // ECS event.reason: human-readable, never a secret
+};
+
+struct SessionLogOptions {
+  std::string instance;  // gateway instance name
+  size_t max_line = 8192;
+  const Ed25519PrivateKey* signing_key = nullptr;  // recording key for session.end
+};
+
+class SessionLog {
+ public:
+  SessionLog(SessionLogOptions options, std::string session_id, Endpoint source, LineSink& sink,
+             std::shared_ptr<Backlog> backlog, const Clock& clock);
+
+  const std::string& session_id() const { return session_id_; }
+  uint64_t next_seq() const { return seq_; }
+  bool ended() const { return ended_; }
+
+  // Called once the user is known; every later line carries identity, target and login.
+  void set_identity(const Identity& identity);
+  void set_target(const std::string& target_name, const Endpoint& target, const std::string& login);
+
+  // A generic event. `fields` holds extra top-level members (ECS "file", "process", ... or
+  // "castgate" members, which are merged). If the line would be longer than max_line, the string
+  // at JSON pointer `split_pointer` is cut into several events marked castgate.part.
+  void emit(const EventKind& kind, nlohmann::json fields = nlohmann::json::object(),
+            std::optional<int> channel = std::nullopt, const char* split_pointer = nullptr);
+
+  // The hot path for asciicast events: writes [t, code, data] for `channel` in one line. `data`
+  // must be valid UTF-8 and short enough (see max_asciicast_data()).
+  void emit_asciicast(int channel, std::string_view action, double t, char code,
+                      std::string_view data_utf8);
+  // Upper bound of the JSON-escaped data that fits in one asciicast line.
+  size_t max_asciicast_data(int channel, std::string_view action) const;
+
+  // The last event of the session: carries the final chain hash and the signature.
+  void end(const EventKind& kind, nlohmann::json fields);
+
+  bool has_room() const { return backlog_->has_room() && sink_.has_room(); }
+  const std::shared_ptr<Backlog>& backlog() const { return backlog_; }
+  size_t max_line() const { return options_.max_line; }
+
+ private:
+  nlohmann::json base_event(const EventKind& kind, std::optional<int> channel);
+  void submit(std::string line);
+  void rebuild_fragments();
+
+  const SessionLogOptions options_;
+  const std::string session_id_;
+  LineSink& sink_;
+  std::shared_ptr<Backlog> backlog_;
+  const Clock& clock_;
+  nlohmann::json common_;  // castgate/destination/source/user members shared by all events
+  // Fragments of the canonical line around the variable parts, for emit_asciicast().
+  std::string frag_castgate_mid_;   // members of "castgate" between "channel" and "prev"
+  std::string frag_castgate_tail_;  // members of "castgate" after "seq"
+  std::string frag_before_event_;   // top-level members between "castgate" and "event"
+  std::string frag_after_event_;    // top-level members after "event"
+  uint64_t seq_ = 0;
+  std::string prev_hash_;
+  bool ended_ = false;
+};
+
+}  // namespace castgate::asciicast

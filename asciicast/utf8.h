@@ -1,0 +1,36 @@
+// Incremental UTF-8 sanitising. Terminal output arrives in arbitrary chunks; a character split
+// across two reads must stay whole, and invalid bytes must become U+FFFD so that every recorded
+// line is valid UTF-8 (the asciinema CLI crashes otherwise).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace castgate::asciicast {
+
+class Utf8Sanitizer {
+ public:
+  // Appends the valid UTF-8 form of `in` to `out`. An incomplete sequence at the end of `in` is
+  // held back until the next call (or flush()).
+  void feed(std::string_view in, std::string& out);
+  // Emits U+FFFD for a held-back incomplete sequence, if any.
+  void flush(std::string& out);
+  bool has_pending() const { return need_ > 0; }
+
+ private:
+  void reject_pending(std::string& out);
+  uint8_t pending_[4] = {};
+  int have_ = 0;                   // bytes of the current sequence seen
+  int need_ = 0;                   // continuation bytes still expected
+  uint8_t lo_ = 0x80, hi_ = 0xbf;  // allowed range of the next continuation byte
+};
+
+// Length of the longest prefix of valid UTF-8 `s` that is at most `max_bytes` long and does not
+// split a character.
+size_t utf8_prefix_at_most(std::string_view s, size_t max_bytes);
+
+// True if `s` is entirely valid UTF-8.
+bool utf8_valid(std::string_view s);
+
+}  // namespace castgate::asciicast

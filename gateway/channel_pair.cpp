@@ -1,0 +1,645 @@
+#include "gateway/channel_pair.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "common/text.h"
+#include "gateway/ssh_messages.h"
+
+namespace castgate {
+
+using nlohmann::json;
+
+std::string_view to_string(ChannelPair::State state) {
+  switch (state) {
+    case ChannelPair::State::kWaitingForUpstream:
+      return "waiting";
+    case ChannelPair::State::kOpeningUpstream:
+      return "opening";
+    case ChannelPair::State::kOpen:
+      return "open";
+    case ChannelPair::State::kRefusing:
+      return "refusing";
+    case ChannelPair::State::kClosing:
+      return "closing";
+    case ChannelPair::State::kFinished:
+      return "finished";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string str_or_empty(const char* s) {
+  return s ? s : "";
+}
+
+constexpr size_t kPumpBudget = 4u << 20;  // bytes per pair per step, then yield to others
+constexpr auto kCloseWait = std::chrono::seconds(10);
+
+}  // namespace
+
+ChannelPair::ChannelPair(ChannelHost& host, int id, ChannelType type, ssh::Message open_request)
+    : host_(host), id_(id), type_(type), open_request_(std::move(open_request)) {
+  if (type_ == ChannelType::kDirectTcpip && open_request_) {
+    forward_host_ = str_or_empty(ssh_message_channel_request_open_destination(open_request_.get()));
+    forward_port_ = ssh_message_channel_request_open_destination_port(open_request_.get());
+    forward_origin_ =
+        str_or_empty(ssh_message_channel_request_open_originator(open_request_.get()));
+    forward_origin_port_ = ssh_message_channel_request_open_originator_port(open_request_.get());
+  }
+}
+
+ChannelPair::~ChannelPair() {
+  if (open_request_) ssh_message_reply_default(open_request_.get());
+  for (auto& r : requests_)
+    if (r.msg) ssh_message_reply_default(r.msg.get());
+  if (down_) ssh_remove_channel_callbacks(down_.get(), &down_callbacks_);
+  if (up_) ssh_remove_channel_callbacks(up_.get(), &up_callbacks_);
+}
+
+void ChannelPair::open_upstream() {
+  if (state_ != State::kWaitingForUpstream) return;
+  ssh_session up = host_.upstream_session();
+  if (!up) return fail_open("the target is not connected");
+  up_.reset(ssh_channel_new(up));
+  if (!up_) return fail_open("cannot create a channel to the target");
+  state_ = State::kOpeningUpstream;
+  step();
+}
+
+void ChannelPair::fail_open(const std::string& why) {
+  if (open_request_) {
+    ssh_message_reply_default(open_request_.get());
+    open_request_.reset();
+  }
+  json f;
+  f["castgate"]["channel_type"] = type_ == ChannelType::kSession ? "session" : "direct-tcpip";
+  if (type_ == ChannelType::kDirectTcpip)
+    f["castgate"]["forward"] = {{"host", forward_host_}, {"port", forward_port_}};
+  host_.log().emit(
+      asciicast::EventKind{"channel.open_failed", {"session"}, {"denied"}, "failure", why},
+      std::move(f), id_);
+  state_ = State::kFinished;
+}
+
+void ChannelPair::accept_downstream() {
+  ssh_channel ch = ssh_message_channel_request_open_reply_accept(open_request_.get());
+  open_request_.reset();
+  if (!ch) {
+    end_reason_ = "could not accept the user's channel";
+    state_ = State::kClosing;
+    closing_since_ = host_.clock().steady_now();
+    return;
+  }
+  down_.reset(ch);
+  install_callbacks();
+  opened_at_ = host_.clock().steady_now();
+}
+
+void ChannelPair::install_callbacks() {
+  if (down_) {
+    down_callbacks_ = {};
+    ssh_callbacks_init(&down_callbacks_);
+    down_callbacks_.userdata = this;
+    down_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
+    down_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
+    down_callbacks_.channel_signal_function = &ChannelPair::on_signal_cb;
+    ssh_set_channel_callbacks(down_.get(), &down_callbacks_);
+  }
+  if (up_) {
+    up_callbacks_ = {};
+    ssh_callbacks_init(&up_callbacks_);
+    up_callbacks_.userdata = this;
+    up_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
+    up_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
+    up_callbacks_.channel_exit_status_function = &ChannelPair::on_exit_status_cb;
+    up_callbacks_.channel_exit_signal_function = &ChannelPair::on_exit_signal_cb;
+    ssh_set_channel_callbacks(up_.get(), &up_callbacks_);
+  }
+}
+
+void ChannelPair::on_eof_cb(ssh_session, ssh_channel ch, void* self) noexcept {
+  auto* p = static_cast<ChannelPair*>(self);
+  if (ch == p->down_.get()) p->user_eof_seen_ = true;
+  if (ch == p->up_.get()) p->target_eof_seen_ = true;
+  p->host_.request_step();
+}
+
+void ChannelPair::on_close_cb(ssh_session, ssh_channel ch, void* self) noexcept {
+  auto* p = static_cast<ChannelPair*>(self);
+  if (ch == p->down_.get()) p->user_close_seen_ = true;
+  if (ch == p->up_.get()) p->target_close_seen_ = true;
+  p->host_.request_step();
+}
+
+void ChannelPair::on_exit_status_cb(ssh_session, ssh_channel, int status, void* self) noexcept {
+  auto* p = static_cast<ChannelPair*>(self);
+  p->exit_status_ = status;
+  p->host_.request_step();
+}
+
+void ChannelPair::on_exit_signal_cb(ssh_session, ssh_channel, const char* sig, int core,
+                                    const char* errmsg, const char*, void* self) noexcept {
+  auto* p = static_cast<ChannelPair*>(self);
+  try {
+    p->exit_signal_ = str_or_empty(sig);
+    p->exit_core_ = core != 0;
+    p->exit_errmsg_ = str_or_empty(errmsg);
+  } catch (...) {
+  }
+  p->host_.request_step();
+}
+
+void ChannelPair::on_signal_cb(ssh_session, ssh_channel, const char* sig, void* self) noexcept {
+  auto* p = static_cast<ChannelPair*>(self);
+  try {
+    if (p->state_ == State::kOpen && sig)
+      p->requests_.push_back(PendingRequest{PendingRequest::Kind::kSignal, nullptr, sig, "", 0, 0});
+  } catch (...) {
+  }
+  p->host_.request_step();
+}
+
+void ChannelPair::on_downstream_request(ssh::Message request) {
+  ssh_message m = request.get();
+  int subtype = ssh_message_subtype(m);
+  using Kind = PendingRequest::Kind;
+  auto deny = [&] { ssh_message_reply_default(m); };
+
+  if (state_ == State::kRefusing) {
+    switch (subtype) {
+      case SSH_CHANNEL_REQUEST_SHELL:
+      case SSH_CHANNEL_REQUEST_EXEC:
+      case SSH_CHANNEL_REQUEST_SUBSYSTEM: {
+        PendingRequest r{Kind::kShell, std::move(request), "", "", 0, 0};
+        run_refusal(r);
+        return;
+      }
+      case SSH_CHANNEL_REQUEST_PTY:
+        pty_ = true;
+        ssh_message_channel_request_reply_success(m);
+        return;
+      case SSH_CHANNEL_REQUEST_ENV:
+      case SSH_CHANNEL_REQUEST_WINDOW_CHANGE:
+        ssh_message_channel_request_reply_success(m);
+        return;
+      default:
+        return deny();
+    }
+  }
+  if (state_ != State::kOpen || type_ != ChannelType::kSession) return deny();
+
+  switch (subtype) {
+    case SSH_CHANNEL_REQUEST_PTY: {
+      if (!host_.decision().pty || program_started_) {
+        host_.log().emit(asciicast::EventKind{"channel.request_denied",
+                                              {"session"},
+                                              {"denied"},
+                                              "failure",
+                                              "terminal (pty) not allowed by policy"},
+                         json{{"castgate", {{"request", "pty-req"}}}}, id_);
+        return deny();
+      }
+      auto p = ssh::pty_request(m);
+      pty_ = true;
+      term_ = p.term;
+      cols_ = p.cols;
+      rows_ = p.rows;
+      requests_.push_back(
+          PendingRequest{Kind::kPty, std::move(request), p.term, "", p.cols, p.rows});
+      break;
+    }
+    case SSH_CHANNEL_REQUEST_ENV: {
+      std::string name = str_or_empty(ssh_message_channel_request_env_name(m));
+      std::string value = str_or_empty(ssh_message_channel_request_env_value(m));
+      const Target* t = host_.target();
+      if (!t || !t->env_allowed(name) || program_started_) return deny();
+      if (name == "TERM" && term_.empty()) term_ = value;
+      requests_.push_back(PendingRequest{Kind::kEnv, std::move(request), name, value, 0, 0});
+      break;
+    }
+    case SSH_CHANNEL_REQUEST_SHELL:
+    case SSH_CHANNEL_REQUEST_EXEC:
+    case SSH_CHANNEL_REQUEST_SUBSYSTEM: {
+      if (program_started_) return deny();
+      program_started_ = true;
+      PendingRequest r{Kind::kShell, std::move(request), "", "", 0, 0};
+      if (subtype == SSH_CHANNEL_REQUEST_EXEC) {
+        r.kind = Kind::kExec;
+        r.a = str_or_empty(ssh_message_channel_request_command(m));
+      } else if (subtype == SSH_CHANNEL_REQUEST_SUBSYSTEM) {
+        r.kind = Kind::kSubsystem;
+        r.a = str_or_empty(ssh_message_channel_request_subsystem(m));
+      }
+      requests_.push_back(std::move(r));
+      break;
+    }
+    case SSH_CHANNEL_REQUEST_WINDOW_CHANGE: {
+      auto p = ssh::pty_request(m);
+      cols_ = p.cols;
+      rows_ = p.rows;
+      if (recording_) recording_->resize(p.cols, p.rows);
+      requests_.push_back(PendingRequest{Kind::kWindowChange, nullptr, "", "", p.cols, p.rows});
+      break;
+    }
+    case SSH_CHANNEL_REQUEST_X11:
+      host_.log().emit(asciicast::EventKind{"channel.request_denied",
+                                            {"session"},
+                                            {"denied"},
+                                            "failure",
+                                            "X11 forwarding is not allowed"},
+                       json{{"castgate", {{"request", "x11-req"}}}}, id_);
+      return deny();
+    default:
+      return deny();
+  }
+  step();
+}
+
+bool ChannelPair::start_recording(const PendingRequest& r) {
+  std::string refusal = host_.recording_refusal();
+  if (!refusal.empty()) {
+    notice(refusal);
+    return false;
+  }
+  asciicast::ChannelHeader h;
+  h.pty = pty_;
+  h.width = cols_;
+  h.height = rows_;
+  h.term = term_;
+  h.title = host_.title();
+  switch (r.kind) {
+    case PendingRequest::Kind::kShell:
+      h.kind = program_kind_ = "shell";
+      break;
+    case PendingRequest::Kind::kExec:
+      h.kind = program_kind_ = "exec";
+      h.command = program_ = r.a;
+      break;
+    default:
+      h.kind = program_kind_ = "subsystem";
+      h.command = program_ = r.a;
+      break;
+  }
+  // File transfers are recorded as metadata only: their contents never reach the log.
+  if (program_kind_ == "subsystem" && program_ == "sftp") payload_recorded_ = false;
+  if (program_kind_ == "exec") {
+    auto words = split(program_, ' ');
+    if (!words.empty() && (words[0] == "scp" ||
+                           (words[0].size() > 4 && words[0].substr(words[0].size() - 4) == "/scp")))
+      payload_recorded_ = false;
+  }
+  if (!host_.recording_enabled()) payload_recorded_ = false;
+  recording_ = std::make_unique<asciicast::ChannelRecording>(host_.log(), id_, host_.clock());
+  recording_->start(h);
+  if (program_kind_ == "exec")
+    host_.log().emit(
+        asciicast::EventKind{"command", {"process"}, {"start"}, "", ""},
+        json{{"process", {{"command_line", program_}}}, {"castgate", {{"command_source", "exec"}}}},
+        id_, "/process/command_line");
+  return true;
+}
+
+void ChannelPair::advance_requests() {
+  ssh_channel up = up_.get();
+  while (!requests_.empty() && up) {
+    auto& r = requests_.front();
+    using Kind = PendingRequest::Kind;
+    if (!request_in_flight_ &&
+        (r.kind == Kind::kShell || r.kind == Kind::kExec || r.kind == Kind::kSubsystem) &&
+        !start_recording(r)) {
+      ssh_message_reply_default(r.msg.get());
+      requests_.pop_front();
+      end_reason_ = "recording unavailable";
+      terminate("", end_reason_);
+      return;
+    }
+    int rc = SSH_ERROR;
+    switch (r.kind) {
+      case Kind::kPty:
+        rc = ssh_channel_request_pty_size(up, r.a.c_str(), r.cols, r.rows);
+        break;
+      case Kind::kEnv:
+        rc = ssh_channel_request_env(up, r.a.c_str(), r.b.c_str());
+        break;
+      case Kind::kShell:
+        rc = ssh_channel_request_shell(up);
+        break;
+      case Kind::kExec:
+        rc = ssh_channel_request_exec(up, r.a.c_str());
+        break;
+      case Kind::kSubsystem:
+        rc = ssh_channel_request_subsystem(up, r.a.c_str());
+        break;
+      case Kind::kWindowChange:
+        rc = ssh_channel_change_pty_size(up, r.cols, r.rows);
+        break;
+      case Kind::kSignal:
+        rc = ssh_channel_request_send_signal(up, r.a.c_str());
+        break;
+    }
+    if (rc == SSH_AGAIN) {
+      request_in_flight_ = true;
+      return;
+    }
+    request_in_flight_ = false;
+    if (r.msg) {
+      if (rc == SSH_OK)
+        ssh_message_channel_request_reply_success(r.msg.get());
+      else
+        ssh_message_reply_default(r.msg.get());
+    }
+    if (rc != SSH_OK &&
+        (r.kind == Kind::kShell || r.kind == Kind::kExec || r.kind == Kind::kSubsystem)) {
+      host_.log().emit(asciicast::EventKind{"channel.request_denied",
+                                            {"session"},
+                                            {"denied"},
+                                            "failure",
+                                            "the target refused the request"},
+                       json{{"castgate", {{"request", program_kind_}}}}, id_);
+    }
+    requests_.pop_front();
+  }
+}
+
+void ChannelPair::record(Direction dir, bool is_stderr, std::string_view data) {
+  if (!recording_ || !payload_recorded_) return;
+  if (dir == kToUser)
+    recording_->output(data, is_stderr);
+  else
+    recording_->input(data);
+}
+
+bool ChannelPair::move(Direction dir, bool is_stderr, size_t& budget) {
+  ssh_channel from = dir == kToUser ? up_.get() : down_.get();
+  ssh_channel to = dir == kToUser ? down_.get() : up_.get();
+  bool from_closed = dir == kToUser ? close_sent_to_target_ : close_sent_to_user_;
+  if (!from || from_closed) return false;
+  bool to_open =
+      to &&
+      (dir == kToUser ? !(eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
+                      : !(eof_sent_to_target_ || close_sent_to_target_ || target_close_seen_));
+  auto write = [&](const char* p, size_t n) -> int {
+    return is_stderr ? ssh_channel_write_stderr(to, p, static_cast<uint32_t>(n))
+                     : ssh_channel_write(to, p, static_cast<uint32_t>(n));
+  };
+  std::string& carry = carry_[dir][is_stderr];
+  if (!carry.empty()) {
+    if (!to_open) {
+      carry.clear();
+    } else {
+      int n = write(carry.data(), carry.size());
+      if (n < 0) {
+        carry.clear();
+        return false;
+      }
+      carry.erase(0, static_cast<size_t>(n));
+      if (!carry.empty()) return n > 0;
+    }
+  }
+  auto& buf = host_.scratch();
+  size_t room = to_open ? ssh_channel_window_size(to) : buf.size();
+  if (room == 0 || budget == 0) return false;
+  if (!host_.recording_has_room()) return false;
+  int avail = ssh_channel_poll(from, is_stderr ? 1 : 0);
+  if (avail <= 0) return false;
+  size_t want = std::min({static_cast<size_t>(avail), room, buf.size(), budget});
+  int n = ssh_channel_read_nonblocking(from, buf.data(), static_cast<uint32_t>(want),
+                                       is_stderr ? 1 : 0);
+  if (n <= 0) return false;
+  budget -= static_cast<size_t>(n);
+  (dir == kToUser ? bytes_to_user_ : bytes_to_target_) += static_cast<uint64_t>(n);
+  host_.note_activity();
+  record(dir, is_stderr, std::string_view(buf.data(), static_cast<size_t>(n)));
+  if (to_open) {
+    int w = write(buf.data(), static_cast<size_t>(n));
+    if (w < 0) w = 0;
+    if (w < n) carry.assign(buf.data() + w, static_cast<size_t>(n - w));
+  }
+  return true;
+}
+
+void ChannelPair::pump() {
+  size_t budget = kPumpBudget;
+  bool progress = true;
+  while (progress && budget > 0) {
+    progress = false;
+    if (move(kToUser, false, budget)) progress = true;
+    if (move(kToUser, true, budget)) progress = true;
+    if (move(kToTarget, false, budget)) progress = true;
+  }
+  if (budget == 0) host_.request_step();
+}
+
+bool ChannelPair::target_drained() {
+  if (!up_) return true;
+  if (!carry_[kToUser][0].empty() || !carry_[kToUser][1].empty()) return false;
+  if (close_sent_to_target_) return true;
+  return ssh_channel_poll(up_.get(), 0) <= 0 && ssh_channel_poll(up_.get(), 1) <= 0;
+}
+
+bool ChannelPair::user_input_drained() {
+  if (!down_) return true;
+  if (!carry_[kToTarget][0].empty()) return false;
+  if (close_sent_to_user_) return true;
+  return ssh_channel_poll(down_.get(), 0) <= 0;
+}
+
+void ChannelPair::propagate_close() {
+  ssh_channel down = down_.get();
+  ssh_channel up = up_.get();
+  bool target_done = (target_eof_seen_ || target_close_seen_) && target_drained();
+  if (down && !close_sent_to_user_ && !user_close_seen_) {
+    if (!exit_forwarded_ && (exit_status_ || exit_signal_) && target_drained()) {
+      if (exit_signal_)
+        ssh_channel_request_send_exit_signal(down, exit_signal_->c_str(), exit_core_ ? 1 : 0,
+                                             exit_errmsg_.c_str(), "");
+      else
+        ssh_channel_request_send_exit_status(down, *exit_status_);
+      exit_forwarded_ = true;
+    }
+    if (target_done && !eof_sent_to_user_) {
+      ssh_channel_send_eof(down);
+      eof_sent_to_user_ = true;
+    }
+    if (target_done && target_close_seen_) {
+      ssh_channel_close(down);
+      close_sent_to_user_ = true;
+    }
+  }
+  bool user_done = (user_eof_seen_ || user_close_seen_) && user_input_drained();
+  if (up && !close_sent_to_target_ && !target_close_seen_) {
+    if (user_done && !eof_sent_to_target_ && !user_close_seen_) {
+      ssh_channel_send_eof(up);
+      eof_sent_to_target_ = true;
+    }
+    if (user_close_seen_) {
+      ssh_channel_close(up);
+      close_sent_to_target_ = true;
+    }
+  }
+  // Answer a peer's CLOSE with ours.
+  if (user_close_seen_ && down && !close_sent_to_user_) {
+    ssh_channel_close(down);
+    close_sent_to_user_ = true;
+  }
+  if (target_close_seen_ && up && !close_sent_to_target_ && target_drained()) {
+    ssh_channel_close(up);
+    close_sent_to_target_ = true;
+  }
+  if (state_ == State::kOpen && (close_sent_to_user_ || close_sent_to_target_)) {
+    state_ = State::kClosing;
+    closing_since_ = host_.clock().steady_now();
+  }
+  auto alive = [](ssh_channel ch) {
+    ssh_session s = ssh_channel_get_session(ch);
+    return s && ssh_is_connected(s);
+  };
+  bool down_done = !down || (close_sent_to_user_ && (user_close_seen_ || !alive(down)));
+  bool up_done = !up || (close_sent_to_target_ && (target_close_seen_ || !alive(up)));
+  if (down_done && up_done) {
+    finish(end_reason_.empty()
+               ? (target_close_seen_ ? "target closed the channel" : "user closed the channel")
+               : end_reason_);
+  } else if (state_ == State::kClosing &&
+             host_.clock().steady_now() - closing_since_ > kCloseWait) {
+    finish(end_reason_.empty() ? "peer did not confirm the close" : end_reason_);
+  }
+}
+
+void ChannelPair::run_refusal(const PendingRequest& r) {
+  if (r.msg) ssh_message_channel_request_reply_success(r.msg.get());
+  ssh_channel down = down_.get();
+  if (!down) return;
+  ssh_channel_request_send_exit_status(down, 1);
+  ssh_channel_send_eof(down);
+  eof_sent_to_user_ = true;
+  ssh_channel_close(down);
+  close_sent_to_user_ = true;
+  exit_status_ = 1;
+  state_ = State::kClosing;
+  closing_since_ = host_.clock().steady_now();
+}
+
+void ChannelPair::refuse(std::string message) {
+  if (state_ != State::kWaitingForUpstream || !open_request_) return;
+  if (type_ != ChannelType::kSession) return fail_open(message);
+  accept_downstream();
+  if (!down_) return;
+  state_ = State::kRefusing;
+  end_reason_ = "refused";
+  // Shown before the shell/exec request is answered, so that it appears above everything else.
+  std::string text = "castgate: " + message + "\r\n";
+  ssh_channel_write_stderr(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
+}
+
+void ChannelPair::notice(const std::string& message) {
+  if (message.empty() || !down_ || eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
+    return;
+  std::string text = pty_ ? "\r\ncastgate: " + message + "\r\n" : "castgate: " + message + "\n";
+  if (pty_) {
+    ssh_channel_write(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
+    if (recording_ && payload_recorded_) recording_->output(text, false);
+  } else {
+    ssh_channel_write_stderr(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
+    if (recording_ && payload_recorded_) recording_->output(text, true);
+  }
+}
+
+void ChannelPair::terminate(const std::string& message, const std::string& reason) {
+  if (state_ == State::kFinished) return;
+  if (end_reason_.empty() || end_reason_ == "refused") end_reason_ = reason;
+  if (state_ == State::kWaitingForUpstream || state_ == State::kOpeningUpstream) {
+    if (open_request_) {
+      if (type_ == ChannelType::kSession) {
+        accept_downstream();
+      } else {
+        ssh_message_reply_default(open_request_.get());
+        open_request_.reset();
+      }
+    }
+  }
+  notice(message);
+  if (down_ && !close_sent_to_user_) {
+    if (!exit_forwarded_ && !exit_status_ && !exit_signal_)
+      ssh_channel_request_send_exit_status(down_.get(), 255);
+    exit_forwarded_ = true;
+    ssh_channel_close(down_.get());
+    close_sent_to_user_ = true;
+  }
+  if (up_ && !close_sent_to_target_) {
+    ssh_channel_close(up_.get());
+    close_sent_to_target_ = true;
+  }
+  if (state_ != State::kClosing) {
+    state_ = State::kClosing;
+    closing_since_ = host_.clock().steady_now();
+  }
+  step();
+}
+
+void ChannelPair::finish(const std::string& reason) {
+  if (state_ == State::kFinished) return;
+  state_ = State::kFinished;
+  if (recording_) recording_->finish();
+  json f;
+  f["castgate"]["end_reason"] = reason;
+  f["castgate"]["bytes"] = {{"to_user", bytes_to_user_}, {"to_target", bytes_to_target_}};
+  if (opened_at_ != std::chrono::steady_clock::time_point{})
+    f["event"]["duration"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 host_.clock().steady_now() - opened_at_)
+                                 .count();
+  if (type_ == ChannelType::kDirectTcpip) {
+    f["castgate"]["forward"] = {{"host", forward_host_},
+                                {"port", forward_port_},
+                                {"originator", forward_origin_},
+                                {"originator_port", forward_origin_port_}};
+    host_.log().emit(asciicast::EventKind{"port_forward.close", {"network"}, {"end"}, "", reason},
+                     std::move(f), id_);
+    return;
+  }
+  if (!program_kind_.empty()) f["castgate"]["channel_kind"] = program_kind_;
+  if (exit_status_) f["process"]["exit_code"] = *exit_status_;
+  if (exit_signal_) f["castgate"]["exit_signal"] = *exit_signal_;
+  host_.log().emit(asciicast::EventKind{"channel.end", {"session"}, {"end"}, "", reason},
+                   std::move(f), id_);
+}
+
+void ChannelPair::emit_open_event() {
+  if (type_ != ChannelType::kDirectTcpip) return;
+  json f;
+  f["castgate"]["forward"] = {{"host", forward_host_},
+                              {"port", forward_port_},
+                              {"originator", forward_origin_},
+                              {"originator_port", forward_origin_port_}};
+  host_.log().emit(
+      asciicast::EventKind{"port_forward.open", {"network"}, {"start", "allowed"}, "success", ""},
+      std::move(f), id_);
+}
+
+void ChannelPair::step() {
+  if (state_ == State::kOpeningUpstream) {
+    int rc = type_ == ChannelType::kSession
+                 ? ssh_channel_open_session(up_.get())
+                 : ssh_channel_open_forward(up_.get(), forward_host_.c_str(), forward_port_,
+                                            forward_origin_.c_str(), forward_origin_port_);
+    if (rc == SSH_AGAIN) return;
+    if (rc != SSH_OK) {
+      ssh_session up = host_.upstream_session();
+      return fail_open(std::string("the target refused the channel: ") +
+                       (up ? ssh_get_error(up) : "not connected"));
+    }
+    accept_downstream();
+    if (state_ != State::kOpeningUpstream) return;
+    state_ = State::kOpen;
+    emit_open_event();
+  }
+  if (state_ == State::kOpen) advance_requests();
+  if (state_ == State::kOpen || state_ == State::kClosing || state_ == State::kRefusing) {
+    pump();
+    propagate_close();
+  }
+}
+
+}  // namespace castgate

@@ -1,0 +1,161 @@
+// One channel relayed between the user (downstream) and the target (upstream), with its
+// recording. The pair owns both libssh channels. Every state change happens in step(); libssh
+// callbacks only set flags, so nothing is torn down while libssh is still on the stack.
+//
+// Order rules (OpenSSH channels.c): data before EOF; data, exit-status/exit-signal, EOF, then
+// CLOSE towards the user; a side's EOF is passed on once everything it sent before is relayed.
+#pragma once
+
+#include <libssh/callbacks.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "asciicast/channel_recording.h"
+#include "asciicast/session_log.h"
+#include "common/clock.h"
+#include "gateway/policy.h"
+#include "gateway/ssh_handles.h"
+#include "gateway/targets.h"
+
+namespace castgate {
+
+// What a channel needs from the session that owns it.
+class ChannelHost {
+ public:
+  virtual ~ChannelHost() = default;
+  virtual ssh_session upstream_session() = 0;  // null until the target is signed in to
+  virtual asciicast::SessionLog& log() = 0;
+  virtual bool recording_has_room() = 0;  // false: stop reading from peers for now
+  virtual bool recording_enabled() const = 0;
+  virtual std::string recording_refusal() = 0;  // non-empty when recording is impossible
+  virtual std::vector<char>& scratch() = 0;
+  virtual const Clock& clock() const = 0;
+  virtual const Target* target() const = 0;
+  virtual const PolicyDecision& decision() const = 0;
+  virtual std::string title() const = 0;
+  virtual void note_activity() = 0;
+  virtual void request_step() = 0;  // run the session's step() again soon
+};
+
+enum class ChannelType { kSession, kDirectTcpip };
+
+class ChannelPair {
+ public:
+  enum class State {
+    kWaitingForUpstream,  // the user's open request is held until the target is ready
+    kOpeningUpstream,
+    kOpen,
+    kRefusing,  // accepted only to tell the user why nothing will run
+    kClosing,
+    kFinished,
+  };
+
+  ChannelPair(ChannelHost& host, int id, ChannelType type, ssh::Message open_request);
+  ~ChannelPair();
+  ChannelPair(const ChannelPair&) = delete;
+  ChannelPair& operator=(const ChannelPair&) = delete;
+
+  int id() const { return id_; }
+  State state() const { return state_; }
+  ChannelType type() const { return type_; }
+  bool finished() const { return state_ == State::kFinished; }
+  ssh_channel downstream() const { return down_.get(); }
+
+  // The target is ready: open the matching channel there.
+  void open_upstream();
+  // Accept the user's channel only to print `message` and end it (refused or failed sessions).
+  void refuse(std::string message);
+  // The target could not be reached: fail the held open request.
+  void fail_open(const std::string& why);
+  // A channel request from the user (pty-req, env, exec, ...); the pair takes ownership.
+  void on_downstream_request(ssh::Message request);
+  // Advances opening, requests, data and close; call after any I/O on either connection.
+  void step();
+  // Ends the channel now, telling the user why (shutdown, idle timeout, recording failure).
+  void terminate(const std::string& message, const std::string& reason);
+  void notice(const std::string& message);
+  // Writes the end event now if the channel has not finished on its own (session teardown).
+  void abandon(const std::string& reason) {
+    if (!finished()) finish(reason);
+  }
+
+ private:
+  struct PendingRequest {
+    enum class Kind { kPty, kEnv, kShell, kExec, kSubsystem, kWindowChange, kSignal } kind;
+    ssh::Message msg;  // replied to when the target answers; null if no reply is due
+    std::string a, b;
+    int cols = 0, rows = 0;
+  };
+  enum Direction { kToUser = 0, kToTarget = 1 };
+
+  void accept_downstream();
+  void install_callbacks();
+  void advance_requests();
+  bool start_recording(const PendingRequest& r);
+  void pump();
+  bool move(Direction dir, bool is_stderr, size_t& budget);
+  void propagate_close();
+  void run_refusal(const PendingRequest& r);
+  void finish(const std::string& reason);
+  void emit_open_event();
+  void record(Direction dir, bool is_stderr, std::string_view data);
+  bool user_drained(bool is_stderr);
+  bool target_drained();
+  bool user_input_drained();
+
+  // libssh channel callbacks (noexcept trampolines: they only record what happened).
+  static void on_eof_cb(ssh_session, ssh_channel, void* self) noexcept;
+  static void on_close_cb(ssh_session, ssh_channel, void* self) noexcept;
+  static void on_exit_status_cb(ssh_session, ssh_channel, int status, void* self) noexcept;
+  static void on_exit_signal_cb(ssh_session, ssh_channel, const char* sig, int core,
+                                const char* errmsg, const char* lang, void* self) noexcept;
+  static void on_signal_cb(ssh_session, ssh_channel, const char* sig, void* self) noexcept;
+
+  ChannelHost& host_;
+  const int id_;
+  const ChannelType type_;
+  State state_ = State::kWaitingForUpstream;
+  ssh::Message open_request_;
+  std::deque<PendingRequest> requests_;
+  bool request_in_flight_ = false;
+  bool program_started_ = false;  // shell/exec/subsystem requested
+  bool pty_ = false;
+  std::string term_;
+  int cols_ = 80, rows_ = 24;
+  std::string program_kind_, program_;
+  bool payload_recorded_ = true;  // false for file transfers (SCP/SFTP contents are not kept)
+  std::string forward_host_, forward_origin_;
+  int forward_port_ = 0, forward_origin_port_ = 0;
+
+  // Half-close bookkeeping.
+  bool user_eof_seen_ = false, user_close_seen_ = false;      // from the user
+  bool target_eof_seen_ = false, target_close_seen_ = false;  // from the target
+  bool eof_sent_to_target_ = false, eof_sent_to_user_ = false;
+  bool close_sent_to_target_ = false, close_sent_to_user_ = false;
+  std::optional<int> exit_status_;
+  std::optional<std::string> exit_signal_;
+  bool exit_core_ = false;
+  std::string exit_errmsg_;
+  bool exit_forwarded_ = false;
+  std::string carry_[2][2];  // read from one side, not yet accepted by the other
+  std::string end_reason_;
+  std::chrono::steady_clock::time_point closing_since_{};
+  std::chrono::steady_clock::time_point opened_at_{};
+  uint64_t bytes_to_user_ = 0, bytes_to_target_ = 0;
+
+  std::unique_ptr<asciicast::ChannelRecording> recording_;
+  // Declared last: the channels go before the callbacks they point to... and callbacks are
+  // removed in the destructor before the channels are freed.
+  ssh_channel_callbacks_struct down_callbacks_{};
+  ssh_channel_callbacks_struct up_callbacks_{};
+  ssh::Channel up_;
+  ssh::Channel down_;
+};
+
+std::string_view to_string(ChannelPair::State state);
+
+}  // namespace castgate

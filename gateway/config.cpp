@@ -1,0 +1,214 @@
+#include "gateway/config.h"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+#include "common/text.h"
+
+namespace po = boost::program_options;
+
+namespace castgate {
+
+std::string ListenSpec::text() const {
+  std::string a = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+  return a + ":" + std::to_string(port) + (target.empty() ? "" : "=" + target);
+}
+
+ListenSpec parse_listen(const std::string& text) {
+  ListenSpec spec;
+  std::string addr = text;
+  if (auto eq = addr.find('='); eq != std::string::npos) {
+    spec.target = addr.substr(eq + 1);
+    addr = addr.substr(0, eq);
+  }
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos)
+    throw std::runtime_error("--listen " + text + ": expected ADDRESS:PORT[=TARGET]");
+  spec.address = addr.substr(0, colon);
+  if (spec.address.size() >= 2 && spec.address.front() == '[' && spec.address.back() == ']')
+    spec.address = spec.address.substr(1, spec.address.size() - 2);
+  std::string port = addr.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535)
+    throw std::runtime_error("--listen " + text + ": bad port");
+  spec.port = std::stoi(port);
+  if (spec.address.empty()) throw std::runtime_error("--listen " + text + ": missing address");
+  return spec;
+}
+
+namespace {
+
+std::chrono::seconds duration_option(const po::variables_map& vm, const char* name) {
+  auto text = vm[name].as<std::string>();
+  auto d = parse_duration(text);
+  if (!d) throw std::runtime_error(std::string("--") + name + ": not a duration: " + text);
+  return *d;
+}
+
+}  // namespace
+
+std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
+  po::options_description general("General");
+  general.add_options()("help,h", "show this help")("version", "show the version")(
+      "config,c", po::value<std::string>(), "read settings from this file (key = value lines)")(
+      "log-level", po::value<std::string>()->default_value("info"),
+      "diagnostics on stderr: debug, info, warn, error")(
+      "instance", po::value<std::string>(),
+      "name of this gateway instance in events (default: host name)");
+
+  po::options_description network("Listening and routing");
+  network.add_options()(
+      "listen", po::value<std::vector<std::string>>()->composing(),
+      "ADDRESS:PORT[=TARGET], repeatable. With =TARGET every connection to this address goes to "
+      "that target; without it users pick one with login@target as SSH user name")(
+      "workers", po::value<int>()->default_value(0), "event loop threads (0 = one per CPU)")(
+      "ports-file", po::value<std::string>(), "write the bound ports here once listening (tests)");
+
+  po::options_description keys("Keys and trust");
+  keys.add_options()("host-key", po::value<std::vector<std::string>>()->composing(),
+                     "SSH host key file (OpenSSH or PEM), repeatable")(
+      "user-ca-key", po::value<std::string>(),
+      "Ed25519 key that signs the per-session user certificates")(
+      "recording-key", po::value<std::string>(),
+      "Ed25519 key that signs each session's final event")(
+      "known-hosts", po::value<std::string>(), "pinned target host keys (known_hosts format)")(
+      "certificate-validity", po::value<std::string>()->default_value("5m"),
+      "lifetime of the per-session certificates")(
+      "print-user-ca", "print the user CA public key (for TrustedUserCAKeys) and exit")(
+      "print-recording-key", "print the recording public key (for the player) and exit");
+
+  po::options_description access("Identities and policy");
+  access.add_options()("identities", po::value<std::string>(),
+                       "public keys mapped to identities (authorized_keys layout)")(
+      "policy", po::value<std::string>(), "access policy (JSON)")(
+      "targets", po::value<std::string>(), "the targets users may reach (JSON)");
+
+  po::options_description limits("Limits and timeouts");
+  limits.add_options()("preauth-timeout", po::value<std::string>()->default_value("30s"),
+                       "time allowed to sign in")(
+      "idle-timeout", po::value<std::string>()->default_value("0"),
+      "close sessions without traffic for this long (0 = never)")(
+      "shutdown-grace", po::value<std::string>()->default_value("30s"),
+      "on SIGTERM, time live sessions may go on before they are closed")(
+      "connect-timeout", po::value<std::string>()->default_value("10s"),
+      "time allowed to reach and sign in to a target")(
+      "max-unauthenticated", po::value<int>()->default_value(256),
+      "connections allowed to be signing in at once; more are refused")(
+      "max-channels", po::value<int>()->default_value(64), "channels per connection")(
+      "max-auth-attempts", po::value<int>()->default_value(20), "sign-in attempts per connection");
+
+  po::options_description recording("Recording");
+  recording.add_options()("max-line", po::value<size_t>()->default_value(8192),
+                          "longest stdout line in bytes (container runtimes split at 16 KiB)")(
+      "recording-stall-limit", po::value<std::string>()->default_value("10s"),
+      "when stdout is blocked this long, live sessions end and new ones are refused")(
+      "session-backlog", po::value<size_t>()->default_value(1u << 20),
+      "recording bytes a session may have queued before it stops reading from its peers")(
+      "banner", po::value<std::string>(),
+      "text shown before sign-in, e.g. that sessions are recorded")(
+      "banner-file", po::value<std::string>(), "read the banner from this file")(
+      "benchmark-disable-recording", po::bool_switch(),
+      "BENCHMARKS ONLY: relay without recording, to measure what recording costs")(
+      "demo", po::bool_switch(), "generate host and recording keys in memory (make demo)");
+
+  po::options_description all;
+  all.add(general).add(network).add(keys).add(access).add(limits).add(recording);
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    // CASTGATE_LISTEN -> listen, CASTGATE_USER_CA_KEY -> user-ca-key, ...
+    po::store(po::parse_environment(all,
+                                    [&all](const std::string& env) -> std::string {
+                                      const std::string prefix = "CASTGATE_";
+                                      if (env.rfind(prefix, 0) != 0) return "";
+                                      std::string name = env.substr(prefix.size());
+                                      for (auto& c : name)
+                                        c = c == '_' ? '-' : static_cast<char>(std::tolower(c));
+                                      return all.find_nothrow(name, false) ? name : "";
+                                    }),
+              vm);
+    if (vm.count("config")) {
+      std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw std::runtime_error("cannot read config file " + path);
+      po::store(po::parse_config_file(in, all), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::runtime_error(e.what());
+  }
+
+  if (vm.count("help")) {
+    std::cout
+        << "castgate: an SSH gateway that records every session\n\n"
+        << "usage: castgate --listen ADDR:PORT[=TARGET] --host-key FILE --user-ca-key FILE\n"
+        << "                --identities FILE --policy FILE --targets FILE --known-hosts FILE\n"
+        << "Every option can also be set as CASTGATE_<OPTION> (upper case, '_' for '-') or in\n"
+        << "the --config file.\n"
+        << all << "\n";
+    return std::nullopt;
+  }
+  if (vm.count("version")) {
+    std::cout << "castgate 0.1.0\n";
+    return std::nullopt;
+  }
+
+  GatewayConfig c;
+  auto str = [&](const char* name, std::string& out) {
+    if (vm.count(name)) out = vm[name].as<std::string>();
+  };
+  if (vm.count("listen"))
+    for (auto& l : vm["listen"].as<std::vector<std::string>>())
+      c.listens.push_back(parse_listen(l));
+  if (vm.count("host-key")) c.host_key_files = vm["host-key"].as<std::vector<std::string>>();
+  str("user-ca-key", c.user_ca_key_file);
+  str("recording-key", c.recording_key_file);
+  str("identities", c.identities_file);
+  str("policy", c.policy_file);
+  str("targets", c.targets_file);
+  str("known-hosts", c.known_hosts_file);
+  str("instance", c.instance);
+  str("banner", c.banner);
+  str("ports-file", c.ports_file);
+  str("log-level", c.log_level);
+  if (vm.count("banner-file")) c.banner = read_file(vm["banner-file"].as<std::string>());
+  c.certificate_validity = duration_option(vm, "certificate-validity");
+  c.preauth_timeout = duration_option(vm, "preauth-timeout");
+  c.idle_timeout = duration_option(vm, "idle-timeout");
+  c.shutdown_grace = duration_option(vm, "shutdown-grace");
+  c.connect_timeout = duration_option(vm, "connect-timeout");
+  c.recording_stall_limit = duration_option(vm, "recording-stall-limit");
+  c.max_unauthenticated = vm["max-unauthenticated"].as<int>();
+  c.max_channels = vm["max-channels"].as<int>();
+  c.max_auth_attempts = vm["max-auth-attempts"].as<int>();
+  c.workers = vm["workers"].as<int>();
+  c.max_line = vm["max-line"].as<size_t>();
+  c.session_backlog = vm["session-backlog"].as<size_t>();
+  c.recording_enabled = !vm["benchmark-disable-recording"].as<bool>();
+  c.demo = vm["demo"].as<bool>();
+  c.print_user_ca = vm.count("print-user-ca") > 0;
+  c.print_recording_key = vm.count("print-recording-key") > 0;
+
+  if (c.certificate_validity < std::chrono::seconds(10))
+    throw std::runtime_error("--certificate-validity must be at least 10s");
+  if (c.preauth_timeout.count() < 1)
+    throw std::runtime_error("--preauth-timeout must be at least 1s");
+  if (c.connect_timeout.count() < 1)
+    throw std::runtime_error("--connect-timeout must be at least 1s");
+  if (c.max_line < 1024 || c.max_line > (1u << 20))
+    throw std::runtime_error("--max-line must be between 1024 and 1048576");
+  if (c.max_unauthenticated < 1) throw std::runtime_error("--max-unauthenticated must be positive");
+  if (c.max_channels < 1) throw std::runtime_error("--max-channels must be positive");
+  if (c.workers < 0 || c.workers > 256) throw std::runtime_error("--workers must be 0..256");
+  if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error")
+    throw std::runtime_error("--log-level must be debug, info, warn or error");
+  return c;
+}
+
+}  // namespace castgate

@@ -1,0 +1,57 @@
+// castgate's settings, from the command line, CASTGATE_* environment variables and a config file
+// (in that order of precedence), parsed with Boost.Program_options. A bad setting stops start-up
+// with a message that names it.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace castgate {
+
+struct ListenSpec {
+  std::string address;  // IPv4/IPv6 literal or "0.0.0.0"
+  int port = 0;         // 0 = pick a free port (tests)
+  std::string target;   // bound target; empty for a shared listener (login@target routing)
+  std::string text() const;
+};
+
+struct GatewayConfig {
+  std::vector<ListenSpec> listens;
+  std::vector<std::string> host_key_files;
+  std::string user_ca_key_file;
+  std::string recording_key_file;
+  std::string identities_file;
+  std::string policy_file;
+  std::string targets_file;
+  std::string known_hosts_file;
+  std::string instance;
+  std::string banner;      // shown before sign-in (USERAUTH_BANNER)
+  std::string ports_file;  // where to write the bound ports (tests/demo); empty = don't
+  std::chrono::seconds certificate_validity{300};
+  std::chrono::seconds preauth_timeout{30};
+  std::chrono::seconds idle_timeout{0};  // 0 = none
+  std::chrono::seconds shutdown_grace{30};
+  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds recording_stall_limit{10};
+  int max_unauthenticated = 256;
+  int max_channels = 64;
+  int max_auth_attempts = 20;
+  int workers = 0;  // 0 = one per CPU
+  size_t max_line = 8192;
+  size_t session_backlog = 1u << 20;  // recording bytes a session may have queued before pausing
+  bool recording_enabled = true;      // benchmark-only switch; see bench/README
+  bool demo = false;                  // generate host and recording keys in memory
+  std::string log_level = "info";
+  bool print_user_ca = false;
+  bool print_recording_key = false;
+};
+
+// Parses argv/environment/config file. Returns std::nullopt after printing --help or --version.
+// Throws std::runtime_error with a user-facing message for invalid settings.
+std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]);
+
+ListenSpec parse_listen(const std::string& text);
+
+}  // namespace castgate

@@ -1,0 +1,43 @@
+// Everything a session needs from the gateway, loaded once at start-up and read-only afterwards
+// (except the counters, which are atomic).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "asciicast/line_sink.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "gateway/config.h"
+#include "gateway/identities.h"
+#include "gateway/known_hosts.h"
+#include "gateway/policy.h"
+#include "gateway/resolver.h"
+#include "gateway/ssh_handles.h"
+#include "gateway/targets.h"
+#include "gateway/user_certificate.h"
+
+namespace castgate {
+
+struct GatewayContext {
+  GatewayConfig config;
+  Targets targets;
+  Policy policy;
+  IdentityKeys identities;
+  KnownHosts known_hosts;
+  std::unique_ptr<UserCertificateSigner> signer;
+  std::map<std::string, ssh::Key> static_keys;  // target name -> private key
+  std::vector<ssh::Key> host_keys;
+  std::unique_ptr<Ed25519PrivateKey> recording_key;
+  asciicast::LineSink* sink = nullptr;
+  const Clock* clock = &SystemClock::instance();
+  std::unique_ptr<Resolver> resolver;
+
+  std::atomic<int> unauthenticated{0};  // connections not yet signed in
+  std::atomic<bool> draining{false};    // SIGTERM received
+};
+
+}  // namespace castgate

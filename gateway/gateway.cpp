@@ -1,0 +1,365 @@
+#include "gateway/gateway.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include "asciicast/chain.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/log.h"
+#include "common/text.h"
+#include "gateway/ssh_wire.h"
+
+namespace castgate {
+
+using asciicast::EventKind;
+using nlohmann::json;
+
+Ed25519PrivateKey load_ed25519_key(const std::string& path) {
+  std::string text = read_file(path);
+  std::string seed, error;
+  if (text.find("OPENSSH PRIVATE KEY") != std::string::npos) {
+    if (!ssh::parse_openssh_ed25519_private_key(text, seed, error))
+      throw std::runtime_error(path + ": " + error);
+    auto key = Ed25519PrivateKey::from_seed(seed);
+    secure_zero(seed);
+    secure_zero(text);
+    if (!key) throw std::runtime_error(path + ": invalid Ed25519 key");
+    return std::move(*key);
+  }
+  auto key = Ed25519PrivateKey::from_pem(text);
+  secure_zero(text);
+  if (!key) throw std::runtime_error(path + ": not an Ed25519 private key (OpenSSH or PKCS#8 PEM)");
+  return std::move(*key);
+}
+
+namespace {
+
+std::string ed25519_public_line(const Ed25519PrivateKey& key, const std::string& comment) {
+  ssh::WireWriter w;
+  w.string("ssh-ed25519");
+  w.string(key.public_key_raw());
+  return "ssh-ed25519 " + base64_encode(w.data()) + " " + comment;
+}
+
+ssh::Key load_ssh_private_key(const std::string& path) {
+  ssh_key key = nullptr;
+  if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK || !key)
+    throw std::runtime_error(path + ": cannot read the private key (unencrypted OpenSSH or PEM)");
+  return ssh::Key(key);
+}
+
+}  // namespace
+
+std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
+  auto ctx = std::make_unique<GatewayContext>();
+  ctx->config = config;
+  if (ctx->config.instance.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    ctx->config.instance = host;
+  }
+  if (!config.user_ca_key_file.empty())
+    ctx->signer =
+        std::make_unique<UserCertificateSigner>(load_ed25519_key(config.user_ca_key_file));
+  if (!config.recording_key_file.empty()) {
+    ctx->recording_key =
+        std::make_unique<Ed25519PrivateKey>(load_ed25519_key(config.recording_key_file));
+  } else if (config.demo) {
+    ctx->recording_key = std::make_unique<Ed25519PrivateKey>(Ed25519PrivateKey::generate());
+  }
+  if (config.print_user_ca || config.print_recording_key) return ctx;
+
+  if (config.listens.empty())
+    throw std::runtime_error("nothing to listen on: give --listen ADDR:PORT");
+  if (!ctx->recording_key)
+    throw std::runtime_error("--recording-key is required: every session's record is signed");
+  for (const auto& path : config.host_key_files)
+    ctx->host_keys.push_back(load_ssh_private_key(path));
+  if (ctx->host_keys.empty()) {
+    if (!config.demo) throw std::runtime_error("--host-key is required (or --demo)");
+    ssh_key key = nullptr;
+    if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK)
+      throw std::runtime_error("cannot generate a host key");
+    ctx->host_keys.emplace_back(key);
+  }
+  if (config.targets_file.empty()) throw std::runtime_error("--targets is required");
+  ctx->targets = Targets::parse(read_file(config.targets_file), config.targets_file);
+  if (config.policy_file.empty()) throw std::runtime_error("--policy is required");
+  ctx->policy = Policy::parse(read_file(config.policy_file), config.policy_file);
+  if (!config.identities_file.empty())
+    ctx->identities =
+        IdentityKeys::parse(read_file(config.identities_file), config.identities_file);
+  if (config.known_hosts_file.empty())
+    throw std::runtime_error("--known-hosts is required: target host keys must be pinned");
+  std::vector<std::string> warnings;
+  ctx->known_hosts =
+      KnownHosts::parse(read_file(config.known_hosts_file), config.known_hosts_file, &warnings);
+  for (auto& w : warnings) log::warn(w);
+  for (const auto& name : ctx->targets.names()) {
+    const Target* t = ctx->targets.find(name);
+    if (!t->static_key_path.empty()) {
+      ctx->static_keys.emplace(name, load_ssh_private_key(t->static_key_path));
+    } else if (!ctx->signer) {
+      throw std::runtime_error("target " + name +
+                               " needs the user CA (--user-ca-key) or a static_key");
+    }
+    if (ctx->known_hosts.key_types_for(t->known_hosts_names()).empty())
+      log::warn("no host key is pinned for target " + name + "; sessions to it will be refused");
+  }
+  for (const auto& l : config.listens)
+    if (!l.target.empty() && !ctx->targets.find(l.target))
+      throw std::runtime_error("--listen " + l.text() + ": target " + l.target +
+                               " is not configured");
+  ctx->resolver = std::make_unique<Resolver>(2);
+  return ctx;
+}
+
+Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(context)) {
+  auto& cfg = context_->config;
+  asciicast::StdoutWriter::Options wopts;
+  wopts.fd = STDOUT_FILENO;
+  wopts.stall_limit =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.recording_stall_limit);
+  writer_ = std::make_unique<asciicast::StdoutWriter>(wopts, [this] {
+    for (auto& w : workers_) w->resume_all();
+  });
+  context_->sink = writer_.get();
+
+  asciicast::SessionLogOptions lopts;
+  lopts.instance = cfg.instance;
+  lopts.max_line = cfg.max_line;
+  lopts.signing_key = context_->recording_key.get();
+  gateway_log_ = std::make_unique<asciicast::SessionLog>(
+      lopts, "gateway-" + random_id(8), asciicast::Endpoint{"", 0}, *writer_,
+      std::make_shared<asciicast::Backlog>(SIZE_MAX), *context_->clock);
+
+  for (const auto& spec : cfg.listens) {
+    Listener l;
+    l.spec = spec;
+    std::string error;
+    auto addrs = resolve_now(spec.address, spec.port, true, error);
+    if (addrs.empty()) throw std::runtime_error("--listen " + spec.text() + ": " + error);
+    l.fd = socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (l.fd < 0 ||
+        ::bind(l.fd, reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
+        ::listen(l.fd, 1024) != 0)
+      throw std::runtime_error("--listen " + spec.text() + ": " + std::strerror(errno));
+    sockaddr_storage bound{};
+    socklen_t blen = sizeof bound;
+    getsockname(l.fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+    l.spec.port =
+        ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                         : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    listeners_.push_back(l);
+  }
+  for (int i = 0; i < cfg.workers; ++i) workers_.push_back(std::make_unique<Worker>(*context_, i));
+}
+
+Gateway::~Gateway() {
+  for (auto& l : listeners_)
+    if (l.fd >= 0) close(l.fd);
+  for (auto& w : workers_) w->stop_and_join();
+  // The writer goes before the workers: its wakers post to the workers' loops.
+  writer_.reset();
+  workers_.clear();
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+void Gateway::write_ports_file() {
+  const auto& path = context_->config.ports_file;
+  if (path.empty()) return;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (auto& l : listeners_) out << l.spec.text() << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+Worker& Gateway::pick_worker() {
+  Worker* best = workers_[0].get();
+  for (auto& w : workers_)
+    if (w->live_sessions() < best->live_sessions()) best = w.get();
+  return *best;
+}
+
+void Gateway::accept_on(const Listener& l) {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        log::warn(std::string("accept: ") + std::strerror(errno));
+      return;
+    }
+    if (draining_ || context_->unauthenticated.load() >= context_->config.max_unauthenticated) {
+      ++refused_since_report_;
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char ip[INET6_ADDRSTRLEN] = {};
+    int port = 0;
+    if (peer.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&peer);
+      inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+      port = ntohs(a->sin_port);
+    } else if (peer.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
+      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+    }
+    context_->unauthenticated.fetch_add(1);
+    pick_worker().adopt(fd, l.spec, asciicast::Endpoint{ip, port});
+  }
+}
+
+void Gateway::on_fd_ready(int fd, uint32_t) noexcept {
+  if (fd == signal_fd_) return on_signal();
+  for (const auto& l : listeners_)
+    if (l.fd == fd) return accept_on(l);
+}
+
+void Gateway::on_signal() {
+  signalfd_siginfo si{};
+  while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+      if (!draining_) {
+        begin_drain();
+      } else if (!closing_all_) {
+        log::info("second stop signal: closing all sessions now");
+        closing_all_ = true;
+        for (auto& w : workers_)
+          w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+      }
+    }
+  }
+}
+
+void Gateway::begin_drain() {
+  draining_ = true;
+  context_->draining.store(true);
+  for (auto& l : listeners_) {
+    loop_.unwatch(l.fd);
+    close(l.fd);
+    l.fd = -1;
+  }
+  size_t live = 0;
+  for (auto& w : workers_) live += w->live_sessions();
+  auto grace = context_->config.shutdown_grace;
+  log::info("stop signal: no new connections; " + std::to_string(live) +
+            " live sessions may continue for " + std::to_string(grace.count()) + "s");
+  gateway_log_->emit(
+      EventKind{"gateway.draining", {"process"}, {"change"}, "", ""},
+      json{{"castgate", {{"live_sessions", live}, {"grace_seconds", grace.count()}}}});
+  drain_deadline_ = std::chrono::steady_clock::now() + grace;
+}
+
+void Gateway::watchdog() {
+  auto health = writer_->health();
+  if (health != last_health_) {
+    if (health == asciicast::SinkHealth::kStalled)
+      log::error(
+          "recording output (stdout) is blocked; live sessions are ended and new ones refused");
+    else if (health == asciicast::SinkHealth::kBroken)
+      log::error("recording output (stdout) failed; live sessions are ended and new ones refused");
+    else
+      log::info("recording output (stdout) recovered; new sessions are accepted again");
+    last_health_ = health;
+  }
+  if (refused_since_report_ > 0) {
+    gateway_log_->emit(EventKind{"connection.refused",
+                                 {"network"},
+                                 {"connection", "denied"},
+                                 "failure",
+                                 draining_ ? "the gateway is shutting down"
+                                           : "too many connections are signing in at once"},
+                       json{{"castgate", {{"count", refused_since_report_}}}});
+    log::warn("refused " + std::to_string(refused_since_report_) +
+              " connections (limit of signing-in connections reached or draining)");
+    refused_since_report_ = 0;
+  }
+  if (draining_) {
+    size_t live = 0;
+    for (auto& w : workers_) live += w->live_sessions();
+    if (live == 0) {
+      loop_.stop();
+      return;
+    }
+    if (!closing_all_ && std::chrono::steady_clock::now() >= drain_deadline_) {
+      closing_all_ = true;
+      log::info("grace period over: closing " + std::to_string(live) + " sessions");
+      for (auto& w : workers_)
+        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+    }
+  }
+  loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
+}
+
+int Gateway::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
+  loop_.watch(signal_fd_, EPOLLIN, this);
+  for (auto& l : listeners_) loop_.watch(l.fd, EPOLLIN, this);
+  for (auto& w : workers_) w->start();
+
+  std::string listening;
+  for (auto& l : listeners_) listening += (listening.empty() ? "" : ", ") + l.spec.text();
+  log::info("listening on " + listening + " with " + std::to_string(workers_.size()) + " workers");
+  log::info("recording key " +
+            asciicast::recording_key_id(context_->recording_key->public_key_raw()) + ": " +
+            ed25519_public_line(*context_->recording_key, "castgate-recording"));
+  json f;
+  f["castgate"]["listeners"] = json::array();
+  for (auto& l : listeners_) f["castgate"]["listeners"].push_back(l.spec.text());
+  f["castgate"]["recording_key"] =
+      asciicast::recording_key_id(context_->recording_key->public_key_raw());
+  f["castgate"]["recording_enabled"] = context_->config.recording_enabled;
+  gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
+  write_ports_file();
+  loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
+  loop_.run();
+
+  for (auto& w : workers_) w->stop_and_join();
+  gateway_log_->end(EventKind{"gateway.stop", {"process"}, {"end"}, "", "stopped"}, json::object());
+  bool drained = writer_->drain(std::chrono::seconds(10));
+  if (!drained) log::error("recording output did not drain within 10s; some events may be missing");
+  uint64_t lost = writer_->lines_lost();
+  log::info("stopped");
+  return (drained && lost == 0) ? 0 : 1;
+}
+
+std::string print_public_keys(const GatewayContext& ctx) {
+  std::string out;
+  if (ctx.config.print_user_ca) {
+    if (!ctx.signer) throw std::runtime_error("--print-user-ca needs --user-ca-key");
+    out += ctx.signer->ca_public_line() + "\n";
+  }
+  if (ctx.config.print_recording_key) {
+    if (!ctx.recording_key) throw std::runtime_error("--print-recording-key needs --recording-key");
+    out += ed25519_public_line(*ctx.recording_key, "castgate-recording") + "\n";
+  }
+  return out;
+}
+
+}  // namespace castgate

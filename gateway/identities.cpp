@@ -1,0 +1,137 @@
+#include "gateway/identities.h"
+
+#include <stdexcept>
+
+#include "common/text.h"
+#include "gateway/ssh_wire.h"
+
+namespace castgate {
+
+bool parse_key_options(std::string_view text, std::vector<std::pair<std::string, std::string>>& out,
+                       std::string& error) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size() && text[i] != '=' && text[i] != ',') ++i;
+    std::string name(trim(text.substr(start, i - start)));
+    std::string value;
+    if (i < text.size() && text[i] == '=') {
+      ++i;
+      if (i < text.size() && text[i] == '"') {
+        ++i;
+        bool closed = false;
+        while (i < text.size()) {
+          if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '"') {
+            value += '"';
+            i += 2;
+          } else if (text[i] == '"') {
+            closed = true;
+            ++i;
+            break;
+          } else {
+            value += text[i++];
+          }
+        }
+        if (!closed) {
+          error = "unterminated quote in option " + name;
+          return false;
+        }
+      } else {
+        size_t vs = i;
+        while (i < text.size() && text[i] != ',') ++i;
+        value = std::string(text.substr(vs, i - vs));
+      }
+    }
+    if (name.empty()) {
+      error = "empty option name";
+      return false;
+    }
+    out.emplace_back(std::move(name), std::move(value));
+    if (i < text.size()) {
+      if (text[i] != ',') {
+        error = "expected ',' after option " + out.back().first;
+        return false;
+      }
+      ++i;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// The options part ends at the first whitespace outside quotes.
+size_t options_end(std::string_view line) {
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\' && quoted && i + 1 < line.size()) {
+      ++i;
+    } else if (line[i] == '"') {
+      quoted = !quoted;
+    } else if (!quoted && (line[i] == ' ' || line[i] == '\t')) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origin) {
+  IdentityKeys out;
+  size_t lineno = 0;
+  for (auto& raw : split(text, '\n', false)) {
+    ++lineno;
+    std::string_view line = trim(raw);
+    if (line.empty() || line[0] == '#') continue;
+    std::string where = origin + ":" + std::to_string(lineno) + ": ";
+    size_t end = options_end(line);
+    if (end == std::string_view::npos)
+      throw std::runtime_error(where + "expected options and a key");
+    std::vector<std::pair<std::string, std::string>> options;
+    std::string error;
+    if (!parse_key_options(line.substr(0, end), options, error))
+      throw std::runtime_error(where + error);
+    Identity id;
+    id.issuer = "castgate:identities";
+    id.auth_method = "publickey";
+    for (auto& [name, value] : options) {
+      if (name == "identity") {
+        id.name = value;
+      } else if (name == "subject") {
+        id.subject = value;
+      } else if (name == "email") {
+        id.email = value;
+      } else if (name == "groups") {
+        id.groups = split(value, ',');
+      } else if (name == "kind") {
+        if (value == "human") {
+          id.kind = IdentityKind::kHuman;
+        } else if (value == "workload") {
+          id.kind = IdentityKind::kWorkload;
+        } else {
+          throw std::runtime_error(where + "kind must be human or workload");
+        }
+      } else {
+        throw std::runtime_error(where + "unknown option " + printable(name, 40));
+      }
+    }
+    if (id.name.empty()) throw std::runtime_error(where + "identity=\"...\" is required");
+    if (id.subject.empty()) id.subject = id.name;
+    ssh::PublicKeyLine key;
+    if (!ssh::parse_public_key(line.substr(end), key, error))
+      throw std::runtime_error(where + error);
+    if (out.by_blob_.count(key.blob))
+      throw std::runtime_error(where + "this key is already mapped to identity " +
+                               out.by_blob_[key.blob].name);
+    out.by_blob_.emplace(std::move(key.blob), std::move(id));
+  }
+  return out;
+}
+
+const Identity* IdentityKeys::find(std::string_view key_blob) const {
+  auto it = by_blob_.find(std::string(key_blob));
+  return it == by_blob_.end() ? nullptr : &it->second;
+}
+
+}  // namespace castgate

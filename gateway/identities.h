@@ -1,0 +1,35 @@
+// Public keys mapped to identities: the way service accounts (and, before OIDC, people) sign in.
+// The file uses the authorized_keys layout, options first:
+//   identity="alice",email="alice@example.com",groups="ops,dba",kind=human ssh-ed25519 AAAA...
+//   laptop identity="ci-deploy",kind=workload ssh-ed25519 AAAA...
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/identity.h"
+
+namespace castgate {
+
+class IdentityKeys {
+ public:
+  // Throws std::runtime_error naming the line for any malformed entry or duplicate key.
+  static IdentityKeys parse(std::string_view text, const std::string& origin);
+
+  // The identity for a public key blob, if the key is registered.
+  const Identity* find(std::string_view key_blob) const;
+  size_t size() const { return by_blob_.size(); }
+
+ private:
+  std::unordered_map<std::string, Identity> by_blob_;
+};
+
+// Splits authorized_keys-style options ("a=\"x,y\",b,c=d") into name/value pairs.
+// Returns false with `error` on unbalanced quotes.
+bool parse_key_options(std::string_view text, std::vector<std::pair<std::string, std::string>>& out,
+                       std::string& error);
+
+}  // namespace castgate

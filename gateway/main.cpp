@@ -1,0 +1,46 @@
+// castgate: the SSH gateway that records every session.
+#include <signal.h>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "common/log.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+
+namespace castgate {
+std::string print_public_keys(const GatewayContext& ctx);
+}
+
+int main(int argc, char** argv) {
+  using namespace castgate;
+  // Signals are taken through signalfd by the main loop; block them before any thread starts.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    auto config = parse_config(argc, argv);
+    if (!config) return 0;
+    log::set_level(config->log_level == "debug"   ? log::Level::kDebug
+                   : config->log_level == "warn"  ? log::Level::kWarn
+                   : config->log_level == "error" ? log::Level::kError
+                                                  : log::Level::kInfo);
+    ssh_init();
+    auto context = load_context(*config);
+    if (config->print_user_ca || config->print_recording_key) {
+      std::cout << print_public_keys(*context);
+      return 0;
+    }
+    Gateway gateway(std::move(context));
+    int rc = gateway.run();
+    ssh_finalize();
+    return rc;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "castgate: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,46 @@
+// Who may reach which target as which login, and whether they may forward ports.
+//
+// JSON: {"rules": [{"name": "ops-db", "groups": ["ops"], "identities": ["alice"],
+//                   "emails": ["bob@example.com"], "kinds": ["human"],
+//                   "targets": ["db*.int"], "logins": ["ubuntu"],
+//                   "port_forwarding": false, "pty": true}]}
+// A rule applies when the identity matches one of its identities/emails/groups (glob patterns),
+// its kind is listed (default: any), and both the target and the login match. Access is granted
+// if any rule applies; anything else is refused.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/identity.h"
+
+namespace castgate {
+
+struct PolicyDecision {
+  bool allowed = false;
+  bool port_forwarding = false;
+  bool pty = false;
+  std::vector<std::string> rules;  // names of the rules that granted access
+  std::string reason;              // why it was refused, for the user and the audit event
+};
+
+class Policy {
+ public:
+  static Policy parse(std::string_view json_text, const std::string& origin);
+  PolicyDecision evaluate(const Identity& identity, std::string_view target,
+                          std::string_view login) const;
+  size_t size() const { return rules_.size(); }
+
+ private:
+  struct Rule {
+    std::string name;
+    std::vector<std::string> identities, emails, groups, kinds, targets, logins;
+    bool port_forwarding = false;
+    bool pty = true;
+  };
+  static bool subject_matches(const Rule& rule, const Identity& identity);
+  std::vector<Rule> rules_;
+};
+
+}  // namespace castgate

@@ -1,0 +1,676 @@
+#include "gateway/session.h"
+
+#include <sys/epoll.h>
+
+#include <algorithm>
+
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/log.h"
+#include "common/text.h"
+#include "gateway/ssh_messages.h"
+#include "gateway/ssh_wire.h"
+#include "gateway/user_certificate.h"
+#include "gateway/worker.h"
+
+namespace castgate {
+
+using asciicast::EventKind;
+using nlohmann::json;
+
+void split_user(const std::string& ssh_user, std::string& login, std::string& target) {
+  size_t at = ssh_user.find('@');
+  if (at == std::string::npos) {
+    login = ssh_user;
+    target.clear();
+  } else {
+    login = ssh_user.substr(0, at);
+    target = ssh_user.substr(at + 1);
+  }
+}
+
+namespace {
+constexpr auto kCloseGrace = std::chrono::seconds(3);
+constexpr auto kRefusedLinger = std::chrono::seconds(30);
+
+std::string key_blob_of(ssh_key key) {
+  char* b64 = nullptr;
+  if (!key || ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK || !b64) return {};
+  ssh::CharPtr owner(b64);
+  auto blob = base64_decode(b64);
+  return blob ? *blob : std::string();
+}
+}  // namespace
+
+Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
+                 asciicast::Endpoint peer)
+    : worker_(worker),
+      id_(std::move(id)),
+      listener_(std::move(listener)),
+      peer_(std::move(peer)),
+      fd_(fd) {
+  auto& ctx = worker_.context();
+  asciicast::SessionLogOptions opts;
+  opts.instance = ctx.config.instance;
+  opts.max_line = ctx.config.max_line;
+  opts.signing_key = ctx.recording_key.get();
+  auto backlog =
+      std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
+  log_ = std::make_unique<asciicast::SessionLog>(opts, id_, peer_, *ctx.sink, std::move(backlog),
+                                                 *ctx.clock);
+  started_at_ = last_activity_ = ctx.clock->steady_now();
+}
+
+Session::~Session() {
+  release_unauthenticated();
+  unwatch();
+  pairs_.clear();
+  upstream_.reset();
+  if (down_event_ && down_) ssh_event_remove_session(down_event_.get(), down_.get());
+  down_event_.reset();
+  down_.reset();
+}
+
+void Session::unwatch() {
+  if (fd_ >= 0 && interest_ != 0) worker_.loop().unwatch(fd_);
+  interest_ = 0;
+}
+
+void Session::release_unauthenticated() {
+  if (counted_unauthenticated_) {
+    counted_unauthenticated_ = false;
+    worker_.context().unauthenticated.fetch_sub(1);
+  }
+}
+
+const Clock& Session::clock() const {
+  return *worker_.context().clock;
+}
+std::vector<char>& Session::scratch() {
+  return worker_.scratch();
+}
+bool Session::recording_enabled() const {
+  return worker_.context().config.recording_enabled;
+}
+
+void Session::start() {
+  auto& ctx = worker_.context();
+  log_->emit(EventKind{"connection.accepted", {"network"}, {"connection", "start"}, "", ""},
+             json{{"castgate", {{"listener", listener_.text()}}}});
+  down_.reset(ssh_new());
+  if (!down_ || ssh_bind_accept_fd(worker_.bind(), down_.get(), fd_) != SSH_OK) {
+    log::warn("session " + id_ + ": cannot set up the SSH server session");
+    if (!down_) ::close(fd_);
+    fd_ = -1;
+    close("internal_error", "");
+    return;
+  }
+  ssh_session s = down_.get();
+  ssh_set_blocking(s, 0);
+  int methods = SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE;
+  ssh_set_auth_methods(s, methods);
+  if (ssh_handle_key_exchange(s) == SSH_ERROR) {
+    close("handshake_failed", "");
+    return;
+  }
+  down_event_.reset(ssh_event_new());
+  if (!down_event_ || ssh_event_add_session(down_event_.get(), s) != SSH_OK) {
+    close("internal_error", "");
+    return;
+  }
+  interest_ = EPOLLIN;
+  worker_.loop().watch(fd_, interest_, this);
+  (void)ctx;
+  step();
+}
+
+void Session::on_fd_ready(int, uint32_t) noexcept {
+  if (!down_event_ || state_ == State::kClosed) return;
+  ssh_event_dopoll(down_event_.get(), 0);
+  step();
+}
+
+void Session::request_step() {
+  if (step_scheduled_ || state_ == State::kClosed) return;
+  step_scheduled_ = true;
+  std::weak_ptr<int> alive = alive_;
+  worker_.loop().defer([this, alive] {
+    if (alive.expired()) return;
+    step_scheduled_ = false;
+    step();
+  });
+}
+
+void Session::step() {
+  if (in_step_) {
+    step_again_ = true;
+    return;
+  }
+  in_step_ = true;
+  int rounds = 0;
+  do {
+    step_again_ = false;
+    step_once();
+  } while (step_again_ && ++rounds < 8 && state_ != State::kClosed);
+  in_step_ = false;
+  if (step_again_) request_step();
+}
+
+void Session::step_once() {
+  if (state_ == State::kClosed || !down_) return;
+  ssh_session s = down_.get();
+  // The socket was closed by libssh (peer gone, protocol error): forget it before the number is
+  // reused.
+  if (fd_ >= 0 && ssh_get_fd(s) < 0) {
+    unwatch();
+    fd_ = -1;
+  }
+  if (state_ == State::kHandshake) {
+    int rc = ssh_handle_key_exchange(s);
+    if (rc == SSH_AGAIN) return update_interest();
+    if (rc != SSH_OK) return close("handshake_failed", "");
+    state_ = State::kAuthenticating;
+    log_->emit(EventKind{"connection.handshake", {"network"}, {"info"}, "", ""},
+               json{{"castgate",
+                     {{"client_banner",
+                       printable(ssh_get_clientbanner(s) ? ssh_get_clientbanner(s) : "", 128)}}}});
+  }
+  if (state_ == State::kAuthenticating || state_ == State::kAuthenticated) {
+    int handled = 0;
+    while (state_ != State::kClosed && state_ != State::kClosing && handled < 64) {
+      ssh_message m = ssh_message_get(s);
+      if (!m) break;
+      ++handled;
+      handle_message(ssh::Message(m));
+    }
+  }
+  if (state_ == State::kClosed) return;
+  if (!ssh_is_connected(s) || fd_ < 0) {
+    if (state_ != State::kClosing) {
+      close_reason_ = "user disconnected";
+      for (auto& [id, pair] : pairs_) pair->terminate("", "user disconnected");
+      state_ = State::kClosing;
+      closing_deadline_ = clock().steady_now() + kCloseGrace;
+    }
+  }
+  if (upstream_ && upstream_->state() == Upstream::State::kReady &&
+      !ssh_is_connected(upstream_->session()) && state_ == State::kAuthenticated) {
+    close("target_disconnected", "the connection to " + target_name_ + " was lost");
+  }
+  for (auto it = pairs_.begin(); it != pairs_.end();) {
+    it->second->step();
+    if (it->second->finished()) {
+      it = pairs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (state_ == State::kClosing && (pairs_.empty() || clock().steady_now() >= closing_deadline_)) {
+    finalize();
+    return;
+  }
+  update_interest();
+  if (upstream_) upstream_->update_interest();
+}
+
+void Session::update_interest() {
+  if (fd_ < 0 || !down_) return;
+  uint32_t want = EPOLLIN;
+  if (ssh_get_poll_flags(down_.get()) & SSH_WRITE_PENDING) want |= EPOLLOUT;
+  if (want != interest_) {
+    interest_ = want;
+    worker_.loop().modify(fd_, want);
+  }
+}
+
+void Session::handle_message(ssh::Message m) {
+  int type = ssh_message_type(m.get());
+  switch (type) {
+    case SSH_REQUEST_AUTH:
+      return handle_auth(std::move(m));
+    case SSH_REQUEST_SERVICE:
+      ssh_message_service_reply_success(m.get());
+      return;
+    case SSH_REQUEST_CHANNEL_OPEN:
+      return handle_channel_open(std::move(m));
+    case SSH_REQUEST_CHANNEL:
+      return handle_channel_request(std::move(m));
+    case SSH_REQUEST_GLOBAL:
+      if (ssh_message_subtype(m.get()) == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
+        log_->emit(
+            EventKind{"port_forward.denied",
+                      {"network"},
+                      {"denied"},
+                      "failure",
+                      "remote port forwarding is not allowed"},
+            json{{"castgate",
+                  {{"forward",
+                    {{"type", "remote"}, {"port", ssh_message_global_request_port(m.get())}}}}}});
+      ssh_message_reply_default(m.get());
+      return;
+    default:
+      ssh_message_reply_default(m.get());
+  }
+}
+
+void Session::send_banner_once() {
+  if (banner_sent_) return;
+  banner_sent_ = true;
+  const auto& banner = worker_.context().config.banner;
+  if (banner.empty()) return;
+  std::string text = banner;
+  if (text.back() != '\n') text += '\n';
+  ssh::String s(ssh_string_from_char(text.c_str()));
+  if (s) ssh_send_issue_banner(down_.get(), s.get());
+}
+
+void Session::auth_failed(const std::string& method, const std::string& reason) {
+  ++auth_failures_;
+  log_->emit(EventKind{"auth.failure", {"authentication"}, {"start"}, "failure", reason},
+             json{{"castgate", {{"auth_method", method}, {"ssh_user", last_ssh_user_}}}});
+  if (auth_failures_ >= worker_.context().config.max_auth_attempts)
+    close("too_many_auth_failures", "");
+}
+
+void Session::handle_auth(ssh::Message m) {
+  ssh_message msg = m.get();
+  send_banner_once();
+  const char* user = ssh_message_auth_user(msg);
+  last_ssh_user_ = user ? printable(user, 128) : "";
+  if (authenticated_) {
+    ssh_message_reply_default(msg);
+    return;
+  }
+  auto& ctx = worker_.context();
+  if (ctx.sink->health() != asciicast::SinkHealth::kHealthy) {
+    ssh::String s(ssh_string_from_char(
+        "castgate: session recording is unavailable, so new sessions are refused. Try again "
+        "later.\n"));
+    if (s) ssh_send_issue_banner(down_.get(), s.get());
+    ssh_message_reply_default(msg);
+    close("recording_unavailable", "");
+    return;
+  }
+  if (ctx.draining.load()) {
+    ssh_message_reply_default(msg);
+    close("gateway_draining", "");
+    return;
+  }
+  switch (ssh_message_subtype(msg)) {
+    case SSH_AUTH_METHOD_PUBLICKEY:
+      return handle_publickey(std::move(m));
+    case SSH_AUTH_METHOD_NONE:
+      ssh_message_reply_default(msg);
+      return;
+    case SSH_AUTH_METHOD_INTERACTIVE:
+    case SSH_AUTH_METHOD_PASSWORD: {
+      // The user's keys are exhausted: say which ones were not recognised.
+      std::string text = "castgate: none of the keys you offered is registered to an identity";
+      if (!offered_keys_.empty()) {
+        text += " (";
+        for (size_t i = 0; i < offered_keys_.size() && i < 5; ++i)
+          text += (i ? ", " : "") + offered_keys_[i];
+        text += ")";
+      }
+      text += ". Ask your administrator to register your public key.\n";
+      ssh::String s(ssh_string_from_char(text.c_str()));
+      if (s) ssh_send_issue_banner(down_.get(), s.get());
+      ssh_message_reply_default(msg);
+      auth_failed(ssh_message_subtype(msg) == SSH_AUTH_METHOD_PASSWORD ? "password"
+                                                                       : "keyboard-interactive",
+                  "no sign-in method available besides registered public keys");
+      return;
+    }
+    default:
+      ssh_message_reply_default(msg);
+      auth_failed("other", "unsupported authentication method");
+  }
+}
+
+void Session::handle_publickey(ssh::Message m) {
+  ssh_message msg = m.get();
+  std::string blob = key_blob_of(ssh::auth_pubkey(msg));
+  int key_state = ssh::auth_pubkey_state(msg);
+  std::string fp = blob.empty() ? "?" : ssh::fingerprint_sha256(blob);
+  const Identity* identity = blob.empty() ? nullptr : worker_.context().identities.find(blob);
+  if (!identity) {
+    if (std::find(offered_keys_.begin(), offered_keys_.end(), fp) == offered_keys_.end())
+      offered_keys_.push_back(fp);
+    ssh_message_reply_default(msg);
+    auth_failed("publickey", "unknown public key " + fp);
+    return;
+  }
+  if (key_state == SSH_PUBLICKEY_STATE_NONE) {
+    ssh_message_auth_reply_pk_ok_simple(msg);
+    return;
+  }
+  if (key_state != SSH_PUBLICKEY_STATE_VALID) {
+    ssh_message_reply_default(msg);
+    auth_failed("publickey", "bad signature for key " + fp);
+    return;
+  }
+  accept_identity(*identity, std::move(m), fp);
+}
+
+void Session::accept_identity(const Identity& identity, ssh::Message m, const std::string& detail) {
+  const char* user = ssh_message_auth_user(m.get());
+  std::string ssh_user = user ? user : "";
+  identity_ = identity;
+  authenticated_ = true;
+  release_unauthenticated();
+  log_->set_identity(identity_);
+  ssh_message_auth_reply_success(m.get(), 0);
+  state_ = State::kAuthenticated;
+  log_->emit(EventKind{"auth.success", {"authentication"}, {"start"}, "success", ""},
+             json{{"castgate",
+                   {{"auth_method", identity_.auth_method},
+                    {"auth_detail", detail},
+                    {"ssh_user", printable(ssh_user, 128)}}}});
+  authorize(ssh_user);
+}
+
+void Session::authorize(const std::string& ssh_user) {
+  auto& ctx = worker_.context();
+  std::string requested_target;
+  split_user(ssh_user, login_, requested_target);
+  auto deny = [&](const std::string& code, const std::string& message) {
+    refusal_ = message;
+    log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", message},
+               json{{"castgate",
+                     {{"denial", code},
+                      {"requested_target", printable(requested_target, 128)},
+                      {"requested_login", printable(login_, 64)}}}});
+  };
+  if (!listener_.target.empty()) {
+    if (!requested_target.empty() && requested_target != listener_.target) {
+      target_name_ = listener_.target;
+      return deny("listener_bound", "this address serves only " + listener_.target + ", not " +
+                                        printable(requested_target, 64));
+    }
+    requested_target = listener_.target;
+  }
+  target_name_ = requested_target;
+  if (login_.empty() || login_.size() > 64)
+    return deny("bad_login", "the login name is missing or too long");
+  if (requested_target.empty()) {
+    std::string allowed;
+    for (const auto& name : ctx.targets.names())
+      if (ctx.policy.evaluate(identity_, name, login_).allowed)
+        allowed += (allowed.empty() ? "" : ", ") + name;
+    return deny("no_target", "choose a target with ssh " + login_ +
+                                 "@TARGET@<gateway>; targets you may reach as " + login_ + ": " +
+                                 (allowed.empty() ? "none" : allowed));
+  }
+  target_ = ctx.targets.find(requested_target);
+  if (!target_)
+    return deny("unknown_target", "the target " + printable(requested_target, 64) +
+                                      " is not configured on this gateway");
+  log_->set_target(target_->name, asciicast::Endpoint{target_->host, target_->port}, login_);
+  decision_ = ctx.policy.evaluate(identity_, target_->name, login_);
+  if (!decision_.allowed) {
+    target_ = nullptr;
+    return deny("policy", identity_.describe() + " may not log in to " + requested_target + " as " +
+                              login_ + ": " + decision_.reason);
+  }
+  log_->emit(EventKind{"session.start", {"session"}, {"start", "allowed"}, "success", ""},
+             json{{"castgate",
+                   {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}});
+  upstream_ = std::make_unique<Upstream>(worker_.loop(), *ctx.resolver, *target_, login_,
+                                         ctx.known_hosts, *this, ctx.config.connect_timeout);
+  upstream_->start();
+}
+
+ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::string& description) {
+  auto& ctx = worker_.context();
+  auto st = ctx.static_keys.find(target_->name);
+  if (st != ctx.static_keys.end()) {
+    ssh_key copy = nullptr;
+    // A static key is used as is; copy it so that the session owns its handle.
+    char* b64 = nullptr;
+    if (ssh_pki_export_privkey_base64(st->second.get(), nullptr, nullptr, nullptr, &b64) != SSH_OK)
+      return nullptr;
+    ssh::CharPtr owner(b64);
+    if (ssh_pki_import_privkey_base64(b64, nullptr, nullptr, nullptr, &copy) != SSH_OK)
+      return nullptr;
+    description = "static key";
+    return ssh::Key(copy);
+  }
+  ssh_key raw = nullptr;
+  if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &raw) != SSH_OK) return nullptr;
+  ssh::Key key(raw);
+  std::string blob = key_blob_of(key.get());
+  auto now = clock().now();
+  UserCertificateRequest req;
+  req.public_key_blob = blob;
+  std::string serial_bytes = random_bytes(8);
+  for (unsigned char c : serial_bytes) req.serial = (req.serial << 8) | c;
+  req.key_id = "castgate session=" + id_ + " identity=" + identity_.subject +
+               (identity_.email.empty() ? "" : " email=" + identity_.email);
+  req.principals = {login_};
+  req.valid_after = now - std::chrono::seconds(60);
+  req.valid_before = now + (target_->certificate_validity ? *target_->certificate_validity
+                                                          : ctx.config.certificate_validity);
+  if (decision_.pty) req.extensions.push_back("permit-pty");
+  if (decision_.port_forwarding) req.extensions.push_back("permit-port-forwarding");
+  if (!local_ip.empty()) req.critical_options.emplace_back("source-address", local_ip);
+  std::string cert = ctx.signer->sign(req);
+  if (cert.empty()) return nullptr;
+  ssh_key cert_key = nullptr;
+  if (ssh_pki_import_cert_base64(base64_encode(cert).c_str(), SSH_KEYTYPE_ED25519_CERT01,
+                                 &cert_key) != SSH_OK)
+    return nullptr;
+  ssh::Key cert_owner(cert_key);
+  if (ssh_pki_copy_cert_to_privkey(cert_owner.get(), key.get()) != SSH_OK) return nullptr;
+  description =
+      "certificate serial " + std::to_string(req.serial) + " for " + login_ + ", valid " +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(req.valid_before - now).count()) +
+      "s";
+  log_->emit(EventKind{"credential.issued", {"iam"}, {"creation"}, "success", ""},
+             json{{"castgate",
+                   {{"certificate",
+                     {{"serial", std::to_string(req.serial)},
+                      {"key_id", req.key_id},
+                      {"principals", req.principals},
+                      {"extensions", req.extensions},
+                      {"source_address", local_ip},
+                      {"valid_before", rfc3339_micros(req.valid_before)}}}}}});
+  return key;
+}
+
+void Session::on_upstream_ready() {
+  log_->emit(
+      EventKind{
+          "upstream.connected", {"network", "session"}, {"connection", "start"}, "success", ""},
+      json{{"castgate",
+            {{"upstream",
+              {{"address", upstream_->address()},
+               {"host_key", upstream_->host_key_fingerprint()},
+               {"credential", upstream_->credential_description()}}}}}});
+  for (auto& [id, pair] : pairs_) pair->open_upstream();
+  step();
+}
+
+void Session::on_upstream_failed(const UpstreamFailure& failure) {
+  refusal_ = failure.message;
+  log_->emit(
+      EventKind{
+          "upstream.failed", {"network", "session"}, {"connection"}, "failure", failure.message},
+      json{{"castgate",
+            {{"upstream",
+              {{"error", failure.code}, {"address", upstream_ ? upstream_->address() : ""}}}}}});
+  for (auto& [id, pair] : pairs_) {
+    if (pair->state() == ChannelPair::State::kWaitingForUpstream)
+      pair->refuse(failure.message);
+    else
+      pair->terminate(failure.message, failure.code);
+  }
+  request_step();
+}
+
+void Session::handle_channel_open(ssh::Message m) {
+  ssh_message msg = m.get();
+  int subtype = ssh_message_subtype(msg);
+  if (!authenticated_ || state_ != State::kAuthenticated) {
+    ssh_message_reply_default(msg);
+    return;
+  }
+  auto& ctx = worker_.context();
+  if (static_cast<int>(pairs_.size()) >= ctx.config.max_channels) {
+    log_->emit(EventKind{"channel.open_failed",
+                         {"session"},
+                         {"denied"},
+                         "failure",
+                         "too many channels on one connection"});
+    ssh_message_reply_default(msg);
+    return;
+  }
+  ChannelType type;
+  if (subtype == SSH_CHANNEL_SESSION) {
+    type = ChannelType::kSession;
+  } else if (subtype == SSH_CHANNEL_DIRECT_TCPIP) {
+    type = ChannelType::kDirectTcpip;
+    if (!refusal_.empty() || !decision_.port_forwarding) {
+      const char* host = ssh_message_channel_request_open_destination(msg);
+      log_->emit(
+          EventKind{"port_forward.denied",
+                    {"network"},
+                    {"denied"},
+                    "failure",
+                    refusal_.empty() ? "port forwarding is not allowed by policy" : refusal_},
+          json{{"castgate",
+                {{"forward",
+                  {{"type", "local"},
+                   {"host", printable(host ? host : "", 255)},
+                   {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}});
+      ssh_message_reply_default(msg);
+      return;
+    }
+  } else {
+    log_->emit(EventKind{"channel.open_failed",
+                         {"session"},
+                         {"denied"},
+                         "failure",
+                         "channel type not allowed (agent and X11 forwarding are refused)"});
+    ssh_message_reply_default(msg);
+    return;
+  }
+  int id = next_channel_id_++;
+  auto pair = std::make_unique<ChannelPair>(*this, id, type, std::move(m));
+  ChannelPair* p = pair.get();
+  pairs_.emplace(id, std::move(pair));
+  if (!refusal_.empty()) {
+    p->refuse(refusal_);
+  } else if (upstream_ && upstream_->state() == Upstream::State::kReady) {
+    p->open_upstream();
+  }
+}
+
+ChannelPair* Session::find_pair(ssh_channel downstream) {
+  for (auto& [id, pair] : pairs_)
+    if (pair->downstream() == downstream) return pair.get();
+  return nullptr;
+}
+
+void Session::handle_channel_request(ssh::Message m) {
+  ChannelPair* pair = find_pair(ssh_message_channel_request_channel(m.get()));
+  if (!pair) {
+    ssh_message_reply_default(m.get());
+    return;
+  }
+  pair->on_downstream_request(std::move(m));
+}
+
+ssh_session Session::upstream_session() {
+  return upstream_ && upstream_->state() == Upstream::State::kReady ? upstream_->session()
+                                                                    : nullptr;
+}
+
+bool Session::recording_has_room() {
+  if (!recording_enabled()) return true;
+  return log_->has_room();
+}
+
+std::string Session::recording_refusal() {
+  auto h = worker_.context().sink->health();
+  if (h == asciicast::SinkHealth::kHealthy) return {};
+  return "session recording is unavailable, so nothing can run now";
+}
+
+std::string Session::title() const {
+  std::string who = identity_.name.empty() ? identity_.subject : identity_.name;
+  return who + " on " + target_name_ + " as " + login_;
+}
+
+void Session::note_activity() {
+  last_activity_ = clock().steady_now();
+}
+
+void Session::close(const std::string& reason, const std::string& user_message) {
+  if (state_ == State::kClosed || state_ == State::kClosing) return;
+  close_reason_ = reason;
+  close_message_ = user_message;
+  state_ = State::kClosing;
+  closing_deadline_ = clock().steady_now() + kCloseGrace;
+  for (auto& [id, pair] : pairs_) pair->terminate(user_message, reason);
+  request_step();
+}
+
+void Session::tick(std::chrono::steady_clock::time_point now) {
+  auto& cfg = worker_.context().config;
+  if (state_ == State::kClosing) {
+    if (now >= closing_deadline_) finalize();
+    return;
+  }
+  if (state_ == State::kClosed) return;
+  if (!authenticated_ && now - started_at_ > cfg.preauth_timeout) {
+    close("preauth_timeout", "");
+    return;
+  }
+  if (cfg.idle_timeout.count() > 0 && authenticated_ && now - last_activity_ > cfg.idle_timeout) {
+    close("idle_timeout", "the session was idle for " + std::to_string(cfg.idle_timeout.count()) +
+                              " seconds and was closed");
+    return;
+  }
+  if (authenticated_ && !refusal_.empty() && pairs_.empty() && now - started_at_ > kRefusedLinger) {
+    close("refused", "");
+    return;
+  }
+  auto health = worker_.context().sink->health();
+  if (health != asciicast::SinkHealth::kHealthy && authenticated_ && recording_enabled()) {
+    close("recording_unavailable", "session recording is unavailable, so the session was ended");
+    return;
+  }
+  // Channels waiting for a peer's CLOSE also need time to pass.
+  if (!pairs_.empty()) request_step();
+}
+
+void Session::finalize() {
+  if (state_ == State::kClosed) return;
+  // Channels that did not finish in time are ended now, each with its own end event.
+  for (auto& [id, pair] : pairs_) {
+    pair->terminate("", close_reason_.empty() ? "session closed" : close_reason_);
+    pair->abandon(close_reason_.empty() ? "session closed" : close_reason_);
+  }
+  pairs_.clear();
+  state_ = State::kClosed;
+  if (upstream_) upstream_->disconnect();
+  unwatch();
+  if (down_ && ssh_is_connected(down_.get())) {
+    if (!close_message_.empty())
+      ssh_session_set_disconnect_message(down_.get(), ("castgate: " + close_message_).c_str());
+    ssh_disconnect(down_.get());
+  }
+  fd_ = -1;
+  release_unauthenticated();
+  auto duration =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock().steady_now() - started_at_);
+  json f;
+  f["event"]["duration"] = duration.count();
+  f["castgate"]["end_reason"] = close_reason_.empty() ? "closed" : close_reason_;
+  f["castgate"]["channels"] = next_channel_id_;
+  log_->end(EventKind{"session.end", {"session"}, {"end"}, "", close_reason_}, std::move(f));
+  worker_.session_finished(id_);
+}
+
+}  // namespace castgate

@@ -1,0 +1,128 @@
+// One user connection: the downstream SSH server session, the upstream connection to the
+// target, the channels relayed between them and the recording. The session owns all of them;
+// close() is the single teardown path and always writes the session.end event.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "asciicast/session_log.h"
+#include "common/identity.h"
+#include "gateway/channel_pair.h"
+#include "gateway/config.h"
+#include "gateway/event_loop.h"
+#include "gateway/policy.h"
+#include "gateway/ssh_handles.h"
+#include "gateway/upstream.h"
+
+namespace castgate {
+
+class Worker;
+
+class Session final : public FdHandler, public Upstream::Owner, public ChannelHost {
+ public:
+  enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
+
+  Session(Worker& worker, std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer);
+  ~Session() override;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  const std::string& id() const { return id_; }
+  State state() const { return state_; }
+
+  // Starts the one teardown path: channels are told `user_message`, both connections are
+  // closed, session.end is written and the worker drops the session.
+  void close(const std::string& reason, const std::string& user_message);
+  // The recording output has room again.
+  void resume() { step(); }
+  // Once a second: timeouts, recording health.
+  void tick(std::chrono::steady_clock::time_point now);
+
+  void on_fd_ready(int fd, uint32_t events) noexcept override;
+
+  // Upstream::Owner
+  void on_upstream_ready() override;
+  void on_upstream_failed(const UpstreamFailure& failure) override;
+  void on_upstream_io() override { step(); }
+  ssh::Key make_upstream_credential(const std::string& local_ip, std::string& description) override;
+
+  // ChannelHost
+  ssh_session upstream_session() override;
+  asciicast::SessionLog& log() override { return *log_; }
+  bool recording_has_room() override;
+  bool recording_enabled() const override;
+  std::string recording_refusal() override;
+  std::vector<char>& scratch() override;
+  const Clock& clock() const override;
+  const Target* target() const override { return target_; }
+  const PolicyDecision& decision() const override { return decision_; }
+  std::string title() const override;
+  void note_activity() override;
+  void request_step() override;
+
+ private:
+  void step();
+  void step_once();
+  void handle_message(ssh::Message m);
+  void handle_auth(ssh::Message m);
+  void handle_publickey(ssh::Message m);
+  void handle_channel_open(ssh::Message m);
+  void handle_channel_request(ssh::Message m);
+  void accept_identity(const Identity& identity, ssh::Message m, const std::string& detail);
+  void authorize(const std::string& ssh_user);
+  void auth_failed(const std::string& method, const std::string& reason);
+  void send_banner_once();
+  void update_interest();
+  void finalize();
+  void release_unauthenticated();
+  void unwatch();
+  ChannelPair* find_pair(ssh_channel downstream);
+
+  Worker& worker_;
+  const std::string id_;
+  const ListenSpec listener_;
+  const asciicast::Endpoint peer_;
+  State state_ = State::kHandshake;
+  std::unique_ptr<asciicast::SessionLog> log_;
+
+  Identity identity_;
+  bool authenticated_ = false;
+  std::string login_;
+  std::string target_name_;
+  const Target* target_ = nullptr;
+  PolicyDecision decision_;
+  std::string refusal_;  // non-empty: the session is signed in but may not run anything
+  std::vector<std::string> offered_keys_;  // fingerprints of unknown keys, for the user
+  std::string last_ssh_user_;              // printable form, for events
+  int auth_failures_ = 0;
+  bool banner_sent_ = false;
+  bool counted_unauthenticated_ = true;
+
+  std::chrono::steady_clock::time_point started_at_;
+  std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point closing_deadline_{};
+  std::string close_reason_;
+  std::string close_message_;
+  bool in_step_ = false, step_again_ = false, step_scheduled_ = false;
+  int next_channel_id_ = 0;
+  uint32_t interest_ = 0;
+  int fd_ = -1;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+
+  // Destruction order matters: channels, then the upstream connection, then our own.
+  ssh::Session down_;
+  ssh::Event down_event_;
+  std::unique_ptr<Upstream> upstream_;
+  std::map<int, std::unique_ptr<ChannelPair>> pairs_;
+};
+
+// Splits the SSH user name into login and target ("ubuntu@db1.int" -> ubuntu, db1.int).
+void split_user(const std::string& ssh_user, std::string& login, std::string& target);
+
+}  // namespace castgate

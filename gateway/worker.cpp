@@ -1,0 +1,103 @@
+#include "gateway/worker.h"
+
+#include <unistd.h>
+
+#include "common/crypto.h"
+#include "common/log.h"
+#include "gateway/session.h"
+
+namespace castgate {
+
+Worker::Worker(GatewayContext& context, int index)
+    : context_(context), index_(index), scratch_(64 * 1024) {
+  bind_.reset(ssh_bind_new());
+  if (!bind_) throw std::runtime_error("out of memory");
+  int off = 0;
+  ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_PROCESS_CONFIG, &off);
+  int verbosity = SSH_LOG_NOLOG;
+  ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_LOG_VERBOSITY, &verbosity);
+  ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_BANNER, "castgate");
+  for (auto& key : context_.host_keys) {
+    ssh_key copy = nullptr;
+    // ssh_bind takes ownership of imported keys, so each worker gets its own copy.
+    char* b64 = nullptr;
+    if (ssh_pki_export_privkey_base64(key.get(), nullptr, nullptr, nullptr, &b64) != SSH_OK)
+      throw std::runtime_error("cannot copy a host key");
+    ssh::CharPtr owner(b64);
+    if (ssh_pki_import_privkey_base64(b64, nullptr, nullptr, nullptr, &copy) != SSH_OK)
+      throw std::runtime_error("cannot copy a host key");
+    if (ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_IMPORT_KEY, copy) != SSH_OK)
+      throw std::runtime_error("libssh refused a host key");
+  }
+}
+
+Worker::~Worker() {
+  stop_and_join();
+}
+
+void Worker::start() {
+  loop_.add_timer(std::chrono::milliseconds(1000), [this] { tick(); });
+  thread_ = std::thread([this] { loop_.run(); });
+}
+
+void Worker::stop_and_join() {
+  if (!thread_.joinable()) return;
+  loop_.stop();
+  thread_.join();
+  sessions_.clear();
+}
+
+void Worker::tick() {
+  auto now = context_.clock->steady_now();
+  std::vector<Session*> all;
+  all.reserve(sessions_.size());
+  for (auto& [id, s] : sessions_) all.push_back(s.get());
+  for (auto* s : all) s->tick(now);
+  loop_.add_timer(std::chrono::milliseconds(1000), [this] { tick(); });
+}
+
+void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
+  live_.fetch_add(1);
+  loop_.post([this, fd, listener = std::move(listener), peer = std::move(peer)]() mutable {
+    std::string id = random_id(10);
+    auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer));
+    Session* s = session.get();
+    sessions_.emplace(id, std::move(session));
+    s->start();
+  });
+}
+
+void Worker::close_all(const std::string& reason, const std::string& message) {
+  loop_.post([this, reason, message] {
+    for (auto& [id, s] : sessions_) s->close(reason, message);
+  });
+}
+
+void Worker::resume_all() {
+  loop_.post([this] {
+    std::vector<Session*> all;
+    for (auto& [id, s] : sessions_) all.push_back(s.get());
+    for (auto* s : all) s->resume();
+  });
+}
+
+void Worker::session_finished(const std::string& id) {
+  loop_.defer([this, id] {
+    if (sessions_.erase(id)) live_.fetch_sub(1);
+  });
+}
+
+Session* Worker::find(const std::string& id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+std::function<void()> Worker::make_waker(const std::string& id) {
+  return [this, id] {
+    loop_.post([this, id] {
+      if (Session* s = find(id)) s->resume();
+    });
+  };
+}
+
+}  // namespace castgate

@@ -1,0 +1,135 @@
+#include "asciicast/session_log.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "asciicast/chain.h"
+#include "asciicast/channel_recording.h"
+#include "asciicast/utf8.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+
+using namespace castgate;
+using namespace castgate::asciicast;
+using nlohmann::json;
+
+namespace {
+
+struct MemorySink final : LineSink {
+  std::vector<std::string> lines;
+  void submit(std::string&& line, const std::shared_ptr<Backlog>&) override {
+    lines.push_back(std::move(line));
+  }
+  bool has_room() const override { return true; }
+  SinkHealth health() const override { return SinkHealth::kHealthy; }
+};
+
+Identity alice() {
+  Identity id;
+  id.subject = "alice";
+  id.name = "Alice Example";
+  id.email = "alice@example.com";
+  id.groups = {"ops", "dba"};
+  id.issuer = "castgate:identities";
+  id.auth_method = "publickey";
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("every line is canonical JSON, chained and signed") {
+  MemorySink sink;
+  ManualClock clock;
+  auto key = Ed25519PrivateKey::generate();
+  SessionLogOptions opts;
+  opts.instance = "gw-test";
+  opts.max_line = 2048;
+  opts.signing_key = &key;
+  SessionLog log(opts, "sess1", Endpoint{"192.0.2.7", 50000}, sink,
+                 std::make_shared<Backlog>(1 << 20), clock);
+  log.emit(EventKind{"connection.accepted", {"network"}, {"start"}, "", ""});
+  log.set_identity(alice());
+  log.set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
+  ChannelRecording rec(log, 0, clock);
+  ChannelHeader h;
+  h.title = "t";
+  h.kind = "shell";
+  rec.start(h);
+  clock.advance(std::chrono::microseconds(1500000));
+  rec.output("hello \"world\"\r\n\x01\x7f \xe2\x82", false);
+  rec.output("\xac done", false);
+  rec.input("ls\r");
+  rec.resize(100, 40);
+  std::string big(10000, 'x');
+  rec.output(big, true);
+  rec.finish();
+  log.end(EventKind{"session.end", {"session"}, {"end"}, "", "closed"}, json::object());
+
+  REQUIRE(sink.lines.size() >= 8);
+  std::string prev(kGenesisHash);
+  std::string out_text;
+  for (size_t i = 0; i < sink.lines.size(); ++i) {
+    const auto& line = sink.lines[i];
+    CHECK(line.size() <= opts.max_line);
+    CHECK(utf8_valid(line));
+    json j = json::parse(line);
+    CHECK(j.dump() == line);  // canonical: exactly what nlohmann writes
+    CHECK(j["castgate"]["seq"] == i);
+    CHECK(j["castgate"]["prev"] == prev);
+    CHECK(j["castgate"]["session"] == "sess1");
+    CHECK(j["castgate"]["instance"] == "gw-test");
+    CHECK(j["source"]["ip"] == "192.0.2.7");
+    if (i >= 1) CHECK(j["user"]["email"] == "alice@example.com");
+    prev = chain_hash(line);
+    if (j.contains("asciicast") && j["asciicast"].contains("event")) {
+      auto ev = j["asciicast"]["event"];
+      CHECK(ev[0].get<double>() >= 0);
+      if (ev[1] == "o" && j["event"]["action"] == "asciicast.output")
+        out_text += ev[2].get<std::string>();
+    }
+  }
+  CHECK(out_text == "hello \"world\"\r\n\x01\x7f \xe2\x82\xac done");
+  // The last line's signature covers it without the sig member.
+  json last = json::parse(sink.lines.back());
+  REQUIRE(last["castgate"].contains("sig"));
+  std::string sig = *base64_decode(last["castgate"]["sig"].get<std::string>());
+  last["castgate"].erase("sig");
+  CHECK(ed25519_verify(key.public_key_raw(), signature_payload(last.dump()), sig));
+  last["castgate"]["seq"] = 99;
+  CHECK_FALSE(ed25519_verify(key.public_key_raw(), signature_payload(last.dump()), sig));
+}
+
+TEST_CASE("a long exec command is split over several lines that each fit") {
+  MemorySink sink;
+  ManualClock clock;
+  SessionLogOptions opts;
+  opts.max_line = 1024;
+  SessionLog log(opts, "s", Endpoint{"::1", 1}, sink, std::make_shared<Backlog>(1 << 20), clock);
+  std::string cmd;
+  for (int i = 0; i < 500; ++i) cmd += "echo \"\xe2\x82\xac" + std::to_string(i) + "\"; ";
+  log.emit(EventKind{"command", {"process"}, {"start"}, "", ""},
+           json{{"process", {{"command_line", cmd}}}}, 1, "/process/command_line");
+  REQUIRE(sink.lines.size() > 3);
+  std::string joined;
+  for (auto& l : sink.lines) {
+    CHECK(l.size() <= 1024);
+    json j = json::parse(l);
+    joined += j["process"]["command_line"].get<std::string>();
+    CHECK(j["castgate"]["part"]["count"] == sink.lines.size());
+  }
+  CHECK(joined == cmd);
+}
+
+TEST_CASE("backlog pauses producers and wakes them once drained") {
+  int woken = 0;
+  Backlog b(100, [&] { ++woken; });
+  CHECK(b.has_room());
+  b.add(150);
+  CHECK_FALSE(b.has_room());
+  b.release(20);
+  CHECK(woken == 0);  // still above half of the high-water mark
+  b.release(100);
+  CHECK(woken == 1);
+  CHECK(b.has_room());
+}

@@ -1,0 +1,131 @@
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+#include "gateway/config.h"
+#include "gateway/identities.h"
+#include "gateway/known_hosts.h"
+#include "gateway/policy.h"
+#include "gateway/session.h"
+#include "gateway/ssh_wire.h"
+#include "gateway/targets.h"
+
+using namespace castgate;
+
+namespace {
+const char* kKey =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlgYTN/KSaaVvn4jgsl2ssWFbSWe1DceErlXfeBK+n3";
+std::string blob() {
+  ssh::PublicKeyLine l;
+  std::string e;
+  REQUIRE(ssh::parse_public_key(kKey, l, e));
+  return l.blob;
+}
+}  // namespace
+
+TEST_CASE("identities file maps keys to identities") {
+  auto ids =
+      IdentityKeys::parse(std::string("# comment\n\nidentity=\"alice\",email=\"alice@example.com\","
+                                      "groups=\"ops, dba\",kind=human ") +
+                              kKey + " laptop\n",
+                          "ids");
+  const Identity* a = ids.find(blob());
+  REQUIRE(a);
+  CHECK(a->name == "alice");
+  CHECK(a->subject == "alice");
+  CHECK(a->groups == std::vector<std::string>{"ops", "dba"});
+  CHECK(a->kind == IdentityKind::kHuman);
+  CHECK_FALSE(ids.find("nope"));
+  CHECK_THROWS_WITH_AS(IdentityKeys::parse(std::string("email=\"x\" ") + kKey, "ids"),
+                       "ids:1: identity=\"...\" is required", std::runtime_error);
+  CHECK_THROWS_AS(IdentityKeys::parse(std::string("identity=\"a\",kind=robot ") + kKey, "ids"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(IdentityKeys::parse("identity=\"a\" ssh-ed25519 AAAA!!", "ids"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(IdentityKeys::parse(
+                      std::string("identity=\"a\" ") + kKey + "\nidentity=\"b\" " + kKey, "ids"),
+                  std::runtime_error);
+}
+
+TEST_CASE("policy grants by identity, email or group, target and login") {
+  auto p = Policy::parse(R"({"rules": [
+      {"name": "ops", "groups": ["ops"], "targets": ["db*.int"], "logins": ["ubuntu"]},
+      {"name": "fwd", "identities": ["bob"], "targets": ["web1"], "logins": ["*"], "port_forwarding": true, "pty": false}
+    ]})",
+                         "policy");
+  Identity alice;
+  alice.subject = "alice";
+  alice.groups = {"ops"};
+  auto d = p.evaluate(alice, "db1.int", "ubuntu");
+  CHECK(d.allowed);
+  CHECK(d.pty);
+  CHECK_FALSE(d.port_forwarding);
+  CHECK(d.rules == std::vector<std::string>{"ops"});
+  CHECK_FALSE(p.evaluate(alice, "db1.int", "root").allowed);
+  CHECK(p.evaluate(alice, "db1.int", "root").reason ==
+        "no policy rule allows login root on db1.int");
+  CHECK_FALSE(p.evaluate(alice, "web1", "ubuntu").allowed);
+  Identity bob;
+  bob.subject = "bob";
+  auto b = p.evaluate(bob, "web1", "www");
+  CHECK(b.allowed);
+  CHECK(b.port_forwarding);
+  CHECK_FALSE(b.pty);
+  Identity eve;
+  eve.subject = "eve";
+  CHECK(p.evaluate(eve, "db1.int", "ubuntu").reason ==
+        "no policy rule grants this identity any access");
+  CHECK_THROWS_AS(
+      Policy::parse(
+          R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"], "typo": 1}]})", "p"),
+      std::runtime_error);
+  CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"targets": ["a"], "logins": ["b"]}]})", "p"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(Policy::parse("{not json", "p"), std::runtime_error);
+}
+
+TEST_CASE("targets and known hosts") {
+  auto t = Targets::parse(
+      R"({"targets": [{"name": "db1.int", "host": "127.0.0.1", "port": 2222}]})", "t");
+  const Target* db = t.find("db1.int");
+  REQUIRE(db);
+  CHECK(db->env_allowed("LANG"));
+  CHECK(db->env_allowed("LC_ALL"));
+  CHECK_FALSE(db->env_allowed("LD_PRELOAD"));
+  CHECK(db->known_hosts_names() == std::vector<std::string>{"[db1.int]:2222", "[127.0.0.1]:2222"});
+  CHECK_FALSE(t.find("db2.int"));
+  CHECK_THROWS_AS(Targets::parse(R"({"targets": [{"name": "a b"}]})", "t"), std::runtime_error);
+  CHECK_THROWS_AS(Targets::parse(R"({"targets": [{"name": "a", "port": 70000}]})", "t"),
+                  std::runtime_error);
+
+  std::vector<std::string> warnings;
+  auto kh = KnownHosts::parse(
+      std::string("# pinned\n[127.0.0.1]:2222 ") + kKey + "\n@cert-authority *.int " + kKey +
+          "\n|1|QApKkg32D7JfeYe4tDWCALvsDtw=|nbQbThI5C1eMlPi3G7gS2zEUmqs= " + kKey + "\n",
+      "kh", &warnings);
+  CHECK(warnings.size() == 1);
+  CHECK(kh.check(db->known_hosts_names(), blob()) == HostKeyCheck::kMatch);
+  CHECK(kh.check({"[db1.int]:2222"}, blob()) == HostKeyCheck::kMatch);  // the hashed entry
+  CHECK(kh.check({"[db1.int]:2222"}, "other") == HostKeyCheck::kMismatch);
+  CHECK(kh.check({"other.int"}, blob()) == HostKeyCheck::kUnknown);
+  CHECK(kh.key_types_for(db->known_hosts_names()) == std::vector<std::string>{"ssh-ed25519"});
+  auto revoked = KnownHosts::parse(std::string("@revoked * ") + kKey + "\n", "kh");
+  CHECK(revoked.check({"x"}, blob()) == HostKeyCheck::kRevoked);
+  CHECK_THROWS_AS(KnownHosts::parse("host ssh-ed25519\n", "kh"), std::runtime_error);
+}
+
+TEST_CASE("SSH user names route to login and target") {
+  std::string login, target;
+  split_user("ubuntu@db1.int", login, target);
+  CHECK(login == "ubuntu");
+  CHECK(target == "db1.int");
+  split_user("alice", login, target);
+  CHECK(login == "alice");
+  CHECK(target.empty());
+  auto l = parse_listen("127.0.0.1:2222=db1.int");
+  CHECK(l.address == "127.0.0.1");
+  CHECK(l.port == 2222);
+  CHECK(l.target == "db1.int");
+  CHECK(parse_listen("[::1]:22").address == "::1");
+  CHECK_THROWS_AS(parse_listen("nohost"), std::runtime_error);
+}
