@@ -50,7 +50,6 @@ class Worker {
   void tick();
 
   GatewayContext& context_;
-  const int index_;
   EventLoop loop_;
   ssh::Bind bind_;
   std::vector<char> scratch_;

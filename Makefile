@@ -1,0 +1,67 @@
+# castgate: `make demo` and `make test` do all the set-up on a fresh Debian 12 machine (as root).
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+PYTEST     := /usr/bin/python3 -m pytest
+CMAKE_ARGS ?=
+
+.PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench format check-format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCASTGATE_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Unit tests in both builds, fuzz targets over their seed corpora, then the end-to-end suite
+# against the sanitizer build of castgate (every real-peer flow also checks memory safety).
+test: build asan
+	@bash scripts/test-setup.sh
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory e2e
+
+unit:
+	@echo "== unit tests (release)"; $(BUILD)/tests/castgate_unit_tests -m
+	@echo "== unit tests (ASan+UBSan)"; $(ASAN_BUILD)/tests/castgate_unit_tests -m
+
+e2e:
+	@echo "== end-to-end tests (castgate built with ASan+UBSan, real peers)"
+	@CASTGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/gateway/castgate \
+	  $(PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+fuzz-smoke:
+	@echo "== fuzz targets (short run)"
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCASTGATE_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 10
+
+fuzz: 
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 300
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+demo-stop:
+	@bash scripts/demo-stop.sh
+
+bench: build
+	@bash bench/run.sh $(BUILD)
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+check-format:
+	@clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what castgate needs to build, test and demo on Debian 12, only if it is missing.
+# Idempotent; needs root (or everything already installed).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ clang libclang-rt-14-dev pkg-config clang-format
+  libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev
+  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev
+  # real peers for the tests and the demo
+  openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux
+  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte asciinema jq
+  nodejs npm
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    # nodejs may come from another repository under the same name; npm may ship with it.
+    if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
+    if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,54 @@
+import os
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from harness import CASTGATE, Gateway, Keys, Sshd  # noqa: E402
+
+
+def pytest_configure(config):
+    if not os.path.exists(CASTGATE):
+        raise pytest.UsageError(f"castgate binary not found at {CASTGATE}; run make build")
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory) -> Keys:
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def sshd(tmp_path, keys):
+    server = Sshd(tmp_path, keys.ca_pub)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path, keys):
+    """Builds gateways for a test and stops them (with SIGTERM, checking a clean exit) after."""
+    made = []
+
+    def make(targets, known_hosts, **kw):
+        gw = Gateway(tmp_path, keys, targets, known_hosts, **kw)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        rc = gw.stop()
+        if rc not in (0, None, -15):
+            pytest.fail(f"castgate exited with {rc}:\n{gw.stderr()[-4000:]}")
+
+
+@pytest.fixture
+def gateway(gateway_factory, sshd):
+    """A gateway with one OpenSSH target, db1.int, reachable on the shared listener and on a
+    listener bound to it."""
+    return gateway_factory(
+        [{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+        [sshd.known_hosts_line()],
+        bound={"db1.int": "db1.int"},
+    )

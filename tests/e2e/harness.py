@@ -1,0 +1,372 @@
+"""Real peers for castgate's end-to-end tests.
+
+Everything runs on loopback with ports picked at run time: OpenSSH sshd (and dropbear) as
+targets, castgate itself, and real clients (ssh, scp, sftp, plink, paramiko). Every wait has a
+timeout and every process is stopped when its test ends.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Callable, Iterable
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CASTGATE = os.environ.get("CASTGATE_BIN", str(REPO / "build" / "gateway" / "castgate"))
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+LOGIN = getpass.getuser()
+TEST_USER = "castgate-test"  # created by scripts/test-setup.sh
+
+
+class TimeoutError_(AssertionError):
+    pass
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns something truthy; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError_(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def keygen(path: pathlib.Path, kind: str = "ed25519", comment: str = "") -> pathlib.Path:
+    if not path.exists():
+        args = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path), "-C", comment or path.name]
+        if kind == "rsa":
+            args += ["-b", "2048"]
+        subprocess.run(args, check=True, timeout=30)
+    return path
+
+
+def pubkey(path: pathlib.Path) -> str:
+    return pathlib.Path(str(path) + ".pub").read_text().strip()
+
+
+class Proc:
+    """A child process with its output in files and a guaranteed stop."""
+
+    def __init__(self, name: str, args: list[str], workdir: pathlib.Path, env=None,
+                 stdout_path: pathlib.Path | None = None):
+        self.name = name
+        self.args = args
+        self.workdir = workdir
+        self.stdout_path = stdout_path or workdir / f"{name}.out"
+        self.stderr_path = workdir / f"{name}.err"
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, env=env,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def signal(self, sig: int):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._out.close()
+        self._err.close()
+        return self.proc.returncode
+
+
+class Sshd:
+    """OpenSSH sshd as a target: the gateway's user CA is the only way in."""
+
+    def __init__(self, workdir: pathlib.Path, ca_pub: str, extra: str = ""):
+        self.dir = workdir / f"sshd-{free_port()}"
+        self.dir.mkdir(parents=True)
+        self.host_key = keygen(self.dir / "host_ed25519")
+        (self.dir / "ca.pub").write_text(ca_pub + "\n")
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", exist_ok=True)
+        self.port = free_port()
+        config = f"""
+Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self.host_key}
+PidFile {self.dir}/sshd.pid
+TrustedUserCAKeys {self.dir}/ca.pub
+AuthorizedKeysFile none
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AcceptEnv LANG LC_* CASTGATE_TEST_*
+LogLevel VERBOSE
+MaxStartups 100:30:200
+Subsystem sftp internal-sftp
+{extra}
+"""
+        (self.dir / "sshd_config").write_text(config)
+        self.proc = Proc("sshd", [SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")], self.dir)
+        wait_until(lambda: port_open(self.port) or not self.proc.alive(), 10, "sshd to listen")
+        assert self.proc.alive(), f"sshd failed to start: {self.proc.stderr()}"
+
+    def known_hosts_line(self, names: Iterable[str] | None = None) -> str:
+        names = names or [f"[127.0.0.1]:{self.port}"]
+        return ",".join(names) + " " + pubkey(self.host_key)
+
+    def log(self) -> str:
+        return self.proc.stderr()
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Dropbear:
+    """dropbear as a target. It does not accept OpenSSH certificates, so castgate signs in with a
+    static key configured for this target."""
+
+    def __init__(self, workdir: pathlib.Path, authorized_key_line: str, user_home: pathlib.Path):
+        self.dir = workdir / f"dropbear-{free_port()}"
+        self.dir.mkdir(parents=True)
+        self.host_key = self.dir / "dropbear_ed25519"
+        subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(self.host_key)], check=True,
+                       capture_output=True, timeout=30)
+        out = subprocess.run(["dropbearkey", "-y", "-f", str(self.host_key)], check=True,
+                             capture_output=True, text=True, timeout=30).stdout
+        self.host_pub = next(l for l in out.splitlines() if l.startswith("ssh-ed25519"))
+        self.host_pub = " ".join(self.host_pub.split()[:2])
+        ssh_dir = user_home / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(authorized_key_line + "\n")
+        # dropbear ignores keys in files that the user does not own.
+        owner = user_home.stat()
+        for p in (ssh_dir, ssh_dir / "authorized_keys"):
+            os.chown(p, owner.st_uid, owner.st_gid)
+        self.port = free_port()
+        self.proc = Proc("dropbear", ["dropbear", "-F", "-E", "-s", "-p", f"127.0.0.1:{self.port}",
+                                      "-r", str(self.host_key)], self.dir)
+        wait_until(lambda: port_open(self.port) or not self.proc.alive(), 10, "dropbear to listen")
+        assert self.proc.alive(), f"dropbear failed to start: {self.proc.stderr()}"
+
+    def known_hosts_line(self) -> str:
+        return f"[127.0.0.1]:{self.port} {self.host_pub}"
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Keys:
+    """Keys shared by a test run: the user CA, the recording key, gateway host key, users."""
+
+    def __init__(self, root: pathlib.Path):
+        self.dir = root
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ca = keygen(root / "user_ca", comment="castgate-user-ca")
+        self.recording = keygen(root / "recording", comment="castgate-recording")
+        self.gateway_host = keygen(root / "gateway_host")
+        self.alice = keygen(root / "alice", comment="alice@laptop")
+        self.bob = keygen(root / "bob", comment="bob@laptop")
+        self.eve = keygen(root / "eve", comment="eve@laptop")
+        self.ci = keygen(root / "ci", comment="ci-runner")
+
+    @property
+    def ca_pub(self) -> str:
+        return pubkey(self.ca)
+
+
+DEFAULT_POLICY = {
+    "rules": [
+        {"name": "ops-all", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN, TEST_USER],
+         "port_forwarding": True},
+        {"name": "dev-web", "identities": ["bob"], "targets": ["web.int"], "logins": [LOGIN]},
+        {"name": "ci-deploy", "identities": ["ci-deployer"], "kinds": ["workload"],
+         "targets": ["*"], "logins": [LOGIN], "pty": False},
+    ]
+}
+
+
+class Gateway:
+    """castgate started with files written for the test; stdout (the recording) goes to a file."""
+
+    def __init__(self, workdir: pathlib.Path, keys: Keys, targets: list[dict], known_hosts: list[str],
+                 policy: dict | None = None, bound: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None, identities: str | None = None,
+                 stdout_path: pathlib.Path | None = None, env: dict | None = None,
+                 start: bool = True):
+        self.dir = workdir / f"castgate-{free_port()}"
+        self.dir.mkdir(parents=True)
+        self.keys = keys
+        (self.dir / "targets.json").write_text(json.dumps({"targets": targets}))
+        (self.dir / "policy.json").write_text(json.dumps(policy or DEFAULT_POLICY))
+        (self.dir / "known_hosts").write_text("\n".join(known_hosts) + "\n")
+        if identities is None:
+            identities = "\n".join([
+                f'identity="alice",email="alice@example.com",groups="ops,dba",kind=human {pubkey(keys.alice)}',
+                f'identity="bob",email="bob@example.com",groups="dev",kind=human {pubkey(keys.bob)}',
+                f'identity="ci-deployer",kind=workload {pubkey(keys.ci)}',
+            ])
+        (self.dir / "identities").write_text(identities + "\n")
+        self.ports_file = self.dir / "ports"
+        listens = ["127.0.0.1:0"] + [f"127.0.0.1:0={t}" for t in (bound or {}).values()]
+        self.bound_names = list((bound or {}).keys())
+        self.args = [CASTGATE, "--host-key", str(keys.gateway_host), "--user-ca-key", str(keys.ca),
+                     "--recording-key", str(keys.recording), "--identities",
+                     str(self.dir / "identities"), "--policy", str(self.dir / "policy.json"),
+                     "--targets", str(self.dir / "targets.json"), "--known-hosts",
+                     str(self.dir / "known_hosts"), "--ports-file", str(self.ports_file),
+                     "--workers", "2", "--instance", "gw-test"]
+        if "--shutdown-grace" not in (extra_args or []):
+            self.args += ["--shutdown-grace", "5s"]
+        for l in listens:
+            self.args += ["--listen", l]
+        self.args += extra_args or []
+        self.stdout_path = stdout_path or self.dir / "events.jsonl"
+        self.env = dict(os.environ, **(env or {}))
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self):
+        self.proc = Proc("castgate", self.args, self.dir, env=self.env, stdout_path=self.stdout_path)
+        wait_until(lambda: self.ports_file.exists() or not self.proc.alive(), 15,
+                   "castgate to listen")
+        assert self.proc.alive(), f"castgate failed to start:\n{self.proc.stderr()}"
+        lines = self.ports_file.read_text().split()
+        self.shared_port = int(lines[0].rsplit(":", 1)[1])
+        self.bound_ports = {}
+        for name, line in zip(self.bound_names, lines[1:]):
+            self.bound_ports[name] = int(line.split("=")[0].rsplit(":", 1)[1])
+
+    # --- clients ------------------------------------------------------------------------------
+    def ssh_args(self, key: pathlib.Path | None, port: int | None = None,
+                 extra: list[str] | None = None) -> list[str]:
+        # ssh keeps the first value it sees for an option, so the caller's come first.
+        args = ["ssh", "-F", "/dev/null"] + (extra or []) + ["-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-p", str(port or self.shared_port)]
+        if key is not None:
+            args += ["-o", "IdentitiesOnly=yes", "-i", str(key)]
+        return args
+
+    def ssh(self, key, command: str | None, user: str, port: int | None = None,
+            input: bytes | None = None, timeout: float = 60, extra: list[str] | None = None,
+            stdin=None) -> subprocess.CompletedProcess:
+        args = self.ssh_args(key, port, extra) + [f"{user}@127.0.0.1"]
+        if command is not None:
+            args.append(command)
+        return subprocess.run(args, input=input, stdin=stdin, capture_output=True, timeout=timeout)
+
+    # --- recording ----------------------------------------------------------------------------
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.stdout_path.read_bytes().splitlines():
+            out.append(json.loads(line))
+        return out
+
+    def raw_lines(self) -> list[bytes]:
+        return self.stdout_path.read_bytes().splitlines()
+
+    def wait_event(self, predicate: Callable[[dict], bool], timeout: float = 15, what: str = "event"):
+        def find():
+            for e in self.events():
+                if predicate(e):
+                    return e
+            return None
+        return wait_until(find, timeout, what)
+
+    def actions(self, session: str | None = None) -> list[str]:
+        return [e["event"]["action"] for e in self.events()
+                if session is None or e["castgate"]["session"] == session]
+
+    def stderr(self) -> str:
+        return self.proc.stderr()
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.alive():
+            self.proc.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.proc.stop()
+
+
+class Tmux:
+    """A real terminal: tmux runs the client in a pty; the test types and reads the screen."""
+
+    def __init__(self, command: list[str], width: int = 100, height: int = 30):
+        self.socket = f"castgate-test-{os.getpid()}-{free_port()}"
+        cmd = " ".join(shlex.quote(c) for c in command)
+        # Keep the pane after the client exits so that its last words and exit code can be read.
+        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t",
+                        "-x", str(width), "-y", str(height),
+                        f"{cmd}; echo CLIENT-EXIT=$?; sleep 600"], check=True, timeout=10)
+        subprocess.run(["tmux", "-L", self.socket, "set-option", "-g", "status", "off"], timeout=10)
+
+    def _tmux(self, *args, check=True) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              timeout=10, check=check).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
+
+    def type(self, text: str, enter: bool = True):
+        self._tmux("send-keys", "-t", "t", "-l", text)
+        if enter:
+            self._tmux("send-keys", "-t", "t", "Enter")
+
+    def keys(self, *keys: str):
+        self._tmux("send-keys", "-t", "t", *keys)
+
+    def wait_for(self, text: str, timeout: float = 15) -> str:
+        return wait_until(lambda: self.screen() if text in self.screen() else None, timeout,
+                          f"{text!r} on the screen")
+
+    def resize(self, width: int, height: int):
+        self._tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
+
+    def close(self):
+        self._tmux("kill-server", check=False)
+
+
+def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, timeout=timeout, **kw)
