@@ -375,49 +375,50 @@ bool ChannelPair::move(Direction dir, bool is_stderr, size_t& budget) {
   ssh_channel from = dir == kToUser ? up_.get() : down_.get();
   ssh_channel to = dir == kToUser ? down_.get() : up_.get();
   bool from_closed = dir == kToUser ? close_sent_to_target_ : close_sent_to_user_;
-  if (!from || from_closed) return false;
-  bool to_open =
-      to &&
-      (dir == kToUser ? !(eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
-                      : !(eof_sent_to_target_ || close_sent_to_target_ || target_close_seen_));
-  auto write = [&](const char* p, size_t n) -> int {
-    return is_stderr ? ssh_channel_write_stderr(to, p, static_cast<uint32_t>(n))
-                     : ssh_channel_write(to, p, static_cast<uint32_t>(n));
-  };
-  std::string& carry = carry_[dir][is_stderr];
-  if (!carry.empty()) {
-    if (!to_open) {
-      carry.clear();
-    } else {
-      int n = write(carry.data(), carry.size());
-      if (n < 0) {
-        carry.clear();
-        return false;
+  bool to_open = to && (dir == kToUser ? !(eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
+                                      : !(eof_sent_to_target_ || close_sent_to_target_ ||
+                                          target_close_seen_));
+  InFlight& f = in_flight_[dir][is_stderr];
+  bool progress = false;
+  // Take everything libssh holds for this stream, and only once the previous batch is passed
+  // on: libssh re-opens the sender's window on every read, whatever it still buffers, so
+  // reading part of its buffer would let the sender push without bound. This way at most one
+  // window is held here and one in libssh.
+  if (f.empty() && from && !from_closed && budget > 0 && host_.recording_has_room()) {
+    int avail = ssh_channel_poll(from, is_stderr ? 1 : 0);
+    if (avail > 0) {
+      f.fill(static_cast<size_t>(avail));
+      int n = ssh_channel_read_nonblocking(from, f.data.get(), static_cast<uint32_t>(avail),
+                                           is_stderr ? 1 : 0);
+      if (n > 0) {
+        f.len = static_cast<size_t>(n);
+        budget -= std::min(budget, f.len);
+        (dir == kToUser ? bytes_to_user_ : bytes_to_target_) += f.len;
+        host_.note_activity();
+        record(dir, is_stderr, std::string_view(f.data.get(), f.len));
+        progress = true;
+      } else {
+        f.release();
       }
-      carry.erase(0, static_cast<size_t>(n));
-      if (!carry.empty()) return n > 0;
     }
   }
-  auto& buf = host_.scratch();
-  size_t room = to_open ? ssh_channel_window_size(to) : buf.size();
-  if (room == 0 || budget == 0) return false;
-  if (!host_.recording_has_room()) return false;
-  int avail = ssh_channel_poll(from, is_stderr ? 1 : 0);
-  if (avail <= 0) return false;
-  size_t want = std::min({static_cast<size_t>(avail), room, buf.size(), budget});
-  int n = ssh_channel_read_nonblocking(from, buf.data(), static_cast<uint32_t>(want),
-                                       is_stderr ? 1 : 0);
-  if (n <= 0) return false;
-  budget -= static_cast<size_t>(n);
-  (dir == kToUser ? bytes_to_user_ : bytes_to_target_) += static_cast<uint64_t>(n);
-  host_.note_activity();
-  record(dir, is_stderr, std::string_view(buf.data(), static_cast<size_t>(n)));
-  if (to_open) {
-    int w = write(buf.data(), static_cast<size_t>(n));
-    if (w < 0) w = 0;
-    if (w < n) carry.assign(buf.data() + w, static_cast<size_t>(n - w));
+  if (f.empty()) return progress;
+  if (!to_open) {  // the receiver is gone: what it would have got is dropped
+    f.release();
+    return true;
   }
-  return true;
+  size_t room = std::min<size_t>(ssh_channel_window_size(to), f.len - f.offset);
+  if (room == 0) return progress;
+  const char* p = f.data.get() + f.offset;
+  int w = is_stderr ? ssh_channel_write_stderr(to, p, static_cast<uint32_t>(room))
+                    : ssh_channel_write(to, p, static_cast<uint32_t>(room));
+  if (w < 0) {
+    f.release();
+    return progress;
+  }
+  f.offset += static_cast<size_t>(w);
+  if (f.offset >= f.len) f.release();
+  return progress || w > 0;
 }
 
 void ChannelPair::pump() {
@@ -434,14 +435,14 @@ void ChannelPair::pump() {
 
 bool ChannelPair::target_drained() {
   if (!up_) return true;
-  if (!carry_[kToUser][0].empty() || !carry_[kToUser][1].empty()) return false;
+  if (!in_flight_[kToUser][0].empty() || !in_flight_[kToUser][1].empty()) return false;
   if (close_sent_to_target_) return true;
   return ssh_channel_poll(up_.get(), 0) <= 0 && ssh_channel_poll(up_.get(), 1) <= 0;
 }
 
 bool ChannelPair::user_input_drained() {
   if (!down_) return true;
-  if (!carry_[kToTarget][0].empty()) return false;
+  if (!in_flight_[kToTarget][0].empty()) return false;
   if (close_sent_to_user_) return true;
   return ssh_channel_poll(down_.get(), 0) <= 0;
 }

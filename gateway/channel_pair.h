@@ -32,7 +32,6 @@ class ChannelHost {
   virtual bool recording_has_room() = 0;  // false: stop reading from peers for now
   virtual bool recording_enabled() const = 0;
   virtual std::string recording_refusal() = 0;  // non-empty when recording is impossible
-  virtual std::vector<char>& scratch() = 0;
   virtual const Clock& clock() const = 0;
   virtual const Target* target() const = 0;
   virtual const PolicyDecision& decision() const = 0;
@@ -141,7 +140,21 @@ class ChannelPair {
   bool exit_core_ = false;
   std::string exit_errmsg_;
   bool exit_forwarded_ = false;
-  std::string carry_[2][2];  // read from one side, not yet accepted by the other
+  // Data read from one side that the other side's window has not taken yet.
+  struct InFlight {
+    std::unique_ptr<char[]> data;
+    size_t len = 0, offset = 0;
+    bool empty() const { return offset >= len; }
+    void fill(size_t n) {
+      data.reset(new char[n]);
+      len = offset = 0;
+    }
+    void release() {
+      data.reset();
+      len = offset = 0;
+    }
+  };
+  InFlight in_flight_[2][2];  // [direction][is_stderr]
   std::string end_reason_;
   std::chrono::steady_clock::time_point closing_since_{};
   std::chrono::steady_clock::time_point opened_at_{};

@@ -86,9 +86,6 @@ void Session::release_unauthenticated() {
 const Clock& Session::clock() const {
   return *worker_.context().clock;
 }
-std::vector<char>& Session::scratch() {
-  return worker_.scratch();
-}
 bool Session::recording_enabled() const {
   return worker_.context().config.recording_enabled;
 }

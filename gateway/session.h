@@ -58,7 +58,6 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   bool recording_has_room() override;
   bool recording_enabled() const override;
   std::string recording_refusal() override;
-  std::vector<char>& scratch() override;
   const Clock& clock() const override;
   const Target* target() const override { return target_; }
   const PolicyDecision& decision() const override { return decision_; }

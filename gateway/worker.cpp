@@ -8,7 +8,7 @@
 
 namespace castgate {
 
-Worker::Worker(GatewayContext& context, int index) : context_(context), scratch_(64 * 1024) {
+Worker::Worker(GatewayContext& context, int index) : context_(context) {
   (void)index;
   bind_.reset(ssh_bind_new());
   if (!bind_) throw std::runtime_error("out of memory");

@@ -40,7 +40,6 @@ class Worker {
   EventLoop& loop() { return loop_; }
   GatewayContext& context() { return context_; }
   ssh_bind bind() { return bind_.get(); }
-  std::vector<char>& scratch() { return scratch_; }
   void session_finished(const std::string& id);
   Session* find(const std::string& id);
   // Builds the waker a session's recording backlog calls when it drains.
@@ -52,7 +51,6 @@ class Worker {
   GatewayContext& context_;
   EventLoop loop_;
   ssh::Bind bind_;
-  std::vector<char> scratch_;
   std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
   std::atomic<size_t> live_{0};
   std::thread thread_;
