@@ -324,3 +324,40 @@ def test_sigterm_lets_sessions_finish_then_closes_them_with_a_message(gateway_fa
     assert actions[-1] == "gateway.stop"
     end = [e for e in gw.events() if e["event"]["action"] == "session.end"]
     assert end and end[0]["castgate"]["end_reason"] == "gateway_shutdown"
+
+
+def test_settings_from_environment_and_config_file(gateway_factory, sshd, keys, tmp_path):
+    """The same gateway configured three ways: a config file, CASTGATE_* variables, flags."""
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], start=False)
+    # Move two settings out of the command line: one into a file, one into the environment.
+    args = gw.args
+    i = args.index("--policy")
+    policy = args[i + 1]
+    del args[i:i + 2]
+    i = args.index("--targets")
+    targets = args[i + 1]
+    del args[i:i + 2]
+    conf = tmp_path / "castgate.conf"
+    conf.write_text(f"# castgate settings\npolicy = {policy}\nidle-timeout = 1h\n")
+    args += ["--config", str(conf)]
+    gw.env["CASTGATE_TARGETS"] = targets
+    gw.start()
+    r = gw.ssh(keys.alice, "echo configured", f"{LOGIN}@db1.int")
+    assert r.stdout == b"configured\n"
+
+
+def test_bad_settings_stop_start_up_with_a_clear_message(tmp_path, keys):
+    from harness import CASTGATE
+    r = run([CASTGATE, "--listen", "127.0.0.1:0", "--demo", "--targets", "/nonexistent.json",
+             "--policy", "/nonexistent.json", "--known-hosts", "/dev/null"])
+    assert r.returncode == 2
+    assert b"cannot read /nonexistent.json" in r.stderr
+    bad = tmp_path / "policy.json"
+    bad.write_text('{"rules": [{"groups": ["ops"], "targets": ["*"], "logins": ["x"], "typo": 1}]}')
+    t = tmp_path / "targets.json"
+    t.write_text('{"targets": [{"name": "a"}]}')
+    r = run([CASTGATE, "--listen", "127.0.0.1:0", "--demo", "--targets", str(t), "--policy",
+             str(bad), "--known-hosts", "/dev/null", "--user-ca-key", str(keys.ca)])
+    assert r.returncode == 2
+    assert b'unknown setting "typo"' in r.stderr
