@@ -1,23 +1,33 @@
-// The asciicast v2 recording of one SSH channel: a header, then [t, code, data] events with t in
-// seconds since the channel started. Output and input are decoded as UTF-8 incrementally per
-// stream, and long data is cut into several events so that no line exceeds the line limit.
+// The record of one SSH channel. For terminals and ordinary commands: asciicast v2 (a header,
+// then [t, code, data] events, t in seconds since the channel started), with UTF-8 decoded
+// incrementally per stream and long data cut so that no line exceeds the line limit; plus command
+// events, masked password input and alerts. For SFTP and SCP: file operations as metadata, never
+// the contents.
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "asciicast/alert_rules.h"
+#include "asciicast/file_operation.h"
 #include "asciicast/session_log.h"
 #include "asciicast/utf8.h"
 #include "common/clock.h"
 
 namespace castgate::asciicast {
 
+class TerminalTracker;
+class SftpMetadataParser;
+class ScpMetadataParser;
+
 struct ChannelHeader {
   int width = 80;
   int height = 24;
   std::string term;     // env.TERM
-  std::string title;    // "alice@db1.int as ubuntu"
+  std::string title;    // "alice on db1.int as ubuntu"
   std::string command;  // exec command or subsystem name; empty for a shell
   std::string kind;     // "shell", "exec", "subsystem"
   bool pty = false;
@@ -25,31 +35,47 @@ struct ChannelHeader {
 
 class ChannelRecording {
  public:
-  ChannelRecording(SessionLog& log, int channel, const Clock& clock);
+  // `alerts` may be null; `record_payload` false keeps only events (a benchmark-only switch).
+  ChannelRecording(SessionLog& log, int channel, const Clock& clock, const AlertRules* alerts,
+                   bool record_payload = true);
+  ~ChannelRecording();
 
   void start(const ChannelHeader& header);
-  void output(std::string_view raw, bool is_stderr);
-  void input(std::string_view raw);
+  void from_target(std::string_view raw, bool is_stderr);
+  void from_user(std::string_view raw);
   void resize(int width, int height);
+  // castgate's own words to the user (shown and recorded like output).
+  void notice(std::string_view text, bool is_stderr);
   void marker(std::string_view label);
-  // Flushes incomplete UTF-8 sequences (as U+FFFD).
+  // Flushes incomplete UTF-8 (as U+FFFD) and unfinished file operations.
   void finish();
 
   int channel() const { return channel_; }
-  bool started() const { return started_; }
   double elapsed() const;
+  // "sftp" or "scp" when the channel is a file transfer.
+  const std::string& file_transfer() const { return file_transfer_; }
 
  private:
   void emit_text(std::string_view action, char code, std::string_view text);
+  void output_text(std::string_view raw, bool is_stderr);
+  void emit_files(std::vector<FileOperation>& ops);
+  void emit_command(const std::string& command, const char* source);
+  void check_alerts(std::string_view applies_to, const std::string& text);
 
   SessionLog& log_;
   const int channel_;
   const Clock& clock_;
+  const AlertRules* alerts_;
+  const bool record_payload_;
   std::chrono::steady_clock::time_point start_;
   double last_t_ = 0;
-  bool started_ = false;
+  bool finished_ = false;
+  std::string file_transfer_;
   Utf8Sanitizer stdout_utf8_, stderr_utf8_, input_utf8_;
   std::string scratch_;
+  std::unique_ptr<TerminalTracker> terminal_;
+  std::unique_ptr<SftpMetadataParser> sftp_;
+  std::unique_ptr<ScpMetadataParser> scp_;
 };
 
 }  // namespace castgate::asciicast

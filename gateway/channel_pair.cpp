@@ -282,22 +282,9 @@ bool ChannelPair::start_recording(const PendingRequest& r) {
       h.command = program_ = r.a;
       break;
   }
-  // File transfers are recorded as metadata only: their contents never reach the log.
-  if (program_kind_ == "subsystem" && program_ == "sftp") payload_recorded_ = false;
-  if (program_kind_ == "exec") {
-    auto words = split(program_, ' ');
-    if (!words.empty() && (words[0] == "scp" ||
-                           (words[0].size() > 4 && words[0].substr(words[0].size() - 4) == "/scp")))
-      payload_recorded_ = false;
-  }
-  if (!host_.recording_enabled()) payload_recorded_ = false;
-  recording_ = std::make_unique<asciicast::ChannelRecording>(host_.log(), id_, host_.clock());
+  recording_ = std::make_unique<asciicast::ChannelRecording>(
+      host_.log(), id_, host_.clock(), host_.alert_rules(), host_.recording_enabled());
   recording_->start(h);
-  if (program_kind_ == "exec")
-    host_.log().emit(
-        asciicast::EventKind{"command", {"process"}, {"start"}, "", ""},
-        json{{"process", {{"command_line", program_}}}, {"castgate", {{"command_source", "exec"}}}},
-        id_, "/process/command_line");
   return true;
 }
 
@@ -364,20 +351,21 @@ void ChannelPair::advance_requests() {
 }
 
 void ChannelPair::record(Direction dir, bool is_stderr, std::string_view data) {
-  if (!recording_ || !payload_recorded_) return;
+  if (!recording_) return;
   if (dir == kToUser)
-    recording_->output(data, is_stderr);
+    recording_->from_target(data, is_stderr);
   else
-    recording_->input(data);
+    recording_->from_user(data);
 }
 
 bool ChannelPair::move(Direction dir, bool is_stderr, size_t& budget) {
   ssh_channel from = dir == kToUser ? up_.get() : down_.get();
   ssh_channel to = dir == kToUser ? down_.get() : up_.get();
   bool from_closed = dir == kToUser ? close_sent_to_target_ : close_sent_to_user_;
-  bool to_open = to && (dir == kToUser ? !(eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
-                                      : !(eof_sent_to_target_ || close_sent_to_target_ ||
-                                          target_close_seen_));
+  bool to_open =
+      to &&
+      (dir == kToUser ? !(eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
+                      : !(eof_sent_to_target_ || close_sent_to_target_ || target_close_seen_));
   InFlight& f = in_flight_[dir][is_stderr];
   bool progress = false;
   // Take everything libssh holds for this stream, and only once the previous batch is passed
@@ -541,11 +529,10 @@ void ChannelPair::notice(const std::string& message) {
   std::string text = pty_ ? "\r\ncastgate: " + message + "\r\n" : "castgate: " + message + "\n";
   if (pty_) {
     ssh_channel_write(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
-    if (recording_ && payload_recorded_) recording_->output(text, false);
   } else {
     ssh_channel_write_stderr(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
-    if (recording_ && payload_recorded_) recording_->output(text, true);
   }
+  if (recording_) recording_->notice(text, !pty_);
 }
 
 void ChannelPair::terminate(const std::string& message, const std::string& reason) {

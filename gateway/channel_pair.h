@@ -31,6 +31,7 @@ class ChannelHost {
   virtual asciicast::SessionLog& log() = 0;
   virtual bool recording_has_room() = 0;  // false: stop reading from peers for now
   virtual bool recording_enabled() const = 0;
+  virtual const asciicast::AlertRules* alert_rules() const = 0;
   virtual std::string recording_refusal() = 0;  // non-empty when recording is impossible
   virtual const Clock& clock() const = 0;
   virtual const Target* target() const = 0;
@@ -126,7 +127,6 @@ class ChannelPair {
   std::string term_;
   int cols_ = 80, rows_ = 24;
   std::string program_kind_, program_;
-  bool payload_recorded_ = true;  // false for file transfers (SCP/SFTP contents are not kept)
   std::string forward_host_, forward_origin_;
   int forward_port_ = 0, forward_origin_port_ = 0;
 

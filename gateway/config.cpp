@@ -110,6 +110,9 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "banner", po::value<std::string>(),
       "text shown before sign-in, e.g. that sessions are recorded")(
       "banner-file", po::value<std::string>(), "read the banner from this file")(
+      "alert-rules", po::value<std::string>(),
+      "extra alert patterns for commands and file paths (JSON list)")(
+      "no-default-alerts", po::bool_switch(), "do not use the built-in alert patterns")(
       "benchmark-disable-recording", po::bool_switch(),
       "BENCHMARKS ONLY: relay without recording, to measure what recording costs")(
       "demo", po::bool_switch(), "generate host and recording keys in memory (make demo)");
@@ -174,6 +177,8 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   str("instance", c.instance);
   str("banner", c.banner);
   str("ports-file", c.ports_file);
+  str("alert-rules", c.alert_rules_file);
+  c.default_alerts = !vm["no-default-alerts"].as<bool>();
   str("log-level", c.log_level);
   if (vm.count("banner-file")) c.banner = read_file(vm["banner-file"].as<std::string>());
   c.certificate_validity = duration_option(vm, "certificate-validity");

@@ -27,8 +27,10 @@ struct GatewayConfig {
   std::string targets_file;
   std::string known_hosts_file;
   std::string instance;
-  std::string banner;      // shown before sign-in (USERAUTH_BANNER)
-  std::string ports_file;  // where to write the bound ports (tests/demo); empty = don't
+  std::string banner;  // shown before sign-in (USERAUTH_BANNER)
+  std::string ports_file;
+  std::string alert_rules_file;  // extra alert rules (JSON)
+  bool default_alerts = true;    // where to write the bound ports (tests/demo); empty = don't
   std::chrono::seconds certificate_validity{300};
   std::chrono::seconds preauth_timeout{30};
   std::chrono::seconds idle_timeout{0};  // 0 = none

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "asciicast/alert_rules.h"
 #include "asciicast/line_sink.h"
 #include "common/clock.h"
 #include "common/crypto.h"
@@ -32,6 +33,7 @@ struct GatewayContext {
   std::map<std::string, ssh::Key> static_keys;  // target name -> private key
   std::vector<ssh::Key> host_keys;
   std::unique_ptr<Ed25519PrivateKey> recording_key;
+  asciicast::AlertRules alerts;
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
   std::unique_ptr<Resolver> resolver;

@@ -122,6 +122,13 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
     if (!l.target.empty() && !ctx->targets.find(l.target))
       throw std::runtime_error("--listen " + l.text() + ": target " + l.target +
                                " is not configured");
+  std::vector<asciicast::AlertRule> rules;
+  if (config.default_alerts) rules = asciicast::AlertRules::defaults();
+  if (!config.alert_rules_file.empty())
+    for (auto& r :
+         asciicast::AlertRules::parse(read_file(config.alert_rules_file), config.alert_rules_file))
+      rules.push_back(std::move(r));
+  ctx->alerts = asciicast::AlertRules::compile(rules);
   ctx->resolver = std::make_unique<Resolver>(2);
   return ctx;
 }

@@ -90,6 +90,10 @@ bool Session::recording_enabled() const {
   return worker_.context().config.recording_enabled;
 }
 
+const asciicast::AlertRules* Session::alert_rules() const {
+  return &worker_.context().alerts;
+}
+
 void Session::start() {
   auto& ctx = worker_.context();
   log_->emit(EventKind{"connection.accepted", {"network"}, {"connection", "start"}, "", ""},

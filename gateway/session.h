@@ -57,6 +57,7 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   asciicast::SessionLog& log() override { return *log_; }
   bool recording_has_room() override;
   bool recording_enabled() const override;
+  const asciicast::AlertRules* alert_rules() const override;
   std::string recording_refusal() override;
   const Clock& clock() const override;
   const Target* target() const override { return target_; }

@@ -51,18 +51,18 @@ TEST_CASE("every line is canonical JSON, chained and signed") {
   log.emit(EventKind{"connection.accepted", {"network"}, {"start"}, "", ""});
   log.set_identity(alice());
   log.set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
-  ChannelRecording rec(log, 0, clock);
+  ChannelRecording rec(log, 0, clock, nullptr);
   ChannelHeader h;
   h.title = "t";
   h.kind = "shell";
   rec.start(h);
   clock.advance(std::chrono::microseconds(1500000));
-  rec.output("hello \"world\"\r\n\x01\x7f \xe2\x82", false);
-  rec.output("\xac done", false);
-  rec.input("ls\r");
+  rec.from_target("hello \"world\"\r\n\x01\x7f \xe2\x82", false);
+  rec.from_target("\xac done", false);
+  rec.from_user("ls\r");
   rec.resize(100, 40);
   std::string big(10000, 'x');
-  rec.output(big, true);
+  rec.from_target(big, true);
   rec.finish();
   log.end(EventKind{"session.end", {"session"}, {"end"}, "", "closed"}, json::object());
 
