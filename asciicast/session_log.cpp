@@ -20,8 +20,10 @@ SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoi
       prev_hash_(kGenesisHash) {
   common_["castgate"]["instance"] = options_.instance;
   common_["castgate"]["session"] = session_id_;
-  common_["source"]["ip"] = source.address;
-  common_["source"]["port"] = source.port;
+  if (!source.address.empty()) {  // gateway-level events have no peer
+    common_["source"]["ip"] = source.address;
+    common_["source"]["port"] = source.port;
+  }
   rebuild_fragments();
 }
 

@@ -578,6 +578,7 @@ void ChannelPair::finish(const std::string& reason) {
     f["event"]["duration"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  host_.clock().steady_now() - opened_at_)
                                  .count();
+  host_.channel_finished(bytes_to_user_, bytes_to_target_, exit_status_, exit_signal_);
   if (type_ == ChannelType::kDirectTcpip) {
     f["castgate"]["forward"] = {{"host", forward_host_},
                                 {"port", forward_port_},

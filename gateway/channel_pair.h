@@ -39,6 +39,10 @@ class ChannelHost {
   virtual std::string title() const = 0;
   virtual void note_activity() = 0;
   virtual void request_step() = 0;  // run the session's step() again soon
+  // A channel ended: its totals for the session's end event.
+  virtual void channel_finished(uint64_t bytes_to_user, uint64_t bytes_to_target,
+                                std::optional<int> exit_status,
+                                const std::optional<std::string>& exit_signal) = 0;
 };
 
 enum class ChannelType { kSession, kDirectTcpip };

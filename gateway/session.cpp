@@ -413,6 +413,7 @@ void Session::authorize(const std::string& ssh_user) {
     return deny("policy", identity_.describe() + " may not log in to " + requested_target + " as " +
                               login_ + ": " + decision_.reason);
   }
+  session_started_ = true;
   log_->emit(EventKind{"session.start", {"session"}, {"start", "allowed"}, "success", ""},
              json{{"castgate",
                    {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}});
@@ -670,8 +671,31 @@ void Session::finalize() {
   f["event"]["duration"] = duration.count();
   f["castgate"]["end_reason"] = close_reason_.empty() ? "closed" : close_reason_;
   f["castgate"]["channels"] = next_channel_id_;
-  log_->end(EventKind{"session.end", {"session"}, {"end"}, "", close_reason_}, std::move(f));
+  f["castgate"]["bytes"] = {{"to_user", bytes_to_user_}, {"to_target", bytes_to_target_}};
+  if (last_exit_status_) f["process"]["exit_code"] = *last_exit_status_;
+  if (last_exit_signal_) f["castgate"]["exit_signal"] = *last_exit_signal_;
+  if (session_started_) {
+    log_->end(EventKind{"session.end", {"session"}, {"end"}, "", close_reason_}, std::move(f));
+  } else {
+    log_->end(EventKind{"connection.closed", {"network"}, {"connection", "end"}, "", close_reason_},
+              std::move(f));
+  }
   worker_.session_finished(id_);
+}
+
+}  // namespace castgate
+
+namespace castgate {
+
+void Session::channel_finished(uint64_t bytes_to_user, uint64_t bytes_to_target,
+                               std::optional<int> exit_status,
+                               const std::optional<std::string>& exit_signal) {
+  bytes_to_user_ += bytes_to_user;
+  bytes_to_target_ += bytes_to_target;
+  if (exit_status || exit_signal) {
+    last_exit_status_ = exit_status;
+    last_exit_signal_ = exit_signal;
+  }
 }
 
 }  // namespace castgate

@@ -65,6 +65,9 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   std::string title() const override;
   void note_activity() override;
   void request_step() override;
+  void channel_finished(uint64_t bytes_to_user, uint64_t bytes_to_target,
+                        std::optional<int> exit_status,
+                        const std::optional<std::string>& exit_signal) override;
 
  private:
   void step();
@@ -111,6 +114,10 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   std::string close_message_;
   bool in_step_ = false, step_again_ = false, step_scheduled_ = false;
   int next_channel_id_ = 0;
+  bool session_started_ = false;  // session.start was written (else the end is connection.closed)
+  uint64_t bytes_to_user_ = 0, bytes_to_target_ = 0;
+  std::optional<int> last_exit_status_;
+  std::optional<std::string> last_exit_signal_;
   uint32_t interest_ = 0;
   int fd_ = -1;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

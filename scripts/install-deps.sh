@@ -10,7 +10,7 @@ PACKAGES=(
   doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux
-  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte asciinema jq
+  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema asciinema jq
   nodejs npm
 )
 

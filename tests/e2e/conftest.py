@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from harness import CASTGATE, Gateway, Keys, Sshd  # noqa: E402
+from harness import CASTGATE, Gateway, Keys, Sshd, check_record, run  # noqa: E402
 
 
 def pytest_configure(config):
@@ -16,7 +16,10 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
+    k = Keys(tmp_path_factory.mktemp("keys"))
+    r = run(["ssh-keygen", "-y", "-f", str(k.recording)])
+    k.recording_pub.write_bytes(r.stdout)
+    return k
 
 
 @pytest.fixture
@@ -39,8 +42,10 @@ def gateway_factory(tmp_path, keys):
     yield make
     for gw in made:
         rc = gw.stop()
-        if rc not in (0, None, -15):
+        if rc not in (0, None, -15) and gw.expect_complete_record:
             pytest.fail(f"castgate exited with {rc}:\n{gw.stderr()[-4000:]}")
+        if gw.expect_complete_record:
+            check_record(gw)
 
 
 @pytest.fixture

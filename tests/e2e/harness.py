@@ -21,6 +21,9 @@ from typing import Callable, Iterable
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CASTGATE = os.environ.get("CASTGATE_BIN", str(REPO / "build" / "gateway" / "castgate"))
+PLAYER = os.environ.get("CASTGATE_PLAYER_BIN", str(pathlib.Path(CASTGATE).parents[1] / "player" /
+                                                   "castgate-player"))
+SCHEMA = REPO / "docs" / "events.schema.json"
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 LOGIN = getpass.getuser()
 TEST_USER = "castgate-test"  # created by scripts/test-setup.sh
@@ -73,16 +76,17 @@ class Proc:
     """A child process with its output in files and a guaranteed stop."""
 
     def __init__(self, name: str, args: list[str], workdir: pathlib.Path, env=None,
-                 stdout_path: pathlib.Path | None = None):
+                 stdout_path: pathlib.Path | None = None, stdout=None):
         self.name = name
         self.args = args
         self.workdir = workdir
         self.stdout_path = stdout_path or workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
-        self._out = open(self.stdout_path, "wb")
+        self._out = open(self.stdout_path, "wb") if stdout is None else None
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=self._out if stdout is None else stdout,
+                                     stderr=self._err, env=env, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -105,9 +109,56 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        self._out.close()
+        if self._out:
+            self._out.close()
         self._err.close()
         return self.proc.returncode
+
+
+class StdoutPipe:
+    """castgate's stdout as a pipe the test reads into a file, and can stop reading or close:
+    a stand-in for a log shipper that stalls or dies."""
+
+    def __init__(self, path: pathlib.Path):
+        import threading
+        self.path = path
+        self.read_fd, self.write_fd = os.pipe()
+        self.running = threading.Event()
+        self.running.set()
+        self.closed = False
+        self._file = open(path, "wb")
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self):
+        while True:
+            self.running.wait()
+            if self.closed:
+                return
+            try:
+                data = os.read(self.read_fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._file.write(data)
+            self._file.flush()
+
+    def pause(self):
+        self.running.clear()
+
+    def resume(self):
+        self.running.set()
+
+    def close_reader(self):
+        self.closed = True
+        os.close(self.read_fd)
+        self.running.set()
+
+    def finish(self):
+        self.running.set()
+        self._thread.join(timeout=10)
+        self._file.close()
 
 
 class Sshd:
@@ -208,6 +259,10 @@ class Keys:
     def ca_pub(self) -> str:
         return pubkey(self.ca)
 
+    @property
+    def recording_pub(self) -> pathlib.Path:
+        return pathlib.Path(str(self.recording) + ".pub")
+
 
 DEFAULT_POLICY = {
     "rules": [
@@ -227,7 +282,7 @@ class Gateway:
                  policy: dict | None = None, bound: dict[str, str] | None = None,
                  extra_args: list[str] | None = None, identities: str | None = None,
                  stdout_path: pathlib.Path | None = None, env: dict | None = None,
-                 start: bool = True):
+                 start: bool = True, stdout_pipe: bool = False):
         self.dir = workdir / f"castgate-{free_port()}"
         self.dir.mkdir(parents=True)
         self.keys = keys
@@ -255,17 +310,26 @@ class Gateway:
         for l in listens:
             self.args += ["--listen", l]
         self.args += extra_args or []
+        self.max_line = 8192
+        if "--max-line" in self.args:
+            self.max_line = int(self.args[self.args.index("--max-line") + 1])
         self.stdout_path = stdout_path or self.dir / "events.jsonl"
         self.env = dict(os.environ, **(env or {}))
         # A small quarantine keeps the sanitizer build's memory use close to the release build's,
         # so the tests that bound castgate's memory mean the same in both.
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=16")
         self.proc = None
+        # Checked when the test ends: every session's record is complete, signed and valid.
+        self.expect_complete_record = True
+        self.pipe = StdoutPipe(self.stdout_path) if stdout_pipe else None
         if start:
             self.start()
 
     def start(self):
-        self.proc = Proc("castgate", self.args, self.dir, env=self.env, stdout_path=self.stdout_path)
+        self.proc = Proc("castgate", self.args, self.dir, env=self.env, stdout_path=self.stdout_path,
+                         stdout=self.pipe.write_fd if self.pipe else None)
+        if self.pipe:
+            os.close(self.pipe.write_fd)
         wait_until(lambda: self.ports_file.exists() or not self.proc.alive(), 15,
                    "castgate to listen")
         assert self.proc.alive(), f"castgate failed to start:\n{self.proc.stderr()}"
@@ -302,6 +366,10 @@ class Gateway:
             out.append(json.loads(line))
         return out
 
+    def session_of(self, action: str = "session.start") -> str:
+        return self.wait_event(lambda e: e["event"]["action"] == action,
+                               what=action)["castgate"]["session"]
+
     def raw_lines(self) -> list[bytes]:
         return self.stdout_path.read_bytes().splitlines()
 
@@ -329,13 +397,18 @@ class Gateway:
     def stop(self, timeout: float = 20) -> int | None:
         if self.proc is None:
             return None
+        if self.pipe and not self.pipe.closed:
+            self.pipe.resume()
         if self.proc.alive():
             self.proc.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        return self.proc.stop()
+        rc = self.proc.stop()
+        if self.pipe:
+            self.pipe.finish()
+        return rc
 
 
 class Tmux:
@@ -378,3 +451,41 @@ class Tmux:
 
 def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, timeout=timeout, **kw)
+
+
+def player(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([PLAYER, *args], capture_output=True, timeout=timeout)
+
+
+_validator = None
+
+
+def schema_validator():
+    global _validator
+    if _validator is None:
+        import jsonschema
+        _validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    return _validator
+
+
+def check_record(gw: Gateway, full_schema: bool = False):
+    """What must hold for castgate's stdout after any test: every line a JSON object in valid
+    UTF-8 within the line limit, matching the published schema; every session complete and
+    signed (checked by castgate-player verify)."""
+    lines = gw.raw_lines()
+    validator = schema_validator()
+    # Every line's length here; JSON, UTF-8 and the chain of every line in castgate-player
+    # (--strict); the schema for the first lines, every event kind, and a sample of the output.
+    step = max(1, len(lines) // 2000)
+    for i, raw in enumerate(lines):
+        assert len(raw) <= gw.max_line, f"line {i + 1} is {len(raw)} bytes"
+        if i >= 400 and i % step and not full_schema and b'"asciicast":{' in raw[:64]:
+            continue
+        text = raw.decode("utf-8")  # strict: invalid UTF-8 raises
+        event = json.loads(text)
+        assert isinstance(event, dict)
+        errors = sorted(validator.iter_errors(event), key=lambda e: e.path)
+        assert not errors, f"line {i + 1} does not match the schema: {errors[0].message}\n{text[:500]}"
+    if lines:
+        r = player("verify", "--strict", "--key", str(gw.keys.recording_pub), str(gw.stdout_path))
+        assert r.returncode == 0, f"castgate-player verify failed:\n{r.stdout.decode()}{r.stderr.decode()}"

@@ -101,7 +101,7 @@ def test_preauth_timeout(gateway_factory, sshd, keys):
             break
         data += chunk
     assert 1.5 < time.monotonic() - start < 6
-    end = gw.wait_event(lambda e: e["event"]["action"] == "session.end")
+    end = gw.wait_event(lambda e: e["event"]["action"] == "connection.closed")
     assert end["castgate"]["end_reason"] == "preauth_timeout"
 
 

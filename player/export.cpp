@@ -1,0 +1,97 @@
+#include "player/export.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+
+namespace castgate::player {
+
+void SessionExporter::add_file(const MappedFile& file) {
+  for_each_line(file, session_, [&](std::string_view line, size_t) { add_line(line); });
+}
+
+void SessionExporter::add_line(std::string_view line) {
+  StoredEvent e;
+  if (!unwrap_line(line, e)) return;
+  // The asciicast member only exists on asciicast.* events; skip the rest before parsing.
+  if (e.canonical.find("\"asciicast\":{") == std::string_view::npos) return;
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) return;
+  std::string_view session;
+  if (root.at_pointer("/castgate/session").get_string().get(session) != simdjson::SUCCESS ||
+      session != session_)
+    return;
+  int64_t channel = -1;
+  uint64_t seq = 0;
+  if (root.at_pointer("/castgate/channel").get_int64().get(channel) != simdjson::SUCCESS ||
+      root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS || channel < 0)
+    return;
+  std::string header, event;
+  simdjson::dom::element value;
+  if (root.at_pointer("/asciicast/header").get(value) == simdjson::SUCCESS) {
+    header = simdjson::minify(value);
+  } else if (root.at_pointer("/asciicast/event").get(value) == simdjson::SUCCESS) {
+    event = simdjson::minify(value);
+  } else {
+    return;
+  }
+  std::string_view kind, file_transfer;
+  bool pty = false;
+  if (!header.empty()) {
+    if (root.at_pointer("/castgate/channel_kind").get_string().get(kind)) kind = {};
+    if (root.at_pointer("/castgate/file_transfer").get_string().get(file_transfer))
+      file_transfer = {};
+    if (root.at_pointer("/castgate/pty").get_bool().get(pty)) pty = false;
+  }
+  auto& ch = channels_[static_cast<int>(channel)];
+  ch.info.channel = static_cast<int>(channel);
+  if (!header.empty()) {
+    ch.header = std::move(header);
+    ch.info.kind = std::string(kind);
+    ch.info.file_transfer = std::string(file_transfer);
+    ch.info.pty = pty;
+  } else {
+    ch.events.push_back(Piece{seq, std::move(event)});
+    ++ch.info.events;
+  }
+}
+
+std::vector<ChannelInfo> SessionExporter::channels() const {
+  std::vector<ChannelInfo> out;
+  for (const auto& [id, ch] : channels_)
+    if (!ch.header.empty()) out.push_back(ch.info);
+  return out;
+}
+
+bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
+                            std::string& error) const {
+  const Channel* ch = nullptr;
+  for (const auto& [id, c] : channels_) {
+    if (c.header.empty()) continue;
+    if (!channel || *channel == id) {
+      ch = &c;
+      break;
+    }
+  }
+  if (!ch) {
+    error = channel ? "session " + session_ + " has no recorded channel " + std::to_string(*channel)
+                    : "no recording of session " + session_ + " in the input";
+    return false;
+  }
+  std::vector<const Piece*> events;
+  events.reserve(ch->events.size());
+  for (const auto& p : ch->events) events.push_back(&p);
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Piece* a, const Piece* b) { return a->seq < b->seq; });
+  out << ch->header << '\n';
+  uint64_t last = UINT64_MAX;
+  for (const Piece* p : events) {
+    if (p->seq == last) continue;  // delivered twice by a log shipper
+    last = p->seq;
+    out << p->json << '\n';
+  }
+  return true;
+}
+
+}  // namespace castgate::player

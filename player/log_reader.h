@@ -1,0 +1,49 @@
+// Reads castgate events back from logs as they are stored: the raw JSON lines castgate wrote,
+// lines wrapped by a container runtime (Docker json-file, CRI), or records re-encoded by a log
+// shipper (Fluent Bit with Merge_Log, with or without Merge_Log_Key). Files are memory-mapped and
+// scanned without copying.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace castgate::player {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // "-" reads stdin; throws on failure
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view data() const { return {data_, size_}; }
+  const std::string& path() const { return path_; }
+  // Bytes readable after `p` (for parsers that read ahead).
+  size_t readable_after(const char* p) const { return static_cast<size_t>(data_ + size_ - p); }
+
+ private:
+  std::string path_;
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+  size_t mapped_ = 0;
+  std::string owned_;  // stdin
+};
+
+// One castgate event recovered from a stored line.
+struct StoredEvent {
+  std::string_view canonical;  // the event's canonical JSON (points into the file or `owned`)
+  std::string owned;           // set when the event had to be re-encoded
+  bool exact = false;          // `canonical` is the very bytes castgate wrote
+};
+
+// Recovers the castgate event in `line`, if there is one.
+bool unwrap_line(std::string_view line, StoredEvent& out);
+
+// Calls `fn(line, line_number)` for every line of `file` that contains `needle` (all lines if
+// `needle` is empty). Finding the needle first and the line second is what makes selection fast.
+void for_each_line(const MappedFile& file, std::string_view needle,
+                   const std::function<void(std::string_view, size_t)>& fn);
+
+}  // namespace castgate::player

@@ -1,0 +1,218 @@
+// castgate-player: find, verify and replay castgate sessions from raw logs.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "player/catalog.h"
+#include "player/export.h"
+#include "player/log_reader.h"
+#include "player/verify.h"
+
+namespace po = boost::program_options;
+using namespace castgate::player;
+
+namespace {
+
+const char* kUsage = R"(usage: castgate-player COMMAND [options] FILE...
+Reads castgate's event stream as stored: raw JSON lines, Docker/CRI container logs, or
+Fluent Bit output. FILE may be "-" for standard input.
+
+commands:
+  list      sessions with who, from where, to which target, when and how they ended
+  verify    check that sessions are complete and untouched (hash chain and signature)
+  channels  the recorded channels of a session
+  export    one channel of a session as an asciicast v2 file (asciinema play/cat)
+)";
+
+po::variables_map parse(int argc, char** argv, po::options_description& opts) {
+  opts.add_options()("help,h", "show help")("files", po::value<std::vector<std::string>>(),
+                                            "log files");
+  po::positional_options_description pos;
+  pos.add("files", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+std::vector<std::string> files(const po::variables_map& vm) {
+  if (!vm.count("files")) return {"-"};
+  return vm["files"].as<std::vector<std::string>>();
+}
+
+std::string duration_text(int64_t ns) {
+  if (ns < 0) return "-";
+  int64_t s = ns / 1000000000;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+int cmd_list(int argc, char** argv) {
+  po::options_description opts("list options");
+  opts.add_options()("user", po::value<std::string>(), "identity id, name or email")(
+      "target", po::value<std::string>(), "target name")(
+      "since", po::value<std::string>(), "sessions active at or after (RFC 3339, UTC)")(
+      "until", po::value<std::string>(), "sessions active at or before (RFC 3339, UTC)")(
+      "denied", "include sign-ins refused by policy")("json", "one JSON object per session");
+  auto vm = parse(argc, argv, opts);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  CatalogFilter f;
+  if (vm.count("user")) f.user = vm["user"].as<std::string>();
+  if (vm.count("target")) f.target = vm["target"].as<std::string>();
+  if (vm.count("since")) f.since = vm["since"].as<std::string>();
+  if (vm.count("until")) f.until = vm["until"].as<std::string>();
+  f.include_denied = vm.count("denied") > 0;
+  Catalog catalog;
+  for (auto& path : files(vm)) catalog.add_file(MappedFile(path));
+  auto sessions = catalog.sessions(f);
+  if (vm.count("json")) {
+    for (auto& s : sessions) {
+      nlohmann::json j = {{"session", s.session},
+                          {"start", s.start},
+                          {"end", s.end},
+                          {"user_id", s.user_id},
+                          {"user_name", s.user_name},
+                          {"user_email", s.user_email},
+                          {"kind", s.kind},
+                          {"auth_method", s.auth_method},
+                          {"source_ip", s.source_ip},
+                          {"target", s.target},
+                          {"login", s.login},
+                          {"channels", s.channels},
+                          {"end_reason", s.end_reason},
+                          {"denied", s.denied}};
+      if (s.duration_ns >= 0) j["duration_ns"] = s.duration_ns;
+      if (s.denied) j["denial"] = s.denial;
+      std::cout << j.dump() << '\n';
+    }
+    return 0;
+  }
+  std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", "START", "SESSION", "USER", "SOURCE",
+              "TARGET", "LOGIN", "DURATION", "END");
+  for (auto& s : sessions) {
+    std::string user = s.user_email.empty() ? s.user_name : s.user_email;
+    std::string end = s.denied        ? "denied (" + s.denial + ")"
+                      : s.end.empty() ? "(open or truncated)"
+                                      : s.end_reason;
+    std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", s.start.c_str(), s.session.c_str(),
+                user.c_str(), s.source_ip.c_str(), s.target.c_str(), s.login.c_str(),
+                duration_text(s.duration_ns).c_str(), end.c_str());
+  }
+  return 0;
+}
+
+int cmd_verify(int argc, char** argv) {
+  po::options_description opts("verify options");
+  opts.add_options()("key", po::value<std::string>(),
+                     "recording public key(s), as printed by castgate --print-recording-key")(
+      "session", po::value<std::string>(), "only this session")(
+      "allow-reorder", "accept events out of file order (checked by sequence number)")(
+      "strict", "fail on any line that is not a castgate event (for raw castgate logs)")(
+      "json", "one JSON verdict per session");
+  auto vm = parse(argc, argv, opts);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  if (!vm.count("key")) throw std::runtime_error("verify needs --key (the recording public key)");
+  VerifyOptions vo;
+  if (vm.count("session")) vo.session = vm["session"].as<std::string>();
+  vo.allow_reorder = vm.count("allow-reorder") > 0;
+  vo.strict = vm.count("strict") > 0;
+  Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
+  for (auto& path : files(vm)) verifier.add_file(MappedFile(path));
+  auto verdicts = verifier.finish();
+  bool all_ok = !verdicts.empty();
+  for (auto& v : verdicts) {
+    all_ok = all_ok && v.ok;
+    if (vm.count("json")) {
+      std::cout << nlohmann::json{{"session", v.session},
+                                  {"ok", v.ok},
+                                  {"events", v.events},
+                                  {"signed", v.signed_ok},
+                                  {"duplicates", v.exact_duplicates},
+                                  {"problems", v.problems}}
+                       .dump()
+                << '\n';
+      continue;
+    }
+    std::cout << (v.ok ? "OK     " : "FAILED ") << v.session << "  " << v.events << " events"
+              << (v.exact_duplicates ? ", " + std::to_string(v.exact_duplicates) + " duplicates"
+                                     : "")
+              << (v.signed_ok ? ", signature valid" : "") << '\n';
+    for (auto& p : v.problems) std::cout << "       - " << p << '\n';
+  }
+  if (verdicts.empty()) std::cerr << "castgate-player: no castgate events found\n";
+  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << f << '\n';
+  if (!verifier.foreign_lines().empty()) all_ok = false;
+  return all_ok ? 0 : 1;
+}
+
+int cmd_channels(int argc, char** argv) {
+  po::options_description opts("channels options");
+  opts.add_options()("session", po::value<std::string>()->required(), "session id");
+  auto vm = parse(argc, argv, opts);
+  SessionExporter ex(vm["session"].as<std::string>());
+  for (auto& path : files(vm)) ex.add_file(MappedFile(path));
+  for (auto& c : ex.channels())
+    std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, c.kind.c_str(),
+                c.pty ? "pty" : "no-pty",
+                c.file_transfer.empty() ? "" : "file transfer: ", c.file_transfer.c_str(),
+                static_cast<unsigned long long>(c.events));
+  return 0;
+}
+
+int cmd_export(int argc, char** argv) {
+  po::options_description opts("export options");
+  opts.add_options()("session", po::value<std::string>()->required(), "session id")(
+      "channel", po::value<int>(), "channel number (default: the first recorded)")(
+      "output,o", po::value<std::string>(), "write here instead of standard output");
+  auto vm = parse(argc, argv, opts);
+  SessionExporter ex(vm["session"].as<std::string>());
+  for (auto& path : files(vm)) ex.add_file(MappedFile(path));
+  std::optional<int> channel;
+  if (vm.count("channel")) channel = vm["channel"].as<int>();
+  std::string error;
+  bool ok;
+  if (vm.count("output")) {
+    std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
+    ok = ex.write(out, channel, error);
+  } else {
+    std::ios::sync_with_stdio(false);
+    ok = ex.write(std::cout, channel, error);
+  }
+  if (!ok) {
+    std::cerr << "castgate-player: " << error << '\n';
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "list") return cmd_list(argc - 1, argv + 1);
+    if (cmd == "verify") return cmd_verify(argc - 1, argv + 1);
+    if (cmd == "channels") return cmd_channels(argc - 1, argv + 1);
+    if (cmd == "export") return cmd_export(argc - 1, argv + 1);
+    std::cerr << "castgate-player: unknown command " << cmd << "\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "castgate-player: " << e.what() << '\n';
+    return 2;
+  }
+}
