@@ -46,7 +46,7 @@ std::vector<AlertRule> AlertRules::defaults() {
        "command", "medium"},
       {"download-and-execute",
        "(curl|wget|fetch)" + s + "[^|]*\\|" + s + "*(sudo" + s +
-           "+)?([a-z]*sh|python[0-9.]*|perl)(" + s + "|$)",
+           "+)?([a-z]*sh|python[0-9.]*|perl)(" + s + "|$|[;&|)])",
        "command", "high"},
       {"credential-file-change",
        "(^|/)(etc/(sudoers(\\.d/.*)?|shadow|passwd|group)|\\.ssh/authorized_keys[^/]*)$", "path",

@@ -92,7 +92,10 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
     return emit_files(ops);
   }
   std::vector<std::string> commands;
-  if (terminal_ && !is_stderr) commands = terminal_->output(raw);
+  if (terminal_ && !is_stderr) {
+    commands = terminal_->output(raw);
+    record_input(terminal_->take_recordable_input());  // typed before this output echoed it
+  }
   if (record_payload_) output_text(raw, is_stderr);
   for (const auto& c : commands) emit_command(c, "terminal");
 }
@@ -108,11 +111,14 @@ void ChannelRecording::from_user(std::string_view raw) {
     scp_->from_client(raw, ops);
     return emit_files(ops);
   }
-  std::string masked;
   if (terminal_) {
-    masked = terminal_->input(raw);
-    raw = masked;
+    terminal_->input(raw);
+    return record_input(terminal_->take_recordable_input());
   }
+  record_input(raw);
+}
+
+void ChannelRecording::record_input(std::string_view raw) {
   if (!record_payload_ || raw.empty()) return;
   scratch_.clear();
   input_utf8_.feed(raw, scratch_);
@@ -127,7 +133,10 @@ void ChannelRecording::resize(int width, int height) {
 
 void ChannelRecording::notice(std::string_view text, bool is_stderr) {
   if (finished_ || !file_transfer_.empty()) return;
-  if (terminal_ && !is_stderr) terminal_->output(text);
+  if (terminal_ && !is_stderr) {
+    terminal_->output(text);
+    record_input(terminal_->take_recordable_input());
+  }
   output_text(text, is_stderr);
 }
 
@@ -218,6 +227,10 @@ void ChannelRecording::finish() {
                         "failure",
                         "SCP metadata incomplete: " + scp_->error()},
               json::object(), channel_);
+  if (terminal_) {
+    terminal_->finish();
+    record_input(terminal_->take_recordable_input());
+  }
   scratch_.clear();
   stdout_utf8_.flush(scratch_);
   emit_text("asciicast.output", 'o', scratch_);

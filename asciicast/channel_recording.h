@@ -58,6 +58,7 @@ class ChannelRecording {
  private:
   void emit_text(std::string_view action, char code, std::string_view text);
   void output_text(std::string_view raw, bool is_stderr);
+  void record_input(std::string_view raw);
   void emit_files(std::vector<FileOperation>& ops);
   void emit_command(const std::string& command, const char* source);
   void check_alerts(std::string_view applies_to, const std::string& text);

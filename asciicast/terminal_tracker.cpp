@@ -11,7 +11,8 @@
 namespace castgate::asciicast {
 namespace {
 
-constexpr size_t kMaxPending = 16;
+constexpr size_t kMaxPending = 64;
+constexpr int kMaxNewlinesPerPending = 64;
 constexpr size_t kMaxTyped = 4096;
 
 // Case-insensitive prompts that ask for something secret, at the very end of the text before the
@@ -141,23 +142,45 @@ std::string TerminalTracker::cursor_line(bool up_to_cursor) const {
   return text;
 }
 
-std::string TerminalTracker::complete(const Pending& p) const {
+static std::string tail_of(const std::string& typed) {
+  return typed.size() > 3 ? typed.substr(typed.size() - 3) : typed;
+}
+
+bool TerminalTracker::echo_visible(const std::string& typed) const {
+  return typed.empty() || cursor_line(false).find(tail_of(typed)) != std::string::npos;
+}
+
+std::optional<std::string> TerminalTracker::complete(const Line& l) const {
   std::string line = cursor_line(false);
+  // The newline must end the echo of this line: its last keystrokes have to be on it.
+  if (!l.typed.empty() && line.find(tail_of(l.typed)) == std::string::npos) return std::nullopt;
   std::string command;
-  if (!p.prompt.empty() && starts_with(line, p.prompt)) {
-    command = line.substr(p.prompt.size());
-  } else if (p.prompt.empty()) {
-    command = line;
+  if (!l.prompt.empty()) {
+    if (!starts_with(line, l.prompt)) return "";  // the prompt is gone: nothing reliable to say
+    command = line.substr(l.prompt.size());
+  } else if (!l.typed.empty() && line.find(l.typed) != std::string::npos) {
+    command = line.substr(line.find(l.typed));  // typed before the prompt appeared
   } else {
-    command = p.typed;  // the screen no longer shows the prompt: fall back to the keystrokes
+    command = line;
   }
   return std::string(trim(command));
 }
 
+void TerminalTracker::release(Line& line, bool masked) {
+  if (masked) {
+    recordable_ += kMask;
+    if (!line.held.empty() && (line.held.back() == '\r' || line.held.back() == '\n'))
+      recordable_ += line.held.back();
+  } else {
+    recordable_ += line.held;
+  }
+  line.held.clear();
+}
+
 std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
   std::vector<std::string> done;
-  // Feed up to each newline; a pending command is read off the screen just before the newline
-  // that ends its echo moves the cursor away.
+  // Feed up to each newline; a pending line is read off the screen just before the newline that
+  // ends its echo moves the cursor away.
   while (!bytes.empty()) {
     size_t nl = pending_.empty() ? std::string_view::npos : bytes.find('\n');
     if (nl == std::string_view::npos) {
@@ -165,56 +188,91 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
       break;
     }
     vterm_input_write(vt_, bytes.data(), nl);
-    if (!alt_screen_) {
-      std::string cmd = complete(pending_.front());
-      if (!cmd.empty()) done.push_back(std::move(cmd));
+    // The first waiting line whose echo this is; the ones before it were never echoed (typed
+    // with echo off) and are kept out of the record.
+    size_t match = pending_.size();
+    std::optional<std::string> cmd;
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      cmd = complete(pending_[i]);
+      if (cmd) {
+        match = i;
+        break;
+      }
     }
-    pending_.pop_front();
+    if (match < pending_.size()) {
+      for (size_t i = 0; i < match; ++i) release(pending_[i], !pending_[i].typed.empty());
+      release(pending_[match], false);
+      if (!cmd->empty() && !alt_screen_) done.push_back(std::move(*cmd));
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(match) + 1);
+      pending_newlines_ = 0;
+    } else if (++pending_newlines_ > kMaxNewlinesPerPending) {
+      release(pending_.front(), !pending_.front().typed.empty());  // never echoed
+      pending_.pop_front();
+      pending_newlines_ = 0;
+    }
     vterm_input_write(vt_, "\n", 1);
     bytes.remove_prefix(nl + 1);
   }
-  if (alt_screen_) pending_.clear();
+  // What is being typed is recordable as soon as the terminal shows it.
+  if (!secret_ && !current_.held.empty() && pending_.empty() && !current_.typed.empty() &&
+      echo_visible(current_.typed))
+    release(current_, false);
   return done;
 }
 
-std::string TerminalTracker::input(std::string_view bytes) {
-  std::string recorded;
+void TerminalTracker::input(std::string_view bytes) {
   for (char c : bytes) {
-    bool enter = c == '\r' || c == '\n';
-    if (!line_started_ && !enter) {
+    auto u = static_cast<unsigned char>(c);
+    bool end = c == '\r' || c == '\n' || c == 0x03 || c == 0x04;
+    if (!line_started_ && !end) {
       line_started_ = true;
-      prompt_ = cursor_line(true);
-      typed_.clear();
-      secret_ = looks_like_secret_prompt(prompt_);
+      current_ = Line{cursor_line(true), "", ""};
+      secret_ = looks_like_secret_prompt(current_.prompt);
     }
-    if (secret_) {
-      if (enter) {
-        recorded += kMask;
-        recorded += c;
-        secret_ = false;
-        line_started_ = false;
-      } else if (c == 0x03 || c == 0x04) {  // Ctrl-C / Ctrl-D abandon the prompt
-        recorded += kMask;
-        recorded += c;
-        secret_ = false;
-        line_started_ = false;
+    current_.held += c;
+    if (end) {
+      if (secret_) {
+        release(current_, true);
+      } else if (c == 0x03 || c == 0x04 || alt_screen_) {
+        release(current_, false);
+      } else if (pending_.size() < kMaxPending) {
+        if (!line_started_) current_ = Line{cursor_line(true), "", current_.held};
+        pending_.push_back(std::move(current_));
+        pending_newlines_ = 0;
       }
-      continue;  // everything else typed at the prompt stays out of the record
-    }
-    recorded += c;
-    if (enter) {
-      if (!alt_screen_ && pending_.size() < kMaxPending)
-        pending_.push_back(Pending{line_started_ ? prompt_ : cursor_line(true), typed_});
+      current_ = Line{};
+      secret_ = false;
       line_started_ = false;
-      typed_.clear();
-    } else if (c == 0x03) {
-      line_started_ = false;
-      typed_.clear();
-    } else if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f && typed_.size() < kMaxTyped) {
-      typed_ += c;
+      escape_ = 0;
+      continue;
     }
+    // Printable keystrokes, without the escape sequences of cursor keys.
+    if (escape_ == 1) {
+      escape_ = (c == '[' || c == 'O') ? 2 : 0;
+    } else if (escape_ == 2) {
+      if (u >= 0x40 && u <= 0x7e) escape_ = 0;
+    } else if (c == 0x1b) {
+      escape_ = 1;
+    } else if (u >= 0x20 && u != 0x7f && current_.typed.size() < kMaxTyped) {
+      current_.typed += c;
+    }
+    if (current_.held.size() > kMaxTyped && !secret_) release(current_, false);  // a long paste
   }
-  return recorded;
+  // Control keys and cursor movement alone need no echo to be recorded.
+  if (!secret_ && current_.typed.empty() && !current_.held.empty() && pending_.empty())
+    release(current_, false);
+}
+
+std::string TerminalTracker::take_recordable_input() {
+  std::string out;
+  out.swap(recordable_);
+  return out;
+}
+
+void TerminalTracker::finish() {
+  for (auto& l : pending_) release(l, !l.typed.empty());
+  pending_.clear();
+  release(current_, !current_.typed.empty() && !echo_visible(current_.typed));
 }
 
 }  // namespace castgate::asciicast

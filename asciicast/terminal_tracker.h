@@ -7,11 +7,14 @@
 //    the prompt that was there when they started typing. Nothing is derived while a full-screen
 //    program (alternate screen) runs.
 //  * Secrets: if the text before the cursor looks like a password prompt when the user starts
-//    typing, their keystrokes up to Enter are replaced by a fixed mask.
+//    typing, their keystrokes up to Enter are replaced by a fixed mask. Keystrokes are held until
+//    the terminal shows a response; a line that got no response at all before Enter (typed with
+//    echo off, e.g. `read -s`) is masked too.
 #pragma once
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,13 +33,17 @@ class TerminalTracker {
   TerminalTracker(const TerminalTracker&) = delete;
   TerminalTracker& operator=(const TerminalTracker&) = delete;
 
-  // Output from the target. Returns commands completed by this output (the shell echoed the
-  // line and moved on).
+  // Output from the target. Returns the commands whose echo this output completed.
   std::vector<std::string> output(std::string_view bytes);
   void resize(int cols, int rows);
-  // Keystrokes from the user. Returns what may be recorded as input: the same bytes, except that
-  // a line typed at a password prompt is held back and replaced by kMask at Enter.
-  std::string input(std::string_view bytes);
+  // Keystrokes from the user. They become recordable (take_recordable_input) once the terminal
+  // has echoed them; a line at a password prompt, or one the terminal never echoed (echo off,
+  // e.g. `read -s`), is recorded as kMask instead.
+  void input(std::string_view bytes);
+  // Input that may be recorded now. Call after input() and output().
+  std::string take_recordable_input();
+  // The channel ended: whatever is still held is recorded masked (it was never seen echoed).
+  void finish();
   bool in_secret() const { return secret_; }
   bool alt_screen() const { return alt_screen_; }
 
@@ -44,23 +51,30 @@ class TerminalTracker {
   static bool looks_like_secret_prompt(std::string_view text);
 
  private:
-  struct Pending {
+  // A line the user ended with Enter, waiting for its echo.
+  struct Line {
     std::string prompt;  // the screen text before the cursor when typing started
-    std::string typed;   // printable keystrokes, if the screen never shows the line
+    std::string typed;   // printable keystrokes (without cursor-key sequences)
+    std::string held;    // the raw keystrokes, not yet recorded
   };
   std::string cursor_line(bool up_to_cursor) const;
-  std::string complete(const Pending& p) const;
+  // The command, once the screen shows the echo of `line`; nullopt while it does not.
+  std::optional<std::string> complete(const Line& line) const;
+  bool echo_visible(const std::string& typed) const;
+  void release(Line& line, bool masked);
   static int on_settermprop(int prop, void* value, void* self);
 
   VTerm* vt_ = nullptr;
   VTermScreen* screen_ = nullptr;
   int cols_, rows_;
   bool alt_screen_ = false;
+  bool secret_ = false;        // the current line is typed at a password prompt
   bool line_started_ = false;  // the user typed something since the last Enter
-  bool secret_ = false;
-  std::string prompt_;           // of the line being typed
-  std::string typed_;            // printable bytes of the line being typed
-  std::deque<Pending> pending_;  // Enter pressed, waiting for the echo
+  int escape_ = 0;             // inside an escape sequence typed by the user (cursor keys)
+  Line current_;
+  std::deque<Line> pending_;  // ended with Enter, echo not seen yet
+  int pending_newlines_ = 0;  // output newlines that did not complete the oldest pending line
+  std::string recordable_;
 };
 
 }  // namespace castgate::asciicast

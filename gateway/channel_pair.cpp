@@ -626,7 +626,8 @@ void ChannelPair::step() {
   }
   if (state_ == State::kOpen) advance_requests();
   if (state_ == State::kOpen || state_ == State::kClosing || state_ == State::kRefusing) {
-    pump();
+    // No byte passes before the recording exists: session channels wait for their program.
+    if (recording_ || type_ == ChannelType::kDirectTcpip || state_ != State::kOpen) pump();
     propagate_close();
   }
 }

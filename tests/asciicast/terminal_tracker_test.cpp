@@ -56,12 +56,12 @@ TEST_CASE("what is typed at a password prompt is masked and is no command") {
   auto cmds = t.output("sudo id\r\n[sudo] password for alice: ");
   REQUIRE(cmds.size() == 1);
   CHECK(cmds[0] == "sudo id");
-  std::string rec;
-  rec += t.input("hunter");
+  t.take_recordable_input();
+  t.input("hunter");
   CHECK(t.in_secret());
-  rec += t.input("2\r");
+  t.input("2\r");
   CHECK_FALSE(t.in_secret());
-  CHECK(rec == std::string(TerminalTracker::kMask) + "\r");
+  CHECK(t.take_recordable_input() == std::string(TerminalTracker::kMask) + "\r");
   cmds = t.output("\r\nuid=0(root)\r\n$ ");
   CHECK(cmds.empty());
 }
@@ -91,4 +91,52 @@ TEST_CASE("nothing is derived inside a full-screen program") {
   cmds = t.output(":wq\r\n\x1b[?1049l");
   CHECK(cmds.empty());
   CHECK_FALSE(t.alt_screen());
+}
+
+TEST_CASE("keystrokes are held until the terminal echoes them; unechoed lines are masked") {
+  TerminalTracker t(80, 24);
+  t.output("$ ");
+  t.input("l");
+  CHECK(t.take_recordable_input().empty());  // no echo yet
+  t.output("l");
+  CHECK(t.take_recordable_input() == "l");
+  t.input("s\r");
+  CHECK(t.take_recordable_input().empty());
+  t.output("s\r\nfile\r\n$ ");
+  CHECK(t.take_recordable_input() == "s\r");
+  // `read -s`: nothing is echoed, so the line is kept out whatever the prompt said.
+  t.input("read -s X\r");
+  t.output("read -s X\r\n");
+  CHECK(t.take_recordable_input() == "read -s X\r");
+  t.input("topsecret\r");
+  t.output("$ ");  // bash prints no newline after read -s
+  CHECK(t.take_recordable_input().empty());
+  t.input("echo next\r");
+  auto cmds = t.output("echo next\r\nnext\r\n$ ");  // echoes the newer line, not the old
+  CHECK(t.take_recordable_input() == std::string(TerminalTracker::kMask) + "\recho next\r");
+  REQUIRE(cmds.size() == 1);
+  CHECK(cmds[0] == "echo next");
+  t.input("unfinished");
+  t.finish();
+  CHECK(t.take_recordable_input() == std::string(TerminalTracker::kMask));
+}
+
+TEST_CASE("typing ahead of the prompt does not turn the banner into a command") {
+  TerminalTracker t(80, 24);
+  t.input("echo early\r");  // before the shell printed anything
+  auto cmds = t.output("Last login: Sun Nov 22 02:53:21 2026\r\n$ echo early\r\nearly\r\n$ ");
+  for (auto& c : cmds) CHECK(c.find("Last login") == std::string::npos);
+  t.input("echo later\r");
+  cmds = t.output("echo later\r\nlater\r\n$ ");
+  REQUIRE(cmds.size() == 1);
+  CHECK(cmds[0] == "echo later");
+}
+
+TEST_CASE("pasted lines each become a command once echoed") {
+  TerminalTracker t(80, 24);
+  t.output("$ ");
+  t.input("echo one\recho two\recho three\r");
+  auto cmds = t.output("echo one\r\none\r\n$ echo two\r\ntwo\r\n$ echo three\r\nthree\r\n$ ");
+  CHECK(cmds == std::vector<std::string>{"echo one", "echo two", "echo three"});
+  CHECK(t.take_recordable_input() == "echo one\recho two\recho three\r");
 }

@@ -361,10 +361,10 @@ class Gateway:
 
     # --- recording ----------------------------------------------------------------------------
     def events(self) -> list[dict]:
-        out = []
-        for line in self.stdout_path.read_bytes().splitlines():
-            out.append(json.loads(line))
-        return out
+        data = self.stdout_path.read_bytes()
+        # The last line may still be being written.
+        data = data[:data.rfind(b"\n") + 1]
+        return [json.loads(line) for line in data.splitlines()]
 
     def session_of(self, action: str = "session.start") -> str:
         return self.wait_event(lambda e: e["event"]["action"] == action,
@@ -431,7 +431,7 @@ class Tmux:
         return self._tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
 
     def type(self, text: str, enter: bool = True):
-        self._tmux("send-keys", "-t", "t", "-l", text)
+        self._tmux("send-keys", "-t", "t", "-l", "--", text)
         if enter:
             self._tmux("send-keys", "-t", "t", "Enter")
 

