@@ -1,0 +1,39 @@
+// Terminal output from a target and keystrokes from a user are untrusted; the tracker must never
+// crash, and a line typed at a password prompt must never come back unmasked.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "asciicast/terminal_tracker.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  castgate::asciicast::TerminalTracker t(2 + data[0] % 120, 2 + data[1] % 50);
+  std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
+  while (!in.empty()) {
+    uint8_t op = static_cast<uint8_t>(in[0]);
+    in.remove_prefix(1);
+    size_t n = op % 48;
+    auto chunk = in.substr(0, n);
+    in.remove_prefix(chunk.size());
+    if (op & 0x80) {
+      t.input(chunk);
+    } else if (op & 0x40) {
+      t.output(chunk);
+    } else if (op == 0) {
+      t.resize(1 + n, 1 + n / 2);
+    } else {
+      // A password prompt, then a secret that must not reappear.
+      t.output("\r\nPassword: ");
+      t.take_recordable_input();
+      t.input("S3cr3tValue");
+      t.input("\r");
+      if (t.take_recordable_input().find("S3cr3tValue") != std::string::npos) std::abort();
+    }
+    t.take_recordable_input();
+  }
+  t.finish();
+  return 0;
+}
