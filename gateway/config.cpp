@@ -84,7 +84,9 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   access.add_options()("identities", po::value<std::string>(),
                        "public keys mapped to identities (authorized_keys layout)")(
       "policy", po::value<std::string>(), "access policy (JSON)")(
-      "targets", po::value<std::string>(), "the targets users may reach (JSON)");
+      "targets", po::value<std::string>(), "the targets users may reach (JSON)")(
+      "oidc-config", po::value<std::string>(),
+      "sign-in with an OpenID provider (device flow) and trusted workload token issuers (JSON)");
 
   po::options_description limits("Limits and timeouts");
   limits.add_options()("preauth-timeout", po::value<std::string>()->default_value("30s"),
@@ -174,6 +176,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   str("policy", c.policy_file);
   str("targets", c.targets_file);
   str("known-hosts", c.known_hosts_file);
+  str("oidc-config", c.oidc_config_file);
   str("instance", c.instance);
   str("banner", c.banner);
   str("ports-file", c.ports_file);

@@ -26,6 +26,7 @@ struct GatewayConfig {
   std::string policy_file;
   std::string targets_file;
   std::string known_hosts_file;
+  std::string oidc_config_file;
   std::string instance;
   std::string banner;  // shown before sign-in (USERAUTH_BANNER)
   std::string ports_file;

@@ -14,12 +14,14 @@
 #include "common/crypto.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
+#include "gateway/key_bindings.h"
 #include "gateway/known_hosts.h"
 #include "gateway/policy.h"
 #include "gateway/resolver.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/targets.h"
 #include "gateway/user_certificate.h"
+#include "oidc/service.h"
 
 namespace castgate {
 
@@ -37,6 +39,8 @@ struct GatewayContext {
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
   std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
+  KeyBindings key_bindings;
 
   std::atomic<int> unauthenticated{0};  // connections not yet signed in
   std::atomic<bool> draining{false};    // SIGTERM received

@@ -130,6 +130,12 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
       rules.push_back(std::move(r));
   ctx->alerts = asciicast::AlertRules::compile(rules);
   ctx->resolver = std::make_unique<Resolver>(2);
+  if (!config.oidc_config_file.empty()) {
+    auto oidc_config =
+        oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
+    ctx->oidc = std::make_unique<oidc::OidcService>(std::move(oidc_config), *ctx->clock);
+    ctx->oidc->warm_up();
+  }
   return ctx;
 }
 

@@ -1,5 +1,6 @@
 #include "gateway/identities.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "common/text.h"
@@ -92,6 +93,31 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
     std::string error;
     if (!parse_key_options(line.substr(0, end), options, error))
       throw std::runtime_error(where + error);
+    bool is_ca = std::any_of(options.begin(), options.end(),
+                             [](const auto& o) { return o.first == "cert-authority"; });
+    if (is_ca) {
+      TrustedCa ca;
+      for (auto& [name, value] : options) {
+        if (name == "cert-authority") continue;
+        if (name == "name") {
+          ca.name = value;
+        } else if (name == "groups") {
+          ca.groups = split(value, ',');
+        } else if (name == "kind" && (value == "human" || value == "workload")) {
+          ca.kind = value == "human" ? IdentityKind::kHuman : IdentityKind::kWorkload;
+        } else {
+          throw std::runtime_error(where + "unknown or bad cert-authority option " +
+                                   printable(name, 40));
+        }
+      }
+      ssh::PublicKeyLine key;
+      if (!ssh::parse_public_key(line.substr(end), key, error))
+        throw std::runtime_error(where + error);
+      if (ca.name.empty()) ca.name = ssh::fingerprint_sha256(key.blob);
+      ca.key_blob = std::move(key.blob);
+      out.cas_.push_back(std::move(ca));
+      continue;
+    }
     Identity id;
     id.issuer = "castgate:identities";
     id.auth_method = "publickey";
@@ -127,6 +153,12 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
     out.by_blob_.emplace(std::move(key.blob), std::move(id));
   }
   return out;
+}
+
+const TrustedCa* IdentityKeys::find_ca(std::string_view ca_key_blob) const {
+  for (const auto& ca : cas_)
+    if (ca.key_blob == ca_key_blob) return &ca;
+  return nullptr;
 }
 
 const Identity* IdentityKeys::find(std::string_view key_blob) const {

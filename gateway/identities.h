@@ -14,6 +14,14 @@
 
 namespace castgate {
 
+// A CA whose OpenSSH user certificates sign workloads (or people) in: "cert-authority" lines.
+struct TrustedCa {
+  std::string name;
+  std::string key_blob;
+  IdentityKind kind = IdentityKind::kWorkload;
+  std::vector<std::string> groups;
+};
+
 class IdentityKeys {
  public:
   // Throws std::runtime_error naming the line for any malformed entry or duplicate key.
@@ -21,10 +29,12 @@ class IdentityKeys {
 
   // The identity for a public key blob, if the key is registered.
   const Identity* find(std::string_view key_blob) const;
+  const TrustedCa* find_ca(std::string_view ca_key_blob) const;
   size_t size() const { return by_blob_.size(); }
 
  private:
   std::unordered_map<std::string, Identity> by_blob_;
+  std::vector<TrustedCa> cas_;
 };
 
 // Splits authorized_keys-style options ("a=\"x,y\",b,c=d") into name/value pairs.

@@ -1,5 +1,7 @@
 #include "gateway/session.h"
 
+#include "gateway/certificate_sign_in.h"
+
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -109,6 +111,8 @@ void Session::start() {
   ssh_session s = down_.get();
   ssh_set_blocking(s, 0);
   int methods = SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE;
+  if (worker_.context().oidc && worker_.context().oidc->workloads_enabled())
+    methods |= SSH_AUTH_METHOD_PASSWORD;
   ssh_set_auth_methods(s, methods);
   if (ssh_handle_key_exchange(s) == SSH_ERROR) {
     close("handshake_failed", "");
@@ -277,7 +281,11 @@ void Session::handle_auth(ssh::Message m) {
   ssh_message msg = m.get();
   send_banner_once();
   const char* user = ssh_message_auth_user(msg);
-  last_ssh_user_ = user ? printable(user, 128) : "";
+  // INFO_RESPONSE packets carry no user name: keep the one of the request.
+  if (user && *user) {
+    requested_user_ = user;
+    last_ssh_user_ = printable(user, 128);
+  }
   if (authenticated_) {
     ssh_message_reply_default(msg);
     return;
@@ -305,27 +313,82 @@ void Session::handle_auth(ssh::Message m) {
       return;
     case SSH_AUTH_METHOD_INTERACTIVE:
     case SSH_AUTH_METHOD_PASSWORD: {
-      // The user's keys are exhausted: say which ones were not recognised.
-      std::string text = "castgate: none of the keys you offered is registered to an identity";
-      if (!offered_keys_.empty()) {
-        text += " (";
-        for (size_t i = 0; i < offered_keys_.size() && i < 5; ++i)
-          text += (i ? ", " : "") + offered_keys_[i];
-        text += ")";
-      }
-      text += ". Ask your administrator to register your public key.\n";
-      ssh::String s(ssh_string_from_char(text.c_str()));
-      if (s) ssh_send_issue_banner(down_.get(), s.get());
-      ssh_message_reply_default(msg);
-      auth_failed(ssh_message_subtype(msg) == SSH_AUTH_METHOD_PASSWORD ? "password"
-                                                                       : "keyboard-interactive",
-                  "no sign-in method available besides registered public keys");
-      return;
+      if (!ctx.oidc) return refuse_unregistered_keys(std::move(m));
+      if (!sign_in_) sign_in_ = std::make_unique<InteractiveSignIn>(*this, *ctx.oidc);
+      if (ssh_message_subtype(msg) == SSH_AUTH_METHOD_PASSWORD)
+        return sign_in_->on_password(std::move(m));
+      return sign_in_->on_keyboard_interactive(std::move(m));
     }
     default:
       ssh_message_reply_default(msg);
       auth_failed("other", "unsupported authentication method");
   }
+}
+
+void Session::send_text_banner(const std::string& text) {
+  ssh::String s(ssh_string_from_char(text.c_str()));
+  if (s) ssh_send_issue_banner(down_.get(), s.get());
+}
+
+void Session::refuse_unregistered_keys(ssh::Message m) {
+  // The user's keys are exhausted: say which ones were not recognised.
+  std::string text = "castgate: none of the keys you offered is registered to an identity";
+  if (!offered_keys_.empty()) {
+    text += " (";
+    for (size_t i = 0; i < offered_keys_.size() && i < 5; ++i)
+      text += (i ? ", " : "") + offered_keys_[i];
+    text += ")";
+  }
+  text += ". Ask your administrator to register your public key.\n";
+  send_text_banner(text);
+  int method = ssh_message_subtype(m.get());
+  ssh_message_reply_default(m.get());
+  auth_failed(method == SSH_AUTH_METHOD_PASSWORD ? "password" : "keyboard-interactive",
+              "no sign-in method available besides registered public keys");
+}
+
+EventLoop& Session::loop() {
+  return worker_.loop();
+}
+
+void Session::post_to_sign_in(std::function<void(InteractiveSignIn&)> fn) {
+  Worker* w = &worker_;
+  std::string id = id_;
+  worker_.loop().post([w, id, fn = std::move(fn)] {
+    Session* s = w->find(id);
+    if (s && s->sign_in_ && s->state_ == State::kAuthenticating) fn(*s->sign_in_);
+  });
+}
+
+void Session::sign_in_progress(const std::string& action, const std::string& detail) {
+  log_->emit(EventKind{action, {"authentication"}, {"info"}, "", detail},
+             json{{"castgate", {{"ssh_user", last_ssh_user_}}}});
+}
+
+void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to) {
+  auto& ctx = worker_.context();
+  std::string detail = result.identity.auth_method;
+  if (!verified_key_.empty() && ctx.oidc && ctx.oidc->config().key_binding_ttl.count() > 0 &&
+      result.identity.kind == IdentityKind::kHuman) {
+    auto until = std::min(clock().now() + ctx.oidc->config().key_binding_ttl, result.expires);
+    ctx.key_bindings.bind(verified_key_, result.identity, until);
+    detail +=
+        "; key " + ssh::fingerprint_sha256(verified_key_) + " bound until " + rfc3339_micros(until);
+  }
+  accept_identity(result.identity, std::move(reply_to), detail);
+}
+
+void Session::sign_in_failed(const std::string& method, const oidc::SignInResult& result) {
+  send_text_banner("castgate: sign-in failed: " + result.user_message + "\n");
+  log_->emit(
+      EventKind{"auth.failure", {"authentication"}, {"start"}, "failure", result.user_message},
+      json{{"castgate",
+            {{"auth_method", method},
+             {"auth_error", result.error},
+             {"auth_detail", result.detail},
+             {"ssh_user", last_ssh_user_}}}});
+  // No retry loop: every attempt would start another sign-in at the provider.
+  close("sign_in_failed", "sign-in failed: " + result.user_message);
 }
 
 void Session::handle_publickey(ssh::Message m) {
@@ -334,6 +397,50 @@ void Session::handle_publickey(ssh::Message m) {
   int key_state = ssh::auth_pubkey_state(msg);
   std::string fp = blob.empty() ? "?" : ssh::fingerprint_sha256(blob);
   const Identity* identity = blob.empty() ? nullptr : worker_.context().identities.find(blob);
+  std::optional<Identity> bound;
+  auto& ctx = worker_.context();
+  if (!blob.empty() && is_certificate_key_type(ssh::blob_key_type(blob))) {
+    auto check = check_user_certificate(blob, ctx.identities, clock().now(), peer_.address);
+    if (!check.ok) {
+      ssh_message_reply_default(msg);
+      auth_failed("certificate", check.reason);
+      return;
+    }
+    if (key_state == SSH_PUBLICKEY_STATE_NONE) {
+      ssh_message_auth_reply_pk_ok_simple(msg);
+      return;
+    }
+    if (key_state != SSH_PUBLICKEY_STATE_VALID) {
+      ssh_message_reply_default(msg);
+      auth_failed("certificate", "bad signature for certificate " + fp);
+      return;
+    }
+    certificate_principals_ = check.principals;
+    has_certificate_ = true;
+    accept_identity(check.identity, std::move(m),
+                    "certificate " + fp + " key id " + check.identity.name);
+    return;
+  }
+  if (!identity && !blob.empty()) {
+    bound = ctx.key_bindings.find(blob, clock().now());
+    if (bound) identity = &*bound;
+  }
+  if (!identity && !blob.empty() && ctx.oidc && ctx.oidc->people_enabled()) {
+    // Not registered, but it can be bound to a person after a device sign-in: have the client
+    // prove it holds the key, then ask for the sign-in (partial success).
+    if (key_state == SSH_PUBLICKEY_STATE_NONE) {
+      ssh_message_auth_reply_pk_ok_simple(msg);
+      return;
+    }
+    if (key_state == SSH_PUBLICKEY_STATE_VALID && verified_key_.empty()) {
+      verified_key_ = blob;
+      ssh_set_auth_methods(down_.get(), SSH_AUTH_METHOD_INTERACTIVE);
+      ssh_message_auth_reply_success(msg, 1);
+      sign_in_progress("auth.partial",
+                       "key " + fp + " verified; sign-in with the identity provider required");
+      return;
+    }
+  }
   if (!identity) {
     if (std::find(offered_keys_.begin(), offered_keys_.end(), fp) == offered_keys_.end())
       offered_keys_.push_back(fp);
@@ -350,12 +457,11 @@ void Session::handle_publickey(ssh::Message m) {
     auth_failed("publickey", "bad signature for key " + fp);
     return;
   }
-  accept_identity(*identity, std::move(m), fp);
+  accept_identity(*identity, std::move(m), bound ? fp + " (bound after a device sign-in)" : fp);
 }
 
 void Session::accept_identity(const Identity& identity, ssh::Message m, const std::string& detail) {
-  const char* user = ssh_message_auth_user(m.get());
-  std::string ssh_user = user ? user : "";
+  std::string ssh_user = requested_user_;
   identity_ = identity;
   authenticated_ = true;
   release_unauthenticated();
@@ -401,6 +507,14 @@ void Session::authorize(const std::string& ssh_user) {
     return deny("no_target", "choose a target with ssh " + login_ +
                                  "@TARGET@<gateway>; targets you may reach as " + login_ + ": " +
                                  (allowed.empty() ? "none" : allowed));
+  }
+  if (has_certificate_ && !certificate_principals_.empty() &&
+      std::find(certificate_principals_.begin(), certificate_principals_.end(), login_) ==
+          certificate_principals_.end()) {
+    std::string allowed;
+    for (auto& p : certificate_principals_) allowed += (allowed.empty() ? "" : ", ") + p;
+    return deny("certificate_principal",
+                "the certificate allows the logins " + allowed + ", not " + printable(login_, 64));
   }
   target_ = ctx.targets.find(requested_target);
   if (!target_)
@@ -625,7 +739,11 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
     return;
   }
   if (state_ == State::kClosed) return;
-  if (!authenticated_ && now - started_at_ > cfg.preauth_timeout) {
+  auto preauth = cfg.preauth_timeout;
+  if (sign_in_ && sign_in_->in_progress() && worker_.context().oidc)
+    preauth = std::max(preauth,
+                       worker_.context().oidc->config().device.timeout + std::chrono::seconds(30));
+  if (!authenticated_ && now - started_at_ > preauth) {
     close("preauth_timeout", "");
     return;
   }

@@ -15,6 +15,7 @@
 #include "gateway/channel_pair.h"
 #include "gateway/config.h"
 #include "gateway/event_loop.h"
+#include "gateway/interactive_sign_in.h"
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/upstream.h"
@@ -23,7 +24,10 @@ namespace castgate {
 
 class Worker;
 
-class Session final : public FdHandler, public Upstream::Owner, public ChannelHost {
+class Session final : public FdHandler,
+                      public Upstream::Owner,
+                      public ChannelHost,
+                      public InteractiveSignIn::Host {
  public:
   enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
 
@@ -51,6 +55,14 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   void on_upstream_failed(const UpstreamFailure& failure) override;
   void on_upstream_io() override { step(); }
   ssh::Key make_upstream_credential(const std::string& local_ip, std::string& description) override;
+
+  // InteractiveSignIn::Host
+  ssh_session downstream() override { return down_.get(); }
+  EventLoop& loop() override;
+  void post_to_sign_in(std::function<void(InteractiveSignIn&)> fn) override;
+  void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) override;
+  void sign_in_failed(const std::string& method, const oidc::SignInResult& result) override;
+  void sign_in_progress(const std::string& action, const std::string& detail) override;
 
   // ChannelHost
   ssh_session upstream_session() override;
@@ -81,6 +93,8 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   void authorize(const std::string& ssh_user);
   void auth_failed(const std::string& method, const std::string& reason);
   void send_banner_once();
+  void send_text_banner(const std::string& text);
+  void refuse_unregistered_keys(ssh::Message m);
   void update_interest();
   void finalize();
   void release_unauthenticated();
@@ -102,10 +116,15 @@ class Session final : public FdHandler, public Upstream::Owner, public ChannelHo
   PolicyDecision decision_;
   std::string refusal_;  // non-empty: the session is signed in but may not run anything
   std::vector<std::string> offered_keys_;  // fingerprints of unknown keys, for the user
+  std::string requested_user_;             // the SSH user name, as sent
   std::string last_ssh_user_;              // printable form, for events
   int auth_failures_ = 0;
   bool banner_sent_ = false;
   bool counted_unauthenticated_ = true;
+  std::vector<std::string> certificate_principals_;
+  bool has_certificate_ = false;
+  std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in
+  std::unique_ptr<InteractiveSignIn> sign_in_;
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;

@@ -19,6 +19,10 @@ int auth_pubkey_state(ssh_message m) {
   return ssh_message_auth_publickey_state(m);
 }
 
+const char* auth_password(ssh_message m) {
+  return ssh_message_auth_password(m);
+}
+
 }  // namespace castgate::ssh
 
 #pragma GCC diagnostic pop

@@ -19,5 +19,6 @@ struct PtyRequest {
 PtyRequest pty_request(ssh_message m);
 ssh_key auth_pubkey(ssh_message m);  // owned by the message
 int auth_pubkey_state(ssh_message m);
+const char* auth_password(ssh_message m);
 
 }  // namespace castgate::ssh

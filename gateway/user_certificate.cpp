@@ -1,5 +1,8 @@
 #include "gateway/user_certificate.h"
 
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+
 #include <algorithm>
 
 #include "common/clock.h"
@@ -101,25 +104,46 @@ std::string UserCertificateSigner::sign(const UserCertificateRequest& req) const
 
 bool parse_certificate(std::string_view blob, ParsedCertificate& c, std::string& error) {
   ssh::WireReader r(blob);
-  std::string_view type, nonce, pk, key_id, principals, crit, ext, reserved, sigkey;
+  std::string_view type, nonce, key_id, principals, crit, ext, reserved, sigkey;
   auto fail = [&](const char* what) {
     error = what;
     return false;
   };
   if (!r.string(type)) return fail("truncated certificate");
-  if (type != kEd25519Cert) return fail("unsupported certificate type");
-  if (!r.string(nonce) || !r.string(pk) || !r.u64(c.serial) || !r.u32(c.cert_type) ||
-      !r.string(key_id) || !r.string(principals) || !r.u64(c.valid_after) ||
-      !r.u64(c.valid_before) || !r.string(crit) || !r.string(ext) || !r.string(reserved) ||
-      !r.string(sigkey))
+  // The certified key's own fields, then the fields common to all certificates.
+  ssh::WireWriter plain;
+  if (type == kEd25519Cert) {
+    std::string_view pk;
+    if (!r.string(nonce) || !r.string(pk) || pk.size() != 32)
+      return fail("bad Ed25519 certificate");
+    plain.string(kEd25519);
+    plain.string(pk);
+  } else if (type == "ecdsa-sha2-nistp256-cert-v01@openssh.com") {
+    std::string_view curve, q;
+    if (!r.string(nonce) || !r.string(curve) || curve != "nistp256" || !r.string(q))
+      return fail("bad ECDSA certificate");
+    plain.string("ecdsa-sha2-nistp256");
+    plain.string(curve);
+    plain.string(q);
+  } else if (type == "ssh-rsa-cert-v01@openssh.com") {
+    std::string_view e, n;
+    if (!r.string(nonce) || !r.string(e) || !r.string(n)) return fail("bad RSA certificate");
+    plain.string("ssh-rsa");
+    plain.string(e);
+    plain.string(n);
+  } else {
+    return fail("unsupported certificate type");
+  }
+  if (!r.u64(c.serial) || !r.u32(c.cert_type) || !r.string(key_id) || !r.string(principals) ||
+      !r.u64(c.valid_after) || !r.u64(c.valid_before) || !r.string(crit) || !r.string(ext) ||
+      !r.string(reserved) || !r.string(sigkey))
     return fail("truncated certificate");
-  if (pk.size() != 32) return fail("bad certified key length");
   c.signed_part = std::string(blob.substr(0, r.consumed_from(blob)));
   std::string_view sig;
   if (!r.string(sig) || !r.empty()) return fail("bad certificate signature field");
   c.type = std::string(type);
   c.nonce = std::string(nonce);
-  c.public_key_blob = ed25519_blob(pk);
+  c.public_key_blob = plain.take();
   c.key_id = std::string(key_id);
   ssh::WireReader pr(principals);
   while (!pr.empty()) {
@@ -134,14 +158,104 @@ bool parse_certificate(std::string_view blob, ParsedCertificate& c, std::string&
   return true;
 }
 
+namespace {
+
+ossl::Bn mpint(std::string_view bytes) {
+  return ossl::Bn(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
+                            static_cast<int>(bytes.size()), nullptr));
+}
+
+ossl::Pkey pkey_from_params(const char* type, OSSL_PARAM* params) {
+  ossl::PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* pkey = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+    return nullptr;
+  return ossl::Pkey(pkey);
+}
+
+// An OpenSSL key for an SSH public key blob (ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa).
+ossl::Pkey pkey_from_blob(std::string_view blob, std::string& type) {
+  ssh::WireReader r(blob);
+  std::string_view t;
+  if (!r.string(t)) return nullptr;
+  type = std::string(t);
+  if (t == kEd25519) {
+    std::string_view pk;
+    if (!r.string(pk) || pk.size() != 32) return nullptr;
+    return ossl::Pkey(EVP_PKEY_new_raw_public_key(
+        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(pk.data()), 32));
+  }
+  ossl::ParamBld bld(OSSL_PARAM_BLD_new());
+  if (!bld) return nullptr;
+  if (t == "ecdsa-sha2-nistp256") {
+    std::string_view curve, q;
+    if (!r.string(curve) || curve != "nistp256" || !r.string(q)) return nullptr;
+    if (!OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+        !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, q.data(), q.size()))
+      return nullptr;
+    ossl::Params params(OSSL_PARAM_BLD_to_param(bld.get()));
+    return pkey_from_params("EC", params.get());
+  }
+  if (t == "ssh-rsa") {
+    std::string_view e, n;
+    if (!r.string(e) || !r.string(n)) return nullptr;
+    auto bn_e = mpint(e), bn_n = mpint(n);
+    if (!bn_e || !bn_n || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
+        !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()))
+      return nullptr;
+    ossl::Params params(OSSL_PARAM_BLD_to_param(bld.get()));
+    return pkey_from_params("RSA", params.get());
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 bool verify_certificate_signature(const ParsedCertificate& cert) {
-  ssh::WireReader k(cert.signature_key);
-  std::string_view ktype, kraw;
-  if (!k.string(ktype) || ktype != kEd25519 || !k.string(kraw) || !k.empty()) return false;
+  std::string key_type;
+  ossl::Pkey key = pkey_from_blob(cert.signature_key, key_type);
+  if (!key) return false;
   ssh::WireReader s(cert.signature);
-  std::string_view stype, sraw;
-  if (!s.string(stype) || stype != kEd25519 || !s.string(sraw) || !s.empty()) return false;
-  return ed25519_verify(kraw, cert.signed_part, sraw);
+  std::string_view alg, sig;
+  if (!s.string(alg) || !s.string(sig) || !s.empty()) return false;
+  const EVP_MD* md = nullptr;
+  std::string der;
+  if (alg == kEd25519 && key_type == kEd25519) {
+    if (sig.size() != 64) return false;
+  } else if (alg == "ecdsa-sha2-nistp256" && key_type == "ecdsa-sha2-nistp256") {
+    // SSH: string(mpint r, mpint s); OpenSSL: DER.
+    ssh::WireReader rs(sig);
+    std::string_view r_bytes, s_bytes;
+    if (!rs.string(r_bytes) || !rs.string(s_bytes) || !rs.empty()) return false;
+    ECDSA_SIG* es = ECDSA_SIG_new();
+    BIGNUM* br = mpint(r_bytes).release();
+    BIGNUM* bs = mpint(s_bytes).release();
+    if (!es || !br || !bs || ECDSA_SIG_set0(es, br, bs) != 1) {
+      BN_free(br);
+      BN_free(bs);
+      ECDSA_SIG_free(es);
+      return false;
+    }
+    unsigned char* out = nullptr;
+    int len = i2d_ECDSA_SIG(es, &out);
+    ECDSA_SIG_free(es);
+    if (len <= 0) return false;
+    der.assign(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+    OPENSSL_free(out);
+    sig = der;
+    md = EVP_sha256();
+  } else if ((alg == "rsa-sha2-256" || alg == "rsa-sha2-512") && key_type == "ssh-rsa") {
+    if (EVP_PKEY_get_bits(key.get()) < 2048) return false;
+    md = alg == "rsa-sha2-256" ? EVP_sha256() : EVP_sha512();
+  } else {
+    return false;  // includes "ssh-rsa" (SHA-1) signatures
+  }
+  ossl::MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.get()) != 1) return false;
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                          reinterpret_cast<const unsigned char*>(cert.signed_part.data()),
+                          cert.signed_part.size()) == 1;
 }
 
 }  // namespace castgate

@@ -1,0 +1,37 @@
+#include "gateway/key_bindings.h"
+
+namespace castgate {
+namespace {
+constexpr size_t kMaxBindings = 100000;
+}
+
+void KeyBindings::bind(const std::string& key_blob, const Identity& identity,
+                       std::chrono::system_clock::time_point expires) {
+  std::lock_guard lock(mu_);
+  if (by_key_.size() >= kMaxBindings) {
+    auto now = std::chrono::system_clock::now();
+    for (auto it = by_key_.begin(); it != by_key_.end();)
+      it = it->second.expires <= now ? by_key_.erase(it) : std::next(it);
+    if (by_key_.size() >= kMaxBindings) by_key_.clear();
+  }
+  by_key_[key_blob] = Binding{identity, expires};
+}
+
+std::optional<Identity> KeyBindings::find(const std::string& key_blob,
+                                          std::chrono::system_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  auto it = by_key_.find(key_blob);
+  if (it == by_key_.end()) return std::nullopt;
+  if (it->second.expires <= now) {
+    by_key_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.identity;
+}
+
+size_t KeyBindings::size() {
+  std::lock_guard lock(mu_);
+  return by_key_.size();
+}
+
+}  // namespace castgate

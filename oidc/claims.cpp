@@ -1,0 +1,98 @@
+#include "oidc/claims.h"
+
+#include "common/text.h"
+
+namespace castgate::oidc {
+
+using nlohmann::json;
+
+namespace {
+
+std::string str(const json& c, const std::string& name) {
+  return !name.empty() && c.contains(name) && c[name].is_string() ? c[name].get<std::string>() : "";
+}
+
+std::vector<std::string> list(const json& c, const std::string& name) {
+  std::vector<std::string> out;
+  if (name.empty() || !c.contains(name)) return out;
+  if (c[name].is_string()) {
+    out.push_back(c[name].get<std::string>());
+  } else if (c[name].is_array()) {
+    for (auto& v : c[name])
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+MappedIdentity map_person(const ProviderConfig& p, const json& c) {
+  MappedIdentity m;
+  Identity& id = m.identity;
+  id.kind = IdentityKind::kHuman;
+  id.issuer = p.issuer;
+  id.auth_method = "oidc-device";
+  if (p.preset == Preset::kEntra) {
+    // Entra: the object id is only unique within its tenant; tid:oid is the stable subject.
+    std::string tid = str(c, "tid"),
+                oid = str(c, p.claims.subject.empty() ? "oid" : p.claims.subject);
+    if (tid.empty() || oid.empty()) {
+      m.error = "missing_subject";
+      m.user_message = "the identity provider did not say who you are (tid/oid missing)";
+      return m;
+    }
+    id.subject = tid + ":" + oid;
+    // The groups overage: too many groups for the token, only a pointer to Graph instead.
+    bool overage = (c.contains("_claim_names") && c["_claim_names"].is_object() &&
+                    c["_claim_names"].contains("groups")) ||
+                   (c.contains("hasgroups") && c["hasgroups"] == true);
+    if (overage && p.claims.groups == "groups") {
+      m.error = "groups_overage";
+      m.user_message =
+          "your account is in too many groups for Entra ID to list them in the sign-in token, "
+          "so castgate cannot check your access. Ask your administrator to grant access with "
+          "app roles, or to emit only the groups assigned to the castgate application.";
+      return m;
+    }
+  } else {
+    id.subject = str(c, p.claims.subject);
+    if (id.subject.empty()) {
+      m.error = "missing_subject";
+      m.user_message =
+          "the identity provider did not say who you are (" + p.claims.subject + " missing)";
+      return m;
+    }
+  }
+  id.name = str(c, p.claims.name);
+  if (id.name.empty()) id.name = str(c, "name");
+  if (id.name.empty()) id.name = id.subject;
+  id.email = str(c, p.claims.email);
+  if (id.email.empty() && p.preset == Preset::kEntra) {
+    std::string upn = str(c, "preferred_username");
+    if (upn.find('@') != std::string::npos) id.email = upn;
+  }
+  id.groups = list(c, p.claims.groups);
+  m.ok = true;
+  return m;
+}
+
+MappedIdentity map_workload(const WorkloadIssuer& w, const json& c) {
+  MappedIdentity m;
+  std::string sub = str(c, "sub");
+  for (const auto& rule : w.rules) {
+    if (!glob_match(rule.subject, sub)) continue;
+    m.identity.subject = w.name + ":" + sub;
+    m.identity.name = rule.identity;
+    m.identity.groups = rule.groups;
+    m.identity.kind = IdentityKind::kWorkload;
+    m.identity.issuer = w.issuer;
+    m.identity.auth_method = "workload-jwt";
+    m.ok = true;
+    return m;
+  }
+  m.error = "no_workload_rule";
+  m.user_message = "no rule of issuer " + w.name + " accepts this token's subject";
+  return m;
+}
+
+}  // namespace castgate::oidc

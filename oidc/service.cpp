@@ -1,0 +1,421 @@
+#include "oidc/service.h"
+
+#include <atomic>
+
+#include "common/log.h"
+#include "common/text.h"
+#include "oidc/claims.h"
+
+namespace castgate::oidc {
+
+using nlohmann::json;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct OidcService::Issuer {
+  std::string url;       // the issuer identifier
+  std::string jwks_uri;  // from discovery, or configured
+  json metadata;
+  bool have_metadata = false;
+  std::chrono::steady_clock::time_point metadata_at{};
+  JwkSet keys;
+  bool have_keys = false;
+  std::chrono::steady_clock::time_point keys_at{};
+  std::vector<Done> waiting_metadata, waiting_keys;
+  bool discovery_needed = true;
+};
+
+struct OidcService::Flow {
+  std::function<void(const DeviceCode&)> on_code;
+  std::function<void(SignInResult)> on_done;
+  std::string device_code;
+  seconds interval{5};
+  std::chrono::steady_clock::time_point deadline{};
+  int transport_failures = 0;
+  bool cancelled = false;
+};
+
+namespace {
+
+constexpr auto kMetadataTtl = std::chrono::hours(1);
+constexpr int kMaxTransportFailures = 3;
+constexpr milliseconds kRequestTimeout{10000};
+
+std::string error_of(const HttpResponse& r) {
+  if (!r.error.empty()) return r.error;
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+    std::string e = j["error"].get<std::string>();
+    if (j.contains("error_description") && j["error_description"].is_string())
+      e += ": " + printable(j["error_description"].get<std::string>(), 200);
+    return e;
+  }
+  return "HTTP " + std::to_string(r.status);
+}
+
+SignInResult failure(std::string error, std::string user_message, std::string detail = "") {
+  SignInResult r;
+  r.error = std::move(error);
+  r.user_message = std::move(user_message);
+  r.detail = std::move(detail);
+  return r;
+}
+
+}  // namespace
+
+OidcService::OidcService(OidcConfig config, const Clock& clock)
+    : config_(std::move(config)), clock_(clock) {
+  HttpOptions options;
+  options.ca_bundle = config_.ca_bundle;
+  http_ = std::make_unique<HttpClient>(options);
+  if (config_.provider) {
+    people_ = std::make_unique<Issuer>();
+    people_->url = config_.provider->issuer;
+  }
+  for (const auto& w : config_.workload_issuers) {
+    auto i = std::make_unique<Issuer>();
+    i->url = w.issuer;
+    if (!w.jwks_uri.empty()) {
+      i->jwks_uri = w.jwks_uri;
+      i->discovery_needed = false;
+    }
+    workloads_.push_back(std::move(i));
+  }
+}
+
+OidcService::~OidcService() {
+  http_.reset();  // joins the thread before the state it uses goes away
+}
+
+void OidcService::warm_up() {
+  http_->post([this] {
+    auto ignore = [](const std::string&) {};
+    if (people_) with_keys(*people_, false, ignore);
+    for (auto& w : workloads_) with_keys(*w, false, ignore);
+  });
+}
+
+void OidcService::with_metadata(Issuer& issuer, Done done) {
+  auto now = std::chrono::steady_clock::now();
+  if (!issuer.discovery_needed || (issuer.have_metadata && now - issuer.metadata_at < kMetadataTtl))
+    return done("");
+  issuer.waiting_metadata.push_back(std::move(done));
+  if (issuer.waiting_metadata.size() > 1) return;  // a fetch is under way
+  HttpRequest req;
+  req.url = issuer.url + "/.well-known/openid-configuration";
+  req.timeout = kRequestTimeout;
+  http_->send(req, [this, &issuer](HttpResponse r) {
+    std::string error;
+    json doc;
+    if (!r.error.empty() || r.status != 200) {
+      error = "discovery at " + issuer.url + " failed: " + error_of(r);
+    } else {
+      doc = json::parse(r.body, nullptr, false);
+      if (!doc.is_object() || !doc.contains("issuer") || !doc["issuer"].is_string()) {
+        error = "discovery document of " + issuer.url + " is not valid";
+      } else if (doc["issuer"].get<std::string>() != issuer.url) {
+        error = "discovery document names issuer " +
+                printable(doc["issuer"].get<std::string>(), 200) + ", not " + issuer.url;
+      } else if (!doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
+        error = "discovery document of " + issuer.url + " has no jwks_uri";
+      }
+    }
+    if (error.empty()) {
+      issuer.metadata = std::move(doc);
+      issuer.have_metadata = true;
+      issuer.metadata_at = std::chrono::steady_clock::now();
+      issuer.jwks_uri = issuer.metadata["jwks_uri"].get<std::string>();
+    } else {
+      log::warn("oidc: " + error);
+    }
+    auto waiting = std::move(issuer.waiting_metadata);
+    issuer.waiting_metadata.clear();
+    for (auto& w : waiting) w(error);
+  });
+}
+
+void OidcService::with_keys(Issuer& issuer, bool refresh, Done done) {
+  if (issuer.have_keys && !refresh) return done("");
+  issuer.waiting_keys.push_back(std::move(done));
+  if (issuer.waiting_keys.size() > 1) return;
+  with_metadata(issuer, [this, &issuer](const std::string& md_error) {
+    auto finish = [&issuer](const std::string& error) {
+      auto waiting = std::move(issuer.waiting_keys);
+      issuer.waiting_keys.clear();
+      for (auto& w : waiting) w(error);
+    };
+    if (!md_error.empty()) return finish(md_error);
+    HttpRequest req;
+    req.url = issuer.jwks_uri;
+    req.timeout = kRequestTimeout;
+    issuer.keys_at = std::chrono::steady_clock::now();
+    http_->send(req, [&issuer, finish](HttpResponse r) {
+      std::string error;
+      if (!r.error.empty() || r.status != 200) {
+        error = "fetching the keys of " + issuer.url + " failed: " + error_of(r);
+      } else {
+        JwkSet set = JwkSet::parse(r.body, error);
+        if (set.size() > 0) {
+          issuer.keys = std::move(set);
+          issuer.have_keys = true;
+          error.clear();
+        }
+      }
+      if (!error.empty()) log::warn("oidc: " + error);
+      finish(error);
+    });
+  });
+}
+
+void OidcService::verify(Issuer& issuer, std::shared_ptr<Jwt> jwt,
+                         std::vector<std::string> algorithms,
+                         std::function<void(TokenError, std::string)> done, bool refreshed) {
+  with_keys(issuer, false,
+            [this, &issuer, jwt, algorithms, done, refreshed](const std::string& error) {
+              if (!error.empty() && !issuer.have_keys) return done(TokenError::kUnknownKey, error);
+              TokenError e = verify_signature(*jwt, issuer.keys, algorithms);
+              auto since = std::chrono::steady_clock::now() - issuer.keys_at;
+              if (e == TokenError::kUnknownKey && !refreshed && since >= config_.jwks_min_refresh) {
+                // Keys rotate: fetch the set again once, not more often than jwks_min_refresh.
+                return with_keys(issuer, true,
+                                 [this, &issuer, jwt, algorithms, done](const std::string&) {
+                                   verify(issuer, jwt, algorithms, done, true);
+                                 });
+              }
+              done(e, "");
+            });
+}
+
+OidcService::FlowId OidcService::start_device_flow(std::function<void(const DeviceCode&)> on_code,
+                                                   std::function<void(SignInResult)> on_done) {
+  static std::atomic<FlowId> ids{1};
+  FlowId id = ids.fetch_add(1);
+  auto flow = std::make_unique<Flow>();
+  flow->on_code = std::move(on_code);
+  flow->on_done = std::move(on_done);
+  http_->post([this, id, f = std::shared_ptr<Flow>(flow.release())]() mutable {
+    flows_[id] = std::make_unique<Flow>(std::move(*f));
+    if (!people_)
+      return finish(
+          id, failure("not_configured", "sign-in with an identity provider is not configured"));
+    request_code(id);
+  });
+  return id;
+}
+
+void OidcService::cancel(FlowId id) {
+  http_->post([this, id] {
+    auto it = flows_.find(id);
+    if (it != flows_.end()) flows_.erase(it);
+  });
+}
+
+void OidcService::finish(FlowId id, SignInResult result) {
+  auto it = flows_.find(id);
+  if (it == flows_.end()) return;
+  auto flow = std::move(it->second);
+  flows_.erase(it);
+  flow->on_done(std::move(result));
+}
+
+void OidcService::request_code(FlowId id) {
+  with_metadata(*people_, [this, id](const std::string& error) {
+    if (!flows_.count(id)) return;
+    if (!error.empty())
+      return finish(id, failure("idp_unreachable",
+                                "the sign-in service (" + people_->url +
+                                    ") cannot be reached; try "
+                                    "again later or ask your administrator",
+                                error));
+    const auto& md = people_->metadata;
+    if (!md.contains("device_authorization_endpoint") || !md.contains("token_endpoint"))
+      return finish(
+          id, failure("idp_no_device_flow", "the identity provider does not offer device sign-in",
+                      "no device_authorization_endpoint in discovery"));
+    const auto& p = *config_.provider;
+    std::vector<std::pair<std::string, std::string>> form = {{"client_id", p.client_id},
+                                                             {"scope", ""}};
+    for (auto& s : p.scopes) form[1].second += (form[1].second.empty() ? "" : " ") + s;
+    if (!p.client_secret.empty()) form.emplace_back("client_secret", p.client_secret);
+    HttpRequest req;
+    req.method = "POST";
+    req.url = md["device_authorization_endpoint"].get<std::string>();
+    req.headers = {"Content-Type: application/x-www-form-urlencoded"};
+    req.body = form_encode(form);
+    req.timeout = kRequestTimeout;
+    http_->send(req, [this, id](HttpResponse r) {
+      auto it = flows_.find(id);
+      if (it == flows_.end()) return;
+      Flow& f = *it->second;
+      json j = json::parse(r.body, nullptr, false);
+      if (!r.error.empty())
+        return finish(
+            id, failure("idp_unreachable", "the sign-in service cannot be reached; try again later",
+                        r.error));
+      if (r.status != 200 || !j.is_object() || !j.contains("device_code") ||
+          !j.contains("user_code"))
+        return finish(id, failure("idp_error", "the identity provider refused to start a sign-in",
+                                  error_of(r)));
+      DeviceCode code;
+      f.device_code = j["device_code"].get<std::string>();
+      code.user_code = j["user_code"].get<std::string>();
+      // RFC 8628 says verification_uri; some providers still send verification_url.
+      for (const char* k : {"verification_uri", "verification_url"})
+        if (j.contains(k) && j[k].is_string()) code.verification_uri = j[k].get<std::string>();
+      if (j.contains("verification_uri_complete") && j["verification_uri_complete"].is_string())
+        code.verification_uri_complete = j["verification_uri_complete"].get<std::string>();
+      int64_t expires = j.contains("expires_in") && j["expires_in"].is_number()
+                            ? j["expires_in"].get<int64_t>()
+                            : 600;
+      code.expires_in = seconds(std::clamp<int64_t>(expires, 1, 3600));
+      if (j.contains("interval") && j["interval"].is_number())
+        f.interval = seconds(std::clamp<int64_t>(j["interval"].get<int64_t>(), 1, 60));
+      auto limit = std::min(code.expires_in, config_.device.timeout);
+      f.deadline = std::chrono::steady_clock::now() + limit;
+      f.on_code(code);
+      http_->post([this, id] { poll(id); }, duration_cast<milliseconds>(f.interval));
+    });
+  });
+}
+
+void OidcService::poll(FlowId id) {
+  auto it = flows_.find(id);
+  if (it == flows_.end()) return;
+  Flow& f = *it->second;
+  if (std::chrono::steady_clock::now() >= f.deadline)
+    return finish(id, failure("timeout", "the sign-in was not approved in time; run ssh again"));
+  const auto& p = *config_.provider;
+  std::vector<std::pair<std::string, std::string>> form = {
+      {"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},
+      {"device_code", f.device_code},
+      {"client_id", p.client_id}};
+  if (!p.client_secret.empty()) form.emplace_back("client_secret", p.client_secret);
+  HttpRequest req;
+  req.method = "POST";
+  req.url = people_->metadata["token_endpoint"].get<std::string>();
+  req.headers = {"Content-Type: application/x-www-form-urlencoded"};
+  req.body = form_encode(form);
+  req.timeout = kRequestTimeout;
+  http_->send(req, [this, id](HttpResponse r) { on_token(id, r); });
+}
+
+void OidcService::on_token(FlowId id, const HttpResponse& r) {
+  auto it = flows_.find(id);
+  if (it == flows_.end()) return;
+  Flow& f = *it->second;
+  auto again = [&] {
+    http_->post([this, id] { poll(id); }, duration_cast<milliseconds>(f.interval));
+  };
+  if (!r.error.empty()) {
+    if (++f.transport_failures >= kMaxTransportFailures)
+      return finish(id, failure("idp_unreachable",
+                                "the sign-in service stopped answering; try again later", r.error));
+    return again();
+  }
+  f.transport_failures = 0;
+  json j = json::parse(r.body, nullptr, false);
+  if (r.status != 200) {
+    std::string error = j.is_object() && j.contains("error") && j["error"].is_string()
+                            ? j["error"].get<std::string>()
+                            : "";
+    if (error == "authorization_pending") return again();
+    if (error == "slow_down") {
+      f.interval += seconds(5);  // RFC 8628 section 3.5
+      return again();
+    }
+    if (error == "expired_token")
+      return finish(id, failure("expired_token",
+                                "the sign-in code expired before it was approved; run ssh again"));
+    if (error == "access_denied" || error == "authorization_declined")
+      return finish(id, failure("access_denied", "the sign-in was declined"));
+    return finish(id,
+                  failure("idp_error", "the identity provider refused the sign-in", error_of(r)));
+  }
+  if (!j.is_object() || !j.contains("id_token") || !j["id_token"].is_string())
+    return finish(id, failure("no_id_token", "the identity provider sent no identity token"));
+  TokenError perr;
+  auto jwt = parse_jwt(j["id_token"].get<std::string>(), perr);
+  if (!jwt)
+    return finish(id, failure(std::string(to_string(perr)), user_message(perr), "id_token"));
+  auto shared = std::make_shared<Jwt>(std::move(*jwt));
+  const auto& p = *config_.provider;
+  verify(
+      *people_, shared, p.algorithms,
+      [this, id, shared](TokenError e, std::string transport) {
+        if (!flows_.count(id)) return;
+        if (e != TokenError::kNone)
+          return finish(
+              id, failure(std::string(to_string(e)), user_message(e),
+                          transport.empty() ? "alg " + printable(shared->alg(), 20) : transport));
+        const auto& prov = *config_.provider;
+        ValidationRules rules;
+        rules.algorithms = prov.algorithms;
+        rules.issuer = prov.issuer;
+        rules.audiences = {prov.client_id};
+        rules.authorized_party = prov.client_id;
+        rules.clock_skew = prov.clock_skew;
+        rules.max_age = prov.max_token_age;
+        TokenError ce = check_claims(*shared, rules, clock_.now());
+        if (ce != TokenError::kNone)
+          return finish(id, failure(std::string(to_string(ce)), user_message(ce)));
+        auto mapped = map_person(prov, shared->claims);
+        if (!mapped.ok) return finish(id, failure(mapped.error, mapped.user_message));
+        SignInResult ok;
+        ok.ok = true;
+        ok.identity = std::move(mapped.identity);
+        ok.expires = std::chrono::system_clock::time_point(
+            seconds(static_cast<int64_t>(shared->claims["exp"].get<double>())));
+        finish(id, std::move(ok));
+      },
+      false);
+}
+
+void OidcService::validate_workload_token(std::string token,
+                                          std::function<void(SignInResult)> on_done) {
+  http_->post([this, token = std::move(token), on_done = std::move(on_done)]() mutable {
+    TokenError perr;
+    auto jwt = parse_jwt(token, perr);
+    if (!jwt)
+      return on_done(failure(std::string(to_string(perr)), user_message(perr), "workload token"));
+    std::string iss = jwt->claims.contains("iss") && jwt->claims["iss"].is_string()
+                          ? jwt->claims["iss"].get<std::string>()
+                          : "";
+    size_t index = workloads_.size();
+    for (size_t i = 0; i < config_.workload_issuers.size(); ++i)
+      if (config_.workload_issuers[i].issuer == iss) index = i;
+    if (index == workloads_.size())
+      return on_done(failure("untrusted_issuer",
+                             "the token's issuer is not trusted by this gateway",
+                             "iss " + printable(iss, 200)));
+    auto shared = std::make_shared<Jwt>(std::move(*jwt));
+    const WorkloadIssuer& wi = config_.workload_issuers[index];
+    verify(
+        *workloads_[index], shared, wi.algorithms,
+        [this, shared, &wi, on_done](TokenError e, std::string transport) {
+          if (e != TokenError::kNone)
+            return on_done(failure(std::string(to_string(e)), user_message(e),
+                                   transport.empty() ? "issuer " + wi.name : transport));
+          ValidationRules rules;
+          rules.algorithms = wi.algorithms;
+          rules.issuer = wi.issuer;
+          rules.audiences = wi.audiences;
+          rules.max_age = wi.max_token_age;
+          TokenError ce = check_claims(*shared, rules, clock_.now());
+          if (ce != TokenError::kNone)
+            return on_done(
+                failure(std::string(to_string(ce)), user_message(ce), "issuer " + wi.name));
+          auto mapped = map_workload(wi, shared->claims);
+          if (!mapped.ok) return on_done(failure(mapped.error, mapped.user_message));
+          SignInResult ok;
+          ok.ok = true;
+          ok.identity = std::move(mapped.identity);
+          ok.expires = std::chrono::system_clock::time_point(
+              seconds(static_cast<int64_t>(shared->claims["exp"].get<double>())));
+          on_done(std::move(ok));
+        },
+        false);
+  });
+}
+
+}  // namespace castgate::oidc

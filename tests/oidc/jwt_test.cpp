@@ -1,0 +1,267 @@
+#include "oidc/jwt.h"
+
+#include <doctest/doctest.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/rsa.h>
+
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "oidc/claims.h"
+#include "oidc/config.h"
+
+using namespace castgate;
+using namespace castgate::oidc;
+using nlohmann::json;
+
+namespace {
+
+// A signing key of the kind a provider has, and its public JWK.
+struct TestKey {
+  ossl::Pkey key;
+  json jwk;
+  std::string alg;
+};
+
+std::string bn_b64(const BIGNUM* bn) {
+  std::string s(static_cast<size_t>(BN_num_bytes(bn)), '\0');
+  BN_bn2bin(bn, reinterpret_cast<unsigned char*>(s.data()));
+  return base64url_encode(s);
+}
+
+TestKey make_key(const std::string& alg, const std::string& kid) {
+  TestKey k;
+  k.alg = alg;
+  EVP_PKEY* p = nullptr;
+  if (alg == "RS256" || alg == "PS256") {
+    p = EVP_RSA_gen(2048);
+    BIGNUM *n = nullptr, *e = nullptr;
+    EVP_PKEY_get_bn_param(p, OSSL_PKEY_PARAM_RSA_N, &n);
+    EVP_PKEY_get_bn_param(p, OSSL_PKEY_PARAM_RSA_E, &e);
+    k.jwk = {{"kty", "RSA"}, {"n", bn_b64(n)}, {"e", bn_b64(e)}};
+    BN_free(n);
+    BN_free(e);
+  } else if (alg == "ES256") {
+    p = EVP_EC_gen("P-256");
+    unsigned char pub[65];
+    size_t len = 0;
+    EVP_PKEY_get_octet_string_param(p, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len);
+    k.jwk = {{"kty", "EC"},
+             {"crv", "P-256"},
+             {"x", base64url_encode(std::string(reinterpret_cast<char*>(pub) + 1, 32))},
+             {"y", base64url_encode(std::string(reinterpret_cast<char*>(pub) + 33, 32))}};
+  } else {
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
+    EVP_PKEY_keygen_init(ctx);
+    EVP_PKEY_keygen(ctx, &p);
+    EVP_PKEY_CTX_free(ctx);
+    unsigned char pub[32];
+    size_t len = 32;
+    EVP_PKEY_get_raw_public_key(p, pub, &len);
+    k.jwk = {{"kty", "OKP"},
+             {"crv", "Ed25519"},
+             {"x", base64url_encode(std::string(reinterpret_cast<char*>(pub), 32))}};
+  }
+  k.key.reset(p);
+  k.jwk["kid"] = kid;
+  k.jwk["use"] = "sig";
+  return k;
+}
+
+std::string sign(const TestKey& k, const json& header, const json& claims) {
+  std::string input = base64url_encode(header.dump()) + "." + base64url_encode(claims.dump());
+  const EVP_MD* md = k.alg == "EdDSA" ? nullptr : EVP_sha256();
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_PKEY_CTX* pctx = nullptr;
+  EVP_DigestSignInit(ctx, &pctx, md, nullptr, k.key.get());
+  if (k.alg == "PS256") {
+    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
+  }
+  size_t len = 0;
+  EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                 input.size());
+  std::string sig(len, '\0');
+  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                 reinterpret_cast<const unsigned char*>(input.data()), input.size());
+  sig.resize(len);
+  EVP_MD_CTX_free(ctx);
+  if (k.alg == "ES256") {  // DER -> r || s
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
+    ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(es, &r, &s);
+    std::string raw(64, '\0');
+    BN_bn2binpad(r, reinterpret_cast<unsigned char*>(raw.data()), 32);
+    BN_bn2binpad(s, reinterpret_cast<unsigned char*>(raw.data()) + 32, 32);
+    ECDSA_SIG_free(es);
+    sig = raw;
+  }
+  return input + "." + base64url_encode(sig);
+}
+
+const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000));
+
+json good_claims() {
+  return {{"iss", "https://idp.example.com"}, {"aud", "castgate"},       {"sub", "alice"},
+          {"iat", 1800000000 - 10},           {"exp", 1800000000 + 600}, {"nbf", 1800000000 - 10}};
+}
+
+ValidationRules rules() {
+  ValidationRules r;
+  r.algorithms = {"RS256", "PS256", "ES256", "EdDSA"};
+  r.issuer = "https://idp.example.com";
+  r.audiences = {"castgate"};
+  r.authorized_party = "castgate";
+  r.max_age = std::chrono::seconds(3600);
+  return r;
+}
+
+TokenError validate(const std::string& token, const JwkSet& keys, const ValidationRules& r) {
+  TokenError e;
+  auto jwt = parse_jwt(token, e);
+  if (!jwt) return e;
+  e = verify_signature(*jwt, keys, r.algorithms);
+  if (e != TokenError::kNone) return e;
+  return check_claims(*jwt, r, kNow);
+}
+
+}  // namespace
+
+TEST_CASE("tokens signed with each allowed algorithm validate") {
+  for (std::string alg : {"RS256", "PS256", "ES256", "EdDSA"}) {
+    auto k = make_key(alg, "k-" + alg);
+    std::string error;
+    auto keys = JwkSet::parse(json{{"keys", {k.jwk}}}.dump(), error);
+    REQUIRE(keys.size() == 1);
+    std::string token =
+        sign(k, {{"alg", alg}, {"kid", k.jwk["kid"]}, {"typ", "JWT"}}, good_claims());
+    CHECK_MESSAGE(validate(token, keys, rules()) == TokenError::kNone, alg);
+  }
+}
+
+TEST_CASE("every way a token can be wrong is rejected with its reason") {
+  auto rsa = make_key("RS256", "rsa1");
+  auto ec = make_key("ES256", "ec1");
+  std::string error;
+  auto keys = JwkSet::parse(json{{"keys", {rsa.jwk, ec.jwk}}}.dump(), error);
+  json h = {{"alg", "RS256"}, {"kid", "rsa1"}};
+  auto r = rules();
+  auto with = [&](const char* k, json v) {
+    json c = good_claims();
+    if (v.is_null())
+      c.erase(k);
+    else
+      c[k] = v;
+    return sign(rsa, h, c);
+  };
+  CHECK(validate(sign(rsa, h, good_claims()), keys, r) == TokenError::kNone);
+  // alg none: an unsigned token.
+  std::string none =
+      base64url_encode(R"({"alg":"none"})") + "." + base64url_encode(good_claims().dump()) + ".";
+  CHECK(validate(none, keys, r) == TokenError::kAlgorithmNone);
+  // HS256 keyed with the public key must never be accepted.
+  std::string hs = base64url_encode(R"({"alg":"HS256","kid":"rsa1"})") + "." +
+                   base64url_encode(good_claims().dump()) + "." + base64url_encode("mac");
+  CHECK(validate(hs, keys, r) == TokenError::kAlgorithmNotAllowed);
+  auto rs_only = r;
+  rs_only.algorithms = {"RS256"};
+  CHECK(validate(sign(ec, {{"alg", "ES256"}, {"kid", "ec1"}}, good_claims()), keys, rs_only) ==
+        TokenError::kAlgorithmNotAllowed);
+  // An RS256 header pointing at the EC key.
+  CHECK(validate(sign(rsa, {{"alg", "RS256"}, {"kid", "ec1"}}, good_claims()), keys, r) ==
+        TokenError::kKeyTypeMismatch);
+  CHECK(validate(sign(rsa, {{"alg", "RS256"}, {"kid", "nope"}}, good_claims()), keys, r) ==
+        TokenError::kUnknownKey);
+  std::string t = sign(rsa, h, good_claims());
+  t[t.size() - 5] = t[t.size() - 5] == 'A' ? 'B' : 'A';
+  CHECK(validate(t, keys, r) == TokenError::kBadSignature);
+  std::string body = sign(rsa, h, good_claims());
+  auto d1 = body.find('.'), d2 = body.find('.', d1 + 1);
+  json evil = good_claims();
+  evil["sub"] = "mallory";
+  std::string swapped = body.substr(0, d1 + 1) + base64url_encode(evil.dump()) + body.substr(d2);
+  CHECK(validate(swapped, keys, r) == TokenError::kBadSignature);
+  CHECK(validate(with("iss", "https://evil.example.com"), keys, r) == TokenError::kIssuerMismatch);
+  CHECK(validate(with("aud", "other"), keys, r) == TokenError::kAudienceMismatch);
+  CHECK(validate(with("aud", json::array({"other", "castgate"})), keys, r) == TokenError::kNone);
+  CHECK(validate(with("azp", "other"), keys, r) == TokenError::kAuthorizedPartyMismatch);
+  CHECK(validate(with("exp", 1800000000 - 120), keys, r) == TokenError::kExpired);
+  CHECK(validate(with("exp", 1800000000 - 30), keys, r) == TokenError::kNone);  // within skew
+  CHECK(validate(with("nbf", 1800000000 + 600), keys, r) == TokenError::kNotYetValid);
+  CHECK(validate(with("iat", 1800000000 + 600), keys, r) == TokenError::kIssuedInFuture);
+  CHECK(validate(with("iat", 1800000000 - 7200), keys, r) == TokenError::kTooOld);
+  CHECK(validate(with("exp", nullptr), keys, r) == TokenError::kMissingClaim);
+  CHECK(validate(with("sub", nullptr), keys, r) == TokenError::kMissingClaim);
+  CHECK(validate(sign(rsa, {{"alg", "RS256"}, {"kid", "rsa1"}, {"crit", {"exp"}}}, good_claims()),
+                 keys, r) == TokenError::kCriticalHeader);
+  for (const char* bad : {"", "a.b", "a.b.c.d.e", "!!!.???.###", "e30.e30", "bm90IGpzb24.e30.e30"})
+    CHECK(validate(bad, keys, r) == TokenError::kMalformed);
+}
+
+TEST_CASE("key sets refuse symmetric and weak keys") {
+  std::string error;
+  auto set = JwkSet::parse(R"({"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]})", error);
+  CHECK(set.size() == 0);
+  CHECK_FALSE(error.empty());
+  set = JwkSet::parse(R"({"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"weak"}]})", error);
+  CHECK(set.size() == 0);
+  CHECK(JwkSet::parse("not json", error).size() == 0);
+}
+
+TEST_CASE("claims map to identities per preset") {
+  ProviderConfig okta;
+  okta.preset = Preset::kOkta;
+  okta.issuer = "https://acme.okta.com/oauth2/default";
+  auto m = map_person(okta, {{"sub", "00u1"},
+                             {"preferred_username", "alice@acme.com"},
+                             {"email", "alice@acme.com"},
+                             {"groups", {"ops", "dba"}}});
+  REQUIRE(m.ok);
+  CHECK(m.identity.subject == "00u1");
+  CHECK(m.identity.name == "alice@acme.com");
+  CHECK(m.identity.groups == std::vector<std::string>{"ops", "dba"});
+  CHECK(m.identity.kind == IdentityKind::kHuman);
+
+  auto cfg =
+      OidcConfig::parse(R"({"provider":{"preset":"entra","tenant":"t-1","client_id":"c"}})", "x");
+  const auto& entra = *cfg.provider;
+  CHECK(entra.issuer == "https://login.microsoftonline.com/t-1/v2.0");
+  m = map_person(entra, {{"tid", "t-1"},
+                         {"oid", "o-9"},
+                         {"preferred_username", "bob@contoso.com"},
+                         {"groups", {"g1"}}});
+  REQUIRE(m.ok);
+  CHECK(m.identity.subject == "t-1:o-9");
+  CHECK(m.identity.email == "bob@contoso.com");
+  m = map_person(entra, {{"tid", "t-1"},
+                         {"oid", "o-9"},
+                         {"_claim_names", {{"groups", "src1"}}},
+                         {"_claim_sources", {{"src1", {{"endpoint", "https://graph"}}}}}});
+  CHECK_FALSE(m.ok);
+  CHECK(m.error == "groups_overage");
+  CHECK(m.user_message.find("too many groups") != std::string::npos);
+  m = map_person(entra, {{"tid", "t-1"}});
+  CHECK_FALSE(m.ok);
+  CHECK(m.error == "missing_subject");
+}
+
+TEST_CASE("OIDC configuration errors name the setting") {
+  CHECK_THROWS_WITH(OidcConfig::parse(R"({"provider":{"preset":"okta","client_id":"c"}})", "f"),
+                    "f: provider: issuer is required");
+  CHECK_THROWS(OidcConfig::parse(
+      R"({"provider":{"issuer":"https://x","client_id":"c","algorithms":["HS256"]}})", "f"));
+  CHECK_THROWS(
+      OidcConfig::parse(R"({"provider":{"issuer":"https://x","client_id":"c"},"typo":1})", "f"));
+  CHECK_THROWS(
+      OidcConfig::parse(R"({"workload_issuers":[{"name":"gh","issuer":"https://t"}]})", "f"));
+  auto c = OidcConfig::parse(
+      R"({"workload_issuers":[{"name":"gh","issuer":"https://t","audience":"castgate",
+      "rules":[{"subject":"repo:acme/*","identity":"ci","groups":["ci"]}]}]})",
+      "f");
+  auto w = map_workload(c.workload_issuers[0], {{"sub", "repo:acme/deploy:ref:refs/heads/main"}});
+  REQUIRE(w.ok);
+  CHECK(w.identity.name == "ci");
+  CHECK(w.identity.kind == IdentityKind::kWorkload);
+  CHECK_FALSE(map_workload(c.workload_issuers[0], {{"sub", "repo:evil/x"}}).ok);
+}
