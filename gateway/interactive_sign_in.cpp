@@ -53,11 +53,11 @@ void InteractiveSignIn::on_keyboard_interactive(ssh::Message m) {
     return;
   }
   if (state_ != State::kPrompted || !oidc_.people_enabled()) {
-    ssh_message_reply_default(msg);
     oidc::SignInResult r;
     r.error = "bad_answer";
     r.user_message = "that answer is not a sign-in token";
     host_.sign_in_failed("keyboard-interactive", r);
+    ssh_message_reply_default(msg);
     state_ = State::kIdle;
     return;
   }
@@ -86,11 +86,11 @@ void InteractiveSignIn::on_password(ssh::Message m) {
   const char* pw = ssh::auth_password(m.get());
   std::string password = pw ? pw : "";
   if (state_ != State::kIdle || !oidc_.workloads_enabled() || !oidc::looks_like_jwt(password)) {
-    ssh_message_reply_default(m.get());
     oidc::SignInResult r;
     r.error = "password_not_accepted";
     r.user_message = "passwords are not accepted; only workload tokens";
     host_.sign_in_failed("password", r);
+    ssh_message_reply_default(m.get());
     return;
   }
   validate_token(password, std::move(m), "workload-jwt");
@@ -159,13 +159,8 @@ void InteractiveSignIn::on_result(oidc::SignInResult result, const std::string& 
     ssh::Message held = std::move(held_);
     return finish(std::move(held), std::move(result), method);
   }
-  if (!result.ok) {
-    // The user is still at the prompt, but it is over: say so and hang up.
-    state_ = State::kIdle;
-    host_.sign_in_failed(method, result);
-    return;
-  }
-  // Approved before the user pressed Enter: sign them in when they do.
+  // The user is still at the prompt (their client reads nothing else until they press Enter):
+  // sign them in, or tell them why not, when they answer.
   early_result_ = std::move(result);
 }
 
@@ -179,8 +174,9 @@ void InteractiveSignIn::finish(ssh::Message held, oidc::SignInResult result,
   if (result.ok) {
     host_.signed_in(result, std::move(held));
   } else {
-    ssh_message_reply_default(held.get());
+    // The reason goes out first: after the failure a client may hang up without reading more.
     host_.sign_in_failed(method, result);
+    ssh_message_reply_default(held.get());
   }
 }
 

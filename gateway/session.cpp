@@ -211,8 +211,13 @@ void Session::step_once() {
     }
   }
   if (state_ == State::kClosing && (pairs_.empty() || clock().steady_now() >= closing_deadline_)) {
-    finalize();
-    return;
+    // Let what is queued for the user (messages, the last output) leave before hanging up;
+    // libssh would drop it when it closes the socket.
+    bool pending = fd_ >= 0 && ssh_is_connected(s) && (ssh_get_poll_flags(s) & SSH_WRITE_PENDING);
+    if (!pending || clock().steady_now() >= closing_deadline_) {
+      finalize();
+      return;
+    }
   }
   update_interest();
   if (upstream_) upstream_->update_interest();

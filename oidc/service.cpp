@@ -33,6 +33,7 @@ struct OidcService::Flow {
   seconds interval{5};
   std::chrono::steady_clock::time_point deadline{};
   int transport_failures = 0;
+  bool deadline_is_code_expiry = false;
   bool cancelled = false;
 };
 
@@ -272,6 +273,7 @@ void OidcService::request_code(FlowId id) {
       if (j.contains("interval") && j["interval"].is_number())
         f.interval = seconds(std::clamp<int64_t>(j["interval"].get<int64_t>(), 1, 60));
       auto limit = std::min(code.expires_in, config_.device.timeout);
+      f.deadline_is_code_expiry = code.expires_in <= config_.device.timeout;
       f.deadline = std::chrono::steady_clock::now() + limit;
       f.on_code(code);
       http_->post([this, id] { poll(id); }, duration_cast<milliseconds>(f.interval));
@@ -283,8 +285,12 @@ void OidcService::poll(FlowId id) {
   auto it = flows_.find(id);
   if (it == flows_.end()) return;
   Flow& f = *it->second;
-  if (std::chrono::steady_clock::now() >= f.deadline)
+  if (std::chrono::steady_clock::now() >= f.deadline) {
+    if (f.deadline_is_code_expiry)
+      return finish(id, failure("expired_token",
+                                "the sign-in code expired before it was approved; run ssh again"));
     return finish(id, failure("timeout", "the sign-in was not approved in time; run ssh again"));
+  }
   const auto& p = *config_.provider;
   std::vector<std::pair<std::string, std::string>> form = {
       {"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},

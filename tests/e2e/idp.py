@@ -48,6 +48,9 @@ class Idp:
                                      headers={"content-type": "application/json"})
         return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
+    def mint(self, claims: dict, **kw) -> str:
+        return self.control("mint", {"claims": claims, **kw})["token"]
+
     def oidc_config(self, path: pathlib.Path, **overrides) -> pathlib.Path:
         provider = {"preset": self.shape if self.shape != "generic" else "generic",
                     "issuer": self.issuer, "client_id": self.client_id,

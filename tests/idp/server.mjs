@@ -174,6 +174,17 @@ async function handle(req, res) {
       slowDowns = body.count || 1;
     } else if (url.pathname === '/__test/accounts') {
       Object.assign(accounts, body);
+    } else if (url.pathname === '/__test/mint') {
+      // A token as a workload identity issuer (a CI system) would sign it.
+      const key = keys.find((k) => k.alg === (body.alg || 'RS256'));
+      const now = Math.floor(Date.now() / 1000);
+      const token = await new jose.SignJWT({ iat: now, exp: now + 600, ...body.claims,
+                                             iss: body.iss || `http://127.0.0.1:${port}${prefix}` })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+        .sign(await jose.importJWK(key, key.alg));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token }));
+      return;
     }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ ok: true, kids: keys.map((k) => k.kid), stats }));
