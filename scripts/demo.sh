@@ -54,9 +54,22 @@ cat > policy.json <<JSON
 JSON
 echo "identity=\"demo-user\",email=\"$LOGIN@demo.invalid\",groups=\"demo-users\",kind=human $(cat you.pub)" > identities
 
+# A local OpenID Provider (npm oidc-provider in development mode): any user name signs in there,
+# and everyone is in the demo-users group.
+IDP_PORT=${CASTGATE_DEMO_IDP_PORT:-$(free_port)}
+IDP_CONFIG="{\"port\": $IDP_PORT, \"client_id\": \"castgate-demo\", \"default_claims\": {\"groups\": [\"demo-users\"]}}" \
+  node "$ROOT/tests/idp/server.mjs" >"$DEMO/idp.out" 2>"$DEMO/idp.log" &
+echo $! > "$DEMO/idp.pid"
+for _ in $(seq 100); do [ -s "$DEMO/idp.out" ] && break; sleep 0.1; done
+ISSUER="http://127.0.0.1:$IDP_PORT"
+cat > oidc.json <<JSON
+{"provider": {"preset": "generic", "issuer": "$ISSUER", "client_id": "castgate-demo"},
+ "device_flow": {"prompt": "enter", "timeout": "5m"}, "key_binding_ttl": "1h"}
+JSON
+
 "$CASTGATE" --demo --instance demo --listen "127.0.0.1:$GATEWAY_PORT=demo.int" \
   --user-ca-key user_ca --recording-key recording --identities identities --policy policy.json \
-  --targets targets.json --known-hosts known_hosts \
+  --targets targets.json --known-hosts known_hosts --oidc-config oidc.json \
   --banner "This session is recorded by castgate (demo)." \
   >"$DEMO/events.jsonl" 2>"$DEMO/castgate.log" &
 echo $! > "$DEMO/castgate.pid"
@@ -70,12 +83,17 @@ fi
 
 cat <<MSG
 
-castgate is running on 127.0.0.1:$GATEWAY_PORT in front of a throwaway OpenSSH target (demo.int).
-Try it:
+castgate is running on 127.0.0.1:$GATEWAY_PORT in front of a throwaway OpenSSH target (demo.int),
+signing people in with a local OpenID Provider ($ISSUER). Try it:
 
-    ssh -i $DEMO/you -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -p $GATEWAY_PORT $LOGIN@127.0.0.1
+    ssh -o PubkeyAuthentication=no -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -p $GATEWAY_PORT $LOGIN@127.0.0.1
+
+Open the URL it shows in a browser, sign in with any name (development mode), and press Enter.
+(On a remote machine, forward the provider first: ssh -L $IDP_PORT:127.0.0.1:$IDP_PORT <this machine>.)
+A registered key works too:  ssh -i $DEMO/you -p $GATEWAY_PORT $LOGIN@127.0.0.1
 
 The recording (one JSON event per line):  tail -f $DEMO/events.jsonl
+Find and check sessions:                    $ROOT/$BUILD/player/castgate-player list $DEMO/events.jsonl
 castgate's own log:                         $DEMO/castgate.log
 Stop everything:                            make demo-stop
 MSG

@@ -35,3 +35,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The OpenID Provider used by the tests and the demo (npm's oidc-provider), pinned by the lock file.
+IDP_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/idp"
+if [ ! -d "$IDP_DIR/node_modules/oidc-provider" ]; then
+  echo "install-deps: installing the test identity provider (npm ci)"
+  (cd "$IDP_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -45,7 +45,7 @@ async function newKeys() {
 }
 
 function claimsFor(login) {
-  const base = accounts[login] || {};
+  const base = { ...(cfg.default_claims || {}), ...(accounts[login] || {}) };
   if (shape === 'entra') {
     return { oid: base.oid || crypto.createHash('sha256').update(login).digest('hex').slice(0, 32),
              tid: tenant, preferred_username: `${login}@contoso.example`, name: login, ...base };
