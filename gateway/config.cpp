@@ -65,6 +65,8 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "ADDRESS:PORT[=TARGET], repeatable. With =TARGET every connection to this address goes to "
       "that target; without it users pick one with login@target as SSH user name")(
       "workers", po::value<int>()->default_value(0), "event loop threads (0 = one per CPU)")(
+      "health-listen", po::value<std::string>(),
+      "ADDRESS:PORT for HTTP health probes (GET /healthz); not an SSH port")(
       "ports-file", po::value<std::string>(), "write the bound ports here once listening (tests)");
 
   po::options_description keys("Keys and trust");
@@ -169,6 +171,8 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   if (vm.count("listen"))
     for (auto& l : vm["listen"].as<std::vector<std::string>>())
       c.listens.push_back(parse_listen(l));
+  if (vm.count("health-listen"))
+    c.health_listen = parse_listen(vm["health-listen"].as<std::string>());
   if (vm.count("host-key")) c.host_key_files = vm["host-key"].as<std::vector<std::string>>();
   str("user-ca-key", c.user_ca_key_file);
   str("recording-key", c.recording_key_file);

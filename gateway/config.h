@@ -19,6 +19,7 @@ struct ListenSpec {
 
 struct GatewayConfig {
   std::vector<ListenSpec> listens;
+  std::optional<ListenSpec> health_listen;  // HTTP probe endpoint
   std::vector<std::string> host_key_files;
   std::string user_ca_key_file;
   std::string recording_key_file;

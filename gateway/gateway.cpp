@@ -180,9 +180,23 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
     listeners_.push_back(l);
   }
   for (int i = 0; i < cfg.workers; ++i) workers_.push_back(std::make_unique<Worker>(*context_, i));
+  if (cfg.health_listen)
+    health_ = std::make_unique<HealthEndpoint>(loop_, cfg.health_listen->address,
+                                               cfg.health_listen->port, [this]() -> std::string {
+                                                 if (draining_) return "draining";
+                                                 switch (writer_->health()) {
+                                                   case asciicast::SinkHealth::kStalled:
+                                                     return "recording output stalled";
+                                                   case asciicast::SinkHealth::kBroken:
+                                                     return "recording output failed";
+                                                   default:
+                                                     return "";
+                                                 }
+                                               });
 }
 
 Gateway::~Gateway() {
+  health_.reset();
   for (auto& l : listeners_)
     if (l.fd >= 0) close(l.fd);
   for (auto& w : workers_) w->stop_and_join();
@@ -199,6 +213,7 @@ void Gateway::write_ports_file() {
   {
     std::ofstream out(tmp);
     for (auto& l : listeners_) out << l.spec.text() << "\n";
+    if (health_) out << "health=" << health_->port() << "\n";
   }
   std::rename(tmp.c_str(), path.c_str());
 }

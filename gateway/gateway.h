@@ -11,6 +11,7 @@
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
+#include "gateway/health_endpoint.h"
 #include "gateway/worker.h"
 
 namespace castgate {
@@ -46,6 +47,7 @@ class Gateway : private FdHandler {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Listener> listeners_;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
+  std::unique_ptr<HealthEndpoint> health_;
   int signal_fd_ = -1;
   bool draining_ = false;
   bool closing_all_ = false;

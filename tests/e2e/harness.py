@@ -333,7 +333,9 @@ class Gateway:
         wait_until(lambda: self.ports_file.exists() or not self.proc.alive(), 15,
                    "castgate to listen")
         assert self.proc.alive(), f"castgate failed to start:\n{self.proc.stderr()}"
-        lines = self.ports_file.read_text().split()
+        lines = [l for l in self.ports_file.read_text().split() if not l.startswith("health=")]
+        self.health_port = next((int(l.split("=")[1]) for l in self.ports_file.read_text().split()
+                                 if l.startswith("health=")), None)
         self.shared_port = int(lines[0].rsplit(":", 1)[1])
         self.bound_ports = {}
         for name, line in zip(self.bound_names, lines[1:]):

@@ -380,8 +380,19 @@ def test_a_stalled_stdout_pauses_the_session_and_loses_nothing(gateway_factory, 
     assert channel_output(gw, session, 0) == out.decode()
 
 
+def health(gw) -> int:
+    import urllib.error
+    import urllib.request
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{gw.health_port}/healthz", timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def test_a_stdout_blocked_too_long_ends_sessions_and_refuses_new_ones(gateway_factory, sshd, keys):
-    gw = pipe_gateway(gateway_factory, sshd, ["--recording-stall-limit", "2s"])
+    gw = pipe_gateway(gateway_factory, sshd, ["--recording-stall-limit", "2s",
+                                              "--health-listen", "127.0.0.1:0"])
+    assert health(gw) == 200
     client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
                               "while sleep 0.05; do seq 1 2000; done"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -393,11 +404,13 @@ def test_a_stdout_blocked_too_long_ends_sessions_and_refuses_new_ones(gateway_fa
                      extra=["-o", "LogLevel=INFO"], timeout=30)
     assert refused.returncode != 0 and b"nope" not in refused.stdout
     assert b"recording is unavailable" in refused.stderr
+    assert health(gw) == 503  # the orchestrator sees it too
     gw.pipe.resume()
     # Recovered: new sessions work again, and the ended session's record is complete.
     r = wait_until(lambda: (lambda r: r if r.stdout == b"back\n" else None)(
         gw.ssh(keys.alice, "echo back", f"{LOGIN}@db1.int", timeout=30)), 30, "recovery")
     assert r.returncode == 0
+    assert health(gw) == 200
     gw.wait_event(lambda e: e["event"]["action"] == "session.end" and
                   e["castgate"]["end_reason"] == "recording_unavailable",
                   what="the first session's end, written once stdout recovered")
