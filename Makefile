@@ -36,14 +36,17 @@ unit:
 e2e:
 	@echo "== end-to-end tests (castgate built with ASan+UBSan, real peers)"
 	@CASTGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/gateway/castgate \
-	  $(PYTEST) -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	  $(PYTEST) -q -p no:cacheprovider -m "not bulk" tests/e2e $(PYTEST_ARGS)
+	@echo "== end-to-end bulk transfers (release build)"
+	@CASTGATE_BIN=$(CURDIR)/$(BUILD)/gateway/castgate \
+	  $(PYTEST) -q -p no:cacheprovider -m bulk tests/e2e $(PYTEST_ARGS)
 
 fuzz-smoke:
 	@echo "== fuzz targets (short run)"
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCASTGATE_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 10
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 6
 
 fuzz: 
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 300

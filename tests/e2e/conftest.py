@@ -10,6 +10,8 @@ from harness import CASTGATE, Gateway, Keys, Sshd, check_record, run  # noqa: E4
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "bulk: moves hundreds of megabytes; make test runs these "
+                            "against the release build (the rest against the sanitizer build)")
     if not os.path.exists(CASTGATE):
         raise pytest.UsageError(f"castgate binary not found at {CASTGATE}; run make build")
 

@@ -115,6 +115,7 @@ def big_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.bulk
 def test_100MB_download_and_upload_are_identical(gateway, keys, big_file, tmp_path):
     want = sha256_file(big_file)
     port = gateway.bound_ports["db1.int"]

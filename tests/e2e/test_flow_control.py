@@ -24,6 +24,7 @@ def sample_rss(gw, stop: threading.Event, samples: list):
         time.sleep(0.05)
 
 
+@pytest.mark.bulk
 def test_slow_reader_on_the_user_side(gateway, keys):
     """200 MB from the target to a user who reads 4 MB/s for a while: castgate's memory stays flat."""
     base = gateway.rss_mb()
@@ -51,6 +52,7 @@ def test_slow_reader_on_the_user_side(gateway, keys):
     assert max(samples) - base < 80, f"castgate grew from {base:.0f} to {max(samples):.0f} MB"
 
 
+@pytest.mark.bulk
 def test_slow_reader_on_the_target_side(gateway, keys):
     """The target does not read for 4 s while the user pushes 200 MB: castgate holds back."""
     base = gateway.rss_mb()
