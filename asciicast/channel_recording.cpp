@@ -65,13 +65,7 @@ void ChannelRecording::emit_text(std::string_view action, char code, std::string
   double t = elapsed();
   if (t < last_t_) t = last_t_;  // times never go backwards
   last_t_ = t;
-  size_t budget = log_.max_asciicast_data(channel_, action);
-  while (!text.empty()) {
-    size_t take = json_escaped_prefix(text, budget);
-    if (take == 0) take = std::max<size_t>(1, utf8_prefix_at_most(text, 4));
-    log_.emit_asciicast(channel_, action, t, code, text.substr(0, take));
-    text.remove_prefix(take);
-  }
+  while (!text.empty()) text.remove_prefix(log_.emit_asciicast(channel_, action, t, code, text));
 }
 
 void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 namespace castgate::asciicast {
 namespace {
@@ -28,47 +29,103 @@ size_t json_string_size(std::string_view utf8) {
   return n;
 }
 
-void append_json_string(std::string& out, std::string_view utf8) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.reserve(out.size() + utf8.size() + 2);
-  out += '"';
-  const char* p = utf8.data();
-  const char* end = p + utf8.size();
-  while (p < end) {
-    const char* run = p;
-    while (p < end && kEscapeLen[static_cast<unsigned char>(*p)] == 0) ++p;
-    out.append(run, static_cast<size_t>(p - run));
-    if (p == end) break;
-    unsigned char c = static_cast<unsigned char>(*p++);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default: {
-        char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out.append(esc, 6);
-      }
-    }
+namespace {
+
+// Each byte's escaped form, padded to 8 bytes so that it can be copied in one go.
+struct Escape {
+  char text[8];
+  uint8_t len;
+};
+constexpr std::array<Escape, 256> make_escapes() {
+  std::array<Escape, 256> t{};
+  constexpr char kHex[] = "0123456789abcdef";
+  for (int c = 0; c < 256; ++c) {
+    t[c].text[0] = static_cast<char>(c);
+    t[c].len = 1;
   }
-  out += '"';
+  for (int c = 0; c < 0x20; ++c) {
+    t[c] = Escape{{'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15], 0, 0}, 6};
+  }
+  t['\b'] = Escape{{'\\', 'b'}, 2};
+  t['\f'] = Escape{{'\\', 'f'}, 2};
+  t['\n'] = Escape{{'\\', 'n'}, 2};
+  t['\r'] = Escape{{'\\', 'r'}, 2};
+  t['\t'] = Escape{{'\\', 't'}, 2};
+  t['"'] = Escape{{'\\', '"'}, 2};
+  t['\\'] = Escape{{'\\', '\\'}, 2};
+  return t;
+}
+constexpr auto kEscapes = make_escapes();
+
+// Eight bytes at a time (SWAR): true if any is a control character, '"' or '\\'.
+inline bool needs_escape8(const unsigned char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  auto zero_byte = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  uint64_t control = (x - kOnes * 0x20) & ~x & kHigh;  // bytes below 0x20
+  return (control | zero_byte(x ^ (kOnes * '"')) | zero_byte(x ^ (kOnes * '\\'))) != 0;
+}
+
+size_t utf8_char_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xf0) return 4;
+  if (lead >= 0xe0) return 3;
+  return 2;
+}
+
+}  // namespace
+
+size_t append_json_string_bounded(std::string& out, std::string_view utf8, size_t budget) {
+  size_t start = out.size();
+  size_t room_needed = std::min(budget, utf8.size() * 6);  // escaping grows a byte to 6 at most
+  // The quotes, and slack for the 8-byte copies of the escape table.
+  out.resize(start + room_needed + 10);
+  char* w = out.data() + start;
+  char* limit = w + 1 + room_needed;
+  *w++ = '"';
+  const auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
+  const auto* end = p + utf8.size();
+  while (p < end) {
+    // A run that needs no escaping is copied at once, cut at a character boundary.
+    const unsigned char* run = p;
+    while (end - p >= 8 && !needs_escape8(p)) p += 8;
+    while (p < end && kEscapeLen[*p] == 0) ++p;
+    if (p > run) {
+      size_t n = static_cast<size_t>(p - run);
+      size_t room = static_cast<size_t>(limit - w);
+      if (n > room) {
+        n = utf8_prefix_at_most(std::string_view(reinterpret_cast<const char*>(run), n), room);
+        if (n == 0 && w == out.data() + start + 1) n = utf8_char_length(*run);  // make progress
+        std::memcpy(w, run, n);
+        w += n;
+        p = run + n;
+        break;
+      }
+      std::memcpy(w, run, n);
+      w += n;
+      if (p == end) break;
+    }
+    const Escape& e = kEscapes[*p];
+    if (w + e.len > limit) {
+      if (w == out.data() + start + 1) {  // nothing written yet: take it anyway
+        std::memcpy(w, e.text, 8);
+        w += e.len;
+        ++p;
+      }
+      break;
+    }
+    std::memcpy(w, e.text, 8);  // the table pads to 8 bytes; only e.len of them count
+    w += e.len;
+    ++p;
+  }
+  *w++ = '"';
+  out.resize(static_cast<size_t>(w - out.data()));
+  return static_cast<size_t>(p - reinterpret_cast<const unsigned char*>(utf8.data()));
+}
+
+void append_json_string(std::string& out, std::string_view utf8) {
+  append_json_string_bounded(out, utf8, SIZE_MAX / 8);
 }
 
 void append_json_double(std::string& out, double v) {

@@ -12,6 +12,10 @@ namespace castgate::asciicast {
 
 // Appends `utf8` as a quoted JSON string. The input must be valid UTF-8.
 void append_json_string(std::string& out, std::string_view utf8);
+// Appends as a quoted JSON string the longest prefix of `utf8` whose escaped form (without the
+// quotes) is at most `budget` bytes, ending on a character boundary. Returns the bytes of `utf8`
+// it took (at least one character, even over budget, so that callers always make progress).
+size_t append_json_string_bounded(std::string& out, std::string_view utf8, size_t budget);
 // Length of append_json_string's output for `utf8`, without writing it.
 size_t json_string_size(std::string_view utf8);
 // Appends a double as nlohmann::json writes it (shortest form that round-trips).

@@ -196,24 +196,32 @@ void SessionLog::emit(const EventKind& kind, json fields, std::optional<int> cha
   }
 }
 
-size_t SessionLog::max_asciicast_data(int channel, std::string_view action) const {
-  // Everything but the data, with the variable numbers at their widest.
-  size_t fixed =
-      std::string_view(
-          R"({"@timestamp":"2026-11-22T01:42:25.123456Z","asciicast":{"event":[,"o",]},"castgate":{"channel":,"prev":"","seq":},"event":{"action":"","category":["session"],"kind":"event","type":["info"]}})")
-          .size();
-  fixed += 24 /* time */ + 12 /* channel */ + 64 /* hash */ + 20 /* seq */;
-  fixed += frag_castgate_mid_.size() + frag_castgate_tail_.size() + 1 + frag_before_event_.size() +
-           frag_after_event_.size() + action.size();
-  (void)channel;
-  return options_.max_line > fixed + 64 ? options_.max_line - fixed : 64;
-}
+size_t SessionLog::emit_asciicast(int channel, std::string_view action, double t, char code,
+                                  std::string_view data_utf8) {
+  if (ended_) return data_utf8.size();
+  // Everything after the data first, so that the data can take exactly the room that is left.
+  suffix_.assign(R"(]},"castgate":{"channel":)");
+  append_json_uint(suffix_, static_cast<uint64_t>(channel));
+  suffix_ += ',';
+  suffix_ += frag_castgate_mid_;
+  suffix_ += R"("prev":")";
+  suffix_ += prev_hash_;
+  suffix_ += R"(","seq":)";
+  append_json_uint(suffix_, seq_);
+  if (!frag_castgate_tail_.empty()) {
+    suffix_ += ',';
+    suffix_ += frag_castgate_tail_;
+  }
+  suffix_ += "},";
+  suffix_ += frag_before_event_;
+  suffix_ += R"("event":{"action":)";
+  append_json_string(suffix_, action);
+  suffix_ += R"(,"category":["session"],"kind":"event","type":["info"]})";
+  suffix_ += frag_after_event_;
+  suffix_ += '}';
 
-void SessionLog::emit_asciicast(int channel, std::string_view action, double t, char code,
-                                std::string_view data_utf8) {
-  if (ended_) return;
   std::string line;
-  line.reserve(512 + frag_after_event_.size() + data_utf8.size() + data_utf8.size() / 8);
+  line.reserve(std::min(options_.max_line, 128 + suffix_.size() + data_utf8.size() * 6));
   line += R"({"@timestamp":")";
   line += rfc3339_micros(clock_.now());
   line += R"(","asciicast":{"event":[)";
@@ -221,27 +229,12 @@ void SessionLog::emit_asciicast(int channel, std::string_view action, double t, 
   line += ",\"";
   line += code;
   line += "\",";
-  append_json_string(line, data_utf8);
-  line += R"(]},"castgate":{"channel":)";
-  append_json_uint(line, static_cast<uint64_t>(channel));
-  line += ',';
-  line += frag_castgate_mid_;
-  line += R"("prev":")";
-  line += prev_hash_;
-  line += R"(","seq":)";
-  append_json_uint(line, seq_);
-  if (!frag_castgate_tail_.empty()) {
-    line += ',';
-    line += frag_castgate_tail_;
-  }
-  line += "},";
-  line += frag_before_event_;
-  line += R"("event":{"action":)";
-  append_json_string(line, action);
-  line += R"(,"category":["session"],"kind":"event","type":["info"]})";
-  line += frag_after_event_;
-  line += '}';
+  size_t used = line.size() + suffix_.size() + 2;
+  size_t budget = options_.max_line > used ? options_.max_line - used : 0;
+  size_t taken = append_json_string_bounded(line, data_utf8, budget);
+  line += suffix_;
   submit(std::move(line));
+  return taken;
 }
 
 void SessionLog::end(const EventKind& kind, json fields) {

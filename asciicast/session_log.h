@@ -56,12 +56,10 @@ class SessionLog {
   void emit(const EventKind& kind, nlohmann::json fields = nlohmann::json::object(),
             std::optional<int> channel = std::nullopt, const char* split_pointer = nullptr);
 
-  // The hot path for asciicast events: writes [t, code, data] for `channel` in one line. `data`
-  // must be valid UTF-8 and short enough (see max_asciicast_data()).
-  void emit_asciicast(int channel, std::string_view action, double t, char code,
-                      std::string_view data_utf8);
-  // Upper bound of the JSON-escaped data that fits in one asciicast line.
-  size_t max_asciicast_data(int channel, std::string_view action) const;
+  // The hot path for asciicast events: writes [t, code, data] for `channel` in one line, with as
+  // much of `data_utf8` (valid UTF-8) as fits the line limit. Returns the bytes it took.
+  size_t emit_asciicast(int channel, std::string_view action, double t, char code,
+                        std::string_view data_utf8);
 
   // The last event of the session: carries the final chain hash and the signature.
   void end(const EventKind& kind, nlohmann::json fields);
@@ -88,6 +86,7 @@ class SessionLog {
   std::string frag_after_event_;    // top-level members after "event"
   uint64_t seq_ = 0;
   std::string prev_hash_;
+  std::string suffix_;  // scratch: the part of an asciicast line after its data
   bool ended_ = false;
 };
 

@@ -43,6 +43,7 @@ void StdoutWriter::submit(std::string&& line, const std::shared_ptr<Backlog>& ba
     queued_bytes_ += n;
     total_bytes_.store(queued_bytes_, std::memory_order_relaxed);
     queue_.push_back(Item{std::move(line), backlog});
+    if (!waiting_) return;  // busy writing: it takes the whole queue when it comes back
   }
   cv_.notify_one();
 }
@@ -117,7 +118,9 @@ void StdoutWriter::run() {
       std::unique_lock lock(mu_);
       writing_ = false;
       if (queue_.empty()) drained_cv_.notify_all();
+      waiting_ = true;
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      waiting_ = false;
       if (queue_.empty() && stopping_) return;
       batch.swap(queue_);
       writing_ = true;

@@ -52,6 +52,7 @@ class StdoutWriter final : public LineSink {
   size_t queued_bytes_ = 0;  // guarded by mu_, includes the batch being written
   bool stopping_ = false;
   bool writing_ = false;
+  bool waiting_ = false;  // the writer thread sleeps on cv_: only then does submit() wake it
   mutable std::atomic<bool> wants_room_{false};
   std::atomic<size_t> total_bytes_{0};
   std::atomic<int64_t> busy_since_us_{0};

@@ -1,5 +1,9 @@
 #include "asciicast/utf8.h"
 
+#include <simdjson.h>
+
+#include <cstring>
+
 namespace castgate::asciicast {
 namespace {
 constexpr char kReplacement[] = "\xef\xbf\xbd";
@@ -10,53 +14,127 @@ void Utf8Sanitizer::reject_pending(std::string& out) {
   have_ = need_ = 0;
 }
 
+namespace {
+// Eight bytes at a time: true if any has its high bit set.
+inline bool any_high_bit(const uint8_t* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return (w & 0x8080808080808080ull) != 0;
+}
+}  // namespace
+
 void Utf8Sanitizer::feed(std::string_view in, std::string& out) {
-  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
-  const auto* end = p + in.size();
-  out.reserve(out.size() + in.size());
-  while (p < end) {
-    if (need_ == 0) {
-      // Fast path: copy a run of ASCII at once.
-      const auto* run = p;
-      while (p < end && *p < 0x80) ++p;
-      if (p > run) out.append(reinterpret_cast<const char*>(run), static_cast<size_t>(p - run));
-      if (p == end) break;
-      uint8_t b = *p++;
-      lo_ = 0x80;
-      hi_ = 0xbf;
-      if (b >= 0xc2 && b <= 0xdf) {
-        need_ = 1;
-      } else if (b >= 0xe0 && b <= 0xef) {
-        need_ = 2;
-        if (b == 0xe0) lo_ = 0xa0;  // no overlongs
-        if (b == 0xed) hi_ = 0x9f;  // no surrogates
-      } else if (b >= 0xf0 && b <= 0xf4) {
-        need_ = 3;
-        if (b == 0xf0) lo_ = 0x90;
-        if (b == 0xf4) hi_ = 0x8f;  // nothing above U+10FFFF
-      } else {
-        out.append(kReplacement, 3);  // stray continuation byte or invalid lead byte
-        continue;
+  // The common case (text, nothing held back): validate with SIMD and copy. A character cut by
+  // the end of the chunk is held back for the next call.
+  if (need_ == 0 && in.size() >= 64) {
+    size_t whole = in.size();
+    size_t back = 0;
+    while (back < 3 && back < whole && (static_cast<uint8_t>(in[whole - 1 - back]) & 0xc0) == 0x80)
+      ++back;
+    size_t lead = whole - 1 - back;
+    auto b = static_cast<uint8_t>(in[lead]);
+    size_t len = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
+    size_t cut = (len > back + 1) ? lead : whole;  // an incomplete last character
+    if (len != 0 && simdjson::validate_utf8(in.data(), cut) &&
+        (cut == whole || in.size() - cut < 4)) {
+      out.append(in.data(), cut);
+      if (cut < whole) {
+        std::string tail;
+        feed_slow(in.substr(cut), tail);  // holds the partial character back
+        out += tail;
       }
-      pending_[0] = b;
-      have_ = 1;
-      continue;
-    }
-    uint8_t b = *p;
-    if (b < lo_ || b > hi_) {
-      // The sequence is broken: replace what we have and look at this byte afresh.
-      reject_pending(out);
-      continue;
-    }
-    ++p;
-    pending_[have_++] = b;
-    lo_ = 0x80;
-    hi_ = 0xbf;
-    if (--need_ == 0) {
-      out.append(reinterpret_cast<const char*>(pending_), static_cast<size_t>(have_));
-      have_ = 0;
+      return;
     }
   }
+  feed_slow(in, out);
+}
+
+void Utf8Sanitizer::feed_slow(std::string_view in, std::string& out) {
+  const auto* p = reinterpret_cast<const uint8_t*>(in.data());
+  const auto* end = p + in.size();
+  // Room for the worst case (every byte a U+FFFD) up front; trimmed at the end.
+  size_t start = out.size();
+  out.resize(start + in.size() * 3 + 8);
+  char* w = out.data() + start;
+  auto put_replacement = [&w] {
+    std::memcpy(w, kReplacement, 3);
+    w += 3;
+  };
+  if (need_ > 0) {
+    // Finish the sequence held back from the previous call first.
+    while (p < end && need_ > 0) {
+      uint8_t b = *p;
+      if (b < lo_ || b > hi_) {
+        put_replacement();
+        have_ = need_ = 0;
+        break;
+      }
+      ++p;
+      pending_[have_++] = b;
+      lo_ = 0x80;
+      hi_ = 0xbf;
+      if (--need_ == 0) {
+        std::memcpy(w, pending_, static_cast<size_t>(have_));
+        w += have_;
+        have_ = 0;
+      }
+    }
+  }
+  while (p < end) {
+    // Fast path: runs of ASCII, eight bytes at a time.
+    const uint8_t* run = p;
+    while (end - p >= 8 && !any_high_bit(p)) p += 8;
+    while (p < end && *p < 0x80) ++p;
+    if (p > run) {
+      std::memcpy(w, run, static_cast<size_t>(p - run));
+      w += p - run;
+    }
+    if (p == end) break;
+    uint8_t b = *p;
+    int n = 0;
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) {
+      n = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b == 0xe0) lo = 0xa0;  // no overlongs
+      if (b == 0xed) hi = 0x9f;  // no surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b == 0xf0) lo = 0x90;
+      if (b == 0xf4) hi = 0x8f;  // nothing above U+10FFFF
+    } else {
+      put_replacement();  // stray continuation byte or invalid lead byte
+      ++p;
+      continue;
+    }
+    // A complete, valid sequence is copied as is.
+    int i = 1;
+    for (; i <= n && p + i < end; ++i) {
+      uint8_t c = p[i];
+      if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xbf)) break;
+    }
+    if (i == n + 1) {
+      std::memcpy(w, p, static_cast<size_t>(n + 1));
+      w += n + 1;
+      p += n + 1;
+      continue;
+    }
+    if (p + i == end) {
+      // Cut by the end of this chunk: keep it for the next call.
+      have_ = 0;
+      for (const uint8_t* q = p; q < end; ++q) pending_[have_++] = *q;
+      need_ = n + 1 - have_;
+      lo_ = have_ == 1 ? lo : 0x80;
+      hi_ = have_ == 1 ? hi : 0xbf;
+      p = end;
+      break;
+    }
+    // Broken in the middle: one U+FFFD for the maximal invalid subpart, then look afresh.
+    put_replacement();
+    p += i;
+  }
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 void Utf8Sanitizer::flush(std::string& out) {

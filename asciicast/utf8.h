@@ -20,6 +20,7 @@ class Utf8Sanitizer {
 
  private:
   void reject_pending(std::string& out);
+  void feed_slow(std::string_view in, std::string& out);
   uint8_t pending_[4] = {};
   int have_ = 0;                   // bytes of the current sequence seen
   int need_ = 0;                   // continuation bytes still expected

@@ -71,3 +71,32 @@ TEST_CASE("prefix cut never splits a character") {
                             "b",
                             7) == 2);
 }
+
+TEST_CASE("chunked sanitising gives the same text as one pass, on long inputs too (SIMD path)") {
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "line \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end of line\r\n";
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    Utf8Sanitizer z;
+    std::string out;
+    z.feed(std::string_view(text).substr(0, cut), out);
+    z.feed(std::string_view(text).substr(cut), out);
+    z.flush(out);
+    REQUIRE(out == text);
+  }
+  for (int round = 0; round < 50; ++round) {
+    std::string data = castgate::random_bytes(300);
+    if (round % 2) data = text.substr(0, 100) + data + text;  // mixed text and garbage
+    std::string whole = sanitize(data);
+    Utf8Sanitizer z;
+    std::string out;
+    size_t pos = 0;
+    size_t step = 1 + static_cast<size_t>(round) * 7;
+    while (pos < data.size()) {
+      z.feed(std::string_view(data).substr(pos, step), out);
+      pos += step;
+    }
+    z.flush(out);
+    CHECK(out == whole);
+    CHECK(utf8_valid(out));
+  }
+}
