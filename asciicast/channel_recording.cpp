@@ -22,10 +22,11 @@ ChannelRecording::ChannelRecording(SessionLog& log, int channel, const Clock& cl
 
 ChannelRecording::~ChannelRecording() = default;
 
-double ChannelRecording::elapsed() const {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - start_);
-  return static_cast<double>(us.count()) / 1e6;
+int64_t ChannelRecording::elapsed_micros() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - start_).count();
 }
+
+double ChannelRecording::elapsed() const { return static_cast<double>(elapsed_micros()) / 1e6; }
 
 void ChannelRecording::start(const ChannelHeader& header) {
   start_ = clock_.steady_now();
@@ -62,7 +63,7 @@ void ChannelRecording::start(const ChannelHeader& header) {
 
 void ChannelRecording::emit_text(std::string_view action, char code, std::string_view text) {
   if (text.empty()) return;
-  double t = elapsed();
+  int64_t t = elapsed_micros();
   if (t < last_t_) t = last_t_;  // times never go backwards
   last_t_ = t;
   while (!text.empty()) text.remove_prefix(log_.emit_asciicast(channel_, action, t, code, text));

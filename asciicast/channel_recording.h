@@ -52,6 +52,7 @@ class ChannelRecording {
 
   int channel() const { return channel_; }
   double elapsed() const;
+  int64_t elapsed_micros() const;
   // "sftp" or "scp" when the channel is a file transfer.
   const std::string& file_transfer() const { return file_transfer_; }
 
@@ -69,7 +70,7 @@ class ChannelRecording {
   const AlertRules* alerts_;
   const bool record_payload_;
   std::chrono::steady_clock::time_point start_;
-  double last_t_ = 0;
+  int64_t last_t_ = 0;
   bool finished_ = false;
   std::string file_transfer_;
   Utf8Sanitizer stdout_utf8_, stderr_utf8_, input_utf8_;

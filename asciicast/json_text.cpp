@@ -132,6 +132,26 @@ void append_json_double(std::string& out, double v) {
   out += nlohmann::json(v).dump();
 }
 
+void append_json_seconds(std::string& out, int64_t micros) {
+  // nlohmann writes the shortest decimal that round-trips; for whole microseconds under 10^9 s
+  // that is the decimal itself with trailing zeros dropped ("12.5", "3.0"), except below 10^-4 s
+  // where it switches to exponent notation: leave those (and anything odd) to nlohmann.
+  if (micros < 100 || micros >= 1000000000000000LL) {
+    append_json_double(out, static_cast<double>(micros) / 1e6);
+    return;
+  }
+  append_json_uint(out, static_cast<uint64_t>(micros / 1000000));
+  int64_t frac = micros % 1000000;
+  char digits[8] = {'.', '0', '0', '0', '0', '0', '0', 0};
+  for (int i = 6; i >= 1; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  int len = 7;
+  while (len > 2 && digits[len - 1] == '0') --len;
+  out.append(digits, static_cast<size_t>(len));
+}
+
 void append_json_uint(std::string& out, uint64_t v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);

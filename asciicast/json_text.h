@@ -20,6 +20,8 @@ size_t append_json_string_bounded(std::string& out, std::string_view utf8, size_
 size_t json_string_size(std::string_view utf8);
 // Appends a double as nlohmann::json writes it (shortest form that round-trips).
 void append_json_double(std::string& out, double v);
+// Appends `micros` / 1e6 as nlohmann::json writes that double, quickly for the common case.
+void append_json_seconds(std::string& out, int64_t micros);
 void append_json_uint(std::string& out, uint64_t v);
 
 }  // namespace castgate::asciicast

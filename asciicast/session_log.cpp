@@ -196,7 +196,7 @@ void SessionLog::emit(const EventKind& kind, json fields, std::optional<int> cha
   }
 }
 
-size_t SessionLog::emit_asciicast(int channel, std::string_view action, double t, char code,
+size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t t_micros, char code,
                                   std::string_view data_utf8) {
   if (ended_) return data_utf8.size();
   // Everything after the data first, so that the data can take exactly the room that is left.
@@ -223,9 +223,9 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, double t
   std::string line;
   line.reserve(std::min(options_.max_line, 128 + suffix_.size() + data_utf8.size() * 6));
   line += R"({"@timestamp":")";
-  line += rfc3339_micros(clock_.now());
+  append_rfc3339_micros(line, clock_.now());
   line += R"(","asciicast":{"event":[)";
-  append_json_double(line, t);
+  append_json_seconds(line, t_micros);
   line += ",\"";
   line += code;
   line += "\",";

@@ -58,7 +58,7 @@ class SessionLog {
 
   // The hot path for asciicast events: writes [t, code, data] for `channel` in one line, with as
   // much of `data_utf8` (valid UTF-8) as fits the line limit. Returns the bytes it took.
-  size_t emit_asciicast(int channel, std::string_view action, double t, char code,
+  size_t emit_asciicast(int channel, std::string_view action, int64_t t_micros, char code,
                         std::string_view data_utf8);
 
   // The last event of the session: carries the final chain hash and the signature.

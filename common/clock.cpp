@@ -37,3 +37,30 @@ std::string rfc3339_micros(std::chrono::system_clock::time_point t) {
 }
 
 }  // namespace castgate
+
+namespace castgate {
+
+void append_rfc3339_micros(std::string& out, std::chrono::system_clock::time_point t) {
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local std::string cached;  // "YYYY-MM-DDTHH:MM:SS."
+  int64_t us = unix_micros(t);
+  int64_t secs = us / 1000000, frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  if (secs != cached_second) {
+    std::string full = rfc3339_micros(t);
+    cached = full.substr(0, full.size() - 7);
+    cached_second = secs;
+  }
+  out += cached;
+  char digits[7] = {'0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 5; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out.append(digits, 7);
+}
+
+}  // namespace castgate

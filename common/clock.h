@@ -57,5 +57,8 @@ int64_t unix_seconds(std::chrono::system_clock::time_point t);
 int64_t unix_micros(std::chrono::system_clock::time_point t);
 // RFC 3339 UTC with microseconds: 2026-11-22T01:42:25.123456Z
 std::string rfc3339_micros(std::chrono::system_clock::time_point t);
+// The same, appended to `out`; remembers the formatted second so that most calls only write the
+// microseconds (one per thread, for the recording hot path).
+void append_rfc3339_micros(std::string& out, std::chrono::system_clock::time_point t);
 
 }  // namespace castgate

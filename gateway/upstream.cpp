@@ -260,8 +260,9 @@ void Upstream::on_fd_ready(int, uint32_t events) noexcept {
     return;
   }
   if (!event_ || state_ == State::kFailed) return;
-  if (ssh_event_dopoll(event_.get(), 0) == SSH_ERROR && state_ != State::kReady) {
-    // Errors during the handshake surface through step(); in the ready state through channels.
+  // Errors surface through step() (handshake) or the channels (ready). libssh reads 4 KiB per
+  // poll; take a few rounds before relaying.
+  for (int i = 0; i < 8 && ssh_event_dopoll(event_.get(), 0) == SSH_OK; ++i) {
   }
   step();
 }

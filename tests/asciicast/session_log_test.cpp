@@ -133,3 +133,23 @@ TEST_CASE("backlog pauses producers and wakes them once drained") {
   CHECK(woken == 1);
   CHECK(b.has_room());
 }
+
+#include "asciicast/json_text.h"
+
+TEST_CASE("asciicast times are written exactly as nlohmann would write them") {
+  for (int64_t us : {0LL, 1LL, 99LL, 100LL, 101LL, 1000LL, 141952LL, 1000000LL, 1500000LL,
+                     12345678LL, 3600000000LL, 86400123456LL, 999999999999LL}) {
+    std::string fast;
+    append_json_seconds(fast, us);
+    CHECK(fast == nlohmann::json(static_cast<double>(us) / 1e6).dump());
+  }
+  for (int64_t us = 0; us < 3000000; us += 7919) {
+    std::string fast;
+    append_json_seconds(fast, us);
+    REQUIRE(fast == nlohmann::json(static_cast<double>(us) / 1e6).dump());
+  }
+  std::string ts;
+  auto t = std::chrono::system_clock::now();
+  castgate::append_rfc3339_micros(ts, t);
+  CHECK(ts == castgate::rfc3339_micros(t));
+}

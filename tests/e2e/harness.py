@@ -178,7 +178,7 @@ ListenAddress 127.0.0.1
 HostKey {self.host_key}
 PidFile {self.dir}/sshd.pid
 TrustedUserCAKeys {self.dir}/ca.pub
-AuthorizedKeysFile none
+{"" if "AuthorizedKeysFile" in extra else "AuthorizedKeysFile none"}
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes

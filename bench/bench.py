@@ -1,0 +1,472 @@
+#!/usr/bin/python3
+"""castgate benchmarks, side by side with OpenSSH on this machine, in one run.
+
+  direct    OpenSSH ssh -> OpenSSH sshd (the target)
+  jump      OpenSSH ssh -> OpenSSH sshd bastion (ProxyJump) -> target
+  castgate  OpenSSH ssh -> castgate (recording on, stdout to a file) -> target
+
+Every client uses chacha20-poly1305@openssh.com. Figures are medians of several runs; the
+report (bench/results/report.md, and JSON next to it) gives ratios against direct and jump.
+Usage: bench.py [--quick] [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import pty
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from harness import LOGIN, Gateway, Keys, Sshd, keygen, pubkey, run, wait_until  # noqa: E402
+
+CIPHER = ["-o", "Ciphers=chacha20-poly1305@openssh.com"]
+GIB = 1 << 30
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Setup:
+    """The target, a stock OpenSSH bastion, castgate (recording on and off), and the clients'
+    arguments for each path."""
+
+    def __init__(self, work: pathlib.Path, recording_dir: pathlib.Path):
+        self.work = work
+        self.keys = Keys(work / "keys")
+        # The direct and jump paths sign in with a plain authorized key (one offer, no
+        # certificate), castgate with its per-session certificate.
+        self.client_key = keygen(work / "client")
+        auth = work / "authorized_keys"
+        auth.write_text(pubkey(self.client_key) + "\n")
+        extra = f"AuthorizedKeysFile {auth}\nMaxSessions 100\nMaxStartups 2000:30:4000\n"
+        self.target = Sshd(work, self.keys.ca_pub, extra=extra)
+        self.bastion = Sshd(work, self.keys.ca_pub, extra=f"AuthorizedKeysFile {auth}\n")
+        self.known = work / "known_hosts"
+        self.known.write_text(self.target.known_hosts_line() + "\n" + self.bastion.known_hosts_line() + "\n")
+        identities = f'identity="bench",groups="ops" {pubkey(self.keys.alice)}'
+        targets = [{"name": "target", "host": "127.0.0.1", "port": self.target.port}]
+        self.castgate = Gateway(work, self.keys, targets, [self.target.known_hosts_line()],
+                                identities=identities, bound={"target": "target"},
+                                stdout_path=recording_dir / "castgate-events.jsonl",
+                                extra_args=["--max-unauthenticated", "2000"])
+        self.bare = Gateway(work, self.keys, targets, [self.target.known_hosts_line()],
+                            identities=identities, bound={"target": "target"},
+                            stdout_path=recording_dir / "castgate-norecording-events.jsonl",
+                            extra_args=["--benchmark-disable-recording", "--max-unauthenticated", "2000"])
+
+    def common(self):
+        return ["-F", "/dev/null", "-o", f"UserKnownHostsFile={self.known}", "-o",
+                "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", *CIPHER]
+
+    def ssh(self, path: str, tty: bool = False) -> list[str]:
+        t = ["-tt"] if tty else []
+        if path == "direct":
+            return ["ssh", *self.common(), *t, "-i", str(self.client_key), "-p",
+                    str(self.target.port), f"{LOGIN}@127.0.0.1"]
+        if path == "jump":
+            jump = f"ssh -W %h:%p {' '.join(self.common())} -i {self.client_key} -p {self.bastion.port} {LOGIN}@127.0.0.1"
+            return ["ssh", *self.common(), *t, "-i", str(self.client_key), "-o",
+                    f"ProxyCommand={jump}", "-p", str(self.target.port), f"{LOGIN}@127.0.0.1"]
+        gw = self.castgate if path == "castgate" else self.bare
+        return ["ssh", "-F", "/dev/null", "-o", "UserKnownHostsFile=/dev/null", "-o",
+                "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", *CIPHER, *t, "-i", str(self.keys.alice), "-p",
+                str(gw.bound_ports["target"]), f"{LOGIN}@127.0.0.1"]
+
+    def sftp(self, path: str) -> list[str]:
+        args = self.ssh(path)
+        # sftp takes the same options, with -P for the port and the destination last.
+        port = args[args.index("-p") + 1]
+        opts = [a for a in args[1:-1] if a not in ("-p", port)]
+        return ["sftp", *opts, "-P", port, "-b", "-", args[-1]]
+
+    def stop(self):
+        for gw in (self.castgate, self.bare):
+            gw.stop()
+        self.target.stop()
+        self.bastion.stop()
+
+
+PATHS = ["direct", "jump", "castgate"]
+
+
+def bench_bulk(s: Setup, reps: int, size: int, payloads: dict) -> dict:
+    """Download and upload through exec, and sftp get/put; MB/s, median of `reps`."""
+    out = {}
+    for name, remote_file in payloads.items():
+        for path in PATHS:
+            times = []
+            for _ in range(reps):
+                t = time.monotonic()
+                r = subprocess.run(s.ssh(path) + [f"head -c {size} {remote_file}"],
+                                   stdout=subprocess.DEVNULL, timeout=900)
+                assert r.returncode == 0
+                times.append(time.monotonic() - t)
+            out[f"download/{name}/{path}"] = size / median(times) / 1e6
+            times = []
+            for _ in range(reps):
+                with open(remote_file, "rb") as f:
+                    t = time.monotonic()
+                    r = subprocess.run(s.ssh(path) + [f"head -c {size} > /dev/null"], stdin=f,
+                                       timeout=900)
+                assert r.returncode == 0
+                times.append(time.monotonic() - t)
+            out[f"upload/{name}/{path}"] = size / median(times) / 1e6
+    return out
+
+
+def bench_sftp(s: Setup, reps: int, src: pathlib.Path, size: int) -> dict:
+    out = {}
+    for path in PATHS:
+        for op in ("get", "put"):
+            times = []
+            for _ in range(reps):
+                dst = s.work / f"sftp-{op}.bin"
+                cmd = f"get {src} {dst}\n" if op == "get" else f"put {src} {dst}\n"
+                t = time.monotonic()
+                r = subprocess.run(s.sftp(path), input=cmd.encode(), stdout=subprocess.DEVNULL,
+                                   timeout=900)
+                assert r.returncode == 0
+                times.append(time.monotonic() - t)
+                dst.unlink(missing_ok=True)
+            out[f"sftp-{op}/{path}"] = size / median(times) / 1e6
+    return out
+
+
+class PtyClient:
+    """An ssh client in a real pseudo-terminal, running `cat` in a remote pty: each byte typed is
+    echoed by the remote terminal; the time until it comes back is the echo latency."""
+
+    def __init__(self, args: list[str]):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            import tty
+            tty.setraw(0)  # no local echo: only the remote terminal's echo comes back
+            os.execvp(args[0], args + ["stty raw echo; exec cat"])
+
+    def read_until(self, token: bytes, timeout: float) -> bool:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while token not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                try:
+                    buf += os.read(self.fd, 4096)
+                except OSError:
+                    return False
+        return True
+
+    def ready(self, timeout=30):
+        # Wait for the remote cat: type a marker until it echoes.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.write(self.fd, b"R")
+            if self.read_until(b"R", 1.0):
+                return True
+        raise AssertionError("the remote terminal never echoed")
+
+    def echo_rtt(self, n: int) -> list[float]:
+        rtts = []
+        for i in range(n):
+            ch = bytes([97 + i % 26])
+            t = time.perf_counter()
+            os.write(self.fd, ch)
+            assert self.read_until(ch, 5), "echo lost"
+            rtts.append((time.perf_counter() - t) * 1000)
+        return rtts
+
+    def close(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+def bench_echo(s: Setup, n: int) -> dict:
+    out = {}
+    for path in PATHS:
+        c = PtyClient(s.ssh(path, tty=True))
+        try:
+            c.ready()
+            c.echo_rtt(50)  # warm up
+            rtts = c.echo_rtt(n)
+        finally:
+            c.close()
+        out[f"echo/{path}"] = {"p50_ms": median(rtts), "p99_ms": pct(rtts, 99)}
+    return out
+
+
+def bench_first_output(s: Setup, reps: int) -> dict:
+    out = {}
+    for path in PATHS:
+        times = []
+        for _ in range(reps):
+            t = time.monotonic()
+            p = subprocess.Popen(s.ssh(path) + ["echo first-output"], stdout=subprocess.PIPE)
+            p.stdout.readline()
+            times.append((time.monotonic() - t) * 1000)
+            p.wait(timeout=30)
+        out[f"first-output/{path}"] = median(times)
+    return out
+
+
+def bench_recording_cost(s: Setup, size: int, payloads: dict, reps: int) -> dict:
+    """castgate's own CPU per GiB moved, with recording and with it switched off."""
+    out = {}
+    for name, remote_file in payloads.items():
+        per = {}
+        for label, gw, path in (("on", s.castgate, "castgate"), ("off", s.bare, "castgate-bare")):
+            samples = []
+            for _ in range(reps):
+                before = proc_cpu(gw.proc.proc.pid)
+                subprocess.run(s.ssh(path) + [f"head -c {size} {remote_file}"],
+                               stdout=subprocess.DEVNULL, timeout=900, check=True)
+                samples.append((proc_cpu(gw.proc.proc.pid) - before) * GIB / size)
+            per[label] = median(samples)
+        out[f"recording-cpu/{name}"] = {"on_s_per_gib": per["on"], "off_s_per_gib": per["off"],
+                                        "ratio": per["on"] / per["off"]}
+    return out
+
+
+def bench_many_sessions(s: Setup, count: int) -> dict:
+    """`count` interactive sessions through one castgate; memory per idle session and the echo
+    latency of one more session meanwhile."""
+    gw = s.castgate
+    base = proc_rss_kib(gw.proc.proc.pid)
+    clients = []
+    failures = 0
+    t0 = time.monotonic()
+    try:
+        for i in range(count):
+            try:
+                c = PtyClient(s.ssh("castgate", tty=True))
+                clients.append(c)
+            except Exception:
+                failures += 1
+            if len(clients) % 50 == 0:
+                time.sleep(0.2)
+        ok = 0
+        for c in clients:
+            try:
+                c.ready(60)
+                ok += 1
+            except AssertionError:
+                failures += 1
+        setup_s = time.monotonic() - t0
+        time.sleep(2)
+        loaded = proc_rss_kib(gw.proc.proc.pid)
+        probe = PtyClient(s.ssh("castgate", tty=True))
+        probe.ready()
+        rtts = probe.echo_rtt(1000)
+        probe.close()
+        return {"sessions": count, "ok": ok, "failures": failures, "setup_s": setup_s,
+                "rss_base_kib": base, "rss_loaded_kib": loaded,
+                "kib_per_session": (loaded - base) / max(1, ok),
+                "echo_p50_ms": median(rtts), "echo_p99_ms": pct(rtts, 99)}
+    finally:
+        for c in clients:
+            c.close()
+
+
+def bench_player(work: pathlib.Path, log: pathlib.Path) -> dict:
+    """castgate-player list/export against jq doing the same selection, on the same file."""
+    player = str(REPO / "build" / "player" / "castgate-player")
+    sessions = json.loads("[" + ",".join(
+        subprocess.run([player, "list", "--json", str(log)], capture_output=True, check=True)
+        .stdout.decode().splitlines()) + "]")
+    target = sessions[len(sessions) // 2]["session"]
+    size = log.stat().st_size
+
+    def timed(cmd, reps=3):
+        ts = []
+        for _ in range(reps):
+            t = time.monotonic()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, shell=isinstance(cmd, str))
+            ts.append(time.monotonic() - t)
+        return median(ts)
+
+    # Page cache warm for everyone.
+    subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL)
+    t_list = timed([player, "list", str(log)])
+    t_list_jq = timed(f"jq -c 'select(.event.action==\"session.start\" or .event.action==\"session.end\") | "
+                      f"{{s:.castgate.session,u:.user.email,t:.destination.address,a:.event.action}}' {log}", 1)
+    t_export = timed([player, "export", "--session", target, "--channel", "0", str(log)])
+    t_export_jq = timed(f"jq -c 'select(.castgate.session==\"{target}\" and .castgate.channel==0 and "
+                        f".asciicast != null) | (.asciicast.header // .asciicast.event)' {log}", 1)
+    return {"log_bytes": size, "sessions": len(sessions),
+            "list_s": t_list, "list_mb_s": size / t_list / 1e6, "list_jq_s": t_list_jq,
+            "list_speedup": t_list_jq / t_list,
+            "export_s": t_export, "export_mb_s": size / t_export / 1e6, "export_jq_s": t_export_jq,
+            "export_speedup": t_export_jq / t_export}
+
+
+def make_interleaved_log(s: Setup, target_bytes: int) -> pathlib.Path:
+    """Real castgate output: many sessions at once printing text, until the log is big enough."""
+    log = s.castgate.stdout_path
+    procs = []
+    while log.stat().st_size < target_bytes:
+        while len(procs) < 12:
+            procs.append(subprocess.Popen(s.ssh("castgate") + [f"head -c 40000000 {s.work}/text.txt"],
+                                          stdout=subprocess.DEVNULL))
+        procs = [p for p in procs if p.poll() is None]
+        time.sleep(0.2)
+    for p in procs:
+        p.wait(timeout=300)
+    return log
+
+
+def machine() -> dict:
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    libssh = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libssh-4"], capture_output=True,
+                            text=True).stdout
+    ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "libssh": libssh,
+            "openssh": ssh_v, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def report(results: dict, path: pathlib.Path):
+    m = results["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; {m['openssh']}; "
+             f"libssh {m['libssh']}; {m['date']}.", ""]
+    if "bulk" in results:
+        b = results["bulk"]
+        lines += ["| bulk, MB/s (median) | direct | jump | castgate | castgate/jump | castgate/direct |",
+                  "|---|---|---|---|---|---|"]
+        keys = sorted({k.rsplit("/", 1)[0] for k in b})
+        for k in keys:
+            d, j, c = b[f"{k}/direct"], b[f"{k}/jump"], b[f"{k}/castgate"]
+            lines.append(f"| {k} | {d:.0f} | {j:.0f} | {c:.0f} | {c / j:.2f}x | {c / d:.0%} |")
+        lines.append("")
+    if "echo" in results:
+        e = results["echo"]
+        lines += ["| keystroke echo, ms | direct | jump | castgate | castgate - direct |",
+                  "|---|---|---|---|---|"]
+        for q in ("p50_ms", "p99_ms"):
+            d, j, c = e["echo/direct"][q], e["echo/jump"][q], e["echo/castgate"][q]
+            lines.append(f"| {q[:3]} | {d:.3f} | {j:.3f} | {c:.3f} | +{c - d:.3f} |")
+        lines.append("")
+    if "first" in results:
+        f = results["first"]
+        d, j, c = f["first-output/direct"], f["first-output/jump"], f["first-output/castgate"]
+        lines += ["| ssh start to first output, ms (median) | direct | jump | castgate | castgate/direct |",
+                  "|---|---|---|---|---|", f"| exec `echo` | {d:.0f} | {j:.0f} | {c:.0f} | {c / d:.2f}x |", ""]
+    if "recording" in results:
+        lines += ["| castgate CPU seconds per GiB relayed | recording on | recording off | ratio |",
+                  "|---|---|---|---|"]
+        for k, v in results["recording"].items():
+            lines.append(f"| {k.split('/', 1)[1]} | {v['on_s_per_gib']:.2f} | {v['off_s_per_gib']:.2f} | {v['ratio']:.2f}x |")
+        lines.append("")
+    if "many" in results:
+        v = results["many"]
+        lines += [f"{v['ok']} of {v['sessions']} interactive sessions open at once ({v['failures']} failures); "
+                  f"castgate RSS {v['rss_base_kib'] / 1024:.0f} MiB -> {v['rss_loaded_kib'] / 1024:.0f} MiB, "
+                  f"{v['kib_per_session']:.0f} KiB per idle session; echo of one more session meanwhile "
+                  f"p50 {v['echo_p50_ms']:.2f} ms, p99 {v['echo_p99_ms']:.2f} ms.", ""]
+    if "player" in results:
+        p = results["player"]
+        lines += ["| player over a " + f"{p['log_bytes'] / GIB:.2f} GiB log ({p['sessions']} sessions) | castgate-player | jq | speed-up | castgate-player MB/s |",
+                  "|---|---|---|---|---|",
+                  f"| list sessions | {p['list_s']:.2f} s | {p['list_jq_s']:.1f} s | {p['list_speedup']:.0f}x | {p['list_mb_s']:.0f} |",
+                  f"| export one channel | {p['export_s']:.2f} s | {p['export_jq_s']:.1f} s | {p['export_speedup']:.0f}x | {p['export_mb_s']:.0f} |", ""]
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (smoke)")
+    ap.add_argument("--only", default="", help="comma-separated: bulk,sftp,echo,first,recording,many,player")
+    ap.add_argument("--sessions", type=int, default=1000)
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(","))) or {"bulk", "sftp", "echo", "first", "recording",
+                                                      "many", "player"}
+    results_dir = HERE / "results"
+    results_dir.mkdir(exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="castgate-bench-"))
+    size = (64 << 20) if args.quick else GIB
+    reps = 1 if args.quick else 3
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # Payloads, in the page cache: text (base64 of random bytes, like logs and terminal output),
+    # random binary, zeros.
+    text = work / "text.txt"
+    with open(text, "wb") as f:
+        subprocess.run(f"head -c {size * 3 // 4 + (1 << 20)} /dev/urandom | base64 -w 120", shell=True,
+                       stdout=f, check=True)
+    binary = work / "random.bin"
+    subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=open(binary, "wb"), check=True)
+    s = Setup(work, results_dir)
+    results = {"machine": machine()}
+    try:
+        if "bulk" in only:
+            results["bulk"] = bench_bulk(s, reps, size, {"text": text})
+        if "sftp" in only:
+            results["bulk"] = {**results.get("bulk", {}), **bench_sftp(s, reps, binary, size)}
+        if "echo" in only:
+            results["echo"] = bench_echo(s, 300 if args.quick else 2000)
+        if "first" in only:
+            results["first"] = bench_first_output(s, 5 if args.quick else 20)
+        if "recording" in only:
+            small = size // 4
+            results["recording"] = bench_recording_cost(s, small, {"text": text, "random binary": binary,
+                                                                   "zeros": "/dev/zero"}, reps)
+        if "many" in only:
+            results["many"] = bench_many_sessions(s, 50 if args.quick else args.sessions)
+        if "player" in only:
+            log = make_interleaved_log(s, (128 << 20) if args.quick else GIB)
+            results["player"] = bench_player(work, log)
+    finally:
+        s.stop()
+        (results_dir / "results.json").write_text(json.dumps(results, indent=2))
+        report(results, results_dir / "report.md")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
