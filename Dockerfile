@@ -9,7 +9,7 @@ FROM debian:${DEBIAN}-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake ninja-build g++ pkg-config ca-certificates \
       libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev \
-      doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev \
+      doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -18,6 +18,8 @@ COPY asciicast asciicast
 COPY oidc oidc
 COPY gateway gateway
 COPY player player
+# asciinema-player, pinned by the lock file, embedded in castgate-player's HTML replay pages.
+RUN cd player/web && npm ci --no-audit --no-fund --loglevel=error
 COPY tests tests
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
     && cmake --build build \

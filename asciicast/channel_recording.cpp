@@ -23,10 +23,13 @@ ChannelRecording::ChannelRecording(SessionLog& log, int channel, const Clock& cl
 ChannelRecording::~ChannelRecording() = default;
 
 int64_t ChannelRecording::elapsed_micros() const {
-  return std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - start_).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - start_)
+      .count();
 }
 
-double ChannelRecording::elapsed() const { return static_cast<double>(elapsed_micros()) / 1e6; }
+double ChannelRecording::elapsed() const {
+  return static_cast<double>(elapsed_micros()) / 1e6;
+}
 
 void ChannelRecording::start(const ChannelHeader& header) {
   start_ = clock_.steady_now();

@@ -66,7 +66,7 @@ class Setup:
     """The target, a stock OpenSSH bastion, castgate (recording on and off), and the clients'
     arguments for each path."""
 
-    def __init__(self, work: pathlib.Path, recording_dir: pathlib.Path):
+    def __init__(self, work: pathlib.Path):
         self.work = work
         self.keys = Keys(work / "keys")
         # The direct and jump paths sign in with a plain authorized key (one offer, no
@@ -83,11 +83,11 @@ class Setup:
         targets = [{"name": "target", "host": "127.0.0.1", "port": self.target.port}]
         self.castgate = Gateway(work, self.keys, targets, [self.target.known_hosts_line()],
                                 identities=identities, bound={"target": "target"},
-                                stdout_path=recording_dir / "castgate-events.jsonl",
+                                stdout_path=work / "castgate-events.jsonl",
                                 extra_args=["--max-unauthenticated", "2000"])
         self.bare = Gateway(work, self.keys, targets, [self.target.known_hosts_line()],
                             identities=identities, bound={"target": "target"},
-                            stdout_path=recording_dir / "castgate-norecording-events.jsonl",
+                            stdout_path=work / "castgate-norecording-events.jsonl",
                             extra_args=["--benchmark-disable-recording", "--max-unauthenticated", "2000"])
 
     def common(self):
@@ -116,6 +116,11 @@ class Setup:
         port = args[args.index("-p") + 1]
         opts = [a for a in args[1:-1] if a not in ("-p", port)]
         return ["sftp", *opts, "-P", port, "-b", "-", args[-1]]
+
+    def truncate_recordings(self):
+        """The gateways append to their stdout files; a long benchmark would fill the disk."""
+        for gw in (self.castgate, self.bare):
+            os.truncate(gw.stdout_path, 0)
 
     def stop(self):
         for gw in (self.castgate, self.bare):
@@ -343,15 +348,19 @@ def bench_player(work: pathlib.Path, log: pathlib.Path) -> dict:
 
 
 def make_interleaved_log(s: Setup, target_bytes: int) -> pathlib.Path:
-    """Real castgate output: many sessions at once printing text, until the log is big enough."""
+    """Real castgate output: many sessions at once, a few printing text in bulk and the rest
+    interactive-sized commands, until the log is big enough."""
+    s.truncate_recordings()
     log = s.castgate.stdout_path
     procs = []
+    n = 0
     while log.stat().st_size < target_bytes:
         while len(procs) < 12:
-            procs.append(subprocess.Popen(s.ssh("castgate") + [f"head -c 40000000 {s.work}/text.txt"],
-                                          stdout=subprocess.DEVNULL))
+            n += 1
+            cmd = f"head -c 40000000 {s.work}/text.txt" if n % 4 == 0 else "ls -la /usr/bin; uname -a"
+            procs.append(subprocess.Popen(s.ssh("castgate") + [cmd], stdout=subprocess.DEVNULL))
         procs = [p for p in procs if p.poll() is None]
-        time.sleep(0.2)
+        time.sleep(0.05)
     for p in procs:
         p.wait(timeout=300)
     return log
@@ -441,24 +450,33 @@ def main():
                        stdout=f, check=True)
     binary = work / "random.bin"
     subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=open(binary, "wb"), check=True)
-    s = Setup(work, results_dir)
-    results = {"machine": machine()}
+    s = Setup(work)
+    # A partial run (--only) updates the figures of an earlier full run.
+    previous = results_dir / "results.json"
+    results = json.loads(previous.read_text()) if args.only and previous.exists() else {}
+    results["machine"] = machine()
     try:
         if "bulk" in only:
-            results["bulk"] = bench_bulk(s, reps, size, {"text": text})
+            results["bulk"] = {**results.get("bulk", {}), **bench_bulk(s, reps, size, {"text": text})}
         if "sftp" in only:
+            s.truncate_recordings()
             results["bulk"] = {**results.get("bulk", {}), **bench_sftp(s, reps, binary, size)}
         if "echo" in only:
+            s.truncate_recordings()
             results["echo"] = bench_echo(s, 300 if args.quick else 2000)
         if "first" in only:
+            s.truncate_recordings()
             results["first"] = bench_first_output(s, 5 if args.quick else 20)
         if "recording" in only:
+            s.truncate_recordings()
             small = size // 4
             results["recording"] = bench_recording_cost(s, small, {"text": text, "random binary": binary,
                                                                    "zeros": "/dev/zero"}, reps)
         if "many" in only:
+            s.truncate_recordings()
             results["many"] = bench_many_sessions(s, 50 if args.quick else args.sessions)
         if "player" in only:
+            s.truncate_recordings()
             log = make_interleaved_log(s, (128 << 20) if args.quick else GIB)
             results["player"] = bench_player(work, log)
     finally:

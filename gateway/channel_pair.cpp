@@ -105,6 +105,7 @@ void ChannelPair::install_callbacks() {
     down_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
     down_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
     down_callbacks_.channel_signal_function = &ChannelPair::on_signal_cb;
+    down_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
     ssh_set_channel_callbacks(down_.get(), &down_callbacks_);
   }
   if (up_) {
@@ -115,8 +116,20 @@ void ChannelPair::install_callbacks() {
     up_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
     up_callbacks_.channel_exit_status_function = &ChannelPair::on_exit_status_cb;
     up_callbacks_.channel_exit_signal_function = &ChannelPair::on_exit_signal_cb;
+    up_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
     ssh_set_channel_callbacks(up_.get(), &up_callbacks_);
   }
+}
+
+int ChannelPair::on_data_cb(ssh_session, ssh_channel ch, void*, uint32_t, int is_stderr,
+                            void* self) noexcept {
+  // Only note that there is something to relay; step() takes it (consuming nothing here keeps
+  // the data, and the window, in libssh's hands until the other side can take it).
+  auto* p = static_cast<ChannelPair*>(self);
+  if (ch == p->down_.get()) p->buffered_[kToTarget][0] = true;
+  if (ch == p->up_.get()) p->buffered_[kToUser][is_stderr ? 1 : 0] = true;
+  p->host_.request_step();
+  return 0;
 }
 
 void ChannelPair::on_eof_cb(ssh_session, ssh_channel ch, void* self) noexcept {
@@ -372,7 +385,9 @@ bool ChannelPair::move(Direction dir, bool is_stderr, size_t& budget) {
   // on: libssh re-opens the sender's window on every read, whatever it still buffers, so
   // reading part of its buffer would let the sender push without bound. This way at most one
   // window is held here and one in libssh.
-  if (f.empty() && from && !from_closed && budget > 0 && host_.recording_has_room()) {
+  bool& pending = buffered_[dir][is_stderr];
+  if (f.empty() && pending && from && !from_closed && budget > 0 && host_.recording_has_room()) {
+    pending = false;  // the whole buffer is taken below
     int avail = ssh_channel_poll(from, is_stderr ? 1 : 0);
     if (avail > 0) {
       f.fill(static_cast<size_t>(avail));
@@ -425,14 +440,14 @@ bool ChannelPair::target_drained() {
   if (!up_) return true;
   if (!in_flight_[kToUser][0].empty() || !in_flight_[kToUser][1].empty()) return false;
   if (close_sent_to_target_) return true;
-  return ssh_channel_poll(up_.get(), 0) <= 0 && ssh_channel_poll(up_.get(), 1) <= 0;
+  return !buffered_[kToUser][0] && !buffered_[kToUser][1];
 }
 
 bool ChannelPair::user_input_drained() {
   if (!down_) return true;
   if (!in_flight_[kToTarget][0].empty()) return false;
   if (close_sent_to_user_) return true;
-  return ssh_channel_poll(down_.get(), 0) <= 0;
+  return !buffered_[kToTarget][0];
 }
 
 void ChannelPair::propagate_close() {

@@ -112,6 +112,8 @@ class ChannelPair {
   bool user_input_drained();
 
   // libssh channel callbacks (noexcept trampolines: they only record what happened).
+  static int on_data_cb(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr,
+                        void* self) noexcept;
   static void on_eof_cb(ssh_session, ssh_channel, void* self) noexcept;
   static void on_close_cb(ssh_session, ssh_channel, void* self) noexcept;
   static void on_exit_status_cb(ssh_session, ssh_channel, int status, void* self) noexcept;
@@ -159,6 +161,8 @@ class ChannelPair {
     }
   };
   InFlight in_flight_[2][2];  // [direction][is_stderr]
+  // libssh holds data for this stream (its data callback said so); saves polling empty buffers.
+  bool buffered_[2][2] = {};
   std::string end_reason_;
   std::chrono::steady_clock::time_point closing_since_{};
   std::chrono::steady_clock::time_point opened_at_{};

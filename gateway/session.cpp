@@ -132,7 +132,8 @@ void Session::start() {
 void Session::on_fd_ready(int, uint32_t) noexcept {
   if (!down_event_ || state_ == State::kClosed) return;
   // libssh reads 4 KiB per poll; take a few rounds before relaying, fewer wake-ups per byte.
-  for (int i = 0; i < 8 && ssh_event_dopoll(down_event_.get(), 0) == SSH_OK && state_ != State::kClosed; ++i) {
+  for (int i = 0;
+       i < 8 && ssh_event_dopoll(down_event_.get(), 0) == SSH_OK && state_ != State::kClosed; ++i) {
   }
   step();
 }

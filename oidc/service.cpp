@@ -106,7 +106,7 @@ void OidcService::with_metadata(Issuer& issuer, Done done) {
   HttpRequest req;
   req.url = issuer.url + "/.well-known/openid-configuration";
   req.timeout = kRequestTimeout;
-  http_->send(req, [this, &issuer](HttpResponse r) {
+  http_->send(req, [&issuer](HttpResponse r) {
     std::string error;
     json doc;
     if (!r.error.empty() || r.status != 200) {

@@ -77,7 +77,6 @@ class OidcService {
   std::unique_ptr<Issuer> people_;
   std::vector<std::unique_ptr<Issuer>> workloads_;
   std::map<FlowId, std::unique_ptr<Flow>> flows_;
-  FlowId next_flow_ = 1;
 };
 
 }  // namespace castgate::oidc

@@ -14,7 +14,8 @@ void SessionExporter::add_line(std::string_view line) {
   StoredEvent e;
   if (!unwrap_line(line, e)) return;
   // The asciicast member only exists on asciicast.* events; skip the rest before parsing.
-  if (e.canonical.find("\"asciicast\":{") == std::string_view::npos) return;
+  bool asciicast = e.canonical.find("\"asciicast\":{") != std::string_view::npos;
+  if (!asciicast && !keep_others_) return;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) return;
@@ -22,10 +23,15 @@ void SessionExporter::add_line(std::string_view line) {
   if (root.at_pointer("/castgate/session").get_string().get(session) != simdjson::SUCCESS ||
       session != session_)
     return;
-  int64_t channel = -1;
   uint64_t seq = 0;
+  if (root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS) return;
+  if (!asciicast) {
+    others_.push_back(Piece{seq, std::string(e.canonical)});
+    return;
+  }
+  int64_t channel = -1;
   if (root.at_pointer("/castgate/channel").get_int64().get(channel) != simdjson::SUCCESS ||
-      root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS || channel < 0)
+      channel < 0)
     return;
   std::string header, event;
   simdjson::dom::element value;
@@ -36,10 +42,11 @@ void SessionExporter::add_line(std::string_view line) {
   } else {
     return;
   }
-  std::string_view kind, file_transfer;
+  std::string_view kind, file_transfer, command;
   bool pty = false;
   if (!header.empty()) {
     if (root.at_pointer("/castgate/channel_kind").get_string().get(kind)) kind = {};
+    if (value.at_key("command").get_string().get(command)) command = {};
     if (root.at_pointer("/castgate/file_transfer").get_string().get(file_transfer))
       file_transfer = {};
     if (root.at_pointer("/castgate/pty").get_bool().get(pty)) pty = false;
@@ -49,6 +56,7 @@ void SessionExporter::add_line(std::string_view line) {
   if (!header.empty()) {
     ch.header = std::move(header);
     ch.info.kind = std::string(kind);
+    ch.info.command = std::string(command);
     ch.info.file_transfer = std::string(file_transfer);
     ch.info.pty = pty;
   } else {
@@ -61,6 +69,34 @@ std::vector<ChannelInfo> SessionExporter::channels() const {
   std::vector<ChannelInfo> out;
   for (const auto& [id, ch] : channels_)
     if (!ch.header.empty()) out.push_back(ch.info);
+  return out;
+}
+
+namespace {
+
+// Pieces in sequence order, each sequence number once (a log shipper may deliver a line twice).
+std::vector<const std::string*> in_sequence(const std::vector<SessionExporter::Piece>& pieces) {
+  std::vector<const SessionExporter::Piece*> sorted;
+  sorted.reserve(pieces.size());
+  for (const auto& p : pieces) sorted.push_back(&p);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto* a, const auto* b) { return a->seq < b->seq; });
+  std::vector<const std::string*> out;
+  out.reserve(sorted.size());
+  uint64_t last = UINT64_MAX;
+  for (const auto* p : sorted) {
+    if (p->seq == last) continue;
+    last = p->seq;
+    out.push_back(&p->json);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> SessionExporter::other_events() const {
+  std::vector<std::string> out;
+  for (const std::string* json : in_sequence(others_)) out.push_back(*json);
   return out;
 }
 
@@ -79,18 +115,8 @@ bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
                     : "no recording of session " + session_ + " in the input";
     return false;
   }
-  std::vector<const Piece*> events;
-  events.reserve(ch->events.size());
-  for (const auto& p : ch->events) events.push_back(&p);
-  std::stable_sort(events.begin(), events.end(),
-                   [](const Piece* a, const Piece* b) { return a->seq < b->seq; });
   out << ch->header << '\n';
-  uint64_t last = UINT64_MAX;
-  for (const Piece* p : events) {
-    if (p->seq == last) continue;  // delivered twice by a log shipper
-    last = p->seq;
-    out << p->json << '\n';
-  }
+  for (const std::string* json : in_sequence(ch->events)) out << *json << '\n';
   return true;
 }
 

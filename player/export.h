@@ -21,18 +21,23 @@ struct ChannelInfo {
 
 class SessionExporter {
  public:
-  explicit SessionExporter(std::string session) : session_(std::move(session)) {}
+  struct Piece {
+    uint64_t seq;
+    std::string json;  // the header object, the [t, code, data] array, or a whole event
+  };
+  // With `keep_other_events`, the session's events that are not asciicast (commands, alerts,
+  // file operations, session start and end...) are kept too, for other_events().
+  explicit SessionExporter(std::string session, bool keep_other_events = false)
+      : session_(std::move(session)), keep_others_(keep_other_events) {}
   void add_file(const MappedFile& file);
   std::vector<ChannelInfo> channels() const;
+  // The kept non-asciicast events (canonical JSON), in sequence order, without duplicates.
+  std::vector<std::string> other_events() const;
   // Writes the asciicast (header, then events in sequence order). `channel` defaults to the
   // first channel with a header. Returns false if there is nothing to write.
   bool write(std::ostream& out, std::optional<int> channel, std::string& error) const;
 
  private:
-  struct Piece {
-    uint64_t seq;
-    std::string json;  // the header object or the [t, code, data] array, as stored
-  };
   struct Channel {
     ChannelInfo info;
     std::string header;
@@ -40,7 +45,9 @@ class SessionExporter {
   };
   void add_line(std::string_view line);
   std::string session_;
+  bool keep_others_;
   std::map<int, Channel> channels_;
+  std::vector<Piece> others_;
 };
 
 }  // namespace castgate::player

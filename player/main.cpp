@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -10,6 +11,9 @@
 #include "player/export.h"
 #include "player/log_reader.h"
 #include "player/verify.h"
+#ifdef CASTGATE_WEB_PLAYER
+#include "player/replay_page.h"
+#endif
 
 namespace po = boost::program_options;
 using namespace castgate::player;
@@ -25,6 +29,7 @@ commands:
   verify    check that sessions are complete and untouched (hash chain and signature)
   channels  the recorded channels of a session
   export    one channel of a session as an asciicast v2 file (asciinema play/cat)
+  html      a self-contained web page replaying a session, with its timeline and verdict
 )";
 
 po::variables_map parse(int argc, char** argv, po::options_description& opts) {
@@ -196,6 +201,57 @@ int cmd_export(int argc, char** argv) {
   return 0;
 }
 
+int cmd_html(int argc, char** argv) {
+#ifdef CASTGATE_WEB_PLAYER
+  po::options_description opts("html options");
+  opts.add_options()("session", po::value<std::string>()->required(), "session id")(
+      "key", po::value<std::string>(),
+      "recording public key(s): the page then shows whether the session verifies")(
+      "allow-reorder", "accept events out of file order (checked by sequence number)")(
+      "output,o", po::value<std::string>()->required(), "the HTML file to write");
+  auto vm = parse(argc, argv, opts);
+  std::string session = vm["session"].as<std::string>();
+  std::vector<std::unique_ptr<MappedFile>> inputs;  // read once, used twice ("-" is stdin)
+  for (auto& path : files(vm)) inputs.push_back(std::make_unique<MappedFile>(path));
+  std::optional<SessionVerdict> verdict;
+  if (vm.count("key")) {
+    VerifyOptions vo;
+    vo.session = session;
+    vo.allow_reorder = vm.count("allow-reorder") > 0;
+    Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
+    for (auto& f : inputs) verifier.add_file(*f);
+    for (auto& v : verifier.finish())
+      if (v.session == session) verdict = v;
+    if (!verdict) verdict = SessionVerdict{session, 0, 0, false, false, {"no events found"}};
+  }
+  SessionExporter ex(session, /*keep_other_events=*/true);
+  for (auto& f : inputs) ex.add_file(*f);
+  std::string path = vm["output"].as<std::string>(), error;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  if (!write_replay_page(out, ex, session, verdict, error)) {
+    out.close();
+    std::remove(path.c_str());
+    std::cerr << "castgate-player: " << error << '\n';
+    return 1;
+  }
+  out.close();
+  if (!out) throw std::runtime_error("writing " + path + " failed");
+  if (!verdict) {
+    std::cerr << "castgate-player: wrote " << path << " (integrity not checked: no --key)\n";
+    return 0;
+  }
+  std::cerr << "castgate-player: wrote " << path
+            << (verdict->ok ? " (verified)" : " (NOT VERIFIED)") << '\n';
+  return verdict->ok ? 0 : 1;
+#else
+  (void)argc;
+  (void)argv;
+  throw std::runtime_error(
+      "this castgate-player was built without the web player (CASTGATE_WEB_PLAYER=OFF)");
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +265,7 @@ int main(int argc, char** argv) {
     if (cmd == "verify") return cmd_verify(argc - 1, argv + 1);
     if (cmd == "channels") return cmd_channels(argc - 1, argv + 1);
     if (cmd == "export") return cmd_export(argc - 1, argv + 1);
+    if (cmd == "html") return cmd_html(argc - 1, argv + 1);
     std::cerr << "castgate-player: unknown command " << cmd << "\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {

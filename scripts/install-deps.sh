@@ -11,6 +11,7 @@ PACKAGES=(
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux
   python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq
+  chromium  # headless, for the web player test
   nodejs npm
 )
 
@@ -36,10 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages, pinned by their lock files: the OpenID Provider used by the tests and the demo
+# npm packages, pinned by their lock files: asciinema-player (embedded in castgate-player's
+# self-contained HTML replay pages), the OpenID Provider used by the tests and the demo
 # (oidc-provider), and helm for the chart tests.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-for dir in tests/idp tests/deploy; do
+for dir in player/web tests/idp tests/deploy; do
   if [ ! -d "$ROOT/$dir/node_modules" ]; then
     echo "install-deps: npm ci in $dir"
     (cd "$ROOT/$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -74,7 +74,8 @@ TEST_CASE("prefix cut never splits a character") {
 
 TEST_CASE("chunked sanitising gives the same text as one pass, on long inputs too (SIMD path)") {
   std::string text;
-  for (int i = 0; i < 20; ++i) text += "line \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end of line\r\n";
+  for (int i = 0; i < 20; ++i)
+    text += "line \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end of line\r\n";
   for (size_t cut = 0; cut <= text.size(); ++cut) {
     Utf8Sanitizer z;
     std::string out;

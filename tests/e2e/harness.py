@@ -82,7 +82,8 @@ class Proc:
         self.workdir = workdir
         self.stdout_path = stdout_path or workdir / f"{name}.out"
         self.stderr_path = workdir / f"{name}.err"
-        self._out = open(self.stdout_path, "wb") if stdout is None else None
+        # Appending, so a benchmark can truncate a long recording between runs.
+        self._out = open(self.stdout_path, "ab") if stdout is None else None
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self._out if stdout is None else stdout,
                                      stderr=self._err, env=env, stdin=subprocess.DEVNULL,

@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import pwd
+import re
 import secrets
 import signal
 import subprocess
@@ -354,6 +355,68 @@ def test_list_finds_sessions_by_identity_and_target(recorded_session, gateway):
     assert all(row["target"] == "db1.int" and row["login"] == LOGIN and row["user_name"] == "alice"
                for row in rows)
     assert player("list", "--json", "--user", "bob", str(gateway.stdout_path)).stdout == b""
+
+
+def chromium_dom(page: pathlib.Path, fragment: str = "") -> str:
+    """The page as headless Chromium renders it, after its scripts ran (bounded virtual time)."""
+    r = run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-dev-shm-usage", f"--user-data-dir={page.parent / 'chromium-profile'}",
+             "--virtual-time-budget=8000", "--dump-dom", page.as_uri() + fragment], timeout=90)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    return r.stdout.decode()
+
+
+def test_web_replay_page_plays_the_session_and_never_runs_recorded_text(gateway, keys, tmp_path):
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"], width=90, height=20)
+    hostile = "echo '</script><script>document.title=\"pwned\"</script><b id=injected>x</b>'"
+    try:
+        term.type("export PS1='web$ '")
+        term.wait_for("web$")
+        term.type("echo web-player-$((6*7))")
+        term.wait_for("web-player-42")
+        term.type(hostile)
+        term.wait_for("injected>x")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    session = gateway.session_of()
+    gateway.wait_event(lambda e: e["event"]["action"] == "session.end", what="session end")
+    page = tmp_path / "replay.html"
+    r = player("html", "--session", session, "--key", str(keys.recording_pub), "-o", str(page),
+               str(gateway.stdout_path))
+    assert r.returncode == 0, r.stderr
+    html = page.read_text()
+    assert "content=\"default-src 'none';" in html  # the page may fetch nothing, send nothing
+    assert "</script><script>document.title" not in html  # recorded text cannot close the data block
+
+    dom = chromium_dom(page, "#t=1000")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    assert "pwned" not in dom.split("<title>")[1].split("</title>")[0]
+    assert 'id="injected"' not in dom
+    assert "Verified:" in dom and "final event signed" in dom
+    assert "alice@example.com" in dom and "db1.int" in dom
+    # The timeline lists the commands as typed, as text.
+    assert "echo web-player-$((6*7))" in dom
+    assert "&lt;/script&gt;&lt;script&gt;document.title" in dom
+    # asciinema-player rendered the terminal, seeked to the end of the recording.
+    assert "data-seeked" in dom and "ap-term" in dom
+    terminal = dom.split("ap-term", 1)[1]
+    text = re.sub(r"<[^>]+>", "", terminal)
+    assert "web-player-42" in text.replace("&nbsp;", " ").replace("\u00a0", " "), text[:2000]
+
+    # A tampered log gives a page that says so, and the command exits 1.
+    lines = gateway.raw_lines()
+    idx = [i for i, l in enumerate(lines) if json.loads(l)["castgate"]["session"] == session]
+    bad_log = tmp_path / "tampered.jsonl"
+    bad_log.write_bytes(b"\n".join(l for i, l in enumerate(lines) if i != idx[3]) + b"\n")
+    bad_page = tmp_path / "tampered.html"
+    r = player("html", "--session", session, "--key", str(keys.recording_pub), "-o", str(bad_page),
+               str(bad_log))
+    assert r.returncode == 1
+    dom = chromium_dom(bad_page)
+    assert "NOT VERIFIED" in dom and "missing" in dom
 
 
 # --- stdout trouble ------------------------------------------------------------------------

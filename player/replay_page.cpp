@@ -1,0 +1,98 @@
+#include "player/replay_page.h"
+
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <utility>
+
+#include "player/web_assets.h"
+
+namespace castgate::player {
+
+std::string script_safe_json(std::string_view payload) {
+  std::string out;
+  out.reserve(payload.size() + payload.size() / 64);
+  for (char c : payload) {
+    if (c == '<')
+      out += "\\u003c";
+    else
+      out += c;
+  }
+  return out;
+}
+
+namespace {
+
+// Writes `page` with each marker replaced by its content. Only the template is searched, never
+// the inserted content; each marker must occur exactly once.
+bool fill(std::ostream& out, std::string_view page,
+          std::initializer_list<std::pair<std::string_view, std::string_view>> parts,
+          std::string& error) {
+  std::vector<std::pair<size_t, std::pair<std::string_view, std::string_view>>> at;
+  for (const auto& part : parts) {
+    size_t pos = page.find(part.first);
+    if (pos == std::string_view::npos || page.find(part.first, pos + 1) != std::string_view::npos) {
+      error = "the replay page template is damaged (marker " + std::string(part.first) + ")";
+      return false;
+    }
+    at.emplace_back(pos, part);
+  }
+  std::sort(at.begin(), at.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t done = 0;
+  for (const auto& [pos, part] : at) {
+    out << page.substr(done, pos - done) << part.second;
+    done = pos + part.first.size();
+  }
+  out << page.substr(done);
+  return true;
+}
+
+}  // namespace
+
+bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
+                       const std::string& session, const std::optional<SessionVerdict>& verdict,
+                       std::string& error) {
+  auto events = exporter.other_events();
+  auto channels = exporter.channels();
+  if (events.empty() && channels.empty()) {
+    error = "no events of session " + session + " in the input";
+    return false;
+  }
+  nlohmann::json meta = {{"session", session}, {"channels", nlohmann::json::array()}};
+  for (const auto& c : channels) {
+    std::ostringstream cast;
+    std::string ignored;
+    exporter.write(cast, c.channel, ignored);
+    meta["channels"].push_back({{"channel", c.channel},
+                                {"kind", c.kind},
+                                {"command", c.command},
+                                {"pty", c.pty},
+                                {"file_transfer", c.file_transfer},
+                                {"cast", cast.str()}});
+  }
+  nlohmann::json v = {{"checked", verdict.has_value()}};
+  if (verdict) {
+    v["ok"] = verdict->ok;
+    v["signed"] = verdict->signed_ok;
+    v["events"] = verdict->events;
+    v["problems"] = verdict->problems;
+  }
+  meta["verification"] = v;
+  // The events are spliced in as stored (each is a JSON object that parsed).
+  std::string payload = meta.dump();
+  payload.pop_back();  // the closing brace
+  payload += ",\"events\":[";
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i) payload += ',';
+    payload += events[i];
+  }
+  payload += "]}";
+  std::string data = script_safe_json(payload);
+  return fill(out, replay_page_template(),
+              {{"/*@PLAYER_CSS@*/", asciinema_player_css()},
+               {"/*@PLAYER_JS@*/", asciinema_player_js()},
+               {"@DATA@", data}},
+              error);
+}
+
+}  // namespace castgate::player
