@@ -93,7 +93,9 @@ Open the URL it shows in a browser, sign in with any name (development mode), an
 A registered key works too:  ssh -i $DEMO/you -p $GATEWAY_PORT $LOGIN@127.0.0.1
 
 The recording (one JSON event per line):  tail -f $DEMO/events.jsonl
-Find and check sessions:                    $ROOT/$BUILD/player/castgate-player list $DEMO/events.jsonl
+Find sessions:                              $ROOT/$BUILD/player/castgate-player list $DEMO/events.jsonl
+Check them:                                 $ROOT/$BUILD/player/castgate-player verify --key $DEMO/recording.pub $DEMO/events.jsonl
+Replay one in a browser:                    $ROOT/$BUILD/player/castgate-player html --key $DEMO/recording.pub --session ID -o session.html $DEMO/events.jsonl
 castgate's own log:                         $DEMO/castgate.log
 Stop everything:                            make demo-stop
 MSG
