@@ -173,7 +173,8 @@ class Sshd:
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", exist_ok=True)
         self.port = free_port()
-        config = f"""
+        # sshd keeps the first value it reads for a keyword: `extra` goes first to override.
+        config = f"""{extra}
 Port {self.port}
 ListenAddress 127.0.0.1
 HostKey {self.host_key}
@@ -190,7 +191,6 @@ AcceptEnv LANG LC_* CASTGATE_TEST_*
 LogLevel VERBOSE
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
-{extra}
 """
         (self.dir / "sshd_config").write_text(config)
         self.proc = Proc("sshd", [SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")], self.dir)

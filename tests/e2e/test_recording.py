@@ -457,7 +457,7 @@ def test_a_stdout_blocked_too_long_ends_sessions_and_refuses_new_ones(gateway_fa
                                               "--health-listen", "127.0.0.1:0"])
     assert health(gw) == 200
     client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
-                              "while sleep 0.05; do seq 1 2000; done"],
+                              "while sleep 0.05; do seq 1 2000 || exit; done"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     gw.wait_event(lambda e: e["event"]["action"] == "asciicast.output", what="output")
     gw.pipe.pause()
