@@ -1,6 +1,7 @@
 #include "common/crypto.h"
 
 #include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -128,6 +129,20 @@ bool ed25519_verify(std::string_view public_key_raw, std::string_view message,
   return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                           signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
                           message.size()) == 1;
+}
+
+std::optional<std::string> ecdsa_signature_der(ossl::Bn r, ossl::Bn s) {
+  if (!r || !s) return std::nullopt;
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
+  if (!sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return std::nullopt;
+  (void)r.release();  // owned by sig now
+  (void)s.release();
+  unsigned char* der = nullptr;
+  int len = i2d_ECDSA_SIG(sig.get(), &der);
+  if (len <= 0) return std::nullopt;
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+  OPENSSL_free(der);
+  return out;
 }
 
 }  // namespace castgate

@@ -51,6 +51,10 @@ class Ed25519PrivateKey {
   ossl::Pkey key_;
 };
 
+// An ECDSA signature given as its two integers (SSH: mpints; JWS: r || s) in the DER form
+// OpenSSL verifies. Takes ownership of r and s; nullopt if either is missing or encoding fails.
+std::optional<std::string> ecdsa_signature_der(ossl::Bn r, ossl::Bn s);
+
 bool ed25519_verify(std::string_view public_key_raw, std::string_view message,
                     std::string_view signature);
 

@@ -399,6 +399,20 @@ void Session::sign_in_failed(const std::string& method, const oidc::SignInResult
   close("sign_in_failed", "sign-in failed: " + result.user_message);
 }
 
+bool Session::key_proven(ssh_message msg, int key_state, const std::string& method,
+                         const std::string& key) {
+  if (key_state == SSH_PUBLICKEY_STATE_NONE) {  // a query: "would you take this key?"
+    ssh_message_auth_reply_pk_ok_simple(msg);
+    return false;
+  }
+  if (key_state != SSH_PUBLICKEY_STATE_VALID) {
+    ssh_message_reply_default(msg);
+    auth_failed(method, "bad signature for " + key);
+    return false;
+  }
+  return true;
+}
+
 void Session::handle_publickey(ssh::Message m) {
   ssh_message msg = m.get();
   std::string blob = key_blob_of(ssh::auth_pubkey(msg));
@@ -414,15 +428,7 @@ void Session::handle_publickey(ssh::Message m) {
       auth_failed("certificate", check.reason);
       return;
     }
-    if (key_state == SSH_PUBLICKEY_STATE_NONE) {
-      ssh_message_auth_reply_pk_ok_simple(msg);
-      return;
-    }
-    if (key_state != SSH_PUBLICKEY_STATE_VALID) {
-      ssh_message_reply_default(msg);
-      auth_failed("certificate", "bad signature for certificate " + fp);
-      return;
-    }
+    if (!key_proven(msg, key_state, "certificate", "certificate " + fp)) return;
     certificate_principals_ = check.principals;
     has_certificate_ = true;
     accept_identity(check.identity, std::move(m),
@@ -456,15 +462,7 @@ void Session::handle_publickey(ssh::Message m) {
     auth_failed("publickey", "unknown public key " + fp);
     return;
   }
-  if (key_state == SSH_PUBLICKEY_STATE_NONE) {
-    ssh_message_auth_reply_pk_ok_simple(msg);
-    return;
-  }
-  if (key_state != SSH_PUBLICKEY_STATE_VALID) {
-    ssh_message_reply_default(msg);
-    auth_failed("publickey", "bad signature for key " + fp);
-    return;
-  }
+  if (!key_proven(msg, key_state, "publickey", "key " + fp)) return;
   accept_identity(*identity, std::move(m), bound ? fp + " (bound after a device sign-in)" : fp);
 }
 

@@ -87,6 +87,10 @@ class Session final : public FdHandler,
   void handle_message(ssh::Message m);
   void handle_auth(ssh::Message m);
   void handle_publickey(ssh::Message m);
+  // A public-key request whose signature checked. Otherwise answers it (a query with "pk ok", a
+  // bad signature with a failure and an audit event) and returns false.
+  bool key_proven(ssh_message msg, int key_state, const std::string& method,
+                  const std::string& key);
   void handle_channel_open(ssh::Message m);
   void handle_channel_request(ssh::Message m);
   void accept_identity(const Identity& identity, ssh::Message m, const std::string& detail);

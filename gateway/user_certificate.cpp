@@ -1,11 +1,11 @@
 #include "gateway/user_certificate.h"
 
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 
 #include <algorithm>
 
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "common/encoding.h"
 #include "gateway/ssh_wire.h"
 
@@ -228,21 +228,9 @@ bool verify_certificate_signature(const ParsedCertificate& cert) {
     ssh::WireReader rs(sig);
     std::string_view r_bytes, s_bytes;
     if (!rs.string(r_bytes) || !rs.string(s_bytes) || !rs.empty()) return false;
-    ECDSA_SIG* es = ECDSA_SIG_new();
-    BIGNUM* br = mpint(r_bytes).release();
-    BIGNUM* bs = mpint(s_bytes).release();
-    if (!es || !br || !bs || ECDSA_SIG_set0(es, br, bs) != 1) {
-      BN_free(br);
-      BN_free(bs);
-      ECDSA_SIG_free(es);
-      return false;
-    }
-    unsigned char* out = nullptr;
-    int len = i2d_ECDSA_SIG(es, &out);
-    ECDSA_SIG_free(es);
-    if (len <= 0) return false;
-    der.assign(reinterpret_cast<char*>(out), static_cast<size_t>(len));
-    OPENSSL_free(out);
+    auto encoded = ecdsa_signature_der(mpint(r_bytes), mpint(s_bytes));
+    if (!encoded) return false;
+    der = std::move(*encoded);
     sig = der;
     md = EVP_sha256();
   } else if ((alg == "rsa-sha2-256" || alg == "rsa-sha2-512") && key_type == "ssh-rsa") {

@@ -1,11 +1,11 @@
 #include "oidc/jwt.h"
 
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 
 #include <algorithm>
 
+#include "common/crypto.h"
 #include "common/encoding.h"
 
 namespace castgate::oidc {
@@ -232,22 +232,11 @@ bool verify_jws(std::string_view alg, EVP_PKEY* key, std::string_view input,
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || signature.size() != 64) return false;
     md = EVP_sha256();
     // JWS carries r || s; OpenSSL wants DER.
-    ECDSA_SIG* es = ECDSA_SIG_new();
-    BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(signature.data()), 32, nullptr);
-    BIGNUM* s =
-        BN_bin2bn(reinterpret_cast<const unsigned char*>(signature.data()) + 32, 32, nullptr);
-    if (!es || !r || !s || ECDSA_SIG_set0(es, r, s) != 1) {
-      BN_free(r);
-      BN_free(s);
-      ECDSA_SIG_free(es);
-      return false;
-    }
-    unsigned char* der = nullptr;
-    int len = i2d_ECDSA_SIG(es, &der);
-    ECDSA_SIG_free(es);
-    if (len <= 0) return false;
-    sig.assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-    OPENSSL_free(der);
+    const auto* rs = reinterpret_cast<const unsigned char*>(signature.data());
+    auto encoded = ecdsa_signature_der(ossl::Bn(BN_bin2bn(rs, 32, nullptr)),
+                                       ossl::Bn(BN_bin2bn(rs + 32, 32, nullptr)));
+    if (!encoded) return false;
+    sig = std::move(*encoded);
   } else if (alg == "EdDSA") {
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) return false;
   } else {

@@ -387,8 +387,9 @@ def test_workload_token_as_password_and_as_keyboard_interactive_answer(gateway_f
     assert "audience_mismatch" in errors and "no_workload_rule" in errors
 
 
-def test_workload_certificate_from_a_trusted_ca(gateway_factory, sshd, idp, tmp_path, keys):
-    ca = keygen(tmp_path / "ci-ca")
+@pytest.mark.parametrize("ca_kind", ["ed25519", "ecdsa"])
+def test_workload_certificate_from_a_trusted_ca(gateway_factory, sshd, idp, tmp_path, keys, ca_kind):
+    ca = keygen(tmp_path / "ci-ca", ca_kind)
     gw = oidc_gateway(gateway_factory, sshd, idp, tmp_path,
                       identities=f'cert-authority,name="ci-ca",kind=workload,groups="ci" {pubkey(ca)}')
     key = keygen(tmp_path / "bot")
