@@ -94,8 +94,8 @@ std::vector<const std::string*> in_sequence(const std::vector<SessionExporter::P
 
 }  // namespace
 
-std::vector<std::string> SessionExporter::other_events() const {
-  std::vector<std::string> out;
+std::vector<std::string_view> SessionExporter::other_events() const {
+  std::vector<std::string_view> out;
   for (const std::string* json : in_sequence(others_)) out.push_back(*json);
   return out;
 }

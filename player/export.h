@@ -31,8 +31,9 @@ class SessionExporter {
       : session_(std::move(session)), keep_others_(keep_other_events) {}
   void add_file(const MappedFile& file);
   std::vector<ChannelInfo> channels() const;
-  // The kept non-asciicast events (canonical JSON), in sequence order, without duplicates.
-  std::vector<std::string> other_events() const;
+  // The kept non-asciicast events (canonical JSON), in sequence order, without duplicates;
+  // views into this exporter.
+  std::vector<std::string_view> other_events() const;
   // Writes the asciicast (header, then events in sequence order). `channel` defaults to the
   // first channel with a header. Returns false if there is nothing to write.
   bool write(std::ostream& out, std::optional<int> channel, std::string& error) const;
