@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/json_config.h"
+
 namespace castgate::asciicast {
 
 struct AlertRules::Compiled {
@@ -72,24 +74,19 @@ AlertRules AlertRules::compile(const std::vector<AlertRule>& rules) {
 }
 
 std::vector<AlertRule> AlertRules::parse(std::string_view json_text, const std::string& origin) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(origin + ": not valid JSON: " + e.what());
-  }
+  nlohmann::json doc = parse_config_json(json_text, origin);
   if (!doc.is_array()) throw std::runtime_error(origin + ": expected a list of rules");
   std::vector<AlertRule> rules;
+  size_t index = 0;
   for (auto& r : doc) {
-    if (!r.is_object() || !r.contains("name") || !r.contains("pattern"))
-      throw std::runtime_error(origin + ": every rule needs a name and a pattern");
-    for (auto& [k, v] : r.items())
-      if (k != "name" && k != "pattern" && k != "applies_to" && k != "severity")
-        throw std::runtime_error(origin + ": unknown setting \"" + k + "\"");
-    AlertRule rule{r["name"].get<std::string>(), r["pattern"].get<std::string>(),
-                   r.value("applies_to", "command"), r.value("severity", "medium")};
+    ConfigObject c(r, origin + ": rule " + std::to_string(index++));
+    c.allow_only({"name", "pattern", "applies_to", "severity"});
+    AlertRule rule{c.str("name"), c.str("pattern"), c.str("applies_to", "command"),
+                   c.str("severity", "medium")};
+    if (rule.name.empty() || rule.pattern.empty())
+      throw std::runtime_error(c.where() + ": every rule needs a name and a pattern");
     if (rule.applies_to != "command" && rule.applies_to != "path")
-      throw std::runtime_error(origin + ": rule " + rule.name + ": applies_to is command or path");
+      throw std::runtime_error(c.where() + ": applies_to is command or path");
     rules.push_back(std::move(rule));
   }
   return rules;

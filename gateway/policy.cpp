@@ -1,9 +1,8 @@
 #include "gateway/policy.h"
 
-#include <nlohmann/json.hpp>
-#include <set>
 #include <stdexcept>
 
+#include "common/json_config.h"
 #include "common/text.h"
 
 namespace castgate {
@@ -19,58 +18,34 @@ bool any_match(const std::vector<std::string>& patterns, std::string_view value)
 }  // namespace
 
 Policy Policy::parse(std::string_view json_text, const std::string& origin) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(origin + ": not valid JSON: " + e.what());
-  }
-  if (!doc.is_object() || !doc.contains("rules") || !doc["rules"].is_array())
+  nlohmann::json doc = parse_config_json(json_text, origin);
+  if (!doc.is_object() || !doc.contains("rules"))
     throw std::runtime_error(origin + ": expected {\"rules\": [...]}");
-  for (auto& [k, v] : doc.items())
-    if (k != "rules") throw std::runtime_error(origin + ": unknown setting \"" + k + "\"");
+  ConfigObject top(doc, origin);
+  top.allow_only({"rules"});
   Policy policy;
   size_t index = 0;
-  static const std::set<std::string> kKeys = {"name",   "identities",      "emails",
-                                              "groups", "kinds",           "targets",
-                                              "logins", "port_forwarding", "pty"};
-  for (auto& r : doc["rules"]) {
-    std::string where = origin + ": rules[" + std::to_string(index++) + "]";
-    if (!r.is_object()) throw std::runtime_error(where + " must be an object");
-    for (auto& [k, v] : r.items())
-      if (!kKeys.count(k)) throw std::runtime_error(where + ": unknown setting \"" + k + "\"");
+  for (auto& r : top.array("rules")) {
+    ConfigObject c(r, origin + ": rules[" + std::to_string(index) + "]");
+    c.allow_only({"name", "identities", "emails", "groups", "kinds", "targets", "logins",
+                  "port_forwarding", "pty"});
     Rule rule;
-    rule.name = r.value("name", "rule-" + std::to_string(index - 1));
-    auto list = [&](const char* key, std::vector<std::string>& out) {
-      if (!r.contains(key)) return;
-      if (!r[key].is_array()) throw std::runtime_error(where + ": " + key + " must be a list");
-      for (auto& s : r[key]) {
-        if (!s.is_string()) throw std::runtime_error(where + ": " + key + " must hold strings");
-        out.push_back(s.get<std::string>());
-      }
-    };
-    list("identities", rule.identities);
-    list("emails", rule.emails);
-    list("groups", rule.groups);
-    list("kinds", rule.kinds);
-    list("targets", rule.targets);
-    list("logins", rule.logins);
+    rule.name = c.str("name", "rule-" + std::to_string(index++));
+    rule.identities = c.list("identities");
+    rule.emails = c.list("emails");
+    rule.groups = c.list("groups");
+    rule.kinds = c.list("kinds");
+    rule.targets = c.list("targets");
+    rule.logins = c.list("logins");
     for (auto& k : rule.kinds)
       if (k != "human" && k != "workload")
-        throw std::runtime_error(where + ": kinds may only hold \"human\" and \"workload\"");
+        throw std::runtime_error(c.where() + ": kinds may only hold \"human\" and \"workload\"");
     if (rule.identities.empty() && rule.emails.empty() && rule.groups.empty())
-      throw std::runtime_error(where + ": name at least one of identities, emails, groups");
-    if (rule.targets.empty()) throw std::runtime_error(where + ": targets is required");
-    if (rule.logins.empty()) throw std::runtime_error(where + ": logins is required");
-    if (r.contains("port_forwarding")) {
-      if (!r["port_forwarding"].is_boolean())
-        throw std::runtime_error(where + ": port_forwarding must be true or false");
-      rule.port_forwarding = r["port_forwarding"].get<bool>();
-    }
-    if (r.contains("pty")) {
-      if (!r["pty"].is_boolean()) throw std::runtime_error(where + ": pty must be true or false");
-      rule.pty = r["pty"].get<bool>();
-    }
+      throw std::runtime_error(c.where() + ": name at least one of identities, emails, groups");
+    if (rule.targets.empty()) throw std::runtime_error(c.where() + ": targets is required");
+    if (rule.logins.empty()) throw std::runtime_error(c.where() + ": logins is required");
+    rule.port_forwarding = c.boolean("port_forwarding", rule.port_forwarding);
+    rule.pty = c.boolean("pty", rule.pty);
     policy.rules_.push_back(std::move(rule));
   }
   return policy;

@@ -1,9 +1,8 @@
 #include "gateway/targets.h"
 
-#include <nlohmann/json.hpp>
-#include <set>
 #include <stdexcept>
 
+#include "common/json_config.h"
 #include "common/text.h"
 #include "gateway/known_hosts.h"
 
@@ -31,22 +30,6 @@ bool Target::env_allowed(std::string_view var) const {
 
 namespace {
 
-void check_keys(const nlohmann::json& obj, const std::set<std::string>& allowed,
-                const std::string& where) {
-  for (auto& [key, value] : obj.items())
-    if (!allowed.count(key)) throw std::runtime_error(where + ": unknown setting \"" + key + "\"");
-}
-
-std::vector<std::string> string_list(const nlohmann::json& v, const std::string& where) {
-  if (!v.is_array()) throw std::runtime_error(where + " must be a list of strings");
-  std::vector<std::string> out;
-  for (auto& s : v) {
-    if (!s.is_string()) throw std::runtime_error(where + " must be a list of strings");
-    out.push_back(s.get<std::string>());
-  }
-  return out;
-}
-
 bool valid_name(std::string_view n) {
   if (n.empty() || n.size() > 253) return false;
   for (char c : n)
@@ -63,50 +46,37 @@ void Targets::add(Target t) {
 }
 
 Targets Targets::parse(std::string_view json_text, const std::string& origin) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(origin + ": not valid JSON: " + e.what());
-  }
-  if (!doc.is_object() || !doc.contains("targets") || !doc["targets"].is_array())
+  nlohmann::json doc = parse_config_json(json_text, origin);
+  if (!doc.is_object() || !doc.contains("targets"))
     throw std::runtime_error(origin + ": expected {\"targets\": [...]}");
-  check_keys(doc, {"targets"}, origin);
+  ConfigObject top(doc, origin);
+  top.allow_only({"targets"});
   Targets out;
   size_t index = 0;
-  for (auto& t : doc["targets"]) {
-    std::string where = origin + ": targets[" + std::to_string(index++) + "]";
-    if (!t.is_object()) throw std::runtime_error(where + " must be an object");
-    check_keys(
-        t, {"name", "host", "port", "host_key_names", "static_key", "env", "certificate_validity"},
-        where);
+  for (auto& t : top.array("targets")) {
+    ConfigObject r(t, origin + ": targets[" + std::to_string(index++) + "]");
+    r.allow_only(
+        {"name", "host", "port", "host_key_names", "static_key", "env", "certificate_validity"});
     Target target;
-    if (!t.contains("name") || !t["name"].is_string())
-      throw std::runtime_error(where + ": \"name\" is required");
-    target.name = t["name"].get<std::string>();
+    target.name = r.str("name");
+    if (target.name.empty()) throw std::runtime_error(r.where() + ": \"name\" is required");
     if (!valid_name(target.name))
-      throw std::runtime_error(where + ": name may hold letters, digits, '.', '-' and '_' only");
-    where = origin + ": target " + target.name;
-    target.host = t.value("host", target.name);
-    if (t.contains("port")) {
-      if (!t["port"].is_number_integer() || t["port"].get<int>() < 1 ||
-          t["port"].get<int>() > 65535)
-        throw std::runtime_error(where + ": port must be 1..65535");
-      target.port = t["port"].get<int>();
-    }
-    if (t.contains("host_key_names"))
-      target.host_key_names = string_list(t["host_key_names"], where + ": host_key_names");
-    if (t.contains("static_key")) target.static_key_path = t["static_key"].get<std::string>();
-    target.env_allow = t.contains("env") ? string_list(t["env"], where + ": env")
-                                         : std::vector<std::string>{"LANG", "LC_*", "TERM"};
-    if (t.contains("certificate_validity")) {
-      auto d = parse_duration(t["certificate_validity"].get<std::string>());
-      if (!d || d->count() < 10)
-        throw std::runtime_error(where +
+      throw std::runtime_error(r.where() +
+                               ": name may hold letters, digits, '.', '-' and '_' only");
+    ConfigObject c(t, origin + ": target " + target.name);
+    target.host = c.str("host", target.name);
+    target.port = c.integer("port", target.port, 1, 65535);
+    target.host_key_names = c.list("host_key_names");
+    target.static_key_path = c.str("static_key");
+    target.env_allow = c.list("env", {"LANG", "LC_*", "TERM"});
+    if (c.has("certificate_validity")) {
+      auto d = c.duration("certificate_validity", std::chrono::seconds(0));
+      if (d.count() < 10)
+        throw std::runtime_error(c.where() +
                                  ": certificate_validity must be a duration of 10s or more");
       target.certificate_validity = d;
     }
-    if (out.by_name_.count(target.name)) throw std::runtime_error(where + ": defined twice");
+    if (out.by_name_.count(target.name)) throw std::runtime_error(c.where() + ": defined twice");
     out.add(std::move(target));
   }
   return out;

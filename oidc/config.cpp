@@ -1,9 +1,9 @@
 #include "oidc/config.h"
 
 #include <nlohmann/json.hpp>
-#include <set>
 #include <stdexcept>
 
+#include "common/json_config.h"
 #include "common/text.h"
 
 namespace castgate::oidc {
@@ -23,36 +23,6 @@ std::string_view to_string(Preset p) {
 
 namespace {
 
-struct Reader {
-  const json& j;
-  std::string where;
-  void keys(const std::set<std::string>& allowed) const {
-    for (auto& [k, v] : j.items())
-      if (!allowed.count(k)) throw std::runtime_error(where + ": unknown setting \"" + k + "\"");
-  }
-  std::string str(const char* key, const std::string& def = "") const {
-    if (!j.contains(key)) return def;
-    if (!j[key].is_string()) throw std::runtime_error(where + ": " + key + " must be a string");
-    return j[key].get<std::string>();
-  }
-  std::vector<std::string> list(const char* key, std::vector<std::string> def = {}) const {
-    if (!j.contains(key)) return def;
-    if (!j[key].is_array()) throw std::runtime_error(where + ": " + key + " must be a list");
-    std::vector<std::string> out;
-    for (auto& v : j[key]) {
-      if (!v.is_string()) throw std::runtime_error(where + ": " + key + " must hold strings");
-      out.push_back(v.get<std::string>());
-    }
-    return out;
-  }
-  std::chrono::seconds duration(const char* key, std::chrono::seconds def) const {
-    if (!j.contains(key)) return def;
-    auto d = j[key].is_string() ? parse_duration(j[key].get<std::string>()) : std::nullopt;
-    if (!d) throw std::runtime_error(where + ": " + key + " must be a duration like \"90s\"");
-    return *d;
-  }
-};
-
 void check_algorithms(const std::vector<std::string>& algs, const std::string& where) {
   if (algs.empty()) throw std::runtime_error(where + ": algorithms may not be empty");
   for (auto& a : algs)
@@ -64,20 +34,18 @@ void check_algorithms(const std::vector<std::string>& algs, const std::string& w
 }  // namespace
 
 OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& origin) {
-  json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
-    throw std::runtime_error(origin + ": not a JSON object");
-  Reader top{doc, origin};
-  top.keys({"provider", "device_flow", "key_binding_ttl", "jwks_min_refresh", "workload_issuers",
-            "ca_bundle"});
+  json doc = parse_config_json(json_text, origin);
+  ConfigObject top(doc, origin);
+  top.allow_only({"provider", "device_flow", "key_binding_ttl", "jwks_min_refresh",
+                  "workload_issuers", "ca_bundle"});
   OidcConfig c;
   c.ca_bundle = top.str("ca_bundle");
   c.key_binding_ttl = top.duration("key_binding_ttl", c.key_binding_ttl);
   c.jwks_min_refresh = top.duration("jwks_min_refresh", c.jwks_min_refresh);
   if (doc.contains("provider")) {
-    Reader r{doc["provider"], origin + ": provider"};
-    r.keys({"preset", "issuer", "tenant", "client_id", "client_secret", "scopes", "algorithms",
-            "claims", "clock_skew", "max_token_age"});
+    ConfigObject r(doc["provider"], origin + ": provider");
+    r.allow_only({"preset", "issuer", "tenant", "client_id", "client_secret", "scopes",
+                  "algorithms", "claims", "clock_skew", "max_token_age"});
     ProviderConfig p;
     std::string preset = r.str("preset", "generic");
     if (preset == "okta") {
@@ -86,28 +54,28 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
       p.preset = Preset::kEntra;
       p.claims.subject = "oid";  // with tid: see the identity mapping
     } else if (preset != "generic") {
-      throw std::runtime_error(r.where + ": preset must be okta, entra or generic");
+      throw std::runtime_error(r.where() + ": preset must be okta, entra or generic");
     }
     p.tenant = r.str("tenant");
     p.issuer = r.str("issuer");
     if (p.preset == Preset::kEntra && p.issuer.empty()) {
-      if (p.tenant.empty()) throw std::runtime_error(r.where + ": entra needs the tenant id");
+      if (p.tenant.empty()) throw std::runtime_error(r.where() + ": entra needs the tenant id");
       p.issuer = "https://login.microsoftonline.com/" + p.tenant + "/v2.0";
     }
-    if (p.issuer.empty()) throw std::runtime_error(r.where + ": issuer is required");
+    if (p.issuer.empty()) throw std::runtime_error(r.where() + ": issuer is required");
     while (p.issuer.size() > 8 && p.issuer.back() == '/' && p.preset != Preset::kEntra)
       p.issuer.pop_back();
     p.client_id = r.str("client_id");
-    if (p.client_id.empty()) throw std::runtime_error(r.where + ": client_id is required");
+    if (p.client_id.empty()) throw std::runtime_error(r.where() + ": client_id is required");
     p.client_secret = r.str("client_secret");
     p.scopes = r.list("scopes", p.scopes);
     p.algorithms = r.list("algorithms", p.algorithms);
-    check_algorithms(p.algorithms, r.where);
+    check_algorithms(p.algorithms, r.where());
     p.clock_skew = r.duration("clock_skew", p.clock_skew);
     p.max_token_age = r.duration("max_token_age", p.max_token_age);
     if (doc["provider"].contains("claims")) {
-      Reader cl{doc["provider"]["claims"], r.where + ": claims"};
-      cl.keys({"subject", "name", "email", "groups"});
+      ConfigObject cl(doc["provider"]["claims"], r.where() + ": claims");
+      cl.allow_only({"subject", "name", "email", "groups"});
       p.claims.subject = cl.str("subject", p.claims.subject);
       p.claims.name = cl.str("name", p.claims.name);
       p.claims.email = cl.str("email", p.claims.email);
@@ -116,8 +84,8 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
     c.provider = std::move(p);
   }
   if (doc.contains("device_flow")) {
-    Reader r{doc["device_flow"], origin + ": device_flow"};
-    r.keys({"timeout", "prompt", "prompt_delay", "qr"});
+    ConfigObject r(doc["device_flow"], origin + ": device_flow");
+    r.allow_only({"timeout", "prompt", "prompt_delay", "qr"});
     c.device.timeout = r.duration("timeout", c.device.timeout);
     c.device.prompt_delay = r.duration("prompt_delay", c.device.prompt_delay);
     std::string prompt = r.str("prompt", "enter");
@@ -128,38 +96,35 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
     } else if (prompt == "auto") {
       c.device.prompt = PromptMode::kAuto;
     } else {
-      throw std::runtime_error(r.where + ": prompt must be enter, instruction or auto");
+      throw std::runtime_error(r.where() + ": prompt must be enter, instruction or auto");
     }
-    if (doc["device_flow"].contains("qr")) c.device.qr = doc["device_flow"]["qr"].get<bool>();
+    c.device.qr = r.boolean("qr", c.device.qr);
   }
   if (doc.contains("workload_issuers")) {
-    if (!doc["workload_issuers"].is_array())
-      throw std::runtime_error(origin + ": workload_issuers must be a list");
     size_t i = 0;
-    for (auto& w : doc["workload_issuers"]) {
-      Reader r{w, origin + ": workload_issuers[" + std::to_string(i++) + "]"};
-      r.keys({"name", "issuer", "audience", "audiences", "algorithms", "jwks_uri", "max_token_age",
-              "rules"});
+    for (auto& w : top.array("workload_issuers")) {
+      ConfigObject r(w, origin + ": workload_issuers[" + std::to_string(i++) + "]");
+      r.allow_only({"name", "issuer", "audience", "audiences", "algorithms", "jwks_uri",
+                    "max_token_age", "rules"});
       WorkloadIssuer wi;
       wi.name = r.str("name");
       wi.issuer = r.str("issuer");
       if (wi.name.empty() || wi.issuer.empty())
-        throw std::runtime_error(r.where + ": name and issuer are required");
+        throw std::runtime_error(r.where() + ": name and issuer are required");
       wi.audiences = r.list("audiences");
       if (w.contains("audience")) wi.audiences.push_back(r.str("audience"));
-      if (wi.audiences.empty()) throw std::runtime_error(r.where + ": audience is required");
+      if (wi.audiences.empty()) throw std::runtime_error(r.where() + ": audience is required");
       wi.algorithms = r.list("algorithms", wi.algorithms);
-      check_algorithms(wi.algorithms, r.where);
+      check_algorithms(wi.algorithms, r.where());
       wi.jwks_uri = r.str("jwks_uri");
       wi.max_token_age = r.duration("max_token_age", wi.max_token_age);
-      if (!w.contains("rules") || !w["rules"].is_array() || w["rules"].empty())
-        throw std::runtime_error(r.where + ": rules are required");
-      for (auto& rule : w["rules"]) {
-        Reader rr{rule, r.where + ": rule"};
-        rr.keys({"subject", "identity", "groups"});
+      if (r.array("rules").empty()) throw std::runtime_error(r.where() + ": rules are required");
+      for (auto& rule : r.array("rules")) {
+        ConfigObject rr(rule, r.where() + ": rule");
+        rr.allow_only({"subject", "identity", "groups"});
         WorkloadRule wr{rr.str("subject"), rr.str("identity"), rr.list("groups")};
         if (wr.subject.empty() || wr.identity.empty())
-          throw std::runtime_error(rr.where + ": subject and identity are required");
+          throw std::runtime_error(rr.where() + ": subject and identity are required");
         wi.rules.push_back(std::move(wr));
       }
       c.workload_issuers.push_back(std::move(wi));
