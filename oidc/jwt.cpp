@@ -69,6 +69,8 @@ std::string user_message(TokenError e) {
 
 namespace {
 
+constexpr int64_t kLatestNumericDate = 253402300799;  // 9999-12-31T23:59:59Z
+
 std::optional<std::string> b64(const json& j, const char* member) {
   if (!j.contains(member) || !j[member].is_string()) return std::nullopt;
   return base64url_decode(j[member].get<std::string>());
@@ -273,12 +275,38 @@ TokenError verify_signature(const Jwt& jwt, const JwkSet& keys,
                                                                        : TokenError::kBadSignature;
 }
 
+std::optional<int64_t> numeric_date(const json& claims, const char* name) {
+  if (!claims.is_object() || !claims.contains(name) || !claims[name].is_number())
+    return std::nullopt;
+  const json& v = claims[name];
+  auto in_range = [](auto x) { return x >= 0 && x <= kLatestNumericDate; };
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(kLatestNumericDate)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) {
+    int64_t i = v.get<int64_t>();
+    return in_range(i) ? std::optional<int64_t>(i) : std::nullopt;
+  }
+  double d = v.get<double>();  // compare before converting: casting an out-of-range double is UB
+  if (!in_range(d)) return std::nullopt;
+  return static_cast<int64_t>(d);
+}
+
+std::chrono::system_clock::time_point expiry(const Jwt& jwt) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::seconds(numeric_date(jwt.claims, "exp").value_or(0)));
+}
+
 TokenError check_claims(const Jwt& jwt, const ValidationRules& rules,
                         std::chrono::system_clock::time_point now) {
   const json& c = jwt.claims;
-  auto number = [&](const char* name) -> std::optional<int64_t> {
-    if (!c.contains(name) || !c[name].is_number()) return std::nullopt;
-    return static_cast<int64_t>(c[name].get<double>());
+  bool bad_date = false;
+  auto number = [&](const char* name) {
+    auto d = numeric_date(c, name);
+    bad_date = bad_date || (c.contains(name) && !d);
+    return d;
   };
   if (!c.contains("iss") || !c["iss"].is_string() || c["iss"].get<std::string>() != rules.issuer)
     return TokenError::kIssuerMismatch;
@@ -301,10 +329,12 @@ TokenError check_claims(const Jwt& jwt, const ValidationRules& rules,
   int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   int64_t skew = rules.clock_skew.count();
   auto exp = number("exp");
+  auto nbf = number("nbf");
+  auto iat = number("iat");
+  if (bad_date) return TokenError::kMalformed;  // a time that is not a sane NumericDate
   if (!exp) return TokenError::kMissingClaim;
   if (t >= *exp + skew) return TokenError::kExpired;
-  if (auto nbf = number("nbf"); nbf && t + skew < *nbf) return TokenError::kNotYetValid;
-  auto iat = number("iat");
+  if (nbf && t + skew < *nbf) return TokenError::kNotYetValid;
   if (!iat && rules.require_iat) return TokenError::kMissingClaim;
   if (iat && *iat > t + skew) return TokenError::kIssuedInFuture;
   if (iat && rules.max_age.count() > 0 && t - *iat > rules.max_age.count() + skew)

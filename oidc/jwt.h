@@ -91,6 +91,12 @@ struct ValidationRules {
 // Checks the header and signature against `keys`.
 TokenError verify_signature(const Jwt& jwt, const JwkSet& keys,
                             const std::vector<std::string>& algorithms);
+// A time claim (exp, nbf, iat) as whole seconds since the epoch; nullopt when it is absent, not a
+// number, negative, NaN or after the year 9999 (check_claims calls a present but invalid one
+// malformed).
+std::optional<int64_t> numeric_date(const nlohmann::json& claims, const char* name);
+// The token's exp as a time point (the epoch if it has none); call after check_claims.
+std::chrono::system_clock::time_point expiry(const Jwt& jwt);
 // Checks the claims at time `now`.
 TokenError check_claims(const Jwt& jwt, const ValidationRules& rules,
                         std::chrono::system_clock::time_point now);

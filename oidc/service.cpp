@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "oidc/claims.h"
+#include "oidc/idp_messages.h"
 
 namespace castgate::oidc {
 
@@ -16,7 +17,7 @@ using std::chrono::seconds;
 struct OidcService::Issuer {
   std::string url;       // the issuer identifier
   std::string jwks_uri;  // from discovery, or configured
-  json metadata;
+  DiscoveryDocument metadata;
   bool have_metadata = false;
   std::chrono::steady_clock::time_point metadata_at{};
   JwkSet keys;
@@ -45,14 +46,8 @@ constexpr milliseconds kRequestTimeout{10000};
 
 std::string error_of(const HttpResponse& r) {
   if (!r.error.empty()) return r.error;
-  json j = json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-    std::string e = j["error"].get<std::string>();
-    if (j.contains("error_description") && j["error_description"].is_string())
-      e += ": " + printable(j["error_description"].get<std::string>(), 200);
-    return e;
-  }
-  return "HTTP " + std::to_string(r.status);
+  std::string e = oauth_error_text(r.body);
+  return e.empty() ? "HTTP " + std::to_string(r.status) : e;
 }
 
 SignInResult failure(std::string error, std::string user_message, std::string detail = "") {
@@ -108,25 +103,17 @@ void OidcService::with_metadata(Issuer& issuer, Done done) {
   req.timeout = kRequestTimeout;
   http_->send(req, [&issuer](HttpResponse r) {
     std::string error;
-    json doc;
+    std::optional<DiscoveryDocument> doc;
     if (!r.error.empty() || r.status != 200) {
       error = "discovery at " + issuer.url + " failed: " + error_of(r);
-    } else {
-      doc = json::parse(r.body, nullptr, false);
-      if (!doc.is_object() || !doc.contains("issuer") || !doc["issuer"].is_string()) {
-        error = "discovery document of " + issuer.url + " is not valid";
-      } else if (doc["issuer"].get<std::string>() != issuer.url) {
-        error = "discovery document names issuer " +
-                printable(doc["issuer"].get<std::string>(), 200) + ", not " + issuer.url;
-      } else if (!doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
-        error = "discovery document of " + issuer.url + " has no jwks_uri";
-      }
+    } else if (!(doc = parse_discovery(r.body, issuer.url, error))) {
+      error = "discovery at " + issuer.url + ": " + error;
     }
-    if (error.empty()) {
-      issuer.metadata = std::move(doc);
+    if (doc) {
+      issuer.metadata = std::move(*doc);
       issuer.have_metadata = true;
       issuer.metadata_at = std::chrono::steady_clock::now();
-      issuer.jwks_uri = issuer.metadata["jwks_uri"].get<std::string>();
+      issuer.jwks_uri = issuer.metadata.jwks_uri;
     } else {
       log::warn("oidc: " + error);
     }
@@ -230,7 +217,7 @@ void OidcService::request_code(FlowId id) {
                                     "again later or ask your administrator",
                                 error));
     const auto& md = people_->metadata;
-    if (!md.contains("device_authorization_endpoint") || !md.contains("token_endpoint"))
+    if (md.device_authorization_endpoint.empty() || md.token_endpoint.empty())
       return finish(
           id, failure("idp_no_device_flow", "the identity provider does not offer device sign-in",
                       "no device_authorization_endpoint in discovery"));
@@ -241,7 +228,7 @@ void OidcService::request_code(FlowId id) {
     if (!p.client_secret.empty()) form.emplace_back("client_secret", p.client_secret);
     HttpRequest req;
     req.method = "POST";
-    req.url = md["device_authorization_endpoint"].get<std::string>();
+    req.url = md.device_authorization_endpoint;
     req.headers = {"Content-Type: application/x-www-form-urlencoded"};
     req.body = form_encode(form);
     req.timeout = kRequestTimeout;
@@ -249,29 +236,25 @@ void OidcService::request_code(FlowId id) {
       auto it = flows_.find(id);
       if (it == flows_.end()) return;
       Flow& f = *it->second;
-      json j = json::parse(r.body, nullptr, false);
       if (!r.error.empty())
         return finish(
             id, failure("idp_unreachable", "the sign-in service cannot be reached; try again later",
                         r.error));
-      if (r.status != 200 || !j.is_object() || !j.contains("device_code") ||
-          !j.contains("user_code"))
+      if (r.status != 200)
         return finish(id, failure("idp_error", "the identity provider refused to start a sign-in",
                                   error_of(r)));
+      std::string invalid;
+      auto answer = parse_device_authorization(r.body, invalid);
+      if (!answer)
+        return finish(id, failure("idp_error", "the identity provider sent an invalid sign-in code",
+                                  invalid));
       DeviceCode code;
-      f.device_code = j["device_code"].get<std::string>();
-      code.user_code = j["user_code"].get<std::string>();
-      // RFC 8628 says verification_uri; some providers still send verification_url.
-      for (const char* k : {"verification_uri", "verification_url"})
-        if (j.contains(k) && j[k].is_string()) code.verification_uri = j[k].get<std::string>();
-      if (j.contains("verification_uri_complete") && j["verification_uri_complete"].is_string())
-        code.verification_uri_complete = j["verification_uri_complete"].get<std::string>();
-      int64_t expires = j.contains("expires_in") && j["expires_in"].is_number()
-                            ? j["expires_in"].get<int64_t>()
-                            : 600;
-      code.expires_in = seconds(std::clamp<int64_t>(expires, 1, 3600));
-      if (j.contains("interval") && j["interval"].is_number())
-        f.interval = seconds(std::clamp<int64_t>(j["interval"].get<int64_t>(), 1, 60));
+      f.device_code = answer->device_code;
+      code.user_code = answer->user_code;
+      code.verification_uri = answer->verification_uri;
+      code.verification_uri_complete = answer->verification_uri_complete;
+      code.expires_in = answer->expires_in;
+      f.interval = answer->interval;
       auto limit = std::min(code.expires_in, config_.device.timeout);
       f.deadline_is_code_expiry = code.expires_in <= config_.device.timeout;
       f.deadline = std::chrono::steady_clock::now() + limit;
@@ -299,7 +282,7 @@ void OidcService::poll(FlowId id) {
   if (!p.client_secret.empty()) form.emplace_back("client_secret", p.client_secret);
   HttpRequest req;
   req.method = "POST";
-  req.url = people_->metadata["token_endpoint"].get<std::string>();
+  req.url = people_->metadata.token_endpoint;
   req.headers = {"Content-Type: application/x-www-form-urlencoded"};
   req.body = form_encode(form);
   req.timeout = kRequestTimeout;
@@ -320,11 +303,8 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
     return again();
   }
   f.transport_failures = 0;
-  json j = json::parse(r.body, nullptr, false);
   if (r.status != 200) {
-    std::string error = j.is_object() && j.contains("error") && j["error"].is_string()
-                            ? j["error"].get<std::string>()
-                            : "";
+    std::string error = oauth_error_code(r.body);
     if (error == "authorization_pending") return again();
     if (error == "slow_down") {
       f.interval += seconds(5);  // RFC 8628 section 3.5
@@ -338,10 +318,11 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
     return finish(id,
                   failure("idp_error", "the identity provider refused the sign-in", error_of(r)));
   }
-  if (!j.is_object() || !j.contains("id_token") || !j["id_token"].is_string())
+  auto id_token = id_token_of(r.body);
+  if (!id_token)
     return finish(id, failure("no_id_token", "the identity provider sent no identity token"));
   TokenError perr;
-  auto jwt = parse_jwt(j["id_token"].get<std::string>(), perr);
+  auto jwt = parse_jwt(*id_token, perr);
   if (!jwt)
     return finish(id, failure(std::string(to_string(perr)), user_message(perr), "id_token"));
   auto shared = std::make_shared<Jwt>(std::move(*jwt));
@@ -370,8 +351,7 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
         SignInResult ok;
         ok.ok = true;
         ok.identity = std::move(mapped.identity);
-        ok.expires = std::chrono::system_clock::time_point(
-            seconds(static_cast<int64_t>(shared->claims["exp"].get<double>())));
+        ok.expires = expiry(*shared);
         finish(id, std::move(ok));
       },
       false);
@@ -416,8 +396,7 @@ void OidcService::validate_workload_token(std::string token,
           SignInResult ok;
           ok.ok = true;
           ok.identity = std::move(mapped.identity);
-          ok.expires = std::chrono::system_clock::time_point(
-              seconds(static_cast<int64_t>(shared->claims["exp"].get<double>())));
+          ok.expires = expiry(*shared);
           on_done(std::move(ok));
         },
         false);

@@ -9,6 +9,7 @@
 #include "common/encoding.h"
 #include "oidc/claims.h"
 #include "oidc/config.h"
+#include "oidc/idp_messages.h"
 
 using namespace castgate;
 using namespace castgate::oidc;
@@ -192,6 +193,17 @@ TEST_CASE("every way a token can be wrong is rejected with its reason") {
   CHECK(validate(with("iat", 1800000000 + 600), keys, r) == TokenError::kIssuedInFuture);
   CHECK(validate(with("iat", 1800000000 - 7200), keys, r) == TokenError::kTooOld);
   CHECK(validate(with("exp", nullptr), keys, r) == TokenError::kMissingClaim);
+  // Times that are not sane NumericDates are malformed, never cast (1e300 overflows int64).
+  CHECK(validate(with("exp", 1e300), keys, r) == TokenError::kMalformed);
+  CHECK(validate(with("exp", json::number_unsigned_t{18446744073709551615ULL}), keys, r) ==
+        TokenError::kMalformed);
+  CHECK(validate(with("exp", -1), keys, r) == TokenError::kMalformed);
+  CHECK(validate(with("exp", "1800003600"), keys, r) == TokenError::kMalformed);
+  CHECK(validate(with("nbf", -1e300), keys, r) == TokenError::kMalformed);
+  CHECK(validate(with("iat", 9.3e18), keys, r) == TokenError::kMalformed);
+  CHECK(validate(with("exp", 1800003600.75), keys, r) == TokenError::kNone);
+  CHECK(numeric_date(json{{"exp", 253402300799}}, "exp") == 253402300799);
+  CHECK_FALSE(numeric_date(json{{"exp", 253402300800}}, "exp"));
   CHECK(validate(with("sub", nullptr), keys, r) == TokenError::kMissingClaim);
   CHECK(validate(sign(rsa, {{"alg", "RS256"}, {"kid", "rsa1"}, {"crit", {"exp"}}}, good_claims()),
                  keys, r) == TokenError::kCriticalHeader);
@@ -264,4 +276,68 @@ TEST_CASE("OIDC configuration errors name the setting") {
   CHECK(w.identity.name == "ci");
   CHECK(w.identity.kind == IdentityKind::kWorkload);
   CHECK_FALSE(map_workload(c.workload_issuers[0], {{"sub", "repo:evil/x"}}).ok);
+}
+
+TEST_CASE("the identity provider's answers are read strictly") {
+  std::string error;
+  auto d = parse_discovery(
+      R"({"issuer":"https://idp","jwks_uri":"https://idp/jwks","token_endpoint":"https://idp/t",
+          "device_authorization_endpoint":"https://idp/d"})",
+      "https://idp", error);
+  REQUIRE(d);
+  CHECK(d->jwks_uri == "https://idp/jwks");
+  CHECK(d->device_authorization_endpoint == "https://idp/d");
+  CHECK_FALSE(parse_discovery(R"({"issuer":"https://evil","jwks_uri":"https://idp/jwks"})",
+                              "https://idp", error));
+  CHECK(error == "the discovery document names issuer https://evil, not https://idp");
+  CHECK_FALSE(parse_discovery(R"({"issuer":"https://idp","jwks_uri":7})", "https://idp", error));
+  // An endpoint of the wrong type counts as absent: no device flow, said so at sign-in.
+  d = parse_discovery(
+      R"({"issuer":"https://idp","jwks_uri":"https://idp/j","token_endpoint":["x"]})",
+      "https://idp", error);
+  REQUIRE(d);
+  CHECK(d->token_endpoint.empty());
+  CHECK_FALSE(parse_discovery(
+      R"({"issuer":"https://idp","jwks_uri":"https://idp/j","token_endpoint":"javascript:x"})",
+      "https://idp", error));
+  CHECK_FALSE(parse_discovery("[1]", "https://idp", error));
+  CHECK_FALSE(parse_discovery("{\"issuer\": 1e99999}", "https://idp", error));
+
+  auto a = parse_device_authorization(
+      R"({"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"https://idp/device",
+          "expires_in":1e300,"interval":-5})",
+      error);
+  REQUIRE(a);
+  CHECK(a->user_code == "WDJB-MJHT");
+  CHECK(a->expires_in == std::chrono::seconds(3600));  // clamped, not cast
+  CHECK(a->interval == std::chrono::seconds(1));
+  CHECK(a->verification_uri_complete.empty());  // Entra sends none
+  // Entra-style verification_url; a complete URL that is not a web URL is dropped.
+  a = parse_device_authorization(
+      R"({"device_code":"dc","user_code":"ABC","verification_url":"https://microsoft.com/devicelogin",
+          "verification_uri_complete":"https://x/\u001b[2J"})",
+      error);
+  REQUIRE(a);
+  CHECK(a->verification_uri == "https://microsoft.com/devicelogin");
+  CHECK(a->verification_uri_complete.empty());
+  CHECK(a->expires_in == std::chrono::seconds(600));
+  CHECK(a->interval == std::chrono::seconds(5));
+  // Nothing a provider sends may put control bytes on a user's terminal.
+  CHECK_FALSE(parse_device_authorization(
+      R"({"device_code":"dc","user_code":"\u001b]0;pwned\u0007","verification_uri":"https://i/d"})",
+      error));
+  CHECK(error == "the device authorization answer has no printable user_code");
+  CHECK_FALSE(parse_device_authorization(
+      R"({"device_code":5,"user_code":"A","verification_uri":"https://i/d"})", error));
+  CHECK_FALSE(parse_device_authorization(R"({"device_code":"d","user_code":"A"})", error));
+  CHECK(error == "the device authorization answer has no valid verification_uri");
+
+  CHECK(oauth_error_code(R"({"error":"authorization_pending"})") == "authorization_pending");
+  CHECK(oauth_error_code(R"({"error":5})").empty());
+  CHECK(oauth_error_code("<html>").empty());
+  CHECK(oauth_error_text(R"({"error":"access_denied","error_description":"no\nway"})") ==
+        "access_denied: no\\x0away");
+  CHECK(id_token_of(R"({"id_token":"a.b.c"})") == "a.b.c");
+  CHECK_FALSE(id_token_of(R"({"id_token":{"a":1}})"));
+  CHECK_FALSE(id_token_of("not json"));
 }
