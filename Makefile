@@ -49,7 +49,7 @@ fuzz-smoke:
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 6
 
 fuzz: 
-	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 300
+	@FUZZ_SEED=0 bash tests/fuzz/run.sh $(FUZZ_BUILD) 300
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

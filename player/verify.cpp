@@ -132,6 +132,8 @@ std::vector<SessionVerdict> Verifier::finish() {
       auto& c = last["castgate"];
       if (!c.contains("sig") || !c.contains("signer")) {
         if (options_.require_signature) v.problems.push_back("the final event is not signed");
+      } else if (!c["sig"].is_string() || !c["signer"].is_string()) {
+        v.problems.push_back("the final event's signature is malformed");
       } else {
         std::string signer = c["signer"].get<std::string>();
         auto sig = base64_decode(c["sig"].get<std::string>());

@@ -306,6 +306,11 @@ def test_verification_passes_untouched_and_catches_tampering(recorded_session, k
     final[idx[-1]] = lines[idx[-1]].replace(b'"end_reason":"', b'"end_reason":"x', 1)
     rc, out = verify(keys, tmp_path, final)
     assert rc == 1 and "signature" in out
+    # A signature of the wrong type is reported, not a crash of the verifier.
+    final[idx[-1]] = re.sub(rb'"sig":"[^"]*"', b'"sig":5', lines[idx[-1]], count=1)
+    assert final[idx[-1]] != lines[idx[-1]]
+    rc, out = verify(keys, tmp_path, final)
+    assert rc == 1 and "signature is malformed" in out, out
     # Duplicated with a change.
     dup = list(lines)
     out_line = next(i for i in idx if b'"o","' in lines[i])
