@@ -1,5 +1,8 @@
 #include "gateway/config.h"
 
+#include <libssh/libssh.h>
+#include <openssl/crypto.h>
+
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <iostream>
@@ -160,7 +163,10 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
     return std::nullopt;
   }
   if (vm.count("version")) {
-    std::cout << "castgate 0.1.0\n";
+    // The libraries actually loaded, not the ones built against: a benchmark or a bug report
+    // must name the libssh that ran.
+    std::cout << "castgate 0.1.0 (libssh " << ssh_version(0) << ", "
+              << OpenSSL_version(OPENSSL_VERSION) << ")\n";
     return std::nullopt;
   }
 
