@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 CMAKE_ARGS ?=
 
-.PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench format check-format clean
+.PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench bench-libssh-0.11 format check-format clean
 
 all: build
 
@@ -59,6 +59,11 @@ demo-stop:
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# The same benchmarks with castgate built against Debian 13's libssh 0.11.5 (fetched from
+# deb.debian.org, checksum verified, built locally): bench/results-libssh-0.11/report.md.
+bench-libssh-0.11: build
+	@bash bench/libssh-0.11.sh
 
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -22,19 +22,18 @@ import resource
 import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from harness import TEST_USER, Gateway, Keys, Sshd, keygen, pubkey, run, wait_until  # noqa: E402
+import harness  # noqa: E402
+from harness import TEST_USER, Gateway, Keys, Sshd, keygen, pubkey, wait_until  # noqa: E402
 
 CIPHER = ["-o", "Ciphers=chacha20-poly1305@openssh.com"]
 GIB = 1 << 30
@@ -391,8 +390,9 @@ def machine() -> dict:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    libssh = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libssh-4"], capture_output=True,
-                            text=True).stdout
+    # The libssh castgate actually loads (CASTGATE_BIN may be built against another one).
+    version = subprocess.run([harness.CASTGATE, "--version"], capture_output=True, text=True).stdout
+    libssh = version.split("libssh ", 1)[1].split("/", 1)[0] if "libssh " in version else "?"
     ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "libssh": libssh,
             "openssh": ssh_v, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -453,10 +453,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (smoke)")
     ap.add_argument("--only", default="", help="comma-separated: bulk,sftp,echo,first,recording,many,player")
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--results", default=str(HERE / "results"),
+                    help="directory for report.md and results.json (default bench/results)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(","))) or {"bulk", "sftp", "echo", "first", "recording",
                                                       "many", "player"}
-    results_dir = HERE / "results"
+    results_dir = pathlib.Path(args.results)
     results_dir.mkdir(exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="castgate-bench-"))
     size = (64 << 20) if args.quick else GIB
