@@ -33,7 +33,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 import harness  # noqa: E402
-from harness import TEST_USER, Gateway, Keys, Sshd, keygen, pubkey, wait_until  # noqa: E402
+from harness import TEST_USER, Gateway, Keys, Sshd, keygen, pubkey  # noqa: E402
 
 CIPHER = ["-o", "Ciphers=chacha20-poly1305@openssh.com"]
 GIB = 1 << 30
