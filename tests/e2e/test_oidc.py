@@ -283,7 +283,9 @@ def test_twenty_people_at_once_while_a_session_keeps_echoing(gateway_factory, ss
     finally:
         term.close()
     assert sorted(r[1] for r in results) == sorted(f"user-{i}\n".encode() for i in range(20))
-    assert worst < 1.0, f"an echo took {worst:.2f}s while 20 people signed in"
+    # Not a speed target (those live in make bench): a blocked event loop would hold an echo for
+    # a whole IdP round trip or HTTP timeout (10 s); 20 ASan sign-ins on 2 cores can take ~1 s.
+    assert worst < 4.0, f"an echo took {worst:.2f}s while 20 people signed in"
 
 
 def test_okta_shaped_issuer(gateway_factory, sshd, tmp_path):
