@@ -73,7 +73,7 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
     check_algorithms(p.algorithms, r.where());
     p.clock_skew = r.duration("clock_skew", p.clock_skew);
     p.max_token_age = r.duration("max_token_age", p.max_token_age);
-    if (doc["provider"].contains("claims")) {
+    if (r.has("claims")) {
       ConfigObject cl(doc["provider"]["claims"], r.where() + ": claims");
       cl.allow_only({"subject", "name", "email", "groups"});
       p.claims.subject = cl.str("subject", p.claims.subject);
@@ -112,7 +112,7 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
       if (wi.name.empty() || wi.issuer.empty())
         throw std::runtime_error(r.where() + ": name and issuer are required");
       wi.audiences = r.list("audiences");
-      if (w.contains("audience")) wi.audiences.push_back(r.str("audience"));
+      if (r.has("audience")) wi.audiences.push_back(r.str("audience"));
       if (wi.audiences.empty()) throw std::runtime_error(r.where() + ": audience is required");
       wi.algorithms = r.list("algorithms", wi.algorithms);
       check_algorithms(wi.algorithms, r.where());

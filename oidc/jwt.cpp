@@ -278,19 +278,10 @@ TokenError verify_signature(const Jwt& jwt, const JwkSet& keys,
 std::optional<int64_t> numeric_date(const json& claims, const char* name) {
   if (!claims.is_object() || !claims.contains(name) || !claims[name].is_number())
     return std::nullopt;
-  const json& v = claims[name];
-  auto in_range = [](auto x) { return x >= 0 && x <= kLatestNumericDate; };
-  if (v.is_number_unsigned()) {
-    uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(kLatestNumericDate)) return std::nullopt;
-    return static_cast<int64_t>(u);
-  }
-  if (v.is_number_integer()) {
-    int64_t i = v.get<int64_t>();
-    return in_range(i) ? std::optional<int64_t>(i) : std::nullopt;
-  }
-  double d = v.get<double>();  // compare before converting: casting an out-of-range double is UB
-  if (!in_range(d)) return std::nullopt;
+  // Every number, integer or not, read as a double: exact across the accepted range (below 2^53),
+  // and compared before converting, since casting an out-of-range double is undefined.
+  double d = claims[name].get<double>();
+  if (!(d >= 0 && d <= static_cast<double>(kLatestNumericDate))) return std::nullopt;
   return static_cast<int64_t>(d);
 }
 
