@@ -4,8 +4,10 @@
 
 #include "asciicast/json_text.h"
 #include "asciicast/scp_parser.h"
+#include "asciicast/secret_answer_masker.h"
 #include "asciicast/sftp_parser.h"
 #include "asciicast/terminal_tracker.h"
+#include "asciicast/untrusted_text.h"
 
 namespace castgate::asciicast {
 
@@ -33,17 +35,21 @@ double ChannelRecording::elapsed() const {
 
 void ChannelRecording::start(const ChannelHeader& header) {
   start_ = clock_.steady_now();
-  if (header.kind == "subsystem" && header.command == "sftp") {
+  // Only candidates here: the data still has to prove it (see fall_back). A terminal is never a
+  // file transfer (scp and sftp do not ask for one); what runs in it is recorded in full.
+  if (!header.pty && header.kind == "subsystem" && header.command == "sftp") {
     file_transfer_ = "sftp";
     sftp_ = std::make_unique<SftpMetadataParser>();
-  } else if (header.kind == "exec") {
+  } else if (!header.pty && header.kind == "exec") {
     if (auto scp = parse_scp_command(header.command)) {
       file_transfer_ = "scp";
       scp_ = std::make_unique<ScpMetadataParser>(*scp);
     }
   }
-  if (header.pty && file_transfer_.empty())
+  if (header.pty)
     terminal_ = std::make_unique<TerminalTracker>(header.width, header.height);
+  else
+    masker_ = std::make_unique<SecretAnswerMasker>();
 
   json h;
   h["version"] = 2;
@@ -64,6 +70,52 @@ void ChannelRecording::start(const ChannelHeader& header) {
   if (header.kind == "exec") emit_command(header.command, "exec");
 }
 
+void ChannelRecording::fall_back(const std::string& why) {
+  std::string protocol = file_transfer_;
+  file_transfer_.clear();
+  sftp_.reset();
+  scp_.reset();
+  std::string reason = protocol + " protocol mismatch (" + why + "); recording the channel in full";
+  log_.emit(EventKind{"recording.fallback", {"session"}, {"change"}, "", reason},
+            json{{"castgate", {{"fallback", {{"protocol", protocol}, {"why", why}}}}}}, channel_);
+  marker("alert: file transfer protocol mismatch");
+  json f;
+  f["event"]["kind"] = "alert";
+  f["event"]["severity"] = 73;
+  f["rule"] = {{"name", "file-transfer-protocol-mismatch"}};
+  f["castgate"]["alert"] = {{"severity", "high"}, {"applies_to", "channel"}, {"matched", why}};
+  log_.emit(EventKind{"alert", {"intrusion_detection"}, {"indicator"}, "", reason}, std::move(f),
+            channel_);
+}
+
+// Data of a channel followed as a file transfer. Returns having recorded it as metadata, or
+// having fallen back to recording it (and everything after it) in full.
+void ChannelRecording::file_data(std::string_view raw, bool from_user) {
+  std::vector<FileOperation> ops;
+  const std::string* error = nullptr;
+  // What earlier chunks left unfinished in this direction: if this chunk shows that the stream
+  // is not the protocol, those bytes are recorded with it.
+  std::string earlier = sftp_ ? sftp_->pending_bytes(from_user) : scp_->pending_bytes(from_user);
+  if (sftp_) {
+    from_user ? sftp_->from_client(raw, ops) : sftp_->from_server(raw, ops);
+    error = &sftp_->error();
+  } else {
+    from_user ? scp_->from_client(raw, ops) : scp_->from_server(raw, ops);
+    error = &scp_->error();
+  }
+  emit_files(ops);
+  if (error->empty()) return;
+  std::string why = *error;
+  fall_back(why);  // resets the parsers
+  earlier.append(raw);
+  if (from_user) {
+    record_input(masker_->input(earlier));
+  } else {
+    record_input(masker_->output(earlier));
+    if (record_payload_) output_text(earlier, false);
+  }
+}
+
 void ChannelRecording::emit_text(std::string_view action, char code, std::string_view text) {
   if (text.empty()) return;
   int64_t t = elapsed_micros();
@@ -80,19 +132,13 @@ void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {
 
 void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
   if (finished_) return;
-  std::vector<FileOperation> ops;
-  if (sftp_) {
-    if (!is_stderr) sftp_->from_server(raw, ops);
-    return emit_files(ops);
-  }
-  if (scp_) {
-    if (!is_stderr) scp_->from_server(raw, ops);
-    return emit_files(ops);
-  }
+  if ((sftp_ || scp_) && !is_stderr) return file_data(raw, false);
   std::vector<std::string> commands;
   if (terminal_ && !is_stderr) {
     commands = terminal_->output(raw);
     record_input(terminal_->take_recordable_input());  // typed before this output echoed it
+  } else if (masker_) {
+    record_input(masker_->output(raw));  // held input first: the program answered it
   }
   if (record_payload_) output_text(raw, is_stderr);
   for (const auto& c : commands) emit_command(c, "terminal");
@@ -100,20 +146,12 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
 
 void ChannelRecording::from_user(std::string_view raw) {
   if (finished_) return;
-  std::vector<FileOperation> ops;
-  if (sftp_) {
-    sftp_->from_client(raw, ops);
-    return emit_files(ops);
-  }
-  if (scp_) {
-    scp_->from_client(raw, ops);
-    return emit_files(ops);
-  }
+  if (sftp_ || scp_) return file_data(raw, true);
   if (terminal_) {
     terminal_->input(raw);
     return record_input(terminal_->take_recordable_input());
   }
-  record_input(raw);
+  record_input(masker_->input(raw));
 }
 
 void ChannelRecording::record_input(std::string_view raw) {
@@ -130,7 +168,7 @@ void ChannelRecording::resize(int width, int height) {
 }
 
 void ChannelRecording::notice(std::string_view text, bool is_stderr) {
-  if (finished_ || !file_transfer_.empty()) return;
+  if (finished_ || (!file_transfer_.empty() && !is_stderr)) return;
   if (terminal_ && !is_stderr) {
     terminal_->output(text);
     record_input(terminal_->take_recordable_input());
@@ -139,7 +177,7 @@ void ChannelRecording::notice(std::string_view text, bool is_stderr) {
 }
 
 void ChannelRecording::marker(std::string_view label) {
-  if (!finished_) emit_text("asciicast.marker", 'm', label);
+  if (!finished_) emit_text("asciicast.marker", 'm', valid_utf8(label));
 }
 
 void ChannelRecording::emit_command(const std::string& command, const char* source) {
@@ -161,7 +199,7 @@ void ChannelRecording::check_alerts(std::string_view applies_to, const std::stri
     f["rule"] = {{"name", rule->name}};
     f["castgate"]["alert"] = {{"severity", rule->severity},
                               {"applies_to", std::string(applies_to)},
-                              {"matched", text.substr(0, 1024)}};
+                              {"matched", text.substr(0, utf8_prefix_at_most(text, 1024))}};
     log_.emit(EventKind{"alert",
                         {"intrusion_detection"},
                         {"indicator"},
@@ -210,25 +248,12 @@ void ChannelRecording::finish() {
   if (sftp_) {
     sftp_->finish(ops);
     emit_files(ops);
-    if (!sftp_->error().empty())
-      log_.emit(EventKind{"recording.parse_error",
-                          {"session"},
-                          {"error"},
-                          "failure",
-                          "SFTP metadata incomplete: " + sftp_->error()},
-                json::object(), channel_);
   }
-  if (scp_ && !scp_->error().empty())
-    log_.emit(EventKind{"recording.parse_error",
-                        {"session"},
-                        {"error"},
-                        "failure",
-                        "SCP metadata incomplete: " + scp_->error()},
-              json::object(), channel_);
   if (terminal_) {
     terminal_->finish();
     record_input(terminal_->take_recordable_input());
   }
+  if (masker_) record_input(masker_->finish());
   scratch_.clear();
   stdout_utf8_.flush(scratch_);
   emit_text("asciicast.output", 'o', scratch_);

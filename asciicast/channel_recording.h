@@ -3,6 +3,12 @@
 // incrementally per stream and long data cut so that no line exceeds the line limit; plus command
 // events, masked password input and alerts. For SFTP and SCP: file operations as metadata, never
 // the contents.
+//
+// No unrecorded path: a channel is a file transfer only when the protocol data itself says so
+// (SFTP's INIT/VERSION exchange, the SCP handshake, every packet or control line after them),
+// never from the command string alone, never with a terminal (a pty), and never when the exec
+// command holds shell syntax. The moment the data stops being that protocol, the channel is
+// recorded in full in both directions from there on, with an alert. stderr is always recorded.
 #pragma once
 
 #include <chrono>
@@ -22,6 +28,7 @@ namespace castgate::asciicast {
 class TerminalTracker;
 class SftpMetadataParser;
 class ScpMetadataParser;
+class SecretAnswerMasker;
 
 struct ChannelHeader {
   int width = 80;
@@ -53,10 +60,14 @@ class ChannelRecording {
   int channel() const { return channel_; }
   double elapsed() const;
   int64_t elapsed_micros() const;
-  // "sftp" or "scp" when the channel is a file transfer.
+  // "sftp" or "scp" while the channel is followed as a file transfer; empty when it is recorded
+  // in full (from the start, or since the data stopped being that protocol).
   const std::string& file_transfer() const { return file_transfer_; }
 
  private:
+  // The data is not the file-transfer protocol the channel claimed: record it in full from here.
+  void fall_back(const std::string& why);
+  void file_data(std::string_view raw, bool from_user);
   void emit_text(std::string_view action, char code, std::string_view text);
   void output_text(std::string_view raw, bool is_stderr);
   void record_input(std::string_view raw);
@@ -75,7 +86,8 @@ class ChannelRecording {
   std::string file_transfer_;
   Utf8Sanitizer stdout_utf8_, stderr_utf8_, input_utf8_;
   std::string scratch_;
-  std::unique_ptr<TerminalTracker> terminal_;
+  std::unique_ptr<TerminalTracker> terminal_;   // channels with a pty
+  std::unique_ptr<SecretAnswerMasker> masker_;  // channels without one
   std::unique_ptr<SftpMetadataParser> sftp_;
   std::unique_ptr<ScpMetadataParser> scp_;
 };

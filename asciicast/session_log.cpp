@@ -1,7 +1,10 @@
 #include "asciicast/session_log.h"
 
+#include <algorithm>
+
 #include "asciicast/chain.h"
 #include "asciicast/json_text.h"
+#include "asciicast/untrusted_text.h"
 #include "asciicast/utf8.h"
 #include "common/encoding.h"
 #include "common/log.h"
@@ -27,22 +30,35 @@ SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoi
   rebuild_fragments();
 }
 
+namespace {
+// Members repeated on every line (identity, target, login) are kept short: a user name or key id
+// of megabytes would otherwise crowd out what the line is for.
+std::string common_value(std::string_view raw, size_t max_line) {
+  std::string v = valid_utf8(raw);
+  size_t cap = std::clamp<size_t>(max_line / 64, 16, 256);
+  return v.size() <= cap ? v : truncated_with_digest(v, cap);
+}
+}  // namespace
+
 void SessionLog::set_identity(const Identity& identity) {
+  const size_t max = options_.max_line;
   json user;
-  user["id"] = identity.subject;
-  if (!identity.name.empty()) user["name"] = identity.name;
-  if (!identity.email.empty()) user["email"] = identity.email;
+  user["id"] = common_value(identity.subject, max);
+  if (!identity.name.empty()) user["name"] = common_value(identity.name, max);
+  if (!identity.email.empty()) user["email"] = common_value(identity.email, max);
   json id;
   id["kind"] = std::string(to_string(identity.kind));
-  id["issuer"] = identity.issuer;
-  id["auth_method"] = identity.auth_method;
-  // A very long group list (an IdP's full directory) would not fit in every line: it is written
+  if (!identity.email.empty()) id["email_verified"] = identity.email_verified;
+  id["issuer"] = common_value(identity.issuer, max);
+  id["auth_method"] = common_value(identity.auth_method, max);
+  // A long group list (an IdP's full directory) would not fit in every line: it is written
   // once, in identity.groups events, and each line keeps only the count.
   bool groups_inline = true;
   if (!identity.groups.empty()) {
-    json names = identity.groups;
-    if (names.dump().size() <= options_.max_line / 4) {
-      user["group"]["name"] = names;
+    json names = json::array();
+    for (const auto& g : identity.groups) names.push_back(common_value(g, max));
+    if (canonical_dump(names).size() <= max / 8) {
+      user["group"]["name"] = std::move(names);
     } else {
       groups_inline = false;
       id["group_count"] = identity.groups.size();
@@ -62,10 +78,12 @@ void SessionLog::set_identity(const Identity& identity) {
       chunk.clear();
       size = 0;
     };
-    for (const auto& g : identity.groups) {
-      if (size + g.size() + 4 > options_.max_line / 2 && !chunk.empty()) flush();
-      chunk.push_back(g.substr(0, options_.max_line / 2));
-      size += g.size() + 4;
+    for (const auto& raw : identity.groups) {
+      std::string g = valid_utf8(raw);
+      if (g.size() > max / 4) g = truncated_with_digest(g, max / 4);
+      if (size + g.size() + 8 > max / 2 && !chunk.empty()) flush();
+      size += g.size() + 8;
+      chunk.push_back(std::move(g));
     }
     if (!chunk.empty()) flush();
   }
@@ -73,11 +91,12 @@ void SessionLog::set_identity(const Identity& identity) {
 
 void SessionLog::set_target(const std::string& target_name, const Endpoint& target,
                             const std::string& login) {
-  common_["destination"]["address"] = target_name;
+  const size_t max = options_.max_line;
+  common_["destination"]["address"] = common_value(target_name, max);
   if (!target.address.empty() && target.address != target_name)
-    common_["destination"]["ip"] = target.address;
+    common_["destination"]["ip"] = common_value(target.address, max);
   common_["destination"]["port"] = target.port;
-  common_["user"]["target"]["name"] = login;
+  common_["user"]["target"]["name"] = common_value(login, max);
   rebuild_fragments();
 }
 
@@ -90,7 +109,7 @@ void SessionLog::rebuild_fragments() {
     std::string member;
     append_json_string(member, key);
     member += ':';
-    member += value.dump();
+    member += canonical_dump(value);
     if (key > "channel" && key < "prev") {
       frag_castgate_mid_ += member;
       frag_castgate_mid_ += ',';
@@ -106,7 +125,7 @@ void SessionLog::rebuild_fragments() {
     std::string member;
     append_json_string(member, key);
     member += ':';
-    member += value.dump();
+    member += canonical_dump(value);
     if (key < "event") {
       frag_before_event_ += member;
       frag_before_event_ += ',';
@@ -140,7 +159,7 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
   ev["category"] = kind.category;
   ev["type"] = kind.type;
   if (!kind.outcome.empty()) ev["outcome"] = kind.outcome;
-  if (!kind.reason.empty()) ev["reason"] = kind.reason;
+  if (!kind.reason.empty()) ev["reason"] = valid_utf8(kind.reason);
   j["event"] = std::move(ev);
   if (channel) j["castgate"]["channel"] = *channel;
   return j;
@@ -152,47 +171,109 @@ void SessionLog::submit(std::string line) {
   sink_.submit(std::move(line), backlog_);
 }
 
+namespace {
+
+constexpr size_t kMinKept = 64;  // a cut value keeps at least this much of its beginning
+
+// RFC 6901: "~" and "/" in a member name are written "~0" and "~1".
+std::string pointer_token(const std::string& key) {
+  std::string out;
+  for (char c : key) out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+  return out;
+}
+
+// String members of `j` longer than kMinKept, as (escaped size, JSON pointer), longest first.
+void long_strings(const json& j, const std::string& path,
+                  std::vector<std::pair<size_t, std::string>>& out) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s.size() > kMinKept) out.emplace_back(json_string_size(s), path);
+  } else if (j.is_object()) {
+    for (auto& [k, v] : j.items()) long_strings(v, path + "/" + pointer_token(k), out);
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) long_strings(j[i], path + "/" + std::to_string(i), out);
+  }
+}
+
+bool is_chain_member(const std::string& pointer) {
+  return pointer == "/castgate/prev" || pointer == "/castgate/session" ||
+         pointer == "/castgate/sig" || pointer == "/castgate/signer";
+}
+
+}  // namespace
+
+bool SessionLog::fit(json& j, size_t limit, const std::string& keep) {
+  std::vector<std::pair<size_t, std::string>> strings;
+  long_strings(j, "", strings);
+  std::sort(strings.begin(), strings.end(), std::greater<>());
+  std::string line = canonical_dump(j);
+  for (const auto& [escaped, pointer] : strings) {
+    if (line.size() <= limit) return true;
+    if (pointer == keep || is_chain_member(pointer)) continue;
+    json::json_pointer ptr(pointer);
+    std::string value = j.at(ptr).get<std::string>();
+    size_t excess = line.size() - limit;
+    size_t marker = truncation_marker_size(value.size()) + 48;  // and its pointer in "truncated"
+    size_t budget = escaped > excess + marker + kMinKept ? escaped - excess - marker : kMinKept;
+    j[ptr] = truncated_with_digest(value, json_escaped_prefix(value, budget));
+    j["castgate"]["truncated"].push_back(pointer);
+    line = canonical_dump(j);
+  }
+  return line.size() <= limit;
+}
+
 void SessionLog::emit(const EventKind& kind, json fields, std::optional<int> channel,
                       const char* split_pointer) {
   if (ended_) return;
+  make_strings_valid(fields);
   json j = base_event(kind, channel);
   merge_fields(j, fields);
   j["castgate"]["seq"] = seq_;
   j["castgate"]["prev"] = prev_hash_;
-  std::string line = j.dump();
-  if (line.size() <= options_.max_line || !split_pointer) {
-    if (line.size() > options_.max_line)
-      log::warn("event " + kind.action + " is longer than the line limit");
-    submit(std::move(line));
-    return;
+  std::string line = canonical_dump(j);
+  if (line.size() <= options_.max_line) return submit(std::move(line));
+  json::json_pointer ptr(split_pointer ? split_pointer : "");
+  if (split_pointer && j.contains(ptr) && j.at(ptr).is_string()) {
+    // Too long, and the event names the string that may be cut into parts (a command): the rest
+    // must fit with room for a part, then the string goes out in as many events as it takes.
+    std::string text = j.at(ptr).get<std::string>();
+    j[ptr] = "";
+    constexpr size_t kPartRoom = 512;
+    if (fit(j, options_.max_line - std::min(options_.max_line / 2, kPartRoom), split_pointer))
+      return emit_parts(j, ptr, text);
+    j[ptr] = std::move(text);
   }
-  // Too long: cut the designated string into parts that each fit.
-  json::json_pointer ptr(split_pointer);
-  std::string text = j.at(ptr).get<std::string>();
-  size_t overhead = line.size() - json_string_size(text) + 64;  // room for castgate.part
+  if (!fit(j, options_.max_line, "")) {
+    // Only castgate's own members are left, and still too long: keep the event's place in the
+    // chain and say that its content was dropped.
+    json minimal = base_event(kind, channel);
+    minimal["castgate"]["seq"] = seq_;
+    minimal["castgate"]["prev"] = prev_hash_;
+    minimal["castgate"]["truncated"] = json::array({""});
+    log::error("event " + kind.action + " could not be fitted to the line limit");
+    j = std::move(minimal);
+  }
+  submit(canonical_dump(j));
+}
+
+void SessionLog::emit_parts(json& j, const json::json_pointer& ptr, const std::string& text) {
+  std::string line = canonical_dump(j);
+  size_t overhead = line.size() + 64;  // room for castgate.part
   size_t budget = options_.max_line > overhead + 16 ? options_.max_line - overhead : 16;
-  std::vector<std::string> parts;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    std::string_view rest(text.data() + pos, text.size() - pos);
-    size_t take = 0, escaped = 0;
-    while (take < rest.size()) {
-      size_t esc = json_string_size(rest.substr(take, 1)) - 2;
-      if (escaped + esc > budget) break;
-      escaped += esc;
-      ++take;
-    }
-    take = utf8_prefix_at_most(rest, take);
-    if (take == 0) take = std::min<size_t>(rest.size(), 4);
-    parts.emplace_back(rest.substr(0, take));
-    pos += take;
+  std::vector<std::string_view> parts;
+  std::string_view rest(text);
+  while (!rest.empty()) {
+    size_t take = json_escaped_prefix(rest, budget);
+    if (take == 0) take = std::max<size_t>(1, utf8_prefix_at_most(rest, 4));
+    parts.push_back(rest.substr(0, take));
+    rest.remove_prefix(take);
   }
   for (size_t i = 0; i < parts.size(); ++i) {
-    j[ptr] = parts[i];
+    j[ptr] = std::string(parts[i]);
     j["castgate"]["part"] = {{"index", i}, {"count", parts.size()}};
     j["castgate"]["seq"] = seq_;
     j["castgate"]["prev"] = prev_hash_;
-    submit(j.dump());
+    submit(canonical_dump(j));
   }
 }
 
@@ -239,6 +320,7 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
 
 void SessionLog::end(const EventKind& kind, json fields) {
   if (ended_) return;
+  make_strings_valid(fields);
   json j = base_event(kind, std::nullopt);
   merge_fields(j, fields);
   j["castgate"]["seq"] = seq_;
@@ -246,11 +328,16 @@ void SessionLog::end(const EventKind& kind, json fields) {
   j["castgate"]["final"] = true;
   if (options_.signing_key) {
     j["castgate"]["signer"] = recording_key_id(options_.signing_key->public_key_raw());
-    std::string unsigned_line = j.dump();
+    // Room for the signature (88 base64 characters) and its member name.
+    constexpr size_t kSignatureRoom = 112;
+    fit(j, options_.max_line - kSignatureRoom, "");
+    std::string unsigned_line = canonical_dump(j);
     j["castgate"]["sig"] =
         base64_encode(options_.signing_key->sign(signature_payload(unsigned_line)));
+  } else {
+    fit(j, options_.max_line, "");
   }
-  submit(j.dump());
+  submit(canonical_dump(j));
   ended_ = true;
 }
 

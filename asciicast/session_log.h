@@ -51,8 +51,10 @@ class SessionLog {
   void set_target(const std::string& target_name, const Endpoint& target, const std::string& login);
 
   // A generic event. `fields` holds extra top-level members (ECS "file", "process", ... or
-  // "castgate" members, which are merged). If the line would be longer than max_line, the string
-  // at JSON pointer `split_pointer` is cut into several events marked castgate.part.
+  // "castgate" members, which are merged); every string in it passes the untrusted-text gate
+  // (untrusted_text.h). No line is ever longer than max_line: the string at JSON pointer
+  // `split_pointer` is cut into several events marked castgate.part; other long strings are
+  // truncated with a marker and their digest, and named in castgate.truncated.
   void emit(const EventKind& kind, nlohmann::json fields = nlohmann::json::object(),
             std::optional<int> channel = std::nullopt, const char* split_pointer = nullptr);
 
@@ -70,6 +72,11 @@ class SessionLog {
 
  private:
   nlohmann::json base_event(const EventKind& kind, std::optional<int> channel);
+  // Cuts the longest strings of `j` (not `keep`, never the chain members) with a marker and
+  // digest, each named in castgate.truncated, until its line is at most `limit` bytes.
+  bool fit(nlohmann::json& j, size_t limit, const std::string& keep);
+  void emit_parts(nlohmann::json& j, const nlohmann::json::json_pointer& ptr,
+                  const std::string& text);
   void submit(std::string line);
   void rebuild_fragments();
 

@@ -129,6 +129,14 @@ const char* sftp_status_name(uint32_t code) {
   return code < sizeof kNames / sizeof kNames[0] ? kNames[code] : "unknown";
 }
 
+std::string SftpMetadataParser::pending_bytes(bool client) const {
+  const Framer& f = client ? client_ : server_;
+  std::string out(reinterpret_cast<const char*>(f.length_bytes),
+                  static_cast<size_t>(f.have_length));
+  if (f.have_length == 4) out += f.head;
+  return out;
+}
+
 void SftpMetadataParser::fail(std::string why) {
   if (error_.empty()) error_ = std::move(why);
   requests_.clear();
@@ -180,7 +188,14 @@ void SftpMetadataParser::client_packet(std::string_view head, uint32_t) {
   uint8_t type;
   uint32_t id;
   if (!r.u8(type)) return fail("empty SFTP packet");
-  if (type == FXP_INIT) return;
+  // The conversation must open with INIT, and INIT comes once.
+  if (!client_started_) {
+    if (type != FXP_INIT) return fail("the client did not start with SFTP INIT");
+    client_started_ = true;
+    return;
+  }
+  if (type < FXP_OPEN || (type > FXP_SYMLINK && type != FXP_EXTENDED))
+    return fail("not an SFTP request (type " + std::to_string(type) + ")");
   if (!r.u32(id)) return fail("SFTP request without id");
   Request q;
   q.type = type;
@@ -257,7 +272,14 @@ void SftpMetadataParser::server_packet(std::string_view head, uint32_t,
   uint8_t type;
   uint32_t id;
   if (!r.u8(type)) return fail("empty SFTP packet");
-  if (type == FXP_VERSION) return;
+  if (!server_started_) {
+    if (type != FXP_VERSION) return fail("the server did not answer with SFTP VERSION");
+    server_started_ = true;
+    return;
+  }
+  if (type < FXP_STATUS || type > FXP_EXTENDED_REPLY ||
+      (type > FXP_ATTRS && type < FXP_EXTENDED_REPLY))
+    return fail("not an SFTP response (type " + std::to_string(type) + ")");
   if (!r.u32(id)) return fail("SFTP response without id");
   auto it = requests_.find(id);
   if (it == requests_.end()) return;

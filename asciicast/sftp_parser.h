@@ -19,8 +19,12 @@ class SftpMetadataParser {
   void from_server(std::string_view bytes, std::vector<FileOperation>& out);
   // The channel ended: handles never closed are reported as closed by the end of the session.
   void finish(std::vector<FileOperation>& out);
-  // Non-empty once the stream stopped making sense (then nothing more is parsed).
+  // Non-empty once the stream is not SFTP (it must open with INIT and VERSION, then carry only
+  // requests and responses); then nothing more is parsed.
   const std::string& error() const { return error_; }
+  // The start of the packet each side is in the middle of (length and the part kept of its
+  // body): recorded too when the stream turns out not to be SFTP.
+  std::string pending_bytes(bool client) const;
 
  private:
   struct Framer {
@@ -54,6 +58,7 @@ class SftpMetadataParser {
   Framer client_, server_;
   std::unordered_map<uint32_t, Request> requests_;
   std::unordered_map<std::string, Handle> handles_;
+  bool client_started_ = false, server_started_ = false;  // INIT and VERSION seen
   std::string error_;
 };
 

@@ -41,6 +41,9 @@ class SecretPromptPattern {
 };
 
 void append_utf8(std::string& out, uint32_t cp) {
+  // libvterm decodes up to six-byte sequences, so a cell can hold a code point above U+10FFFF
+  // (or a surrogate): those are not characters and become U+FFFD.
+  if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
   if (cp < 0x80) {
     out += static_cast<char>(cp);
   } else if (cp < 0x800) {
@@ -256,7 +259,15 @@ void TerminalTracker::input(std::string_view bytes) {
     } else if (u >= 0x20 && u != 0x7f && current_.typed.size() < kMaxTyped) {
       current_.typed += c;
     }
-    if (current_.held.size() > kMaxTyped && !secret_) release(current_, false);  // a long paste
+    if (current_.held.size() > kMaxTyped) {
+      if (!secret_) {
+        release(current_, false);  // a long paste
+      } else {
+        // At a password prompt only the line's end matters (the rest is recorded as kMask):
+        // keep the last keystroke, not everything a client sends without ever pressing Enter.
+        current_.held.erase(0, current_.held.size() - 1);
+      }
+    }
   }
   // Control keys and cursor movement alone need no echo to be recorded.
   if (!secret_ && current_.typed.empty() && !current_.held.empty() && pending_.empty())

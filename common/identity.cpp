@@ -1,11 +1,21 @@
 #include "common/identity.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace castgate {
 
 std::string_view to_string(IdentityKind kind) {
   return kind == IdentityKind::kWorkload ? "workload" : "human";
+}
+
+bool is_admin_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '@' ||
+          c == '-'))
+      return false;
+  return true;
 }
 
 bool Identity::in_group(std::string_view group) const {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/text.h"
 
 namespace castgate::log {
 namespace {
@@ -27,7 +28,9 @@ void write(Level level, std::string_view message) {
   line += " castgate ";
   line += kNames[static_cast<int>(level)];
   line += ": ";
-  line += message;
+  // Messages quote untrusted text (user names, paths, provider answers): one gate here keeps
+  // control characters and invalid UTF-8 from acting on whoever reads the log in a terminal.
+  line += printable(message, 64 * 1024, /*escape_backslash=*/false);
   line += '\n';
   // One write(2) per line so lines from several threads do not interleave.
   const char* p = line.data();

@@ -81,20 +81,71 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string printable(std::string_view s, size_t max_len) {
+size_t utf8_char_at(std::string_view s, uint32_t& code_point) {
+  if (s.empty()) return 0;
+  auto b0 = static_cast<uint8_t>(s[0]);
+  if (b0 < 0x80) {
+    code_point = b0;
+    return 1;
+  }
+  size_t n;
+  uint32_t cp;
+  uint8_t lo = 0x80, hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2;
+    cp = b0 & 0x1f;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3;
+    cp = b0 & 0x0f;
+    if (b0 == 0xe0) lo = 0xa0;  // overlong
+    if (b0 == 0xed) hi = 0x9f;  // surrogates
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4;
+    cp = b0 & 0x07;
+    if (b0 == 0xf0) lo = 0x90;  // overlong
+    if (b0 == 0xf4) hi = 0x8f;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    auto b = static_cast<uint8_t>(s[i]);
+    if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf)) return 0;
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  code_point = cp;
+  return n;
+}
+
+std::string printable(std::string_view s, size_t max_len, bool escape_backslash) {
   std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= max_len) {
+  char buf[8];
+  while (!s.empty()) {
+    uint32_t cp = 0;
+    size_t n = utf8_char_at(s, cp);
+    std::string_view piece;
+    if (n == 0) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<uint8_t>(s[0]));
+      piece = buf;
+      n = 1;
+    } else if (cp < 0x20 || cp == 0x7f || (cp == '\\' && escape_backslash)) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(cp));
+      piece = buf;
+    } else if ((cp >= 0x80 && cp < 0xa0) || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2066 && cp <= 0x2069)) {
+      // C1 controls, and the bidirectional overrides that can make a terminal show text in
+      // another order than it was written.
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      piece = buf;
+    } else {
+      piece = s.substr(0, n);
+    }
+    if (out.size() + piece.size() > max_len) {
       out += "...";
       break;
     }
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
+    out += piece;
+    s.remove_prefix(n);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,7 +20,16 @@ bool glob_match(std::string_view pattern, std::string_view text);
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // Reads a whole file; throws std::runtime_error naming the file on failure.
 std::string read_file(const std::string& path);
-// A printable form of untrusted text for diagnostics: control bytes escaped, length capped.
-std::string printable(std::string_view s, size_t max_len = 200);
+// Untrusted text made harmless for a human's terminal (messages to SSH users, diagnostics on
+// stderr, the player's tables): printable valid UTF-8 is kept (so "josé" stays readable); control
+// characters (C0, DEL, C1), bidirectional overrides, backslash and bytes that are not valid UTF-8
+// are escaped (\xNN, or \uNNNN for C1 and bidi). At most `max_len` bytes of output, then "...".
+// The result is always valid UTF-8 and holds no control character.
+std::string printable(std::string_view s, size_t max_len = 200, bool escape_backslash = true);
+
+// Length of the valid UTF-8 character at the start of `s` (1 to 4), or 0 if it does not start
+// with one (invalid lead byte, bad continuation, overlong form, surrogate, above U+10FFFF, or cut
+// short). Sets `code_point`.
+size_t utf8_char_at(std::string_view s, uint32_t& code_point);
 
 }  // namespace castgate

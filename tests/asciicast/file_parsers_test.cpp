@@ -72,6 +72,8 @@ TEST_CASE("SFTP upload: open, writes, close become metadata without the data") {
 TEST_CASE("SFTP download and other operations with their status") {
   SftpMetadataParser p;
   std::vector<FileOperation> out;
+  feed(p, true, Packet().u8(1).u32(3).wire(), out);
+  feed(p, false, Packet().u8(2).u32(3).wire(), out);
   feed(p, true, Packet().u8(3).u32(1).str("/etc/hosts").u32(1).u32(0).wire(), out);
   feed(p, false, Packet().u8(102).u32(1).str("H").wire(), out);
   feed(p, true, Packet().u8(5).u32(2).str("H").u64(0).u32(32768).wire(), out);
@@ -153,7 +155,69 @@ TEST_CASE("scp -f (download) and command recognition") {
   CHECK(out[0].direction == "download");
   CHECK_FALSE(parse_scp_command("scp file host:"));  // a local scp, not the remote end
   CHECK_FALSE(parse_scp_command("rsync --server ."));
-  CHECK(parse_scp_command("/usr/bin/scp -v -t /tmp"));
+  // Only what OpenSSH's scp runs remotely: not another program called scp, not other options,
+  // never shell syntax that could run more than scp.
+  CHECK(parse_scp_command("scp -v -p -t -- /tmp"));
+  CHECK(parse_scp_command("scp -r -d -t /srv/in dir/*.log ~/x"));
+  CHECK_FALSE(parse_scp_command("/usr/bin/scp -v -t /tmp"));
+  CHECK_FALSE(parse_scp_command("./scp -f x"));
+  CHECK_FALSE(parse_scp_command("scp -f /nonexistent; exec bash -i"));
+  CHECK_FALSE(parse_scp_command("scp -f x && bash"));
+  CHECK_FALSE(parse_scp_command("scp -f x | sh"));
+  CHECK_FALSE(parse_scp_command("scp -f $(id)"));
+  CHECK_FALSE(parse_scp_command("scp -f `id`"));
+  CHECK_FALSE(parse_scp_command("scp -f x > y"));
+  CHECK_FALSE(parse_scp_command("scp -f 'x'"));
+  CHECK_FALSE(parse_scp_command("scp -f x\\ny"));
+  CHECK_FALSE(parse_scp_command("scp -f x\nbash"));
+  CHECK_FALSE(parse_scp_command("PATH=. scp -f x"));
+  CHECK_FALSE(parse_scp_command("scp -S bash -f x"));
+  CHECK_FALSE(parse_scp_command("scp -t -f x"));
+  CHECK_FALSE(parse_scp_command("scp -t"));
+}
+
+TEST_CASE("a stream that stops being SCP is an error (the recording falls back to full)") {
+  auto cmd = parse_scp_command("scp -f /etc/hostname");
+  REQUIRE(cmd);
+  std::vector<FileOperation> out;
+  {
+    ScpMetadataParser p(*cmd);  // the remote side is a shell, not scp
+    p.from_server("bash-5.2$ ", out);
+    CHECK_FALSE(p.error().empty());
+  }
+  {
+    ScpMetadataParser p(*cmd);  // the client types instead of sending status bytes
+    p.from_client(std::string("\0", 1), out);
+    CHECK(p.error().empty());
+    p.from_client("id\n", out);
+    CHECK_FALSE(p.error().empty());
+  }
+  {
+    ScpMetadataParser p(*cmd);  // a file, then a shell prompt instead of the status byte
+    p.from_server("C0644 2 a\nhiX", out);
+    CHECK_FALSE(p.error().empty());
+  }
+  for (const char* bad : {"C0644 12x a\n", "C0644 1 ../etc/passwd\n", "C0644 1 a/b\n",
+                          "C9999 1 a\n", "D0755 5 d\n", "T1 2\n", "E\n", "Q\n"}) {
+    ScpMetadataParser p(*cmd);
+    p.from_server(bad, out);
+    CHECK_MESSAGE(!p.error().empty(), bad);
+  }
+}
+
+TEST_CASE("SFTP must open with INIT and VERSION") {
+  std::vector<FileOperation> out;
+  SftpMetadataParser client_first;
+  feed(client_first, true, Packet().u8(3).u32(1).str("/etc/hosts").u32(1).u32(0).wire(), out);
+  CHECK_FALSE(client_first.error().empty());
+  SftpMetadataParser server_first;
+  feed(server_first, true, Packet().u8(1).u32(3).wire(), out);
+  feed(server_first, false, Packet().u8(101).u32(1).u32(0).wire(), out);
+  CHECK_FALSE(server_first.error().empty());
+  SftpMetadataParser unknown;
+  feed(unknown, true, Packet().u8(1).u32(3).wire(), out);
+  feed(unknown, true, Packet().u8(99).u32(1).wire(), out);
+  CHECK_FALSE(unknown.error().empty());
 }
 
 TEST_CASE("default alert rules flag risky commands and paths, not ordinary ones") {

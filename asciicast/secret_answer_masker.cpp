@@ -1,0 +1,96 @@
+#include "asciicast/secret_answer_masker.h"
+
+#include "asciicast/terminal_tracker.h"
+
+namespace castgate::asciicast {
+
+void SecretAnswerMasker::mask_answer(std::string& out) {
+  out += TerminalTracker::kMask;
+  out += '\n';
+  prompt_open_ = false;
+}
+
+std::string SecretAnswerMasker::output(std::string_view bytes) {
+  size_t nl = bytes.rfind('\n');
+  if (nl != std::string_view::npos) {
+    tail_.assign(bytes.substr(nl + 1));
+  } else {
+    tail_.append(bytes);
+  }
+  if (tail_.size() > kMaxLine) tail_.erase(0, tail_.size() - kMaxLine);
+  std::string out;
+  bool asks = !tail_.empty() && TerminalTracker::looks_like_secret_prompt(tail_);
+  // A line the user is in the middle of sending when the prompt appears is what the program will
+  // read as the answer.
+  if (asks && !partial_.empty()) partial_answers_ = true;
+  if (!held_.empty()) {
+    if (asks) {
+      mask_answer(out);  // sent before the prompt came: the answer to it
+      held_.clear();
+      return out;
+    }
+    out.swap(held_);
+  }
+  prompt_open_ = asks;
+  return out;
+}
+
+std::string SecretAnswerMasker::input(std::string_view bytes) {
+  std::string out;
+  while (!bytes.empty()) {
+    // Whether a line answers the prompt is decided by its first byte: output that comes while it
+    // is being typed does not change that.
+    if (partial_.empty() && !masking_partial_) partial_answers_ = prompt_open_;
+    size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      if (masking_partial_) {
+        bytes = {};  // already recorded as the mask
+        break;
+      }
+      partial_.append(bytes);
+      if (partial_.size() > kMaxLine) {
+        // Too long for a password: record it as it comes, unless it answers a prompt.
+        out += held_;
+        held_.clear();
+        if (partial_answers_) {
+          out += TerminalTracker::kMask;
+          masking_partial_ = true;
+        } else {
+          out += partial_;
+        }
+        partial_.clear();
+      }
+      break;
+    }
+    std::string_view rest = bytes.substr(0, nl + 1);
+    bytes.remove_prefix(nl + 1);
+    if (masking_partial_) {
+      out += '\n';
+      masking_partial_ = false;
+      prompt_open_ = false;
+      continue;
+    }
+    std::string line = std::move(partial_);
+    partial_.clear();
+    line.append(rest);
+    if (partial_answers_) {
+      out += held_;
+      held_.clear();
+      mask_answer(out);
+    } else {
+      out += held_;  // the program has not asked for a secret since: it was not one
+      held_ = std::move(line);
+    }
+  }
+  return out;
+}
+
+std::string SecretAnswerMasker::finish() {
+  std::string out = std::move(held_);
+  held_.clear();
+  if (!partial_.empty()) out += partial_answers_ ? std::string(TerminalTracker::kMask) : partial_;
+  partial_.clear();
+  return out;
+}
+
+}  // namespace castgate::asciicast
