@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/fault_injection.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "gateway/ssh_messages.h"
@@ -121,13 +122,23 @@ void ChannelPair::install_callbacks() {
   }
 }
 
-int ChannelPair::on_data_cb(ssh_session, ssh_channel ch, void*, uint32_t, int is_stderr,
+int ChannelPair::on_data_cb(ssh_session, ssh_channel ch, void*, uint32_t len, int is_stderr,
                             void* self) noexcept {
   // Only note that there is something to relay; step() takes it (consuming nothing here keeps
-  // the data, and the window, in libssh's hands until the other side can take it).
+  // the data, and the window, in libssh's hands until the other side can take it). `len` is all
+  // that libssh holds for the stream: more than a window means the peer ignores flow control.
   auto* p = static_cast<ChannelPair*>(self);
   if (ch == p->down_.get()) p->buffered_[kToTarget][0] = true;
   if (ch == p->up_.get()) p->buffered_[kToUser][is_stderr ? 1 : 0] = true;
+  if (len > p->host_.config().max_channel_buffer && p->limit_.empty()) {
+    try {
+      p->note_limit("channel_buffer",
+                    std::string(ch == p->down_.get() ? "the client" : "the target") +
+                        " sent more than " + std::to_string(p->host_.config().max_channel_buffer) +
+                        " bytes past the channel window (--max-channel-buffer)");
+    } catch (...) {
+    }
+  }
   p->host_.request_step();
   return 0;
 }
@@ -168,10 +179,41 @@ void ChannelPair::on_signal_cb(ssh_session, ssh_channel, const char* sig, void* 
   auto* p = static_cast<ChannelPair*>(self);
   try {
     if (p->state_ == State::kOpen && sig)
-      p->requests_.push_back(PendingRequest{PendingRequest::Kind::kSignal, nullptr, sig, "", 0, 0});
+      p->queue(PendingRequest{PendingRequest::Kind::kSignal, nullptr, sig, "", 0, 0});
   } catch (...) {
   }
   p->host_.request_step();
+}
+
+bool ChannelPair::queue(PendingRequest request) {
+  if (static_cast<int>(requests_.size()) >= host_.config().max_pending_requests) {
+    if (request.msg) ssh_message_reply_default(request.msg.get());
+    note_limit("pending_requests", "more than " +
+                                       std::to_string(host_.config().max_pending_requests) +
+                                       " requests waiting on one channel (--max-pending-requests)");
+    return false;
+  }
+  requests_.push_back(std::move(request));
+  return true;
+}
+
+bool ChannelPair::terminal_size_ok(int cols, int rows) {
+  long cells = static_cast<long>(std::max(cols, 1)) * std::max(rows, 1);
+  if (cols >= 0 && rows >= 0 && cols <= 10000 && rows <= 10000 && host_.resize_terminal(id_, cells))
+    return true;
+  note_limit("terminal_cells", "a terminal of " + std::to_string(cols) + "x" +
+                                   std::to_string(rows) +
+                                   " is larger than allowed (--max-terminal-cells)");
+  return false;
+}
+
+void ChannelPair::note_limit(const std::string& limit, const std::string& detail) {
+  // Acted on in step(): this may run inside a libssh callback, where nothing is torn down.
+  if (limit_.empty()) {
+    limit_ = limit;
+    limit_detail_ = detail;
+  }
+  host_.request_step();
 }
 
 void ChannelPair::on_downstream_request(ssh::Message request) {
@@ -215,21 +257,30 @@ void ChannelPair::on_downstream_request(ssh::Message request) {
         return deny();
       }
       auto p = ssh::pty_request(m);
+      if (!terminal_size_ok(p.cols, p.rows)) return deny();
       pty_ = true;
       term_ = p.term;
       cols_ = p.cols;
       rows_ = p.rows;
-      requests_.push_back(
-          PendingRequest{Kind::kPty, std::move(request), p.term, "", p.cols, p.rows});
+      if (!queue(PendingRequest{Kind::kPty, std::move(request), p.term, "", p.cols, p.rows}))
+        return;
       break;
     }
     case SSH_CHANNEL_REQUEST_ENV: {
       std::string name = str_or_empty(ssh_message_channel_request_env_name(m));
       std::string value = str_or_empty(ssh_message_channel_request_env_value(m));
+      const auto& cfg = host_.config();
+      if (++env_requests_ > cfg.max_env || name.size() + value.size() > cfg.max_env_size) {
+        deny();
+        return note_limit("env", "more than " + std::to_string(cfg.max_env) +
+                                     " environment requests, or one larger than " +
+                                     std::to_string(cfg.max_env_size) +
+                                     " bytes (--max-env, --max-env-size)");
+      }
       const Target* t = host_.target();
       if (!t || !t->env_allowed(name) || program_started_) return deny();
       if (name == "TERM" && term_.empty()) term_ = value;
-      requests_.push_back(PendingRequest{Kind::kEnv, std::move(request), name, value, 0, 0});
+      if (!queue(PendingRequest{Kind::kEnv, std::move(request), name, value, 0, 0})) return;
       break;
     }
     case SSH_CHANNEL_REQUEST_SHELL:
@@ -245,15 +296,17 @@ void ChannelPair::on_downstream_request(ssh::Message request) {
         r.kind = Kind::kSubsystem;
         r.a = str_or_empty(ssh_message_channel_request_subsystem(m));
       }
-      requests_.push_back(std::move(r));
+      if (!queue(std::move(r))) return;
       break;
     }
     case SSH_CHANNEL_REQUEST_WINDOW_CHANGE: {
       auto p = ssh::pty_request(m);
+      if (!pty_) return;  // no terminal: nothing to resize
+      if (!terminal_size_ok(p.cols, p.rows)) return;
       cols_ = p.cols;
       rows_ = p.rows;
       if (recording_) recording_->resize(p.cols, p.rows);
-      requests_.push_back(PendingRequest{Kind::kWindowChange, nullptr, "", "", p.cols, p.rows});
+      queue(PendingRequest{Kind::kWindowChange, nullptr, "", "", p.cols, p.rows});
       break;
     }
     case SSH_CHANNEL_REQUEST_X11:
@@ -271,6 +324,7 @@ void ChannelPair::on_downstream_request(ssh::Message request) {
 }
 
 bool ChannelPair::start_recording(const PendingRequest& r) {
+  fault_point("exec", r.a);
   std::string refusal = host_.recording_refusal();
   if (!refusal.empty()) {
     notice(refusal);
@@ -365,6 +419,7 @@ void ChannelPair::advance_requests() {
 
 void ChannelPair::record(Direction dir, bool is_stderr, std::string_view data) {
   if (!recording_) return;
+  if (dir == kToTarget) fault_point("input", data);
   if (dir == kToUser)
     recording_->from_target(data, is_stderr);
   else
@@ -534,14 +589,16 @@ void ChannelPair::refuse(std::string message) {
   state_ = State::kRefusing;
   end_reason_ = "refused";
   // Shown before the shell/exec request is answered, so that it appears above everything else.
-  std::string text = "castgate: " + message + "\r\n";
+  // Messages quote what the user sent (logins, target names): harmless to their terminal.
+  std::string text = "castgate: " + printable(message, 4096, false) + "\r\n";
   ssh_channel_write_stderr(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
 }
 
 void ChannelPair::notice(const std::string& message) {
   if (message.empty() || !down_ || eof_sent_to_user_ || close_sent_to_user_ || user_close_seen_)
     return;
-  std::string text = pty_ ? "\r\ncastgate: " + message + "\r\n" : "castgate: " + message + "\n";
+  std::string safe = printable(message, 4096, false);
+  std::string text = pty_ ? "\r\ncastgate: " + safe + "\r\n" : "castgate: " + safe + "\n";
   if (pty_) {
     ssh_channel_write(down_.get(), text.data(), static_cast<uint32_t>(text.size()));
   } else {
@@ -585,6 +642,7 @@ void ChannelPair::terminate(const std::string& message, const std::string& reaso
 void ChannelPair::finish(const std::string& reason) {
   if (state_ == State::kFinished) return;
   state_ = State::kFinished;
+  host_.resize_terminal(id_, 0);
   if (recording_) recording_->finish();
   json f;
   f["castgate"]["end_reason"] = reason;
@@ -623,6 +681,10 @@ void ChannelPair::emit_open_event() {
 }
 
 void ChannelPair::step() {
+  if (!limit_.empty() && !limit_reported_) {
+    limit_reported_ = true;
+    return host_.limit_exceeded(limit_, limit_detail_);
+  }
   if (state_ == State::kOpeningUpstream) {
     int rc = type_ == ChannelType::kSession
                  ? ssh_channel_open_session(up_.get())

@@ -17,6 +17,7 @@
 #include "asciicast/channel_recording.h"
 #include "asciicast/session_log.h"
 #include "common/clock.h"
+#include "gateway/config.h"
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/targets.h"
@@ -39,6 +40,12 @@ class ChannelHost {
   virtual std::string title() const = 0;
   virtual void note_activity() = 0;
   virtual void request_step() = 0;  // run the session's step() again soon
+  // A limit against misbehaving peers was passed: the session closes, with an audit event.
+  virtual void limit_exceeded(const std::string& limit, const std::string& detail) = 0;
+  // Claims `cells` (columns x rows) for this channel's terminal from the connection's budget;
+  // false if that would pass it. 0 gives the channel's share back.
+  virtual bool resize_terminal(int channel, long cells) = 0;
+  virtual const GatewayConfig& config() const = 0;
   // A channel ended: its totals for the session's end event.
   virtual void channel_finished(uint64_t bytes_to_user, uint64_t bytes_to_target,
                                 std::optional<int> exit_status,
@@ -97,6 +104,10 @@ class ChannelPair {
   enum Direction { kToUser = 0, kToTarget = 1 };
 
   void accept_downstream();
+  // Checks a requested terminal size against the limits; false (and the session closing) if not.
+  bool terminal_size_ok(int cols, int rows);
+  // Queues a request for the target, within --max-pending-requests.
+  bool queue(PendingRequest request);
   void install_callbacks();
   void advance_requests();
   bool start_recording(const PendingRequest& r);
@@ -163,6 +174,12 @@ class ChannelPair {
   InFlight in_flight_[2][2];  // [direction][is_stderr]
   // libssh holds data for this stream (its data callback said so); saves polling empty buffers.
   bool buffered_[2][2] = {};
+  // A limit against misbehaving peers was passed (a peer sending past its window, which libssh
+  // 0.10 keeps buffering; request floods; absurd terminal sizes): step() closes the session.
+  void note_limit(const std::string& limit, const std::string& detail);
+  std::string limit_, limit_detail_;
+  bool limit_reported_ = false;
+  int env_requests_ = 0;
   std::string end_reason_;
   std::chrono::steady_clock::time_point closing_since_{};
   std::chrono::steady_clock::time_point opened_at_{};

@@ -4,12 +4,15 @@
 #include <openssl/crypto.h>
 
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
 #include <thread>
 
+#include "common/fault_injection.h"
 #include "common/text.h"
+#include "gateway/admission.h"
 
 namespace po = boost::program_options;
 
@@ -102,10 +105,30 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "on SIGTERM, time live sessions may go on before they are closed")(
       "connect-timeout", po::value<std::string>()->default_value("10s"),
       "time allowed to reach and sign in to a target")(
-      "max-unauthenticated", po::value<int>()->default_value(256),
-      "connections allowed to be signing in at once; more are refused")(
+      "max-unauthenticated", po::value<int>(),
+      "connections allowed to be signing in at once; more are refused (FULL of --max-startups)")(
+      "max-startups", po::value<std::string>()->default_value("64:30:256"),
+      "START:RATE:FULL as OpenSSH's MaxStartups: from START signing-in connections on, refuse "
+      "RATE% of new ones, rising to all of them at FULL")(
+      "per-source-max-startups", po::value<int>()->default_value(16),
+      "signing-in connections one source (IPv4 address, IPv6 /64) may have")(
+      "device-sign-in-rate", po::value<int>()->default_value(6),
+      "device sign-ins one source may start per minute")("max-token-attempts",
+                                                         po::value<int>()->default_value(3),
+                                                         "workload tokens a connection may try")(
       "max-channels", po::value<int>()->default_value(64), "channels per connection")(
-      "max-auth-attempts", po::value<int>()->default_value(20), "sign-in attempts per connection");
+      "max-auth-attempts", po::value<int>()->default_value(20), "sign-in attempts per connection")(
+      "max-channel-buffer", po::value<size_t>()->default_value(4u << 20),
+      "bytes a peer may send past its channel window (a client ignoring flow control) before it "
+      "is disconnected")("max-pending-requests", po::value<int>()->default_value(32),
+                         "channel requests waiting for the target, per channel")(
+      "max-env", po::value<int>()->default_value(64), "environment requests per channel")(
+      "max-env-size", po::value<size_t>()->default_value(8192),
+      "bytes of one environment request (name and value)")(
+      "max-terminal-cells", po::value<long>()->default_value(250000),
+      "columns x rows over all terminals of a connection")(
+      "max-request-rate", po::value<int>()->default_value(20),
+      "channel and global requests per second a connection may send (bursts of 10 times)");
 
   po::options_description recording("Recording");
   recording.add_options()("max-line", po::value<size_t>()->default_value(8192),
@@ -120,16 +143,27 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "alert-rules", po::value<std::string>(),
       "extra alert patterns for commands and file paths (JSON list)")(
       "no-default-alerts", po::bool_switch(), "do not use the built-in alert patterns")(
-      "benchmark-disable-recording", po::bool_switch(),
-      "BENCHMARKS ONLY: relay without recording, to measure what recording costs")(
       "demo", po::bool_switch(), "generate host and recording keys in memory (make demo)");
+
+  // Read from the command line only: a deployment's environment or config file cannot switch
+  // recording off.
+  po::options_description command_line_only("Benchmarks (command line only)");
+  command_line_only.add_options()(
+      "benchmark-disable-recording", po::bool_switch(),
+      "BENCHMARKS ONLY: relay without recording, to measure what recording costs");
 
   po::options_description all;
   all.add(general).add(network).add(keys).add(access).add(limits).add(recording);
+  po::options_description everything;
+  everything.add(all).add(command_line_only);
 
   po::variables_map vm;
+  if (std::getenv("CASTGATE_BENCHMARK_DISABLE_RECORDING"))
+    throw std::runtime_error(
+        "CASTGATE_BENCHMARK_DISABLE_RECORDING: recording can only be switched off on the command "
+        "line, for benchmarks; remove this variable");
   try {
-    po::store(po::parse_command_line(argc, argv, all), vm);
+    po::store(po::parse_command_line(argc, argv, everything), vm);
     // CASTGATE_LISTEN -> listen, CASTGATE_USER_CA_KEY -> user-ca-key, ...
     po::store(po::parse_environment(all,
                                     [&all](const std::string& env) -> std::string {
@@ -159,14 +193,15 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
         << "                --identities FILE --policy FILE --targets FILE --known-hosts FILE\n"
         << "Every option can also be set as CASTGATE_<OPTION> (upper case, '_' for '-') or in\n"
         << "the --config file.\n"
-        << all << "\n";
+        << everything << "\n";
     return std::nullopt;
   }
   if (vm.count("version")) {
     // The libraries actually loaded, not the ones built against: a benchmark or a bug report
     // must name the libssh that ran.
     std::cout << "castgate 0.1.0 (libssh " << ssh_version(0) << ", "
-              << OpenSSL_version(OPENSSL_VERSION) << ")\n";
+              << OpenSSL_version(OPENSSL_VERSION) << ")"
+              << (kFaultInjection ? " [test build: fault injection]" : "") << "\n";
     return std::nullopt;
   }
 
@@ -200,7 +235,23 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.shutdown_grace = duration_option(vm, "shutdown-grace");
   c.connect_timeout = duration_option(vm, "connect-timeout");
   c.recording_stall_limit = duration_option(vm, "recording-stall-limit");
-  c.max_unauthenticated = vm["max-unauthenticated"].as<int>();
+  auto startups = parse_startups(vm["max-startups"].as<std::string>());
+  c.max_startups_start = startups.start;
+  c.max_startups_rate = startups.rate_percent;
+  c.max_unauthenticated = startups.full;
+  if (vm.count("max-unauthenticated")) {
+    c.max_unauthenticated = vm["max-unauthenticated"].as<int>();
+    c.max_startups_start = std::min(c.max_startups_start, c.max_unauthenticated);
+  }
+  c.per_source_max_startups = vm["per-source-max-startups"].as<int>();
+  c.device_sign_in_rate = vm["device-sign-in-rate"].as<int>();
+  c.max_token_attempts = vm["max-token-attempts"].as<int>();
+  c.max_channel_buffer = vm["max-channel-buffer"].as<size_t>();
+  c.max_pending_requests = vm["max-pending-requests"].as<int>();
+  c.max_env = vm["max-env"].as<int>();
+  c.max_env_size = vm["max-env-size"].as<size_t>();
+  c.max_terminal_cells = vm["max-terminal-cells"].as<long>();
+  c.max_request_rate = vm["max-request-rate"].as<int>();
   c.max_channels = vm["max-channels"].as<int>();
   c.max_auth_attempts = vm["max-auth-attempts"].as<int>();
   c.workers = vm["workers"].as<int>();
@@ -217,9 +268,23 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
     throw std::runtime_error("--preauth-timeout must be at least 1s");
   if (c.connect_timeout.count() < 1)
     throw std::runtime_error("--connect-timeout must be at least 1s");
-  if (c.max_line < 1024 || c.max_line > (1u << 20))
-    throw std::runtime_error("--max-line must be between 1024 and 1048576");
+  // Below 4 KiB the members every line repeats (identity, target) would crowd out its content.
+  if (c.max_line < 4096 || c.max_line > (1u << 20))
+    throw std::runtime_error("--max-line must be between 4096 and 1048576");
   if (c.max_unauthenticated < 1) throw std::runtime_error("--max-unauthenticated must be positive");
+  if (c.per_source_max_startups < 1)
+    throw std::runtime_error("--per-source-max-startups must be positive");
+  if (c.device_sign_in_rate < 1) throw std::runtime_error("--device-sign-in-rate must be positive");
+  if (c.max_token_attempts < 1) throw std::runtime_error("--max-token-attempts must be positive");
+  if (c.max_channel_buffer < (2u << 20))
+    throw std::runtime_error(
+        "--max-channel-buffer must be at least 2 MiB (libssh's window is 1.28 MB)");
+  if (c.max_pending_requests < 4) throw std::runtime_error("--max-pending-requests must be >= 4");
+  if (c.max_env < 0) throw std::runtime_error("--max-env must not be negative");
+  if (c.max_env_size < 64) throw std::runtime_error("--max-env-size must be at least 64");
+  if (c.max_terminal_cells < 80 * 24)
+    throw std::runtime_error("--max-terminal-cells must be at least 1920 (80x24)");
+  if (c.max_request_rate < 1) throw std::runtime_error("--max-request-rate must be positive");
   if (c.max_channels < 1) throw std::runtime_error("--max-channels must be positive");
   if (c.workers < 0 || c.workers > 256) throw std::runtime_error("--workers must be 0..256");
   if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());

@@ -39,14 +39,30 @@ struct GatewayConfig {
   std::chrono::seconds shutdown_grace{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds recording_stall_limit{10};
+  // Before sign-in (see admission.h). max_unauthenticated is MaxStartups' FULL.
   int max_unauthenticated = 256;
+  int max_startups_start = 64;
+  int max_startups_rate = 30;
+  int per_source_max_startups = 16;
+  int device_sign_in_rate = 6;  // device sign-ins a source may start per minute
+  int max_token_attempts = 3;   // workload tokens tried per connection
   int max_channels = 64;
   int max_auth_attempts = 20;
-  int workers = 0;  // 0 = one per CPU
+  // Against signed-in clients that misbehave on purpose; past any of these the peer is
+  // disconnected with a limit.exceeded event (README, Security).
+  size_t max_channel_buffer = 4u << 20;  // bytes a peer sent past its window that libssh holds
+  int max_pending_requests = 32;         // channel requests waiting for the target, per channel
+  int max_env = 64;                      // env requests per channel
+  size_t max_env_size = 8192;            // bytes of one env request (name and value)
+  long max_terminal_cells = 250000;      // columns x rows, over all terminals of a connection
+  int max_request_rate = 20;             // requests per second, sustained (bursts of 10 times)
+  int workers = 0;                       // 0 = one per CPU
   size_t max_line = 8192;
   size_t session_backlog = 1u << 20;  // recording bytes a session may have queued before pausing
-  bool recording_enabled = true;      // benchmark-only switch; see bench/README
-  bool demo = false;                  // generate host and recording keys in memory
+  // Benchmarks only, and only from the command line (never the environment or a config file):
+  // relay without recording to measure what recording costs.
+  bool recording_enabled = true;
+  bool demo = false;  // generate host and recording keys in memory
   std::string log_level = "info";
   bool print_user_ca = false;
   bool print_recording_key = false;

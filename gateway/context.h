@@ -12,6 +12,7 @@
 #include "asciicast/line_sink.h"
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "gateway/admission.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
 #include "gateway/key_bindings.h"
@@ -42,8 +43,9 @@ struct GatewayContext {
   std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
   KeyBindings key_bindings;
 
-  std::atomic<int> unauthenticated{0};  // connections not yet signed in
-  std::atomic<bool> draining{false};    // SIGTERM received
+  std::unique_ptr<StartupLimiter> startups;     // connections not yet signed in
+  std::unique_ptr<SourceRate> device_sign_ins;  // device sign-ins started, per source
+  std::atomic<bool> draining{false};            // SIGTERM received
 };
 
 }  // namespace castgate

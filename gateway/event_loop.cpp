@@ -18,6 +18,20 @@ uint64_t this_thread_hash() {
 }
 }  // namespace
 
+void FdHandler::on_fault(const char* what) noexcept {
+  log::error(std::string("internal error in an event handler: ") + what);
+}
+
+void EventLoop::run_task(const std::function<void()>& fn, const char* what) noexcept {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error in ") + what + ": " + e.what());
+  } catch (...) {
+    log::error(std::string("internal error in ") + what);
+  }
+}
+
 EventLoop::EventLoop() {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -108,7 +122,7 @@ void EventLoop::run_posted() {
     std::lock_guard lock(posted_mu_);
     batch.swap(posted_);
   }
-  for (auto& fn : batch) fn();
+  for (auto& fn : batch) run_task(fn, "a posted task");
 }
 
 void EventLoop::run_deferred() {
@@ -116,7 +130,7 @@ void EventLoop::run_deferred() {
   while (!deferred_.empty()) {
     std::vector<std::function<void()>> batch;
     batch.swap(deferred_);
-    for (auto& fn : batch) fn();
+    for (auto& fn : batch) run_task(fn, "deferred work");
   }
 }
 
@@ -125,7 +139,7 @@ void EventLoop::run_timers() {
   while (!timers_.empty() && timers_.begin()->first.first <= now) {
     auto node = timers_.extract(timers_.begin());
     timer_index_.erase(node.key().second);
-    node.mapped()();
+    run_task(node.mapped(), "a timer");
   }
 }
 
@@ -157,7 +171,14 @@ void EventLoop::run() {
       uint32_t gen = static_cast<uint32_t>(data >> 32);
       auto it = watches_.find(fd);
       if (it == watches_.end() || it->second.generation != gen) continue;
-      it->second.handler->on_fd_ready(fd, events[i].events);
+      FdHandler* handler = it->second.handler;
+      try {
+        handler->on_fd_ready(fd, events[i].events);
+      } catch (const std::exception& e) {
+        handler->on_fault(e.what());
+      } catch (...) {
+        handler->on_fault("unknown exception");
+      }
     }
     run_posted();
     run_timers();

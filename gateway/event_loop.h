@@ -14,10 +14,14 @@
 
 namespace castgate {
 
+// Code run from the loop (fd readiness, timers, posted and deferred tasks) may throw; the loop
+// never lets an exception escape. An FdHandler gets on_fault() for its own failures (a session
+// closes itself there); anything else is logged and the loop goes on.
 class FdHandler {
  public:
   virtual ~FdHandler() = default;
-  virtual void on_fd_ready(int fd, uint32_t epoll_events) noexcept = 0;
+  virtual void on_fd_ready(int fd, uint32_t epoll_events) = 0;
+  virtual void on_fault(const char* what) noexcept;
 };
 
 class EventLoop {
@@ -50,6 +54,8 @@ class EventLoop {
   bool in_loop_thread() const;
 
  private:
+  // Runs `fn`; an exception it throws is logged as an internal error of `what`.
+  static void run_task(const std::function<void()>& fn, const char* what) noexcept;
   void drain_wakeups();
   void run_posted();
   void run_deferred();

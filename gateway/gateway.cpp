@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 
 #include "asciicast/chain.h"
@@ -130,6 +131,20 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
       rules.push_back(std::move(r));
   ctx->alerts = asciicast::AlertRules::compile(rules);
   ctx->resolver = std::make_unique<Resolver>(2);
+  StartupLimits startups;
+  startups.start = config.max_startups_start;
+  startups.rate_percent = config.max_startups_rate;
+  startups.full = config.max_unauthenticated;
+  startups.per_source = config.per_source_max_startups;
+  std::string seed = random_bytes(4);
+  ctx->startups = std::make_unique<StartupLimiter>(
+      startups, [rng = std::minstd_rand(uint32_t{static_cast<uint8_t>(seed[0])} << 24 |
+                                        uint32_t{static_cast<uint8_t>(seed[1])} << 16 |
+                                        uint32_t{static_cast<uint8_t>(seed[2])} << 8 |
+                                        static_cast<uint8_t>(seed[3]))]() mutable {
+        return static_cast<int>(rng() % 100);
+      });
+  ctx->device_sign_ins = std::make_unique<SourceRate>(config.device_sign_in_rate);
   if (!config.oidc_config_file.empty()) {
     auto oidc_config =
         oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
@@ -235,13 +250,6 @@ void Gateway::accept_on(const Listener& l) {
         log::warn(std::string("accept: ") + std::strerror(errno));
       return;
     }
-    if (draining_ || context_->unauthenticated.load() >= context_->config.max_unauthenticated) {
-      ++refused_since_report_;
-      close(fd);
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char ip[INET6_ADDRSTRLEN] = {};
     int port = 0;
     if (peer.ss_family == AF_INET) {
@@ -253,12 +261,29 @@ void Gateway::accept_on(const Listener& l) {
       inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
       port = ntohs(a->sin6_port);
     }
-    context_->unauthenticated.fetch_add(1);
+    if (draining_) {
+      ++refused_[static_cast<size_t>(Refusal::kDraining)];
+      close(fd);
+      continue;
+    }
+    auto verdict = context_->startups->admit(ip);
+    if (verdict != StartupLimiter::Verdict::kAdmitted) {
+      ++refused_[static_cast<size_t>(
+          verdict == StartupLimiter::Verdict::kSourceFull  ? Refusal::kSourceFull
+          : verdict == StartupLimiter::Verdict::kEarlyDrop ? Refusal::kEarlyDrop
+                                                           : Refusal::kFull)];
+      if (verdict == StartupLimiter::Verdict::kSourceFull)
+        refused_sources_.insert(source_block(ip));
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     pick_worker().adopt(fd, l.spec, asciicast::Endpoint{ip, port});
   }
 }
 
-void Gateway::on_fd_ready(int fd, uint32_t) noexcept {
+void Gateway::on_fd_ready(int fd, uint32_t) {
   if (fd == signal_fd_) return on_signal();
   for (const auto& l : listeners_)
     if (l.fd == fd) return accept_on(l);
@@ -299,6 +324,33 @@ void Gateway::begin_drain() {
   drain_deadline_ = std::chrono::steady_clock::now() + grace;
 }
 
+void Gateway::report_refusals() {
+  // Refusals are counted and written once per watchdog pass, one event per reason: a flood of
+  // connections must not become a flood of lines.
+  static constexpr const char* kReasons[] = {
+      "the gateway is shutting down", "too many connections are signing in at once",
+      "many connections are signing in: random early drop",
+      "too many connections from one source are signing in at once"};
+  static constexpr const char* kCodes[] = {"draining", "full", "early_drop", "per_source"};
+  for (size_t r = 0; r < refused_.size(); ++r) {
+    if (refused_[r] == 0) continue;
+    json f{{"castgate", {{"count", refused_[r]}, {"refusal", kCodes[r]}}}};
+    if (r == static_cast<size_t>(Refusal::kSourceFull)) {
+      json sources = json::array();
+      for (const auto& src : refused_sources_)
+        if (sources.size() < 16) sources.push_back(src);
+      f["castgate"]["sources"] = std::move(sources);
+    }
+    gateway_log_->emit(
+        EventKind{
+            "connection.refused", {"network"}, {"connection", "denied"}, "failure", kReasons[r]},
+        std::move(f));
+    log::warn("refused " + std::to_string(refused_[r]) + " connections: " + kReasons[r]);
+    refused_[r] = 0;
+  }
+  refused_sources_.clear();
+}
+
 void Gateway::watchdog() {
   auto health = writer_->health();
   if (health != last_health_) {
@@ -311,18 +363,7 @@ void Gateway::watchdog() {
       log::info("recording output (stdout) recovered; new sessions are accepted again");
     last_health_ = health;
   }
-  if (refused_since_report_ > 0) {
-    gateway_log_->emit(EventKind{"connection.refused",
-                                 {"network"},
-                                 {"connection", "denied"},
-                                 "failure",
-                                 draining_ ? "the gateway is shutting down"
-                                           : "too many connections are signing in at once"},
-                       json{{"castgate", {{"count", refused_since_report_}}}});
-    log::warn("refused " + std::to_string(refused_since_report_) +
-              " connections (limit of signing-in connections reached or draining)");
-    refused_since_report_ = 0;
-  }
+  report_refusals();
   if (draining_) {
     size_t live = 0;
     for (auto& w : workers_) live += w->live_sessions();

@@ -2,7 +2,9 @@
 // down gracefully on SIGTERM.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,11 +35,12 @@ class Gateway : private FdHandler {
     int fd = -1;
     ListenSpec spec;
   };
-  void on_fd_ready(int fd, uint32_t events) noexcept override;
+  void on_fd_ready(int fd, uint32_t events) override;
   void accept_on(const Listener& l);
   void on_signal();
   void begin_drain();
   void watchdog();
+  void report_refusals();
   void write_ports_file();
   Worker& pick_worker();
 
@@ -51,7 +54,9 @@ class Gateway : private FdHandler {
   int signal_fd_ = -1;
   bool draining_ = false;
   bool closing_all_ = false;
-  uint64_t refused_since_report_ = 0;
+  enum class Refusal { kDraining, kFull, kEarlyDrop, kSourceFull };
+  std::array<uint64_t, 4> refused_{};  // since the last report, by Refusal
+  std::set<std::string> refused_sources_;
   std::chrono::steady_clock::time_point drain_deadline_{};
   asciicast::SinkHealth last_health_ = asciicast::SinkHealth::kHealthy;
 };

@@ -143,7 +143,14 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
       }
     }
     if (id.name.empty()) throw std::runtime_error(where + "identity=\"...\" is required");
+    if (!is_admin_name(id.name))
+      throw std::runtime_error(where +
+                               "identity names may hold letters, digits and . _ @ - "
+                               "only (no ':', which qualifies OIDC and certificate "
+                               "subjects)");
     if (id.subject.empty()) id.subject = id.name;
+    id.assigned_name = id.name;
+    id.email_verified = !id.email.empty();  // written by the administrator
     ssh::PublicKeyLine key;
     if (!ssh::parse_public_key(line.substr(end), key, error))
       throw std::runtime_error(where + error);

@@ -2,124 +2,153 @@
 
 #include "common/text.h"
 #include "gateway/ssh_messages.h"
-#include "oidc/jwt.h"
 #include "oidc/qr.h"
 
 namespace castgate {
 
-InteractiveSignIn::InteractiveSignIn(Host& host, oidc::OidcService& oidc)
-    : host_(host), oidc_(oidc) {}
+namespace {
+SignInFlow::Settings settings_of(const oidc::OidcService& oidc, int max_token_attempts) {
+  SignInFlow::Settings s;
+  s.people = oidc.people_enabled();
+  s.workloads = oidc.workloads_enabled();
+  s.prompt = oidc.config().device.prompt;
+  s.max_token_attempts = max_token_attempts;
+  return s;
+}
+}  // namespace
+
+InteractiveSignIn::InteractiveSignIn(Host& host, oidc::OidcService& oidc, int max_token_attempts)
+    : host_(host), oidc_(oidc), flow_(settings_of(oidc, max_token_attempts)) {}
 
 InteractiveSignIn::~InteractiveSignIn() {
-  if (flow_) oidc_.cancel(flow_);
+  // The session is going away: never answer a message here (its connection may be gone).
+  if (device_flow_) oidc_.cancel(device_flow_);
   if (prompt_timer_) host_.loop().cancel_timer(prompt_timer_);
-  if (held_) ssh_message_reply_default(held_.get());
 }
 
 void InteractiveSignIn::on_keyboard_interactive(ssh::Message m) {
   ssh_message msg = m.get();
-  if (!ssh_message_auth_kbdint_is_response(msg)) {
-    // A new keyboard-interactive attempt.
-    if (state_ != State::kIdle) {
-      ssh_message_reply_default(msg);
-      return;
-    }
-    if (!oidc_.people_enabled()) return prompt_for_token(msg);
-    state_ = State::kWaitingForCode;
-    held_ = std::move(m);
-    flow_ = oidc_.start_device_flow(
-        [this_host = &host_](const oidc::DeviceCode& code) {
-          this_host->post_to_sign_in([code](InteractiveSignIn& s) { s.on_code(code); });
-        },
-        [this_host = &host_](oidc::SignInResult result) {
-          this_host->post_to_sign_in([result = std::move(result)](InteractiveSignIn& s) mutable {
-            s.flow_ = 0;
-            s.on_result(std::move(result), "oidc-device");
-          });
-        });
-    return;
-  }
-  // The user's answer.
-  ssh_session session = host_.downstream();
+  if (!ssh_message_auth_kbdint_is_response(msg))
+    return run(flow_.on_keyboard_interactive(host_.device_flow_allowed()), std::move(m));
   std::string answer;
+  ssh_session session = host_.downstream();
   if (ssh_userauth_kbdint_getnanswers(session) > 0) {
     const char* a = ssh_userauth_kbdint_getanswer(session, 0);
     answer = a ? a : "";
   }
-  if (oidc_.workloads_enabled() && oidc::looks_like_jwt(answer)) {
-    if (flow_) oidc_.cancel(flow_);
-    flow_ = 0;
-    validate_token(answer, std::move(m), "workload-jwt");
-    return;
-  }
-  if (state_ != State::kPrompted || !oidc_.people_enabled()) {
-    oidc::SignInResult r;
-    r.error = "bad_answer";
-    r.user_message = "that answer is not a sign-in token";
-    host_.sign_in_failed("keyboard-interactive", r);
-    ssh_message_reply_default(msg);
-    state_ = State::kIdle;
-    return;
-  }
-  if (early_result_) {
-    auto result = std::move(*early_result_);
-    early_result_.reset();
-    return finish(std::move(m), std::move(result), "oidc-device");
-  }
-  state_ = State::kWaitingForResult;
-  held_ = std::move(m);
-  if (!prompt_shown_ && oidc_.config().device.prompt == oidc::PromptMode::kAuto) {
-    // Nobody pressed Enter so far: if the approval takes a while, show the prompt too (it is
-    // the only text `ssh -q` shows).
-    prompt_timer_ = host_.loop().add_timer(
-        std::chrono::duration_cast<std::chrono::milliseconds>(oidc_.config().device.prompt_delay),
-        [this] {
-          prompt_timer_ = 0;
-          if (state_ != State::kWaitingForResult || !held_) return;
-          ssh::Message held = std::move(held_);
-          send_prompt(held.get(), true);
-        });
-  }
+  run(flow_.on_answer(answer), std::move(m));
 }
 
 void InteractiveSignIn::on_password(ssh::Message m) {
   const char* pw = ssh::auth_password(m.get());
   std::string password = pw ? pw : "";
-  if (state_ != State::kIdle || !oidc_.workloads_enabled() || !oidc::looks_like_jwt(password)) {
-    oidc::SignInResult r;
-    r.error = "password_not_accepted";
-    r.user_message = "passwords are not accepted; only workload tokens";
-    host_.sign_in_failed("password", r);
-    ssh_message_reply_default(m.get());
-    return;
+  run(flow_.on_password(password), std::move(m));
+}
+
+void InteractiveSignIn::connection_lost() {
+  run(flow_.on_connection_lost(), nullptr);
+}
+
+void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
+  using Verb = SignInFlow::Verb;
+  using On = SignInFlow::On;
+  for (auto& step : steps) {
+    // The message a step answers: it is released from where it was kept before it is used.
+    ssh::Message msg;
+    if (step.on == On::kCurrent) msg = std::move(current);
+    if (step.on == On::kHeld) msg = std::move(held_);
+    switch (step.verb) {
+      case Verb::kHold:
+        held_ = std::move(msg);
+        break;
+      case Verb::kStartDeviceFlow: {
+        Poster post = host_.sign_in_poster();
+        device_flow_ = oidc_.start_device_flow(
+            [post](const oidc::DeviceCode& code) {
+              post([code](InteractiveSignIn& s) { s.run(s.flow_.on_code(code), nullptr); });
+            },
+            [post](oidc::SignInResult result) {
+              post([result = std::move(result)](InteractiveSignIn& s) mutable {
+                s.device_flow_ = 0;
+                s.run(s.flow_.on_result(std::move(result), "oidc-device"), nullptr);
+              });
+            });
+        break;
+      }
+      case Verb::kCancelDeviceFlow:
+        if (device_flow_) oidc_.cancel(device_flow_);
+        device_flow_ = 0;
+        break;
+      case Verb::kValidateToken: {
+        Poster post = host_.sign_in_poster();
+        oidc_.validate_workload_token(step.text, [post](oidc::SignInResult result) {
+          post([result = std::move(result)](InteractiveSignIn& s) mutable {
+            s.run(s.flow_.on_result(std::move(result), "workload-jwt"), nullptr);
+          });
+        });
+        break;
+      }
+      case Verb::kAskForCode:
+        if (msg) ask_for_code(msg.get(), step.prompt);
+        break;
+      case Verb::kAskForToken:
+        if (msg) ask_for_token(msg.get());
+        break;
+      case Verb::kSucceed:
+        if (msg) host_.signed_in(step.result, std::move(msg));
+        break;
+      case Verb::kFail:
+        // The reason goes out first: after the failure a client may hang up without reading more.
+        host_.sign_in_failed(step.text, step.result);
+        if (msg) ssh_message_reply_default(msg.get());
+        break;
+      case Verb::kDecline:
+        if (msg) ssh_message_reply_default(msg.get());
+        break;
+      case Verb::kDrop:
+        break;  // `msg` is freed unanswered when it goes out of scope
+      case Verb::kStartPromptTimer: {
+        Poster post = host_.sign_in_poster();
+        prompt_timer_ =
+            host_.loop().add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       oidc_.config().device.prompt_delay),
+                                   [post] {
+                                     post([](InteractiveSignIn& s) {
+                                       s.prompt_timer_ = 0;
+                                       s.run(s.flow_.on_prompt_timer(), nullptr);
+                                     });
+                                   });
+        break;
+      }
+      case Verb::kCancelPromptTimer:
+        if (prompt_timer_) host_.loop().cancel_timer(prompt_timer_);
+        prompt_timer_ = 0;
+        break;
+    }
   }
-  validate_token(password, std::move(m), "workload-jwt");
+  // Every input's message is answered or held by its steps; one left over is refused rather than
+  // leaving the client waiting.
+  if (current) ssh_message_reply_default(current.get());
 }
 
-void InteractiveSignIn::validate_token(const std::string& token, ssh::Message held,
-                                       const std::string& method) {
-  state_ = State::kWaitingForResult;
-  held_ = std::move(held);
-  oidc_.validate_workload_token(token, [this_host = &host_, method](oidc::SignInResult result) {
-    this_host->post_to_sign_in([result = std::move(result), method](InteractiveSignIn& s) mutable {
-      s.on_result(std::move(result), method);
-    });
-  });
-}
-
-void InteractiveSignIn::prompt_for_token(ssh_message to) {
+void InteractiveSignIn::ask_for_token(ssh_message to) {
   const char* prompts[] = {"Workload token: "};
   char echo[] = {0};
   ssh_message_auth_interactive_request(to, "castgate", "Sign in with a workload token.", 1, prompts,
                                        echo);
-  state_ = State::kPrompted;
 }
 
-void InteractiveSignIn::send_prompt(ssh_message to, bool with_prompt) {
+void InteractiveSignIn::ask_for_code(ssh_message to, bool with_prompt) {
   const auto& cfg = oidc_.config().device;
-  const auto& code = *code_;
+  if (!flow_.code()) return;
+  const auto& code = *flow_.code();
   std::string where = code.verification_uri_complete.empty() ? code.verification_uri
                                                              : code.verification_uri_complete;
+  if (!code_announced_) {
+    code_announced_ = true;
+    host_.sign_in_progress("auth.device_code",
+                           "verification at " + printable(code.verification_uri, 200));
+  }
   std::string instruction = "castgate: sign in to continue.\n  Open:  " + where +
                             "\n  Code:  " + code.user_code + "  (valid for " +
                             std::to_string(code.expires_in.count() / 60) + " minutes)\n";
@@ -132,51 +161,9 @@ void InteractiveSignIn::send_prompt(ssh_message to, bool with_prompt) {
     char echo[] = {1};
     ssh_message_auth_interactive_request(to, "castgate sign-in", instruction.c_str(), 1, prompts,
                                          echo);
-    prompt_shown_ = true;
   } else {
     ssh_message_auth_interactive_request(to, "castgate sign-in", instruction.c_str(), 0, nullptr,
                                          nullptr);
-  }
-  state_ = State::kPrompted;
-}
-
-void InteractiveSignIn::on_code(const oidc::DeviceCode& code) {
-  if (state_ != State::kWaitingForCode || !held_) return;
-  code_ = code;
-  host_.sign_in_progress("auth.device_code",
-                         "verification at " + printable(code.verification_uri, 200));
-  ssh::Message held = std::move(held_);
-  send_prompt(held.get(), oidc_.config().device.prompt == oidc::PromptMode::kEnter);
-}
-
-void InteractiveSignIn::on_result(oidc::SignInResult result, const std::string& method) {
-  if (state_ == State::kWaitingForResult && held_) {
-    ssh::Message held = std::move(held_);
-    return finish(std::move(held), std::move(result), method);
-  }
-  if (state_ == State::kWaitingForCode && held_) {
-    // Failed before a code was issued (provider unreachable, ...).
-    ssh::Message held = std::move(held_);
-    return finish(std::move(held), std::move(result), method);
-  }
-  // The user is still at the prompt (their client reads nothing else until they press Enter):
-  // sign them in, or tell them why not, when they answer.
-  early_result_ = std::move(result);
-}
-
-void InteractiveSignIn::finish(ssh::Message held, oidc::SignInResult result,
-                               const std::string& method) {
-  state_ = State::kIdle;
-  if (prompt_timer_) {
-    host_.loop().cancel_timer(prompt_timer_);
-    prompt_timer_ = 0;
-  }
-  if (result.ok) {
-    host_.signed_in(result, std::move(held));
-  } else {
-    // The reason goes out first: after the failure a client may hang up without reading more.
-    host_.sign_in_failed(method, result);
-    ssh_message_reply_default(held.get());
   }
 }
 

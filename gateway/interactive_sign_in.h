@@ -2,6 +2,11 @@
 // for people, and workload tokens (JWTs) given as a keyboard-interactive answer or as the
 // password. libssh frees a message when a callback returns, so castgate keeps the messages
 // queued and answers them when the identity provider has answered; nothing here blocks.
+//
+// The decisions are SignInFlow's (a pure state machine); this class carries its steps out on the
+// real messages and talks to the identity provider. Answers from the provider's thread come back
+// through a SessionRef-like poster (worker and session id, never a pointer), and a held message
+// is dropped unanswered once the connection is gone.
 #pragma once
 
 #include <functional>
@@ -10,6 +15,7 @@
 
 #include "common/identity.h"
 #include "gateway/event_loop.h"
+#include "gateway/sign_in_flow.h"
 #include "gateway/ssh_handles.h"
 #include "oidc/service.h"
 
@@ -17,19 +23,24 @@ namespace castgate {
 
 class InteractiveSignIn {
  public:
+  // Runs a function on this sign-in, on its session's loop and inside the session's fault
+  // boundary, if the session (and the sign-in) still exist. Safe to copy to other threads.
+  using Poster = std::function<void(std::function<void(InteractiveSignIn&)>)>;
+
   class Host {
    public:
     virtual ~Host() = default;
     virtual ssh_session downstream() = 0;
     virtual EventLoop& loop() = 0;
-    // Runs `fn` on the session's loop if the session (and this sign-in) still exist.
-    virtual void post_to_sign_in(std::function<void(InteractiveSignIn&)> fn) = 0;
+    virtual Poster sign_in_poster() = 0;
+    // False when the user's address started too many device sign-ins lately.
+    virtual bool device_flow_allowed() = 0;
     virtual void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) = 0;
     virtual void sign_in_failed(const std::string& method, const oidc::SignInResult& result) = 0;
     virtual void sign_in_progress(const std::string& action, const std::string& detail) = 0;
   };
 
-  InteractiveSignIn(Host& host, oidc::OidcService& oidc);
+  InteractiveSignIn(Host& host, oidc::OidcService& oidc, int max_token_attempts);
   ~InteractiveSignIn();
   InteractiveSignIn(const InteractiveSignIn&) = delete;
   InteractiveSignIn& operator=(const InteractiveSignIn&) = delete;
@@ -37,31 +48,22 @@ class InteractiveSignIn {
   // A keyboard-interactive request or response, or a password request.
   void on_keyboard_interactive(ssh::Message m);
   void on_password(ssh::Message m);
-  bool in_progress() const { return state_ != State::kIdle; }
+  // The connection is gone or closing: stop the provider, drop a held message unanswered.
+  void connection_lost();
+  bool in_progress() const { return flow_.in_progress(); }
 
  private:
-  enum class State {
-    kIdle,
-    kWaitingForCode,    // asked the provider for a device code; the request is held
-    kPrompted,          // an INFO_REQUEST is out; waiting for the user's answer
-    kWaitingForResult,  // the user answered; their response is held until the provider decides
-  };
-  void on_code(const oidc::DeviceCode& code);
-  void on_result(oidc::SignInResult result, const std::string& method);
-  void send_prompt(ssh_message to, bool with_prompt);
-  void prompt_for_token(ssh_message to);
-  void validate_token(const std::string& token, ssh::Message held, const std::string& method);
-  void finish(ssh::Message held, oidc::SignInResult result, const std::string& method);
+  void run(SignInFlow::Steps steps, ssh::Message current);
+  void ask_for_code(ssh_message to, bool with_prompt);
+  void ask_for_token(ssh_message to);
 
   Host& host_;
   oidc::OidcService& oidc_;
-  State state_ = State::kIdle;
+  SignInFlow flow_;
   ssh::Message held_;
-  oidc::OidcService::FlowId flow_ = 0;
-  std::optional<oidc::SignInResult> early_result_;  // decided before the user answered
-  std::optional<oidc::DeviceCode> code_;
+  oidc::OidcService::FlowId device_flow_ = 0;
   EventLoop::TimerId prompt_timer_ = 0;
-  bool prompt_shown_ = false;
+  bool code_announced_ = false;  // auth.device_code written
 };
 
 }  // namespace castgate

@@ -53,8 +53,10 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
 
 bool Policy::subject_matches(const Rule& rule, const Identity& id) {
   if (!rule.kinds.empty() && !any_match(rule.kinds, to_string(id.kind))) return false;
-  if (any_match(rule.identities, id.subject) || any_match(rule.identities, id.name)) return true;
-  if (any_match(rule.emails, id.email)) return true;
+  // Never the display name: an identity provider's preferred_username can be chosen by the user.
+  if (any_match(rule.identities, id.subject) || any_match(rule.identities, id.assigned_name))
+    return true;
+  if (id.email_verified && any_match(rule.emails, id.email)) return true;
   for (const auto& g : id.groups)
     if (any_match(rule.groups, g)) return true;
   return false;

@@ -6,7 +6,10 @@
 //                   "port_forwarding": false, "pty": true}]}
 // A rule applies when the identity matches one of its identities/emails/groups (glob patterns),
 // its kind is listed (default: any), and both the target and the login match. Access is granted
-// if any rule applies; anything else is refused.
+// if any rule applies; anything else is refused. "identities" match the issuer-qualified subject
+// ("alice" for a registered key, "oidc:<sub>", "cert:<ca>:<key id>", "<issuer>:<sub>") or the
+// name an administrator assigned (a registered key's, a workload rule's), never a display name;
+// "emails" match only an email its issuer verified (see common/identity.h).
 #pragma once
 
 #include <string>

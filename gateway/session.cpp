@@ -8,6 +8,7 @@
 
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/fault_injection.h"
 #include "common/log.h"
 #include "common/text.h"
 #include "gateway/ssh_messages.h"
@@ -66,6 +67,7 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
 Session::~Session() {
   release_unauthenticated();
   unwatch();
+  sign_in_.reset();  // before the downstream session its held message belongs to
   pairs_.clear();
   upstream_.reset();
   if (down_event_ && down_) ssh_event_remove_session(down_event_.get(), down_.get());
@@ -81,7 +83,48 @@ void Session::unwatch() {
 void Session::release_unauthenticated() {
   if (counted_unauthenticated_) {
     counted_unauthenticated_ = false;
-    worker_.context().unauthenticated.fetch_sub(1);
+    worker_.context().startups->release(peer_.address);
+  }
+}
+
+void Session::guarded(const std::function<void()>& fn) noexcept {
+  if (faulted_) return;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    fault(e.what());
+  } catch (...) {
+    fault("unknown exception");
+  }
+}
+
+void Session::fault(const char* what) noexcept {
+  if (faulted_) return;
+  faulted_ = true;
+  try {
+    log::error("session " + id_ + ": internal error (" + what + "); closing this session only");
+    close_reason_ = "internal_error";
+    close_message_ = "castgate hit an internal error and closed this session";
+    if (state_ != State::kClosed) {
+      state_ = State::kClosing;
+      finalize();
+    }
+    return;
+  } catch (...) {
+  }
+  // The orderly teardown failed as well: write the last event as plainly as possible, then let
+  // the worker drop the session.
+  try {
+    state_ = State::kClosed;
+    unwatch();
+    if (down_ && ssh_is_connected(down_.get())) ssh_disconnect(down_.get());
+    log_->end(EventKind{"session.end", {"session"}, {"end"}, "", "internal_error"},
+              json{{"castgate", {{"end_reason", "internal_error"}}}});
+  } catch (...) {
+  }
+  try {
+    worker_.session_finished(id_);
+  } catch (...) {
   }
 }
 
@@ -129,7 +172,7 @@ void Session::start() {
   step();
 }
 
-void Session::on_fd_ready(int, uint32_t) noexcept {
+void Session::on_fd_ready(int, uint32_t) {
   if (!down_event_ || state_ == State::kClosed) return;
   // libssh reads 4 KiB per poll; take a few rounds before relaying, fewer wake-ups per byte.
   for (int i = 0;
@@ -145,7 +188,7 @@ void Session::request_step() {
   worker_.loop().defer([this, alive] {
     if (alive.expired()) return;
     step_scheduled_ = false;
-    step();
+    guarded([this] { step(); });
   });
 }
 
@@ -194,6 +237,7 @@ void Session::step_once() {
   }
   if (state_ == State::kClosed) return;
   if (!ssh_is_connected(s) || fd_ < 0) {
+    if (sign_in_) sign_in_->connection_lost();
     if (state_ != State::kClosing) {
       close_reason_ = "user disconnected";
       for (auto& [id, pair] : pairs_) pair->terminate("", "user disconnected");
@@ -236,8 +280,53 @@ void Session::update_interest() {
   }
 }
 
+bool Session::spend_request_budget() {
+  const double rate = config().max_request_rate, burst = rate * 10;
+  auto now = clock().steady_now();
+  if (request_tokens_at_ == std::chrono::steady_clock::time_point{}) request_tokens_ = burst;
+  double elapsed = std::chrono::duration<double>(now - request_tokens_at_).count();
+  if (request_tokens_at_ != std::chrono::steady_clock::time_point{})
+    request_tokens_ = std::min(burst, request_tokens_ + elapsed * rate);
+  request_tokens_at_ = now;
+  if (request_tokens_ < 1) return false;
+  request_tokens_ -= 1;
+  return true;
+}
+
+void Session::limit_exceeded(const std::string& limit, const std::string& detail) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  log_->emit(EventKind{"limit.exceeded", {"session"}, {"denied"}, "failure", detail},
+             json{{"castgate", {{"limit", limit}}}});
+  log::warn("session " + id_ + ": " + detail + "; disconnecting " + peer_.address);
+  close("limit_exceeded", detail + "; the connection was closed");
+}
+
+const GatewayConfig& Session::config() const {
+  return worker_.context().config;
+}
+
+bool Session::resize_terminal(int channel, long cells) {
+  long others = 0;
+  for (const auto& [id, n] : terminal_cells_)
+    if (id != channel) others += n;
+  if (cells <= 0) {
+    terminal_cells_.erase(channel);
+    return true;
+  }
+  if (others + cells > config().max_terminal_cells) return false;
+  terminal_cells_[channel] = cells;
+  return true;
+}
+
 void Session::handle_message(ssh::Message m) {
   int type = ssh_message_type(m.get());
+  if ((type == SSH_REQUEST_CHANNEL || type == SSH_REQUEST_GLOBAL ||
+       type == SSH_REQUEST_CHANNEL_OPEN) &&
+      !spend_request_budget()) {
+    ssh_message_reply_default(m.get());
+    return limit_exceeded("request_rate", "more than " + std::to_string(config().max_request_rate) +
+                                              " requests per second (--max-request-rate)");
+  }
   switch (type) {
     case SSH_REQUEST_AUTH:
       return handle_auth(std::move(m));
@@ -322,7 +411,9 @@ void Session::handle_auth(ssh::Message m) {
     case SSH_AUTH_METHOD_INTERACTIVE:
     case SSH_AUTH_METHOD_PASSWORD: {
       if (!ctx.oidc) return refuse_unregistered_keys(std::move(m));
-      if (!sign_in_) sign_in_ = std::make_unique<InteractiveSignIn>(*this, *ctx.oidc);
+      if (!sign_in_)
+        sign_in_ =
+            std::make_unique<InteractiveSignIn>(*this, *ctx.oidc, ctx.config.max_token_attempts);
       if (ssh_message_subtype(msg) == SSH_AUTH_METHOD_PASSWORD)
         return sign_in_->on_password(std::move(m));
       return sign_in_->on_keyboard_interactive(std::move(m));
@@ -334,7 +425,12 @@ void Session::handle_auth(ssh::Message m) {
 }
 
 void Session::send_text_banner(const std::string& text) {
-  ssh::String s(ssh_string_from_char(text.c_str()));
+  // Banners quote untrusted text (the provider's messages, what the user typed): every line is
+  // made harmless to the user's terminal.
+  std::string safe;
+  for (const auto& line : split(text, '\n', false))
+    if (!line.empty()) safe += printable(line, 4096, false) + "\n";
+  ssh::String s(ssh_string_from_char(safe.c_str()));
   if (s) ssh_send_issue_banner(down_.get(), s.get());
 }
 
@@ -359,13 +455,18 @@ EventLoop& Session::loop() {
   return worker_.loop();
 }
 
-void Session::post_to_sign_in(std::function<void(InteractiveSignIn&)> fn) {
-  Worker* w = &worker_;
-  std::string id = id_;
-  worker_.loop().post([w, id, fn = std::move(fn)] {
-    Session* s = w->find(id);
-    if (s && s->sign_in_ && s->state_ == State::kAuthenticating) fn(*s->sign_in_);
-  });
+InteractiveSignIn::Poster Session::sign_in_poster() {
+  // Copied to the identity provider's thread: it names the session, it does not point at it.
+  SessionRef session = ref();
+  return [session](std::function<void(InteractiveSignIn&)> fn) {
+    session.post([fn = std::move(fn)](Session& s) {
+      if (s.sign_in_ && s.state_ == State::kAuthenticating) fn(*s.sign_in_);
+    });
+  };
+}
+
+bool Session::device_flow_allowed() {
+  return worker_.context().device_sign_ins->allow(peer_.address, clock().steady_now());
 }
 
 void Session::sign_in_progress(const std::string& action, const std::string& detail) {
@@ -379,9 +480,10 @@ void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to)
   if (!verified_key_.empty() && ctx.oidc && ctx.oidc->config().key_binding_ttl.count() > 0 &&
       result.identity.kind == IdentityKind::kHuman) {
     auto until = std::min(clock().now() + ctx.oidc->config().key_binding_ttl, result.expires);
-    ctx.key_bindings.bind(verified_key_, result.identity, until);
-    detail +=
-        "; key " + ssh::fingerprint_sha256(verified_key_) + " bound until " + rfc3339_micros(until);
+    bool same_source = ctx.oidc->config().key_binding_same_source;
+    ctx.key_bindings.bind(verified_key_, result.identity, until, same_source ? peer_.address : "");
+    detail += "; key " + ssh::fingerprint_sha256(verified_key_) + " bound until " +
+              rfc3339_micros(until) + (same_source ? " for " + source_block(peer_.address) : "");
   }
   accept_identity(result.identity, std::move(reply_to), detail);
 }
@@ -436,7 +538,7 @@ void Session::handle_publickey(ssh::Message m) {
     return;
   }
   if (!identity && !blob.empty()) {
-    bound = ctx.key_bindings.find(blob, clock().now());
+    bound = ctx.key_bindings.find(blob, clock().now(), peer_.address);
     if (bound) identity = &*bound;
   }
   if (!identity && !blob.empty() && ctx.oidc && ctx.oidc->people_enabled()) {
@@ -740,6 +842,7 @@ void Session::close(const std::string& reason, const std::string& user_message) 
 
 void Session::tick(std::chrono::steady_clock::time_point now) {
   auto& cfg = worker_.context().config;
+  if (authenticated_) fault_point("tick", identity_.subject);
   if (state_ == State::kClosing) {
     if (now >= closing_deadline_) finalize();
     return;
@@ -773,6 +876,7 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
 
 void Session::finalize() {
   if (state_ == State::kClosed) return;
+  if (sign_in_) sign_in_->connection_lost();
   // Channels that did not finish in time are ended now, each with its own end event.
   for (auto& [id, pair] : pairs_) {
     pair->terminate("", close_reason_.empty() ? "session closed" : close_reason_);
@@ -784,7 +888,8 @@ void Session::finalize() {
   unwatch();
   if (down_ && ssh_is_connected(down_.get())) {
     if (!close_message_.empty())
-      ssh_session_set_disconnect_message(down_.get(), ("castgate: " + close_message_).c_str());
+      ssh_session_set_disconnect_message(
+          down_.get(), ("castgate: " + printable(close_message_, 1024, false)).c_str());
     ssh_disconnect(down_.get());
   }
   fd_ = -1;

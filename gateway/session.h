@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,10 +20,9 @@
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/upstream.h"
+#include "gateway/worker.h"
 
 namespace castgate {
-
-class Worker;
 
 class Session final : public FdHandler,
                       public Upstream::Owner,
@@ -48,18 +48,29 @@ class Session final : public FdHandler,
   // Once a second: timeouts, recording health.
   void tick(std::chrono::steady_clock::time_point now);
 
-  void on_fd_ready(int fd, uint32_t events) noexcept override;
+  void on_fd_ready(int fd, uint32_t events) override;
+  void on_fault(const char* what) noexcept override { fault(what); }
+
+  // The fault boundary: every entry from the event loop into this session's code (fd readiness,
+  // posted tasks, timers, deferred work) runs through here. An exception ends this session only,
+  // with its last event, never the worker or the process.
+  void guarded(const std::function<void()>& fn) noexcept;
+  // How code on other threads names this session.
+  SessionRef ref() { return SessionRef{&worker_, id_}; }
 
   // Upstream::Owner
   void on_upstream_ready() override;
   void on_upstream_failed(const UpstreamFailure& failure) override;
   void on_upstream_io() override { step(); }
   ssh::Key make_upstream_credential(const std::string& local_ip, std::string& description) override;
+  void run_guarded(const std::function<void()>& fn) noexcept override { guarded(fn); }
+  void on_upstream_fault(const char* what) noexcept override { fault(what); }
 
   // InteractiveSignIn::Host
   ssh_session downstream() override { return down_.get(); }
   EventLoop& loop() override;
-  void post_to_sign_in(std::function<void(InteractiveSignIn&)> fn) override;
+  InteractiveSignIn::Poster sign_in_poster() override;
+  bool device_flow_allowed() override;
   void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) override;
   void sign_in_failed(const std::string& method, const oidc::SignInResult& result) override;
   void sign_in_progress(const std::string& action, const std::string& detail) override;
@@ -77,6 +88,9 @@ class Session final : public FdHandler,
   std::string title() const override;
   void note_activity() override;
   void request_step() override;
+  void limit_exceeded(const std::string& limit, const std::string& detail) override;
+  bool resize_terminal(int channel, long cells) override;
+  const GatewayConfig& config() const override;
   void channel_finished(uint64_t bytes_to_user, uint64_t bytes_to_target,
                         std::optional<int> exit_status,
                         const std::optional<std::string>& exit_signal) override;
@@ -84,6 +98,10 @@ class Session final : public FdHandler,
  private:
   void step();
   void step_once();
+  // An exception reached the boundary: end this session as cleanly as still possible.
+  void fault(const char* what) noexcept;
+  // Requests (channel, global, channel opens) spend from a token bucket; false when spent out.
+  bool spend_request_budget();
   void handle_message(ssh::Message m);
   void handle_auth(ssh::Message m);
   void handle_publickey(ssh::Message m);
@@ -128,7 +146,6 @@ class Session final : public FdHandler,
   std::vector<std::string> certificate_principals_;
   bool has_certificate_ = false;
   std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in
-  std::unique_ptr<InteractiveSignIn> sign_in_;
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;
@@ -144,12 +161,18 @@ class Session final : public FdHandler,
   uint32_t interest_ = 0;
   int fd_ = -1;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  bool faulted_ = false;
+  double request_tokens_ = 0;  // request budget (spend_request_budget)
+  std::chrono::steady_clock::time_point request_tokens_at_{};
+  std::map<int, long> terminal_cells_;  // by channel
 
-  // Destruction order matters: channels, then the upstream connection, then our own.
+  // Destruction order matters: the sign-in (it may hold a message of the downstream session),
+  // channels, then the upstream connection, then our own.
   ssh::Session down_;
   ssh::Event down_event_;
   std::unique_ptr<Upstream> upstream_;
   std::map<int, std::unique_ptr<ChannelPair>> pairs_;
+  std::unique_ptr<InteractiveSignIn> sign_in_;
 };
 
 // Splits the SSH user name into login and target ("ubuntu@db1.int" -> ubuntu, db1.int).

@@ -50,16 +50,18 @@ void Upstream::start() {
   timeout_timer_ = loop_.add_timer(
       std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout_), [this] {
         timeout_timer_ = 0;
-        if (state_ != State::kReady && state_ != State::kFailed)
-          fail("target_timeout", "the target " + target_.name +
-                                     " did not complete the connection within " +
-                                     std::to_string(connect_timeout_.count()) + " seconds");
+        owner_.run_guarded([this] {
+          if (state_ != State::kReady && state_ != State::kFailed)
+            fail("target_timeout", "the target " + target_.name +
+                                       " did not complete the connection within " +
+                                       std::to_string(connect_timeout_.count()) + " seconds");
+        });
       });
   std::weak_ptr<int> alive = alive_;
   resolver_.resolve(target_.host, target_.port, loop_,
                     [this, alive](std::vector<ResolvedAddress> addrs, std::string error) {
                       if (alive.expired()) return;
-                      on_resolved(std::move(addrs), error);
+                      owner_.run_guarded([&] { on_resolved(std::move(addrs), error); });
                     });
 }
 
@@ -254,7 +256,7 @@ void Upstream::update_interest() {
   }
 }
 
-void Upstream::on_fd_ready(int, uint32_t events) noexcept {
+void Upstream::on_fd_ready(int, uint32_t events) {
   if (state_ == State::kConnecting) {
     if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_tcp_connected();
     return;
@@ -265,6 +267,10 @@ void Upstream::on_fd_ready(int, uint32_t events) noexcept {
   for (int i = 0; i < 8 && ssh_event_dopoll(event_.get(), 0) == SSH_OK; ++i) {
   }
   step();
+}
+
+void Upstream::on_fault(const char* what) noexcept {
+  owner_.on_upstream_fault(what);
 }
 
 void Upstream::fail(std::string code, std::string message) {

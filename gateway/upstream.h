@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ class Upstream final : public FdHandler {
     // connection (for the certificate's source-address). Returns null on failure.
     virtual ssh::Key make_upstream_credential(const std::string& local_ip,
                                               std::string& description) = 0;
+    // Runs `fn` inside the owner's fault boundary (an exception ends only the owner's session).
+    virtual void run_guarded(const std::function<void()>& fn) noexcept = 0;
+    // An exception escaped the upstream's own event handling.
+    virtual void on_upstream_fault(const char* what) noexcept = 0;
   };
 
   Upstream(EventLoop& loop, Resolver& resolver, const Target& target, std::string login,
@@ -50,7 +55,8 @@ class Upstream final : public FdHandler {
   const std::string& credential_description() const { return credential_description_; }
   // Lets the loop watch for writability while libssh has output queued.
   void update_interest();
-  void on_fd_ready(int fd, uint32_t events) noexcept override;
+  void on_fd_ready(int fd, uint32_t events) override;
+  void on_fault(const char* what) noexcept override;
   // Sends SSH_MSG_DISCONNECT and closes the connection.
   void disconnect();
 

@@ -48,12 +48,21 @@ void Worker::stop_and_join() {
 }
 
 void Worker::tick() {
-  auto now = context_.clock->steady_now();
-  std::vector<Session*> all;
-  all.reserve(sessions_.size());
-  for (auto& [id, s] : sessions_) all.push_back(s.get());
-  for (auto* s : all) s->tick(now);
   loop_.add_timer(std::chrono::milliseconds(1000), [this] { tick(); });
+  auto now = context_.clock->steady_now();
+  std::vector<std::string> ids;
+  ids.reserve(sessions_.size());
+  for (auto& [id, s] : sessions_) ids.push_back(id);
+  for (auto& id : ids) run_in_session(id, [now](Session& s) { s.tick(now); });
+}
+
+void SessionRef::post(std::function<void(Session&)> fn) const {
+  Worker* w = worker;
+  w->loop().post([w, id = id, fn = std::move(fn)] { w->run_in_session(id, fn); });
+}
+
+void Worker::run_in_session(const std::string& id, const std::function<void(Session&)>& fn) {
+  if (Session* s = find(id)) s->guarded([&] { fn(*s); });
 }
 
 void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
@@ -63,21 +72,23 @@ void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
     auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer));
     Session* s = session.get();
     sessions_.emplace(id, std::move(session));
-    s->start();
+    s->guarded([s] { s->start(); });
   });
 }
 
 void Worker::close_all(const std::string& reason, const std::string& message) {
   loop_.post([this, reason, message] {
-    for (auto& [id, s] : sessions_) s->close(reason, message);
+    std::vector<std::string> ids;
+    for (auto& [id, s] : sessions_) ids.push_back(id);
+    for (auto& id : ids) run_in_session(id, [&](Session& s) { s.close(reason, message); });
   });
 }
 
 void Worker::resume_all() {
   loop_.post([this] {
-    std::vector<Session*> all;
-    for (auto& [id, s] : sessions_) all.push_back(s.get());
-    for (auto* s : all) s->resume();
+    std::vector<std::string> ids;
+    for (auto& [id, s] : sessions_) ids.push_back(id);
+    for (auto& id : ids) run_in_session(id, [](Session& s) { s.resume(); });
   });
 }
 
@@ -93,11 +104,8 @@ Session* Worker::find(const std::string& id) {
 }
 
 std::function<void()> Worker::make_waker(const std::string& id) {
-  return [this, id] {
-    loop_.post([this, id] {
-      if (Session* s = find(id)) s->resume();
-    });
-  };
+  SessionRef ref{this, id};
+  return [ref] { ref.post([](Session& s) { s.resume(); }); };
 }
 
 }  // namespace castgate

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +20,18 @@
 namespace castgate {
 
 class Session;
+class Worker;
+
+// A session named by the worker that owns it and its id (Envoy's handle of (dispatcher, id)):
+// safe to copy to another thread, and harmless once the session is gone. Code on other threads
+// (the identity provider's, the resolver's) reaches a session only through this, never through
+// a pointer that may outlive it.
+struct SessionRef {
+  Worker* worker = nullptr;
+  std::string id;
+  // Thread-safe: runs `fn` on the session's loop, inside its fault boundary, if it still exists.
+  void post(std::function<void(Session&)> fn) const;
+};
 
 class Worker {
  public:
@@ -42,6 +55,9 @@ class Worker {
   ssh_bind bind() { return bind_.get(); }
   void session_finished(const std::string& id);
   Session* find(const std::string& id);
+  // Runs `fn` on the session `id` if it exists, inside its fault boundary: an exception ends that
+  // session (with its last event), never the worker.
+  void run_in_session(const std::string& id, const std::function<void(Session&)>& fn);
   // Builds the waker a session's recording backlog calls when it drains.
   std::function<void()> make_waker(const std::string& id);
 

@@ -41,7 +41,7 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
       m.user_message = "the identity provider did not say who you are (tid/oid missing)";
       return m;
     }
-    id.subject = tid + ":" + oid;
+    id.subject = "oidc:" + tid + ":" + oid;
     // The groups overage: too many groups for the token, only a pointer to Graph instead.
     bool overage = (c.contains("_claim_names") && c["_claim_names"].is_object() &&
                     c["_claim_names"].contains("groups")) ||
@@ -55,18 +55,28 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
       return m;
     }
   } else {
-    id.subject = str(c, p.claims.subject);
-    if (id.subject.empty()) {
+    std::string sub = str(c, p.claims.subject);
+    if (sub.empty()) {
       m.error = "missing_subject";
       m.user_message =
           "the identity provider did not say who you are (" + p.claims.subject + " missing)";
       return m;
     }
+    id.subject = "oidc:" + sub;
   }
   id.name = str(c, p.claims.name);
   if (id.name.empty()) id.name = str(c, "name");
   if (id.name.empty()) id.name = id.subject;
   id.email = str(c, p.claims.email);
+  // Only an email the provider verified may grant access ("emails" rules). Okta and generic
+  // providers say so in email_verified. Entra's email claim is not verified by default; it
+  // counts only with the xms_edov optional claim (the email's domain is verified by its owner).
+  // Its UPN in preferred_username is recorded for people to read, never trusted.
+  auto flag = [&](const char* name) {
+    return c.contains(name) && c[name].is_boolean() && c[name].get<bool>();
+  };
+  id.email_verified =
+      !id.email.empty() && (p.preset == Preset::kEntra ? flag("xms_edov") : flag("email_verified"));
   if (id.email.empty() && p.preset == Preset::kEntra) {
     std::string upn = str(c, "preferred_username");
     if (upn.find('@') != std::string::npos) id.email = upn;
@@ -82,6 +92,7 @@ MappedIdentity map_workload(const WorkloadIssuer& w, const json& c) {
   for (const auto& rule : w.rules) {
     if (!glob_match(rule.subject, sub)) continue;
     m.identity.subject = w.name + ":" + sub;
+    m.identity.assigned_name = rule.identity;
     m.identity.name = rule.identity;
     m.identity.groups = rule.groups;
     m.identity.kind = IdentityKind::kWorkload;

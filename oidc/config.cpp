@@ -1,5 +1,7 @@
 #include "oidc/config.h"
 
+#include "common/identity.h"
+
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -36,11 +38,12 @@ void check_algorithms(const std::vector<std::string>& algs, const std::string& w
 OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& origin) {
   json doc = parse_config_json(json_text, origin);
   ConfigObject top(doc, origin);
-  top.allow_only({"provider", "device_flow", "key_binding_ttl", "jwks_min_refresh",
-                  "workload_issuers", "ca_bundle"});
+  top.allow_only({"provider", "device_flow", "key_binding_ttl", "key_binding_same_source",
+                  "jwks_min_refresh", "workload_issuers", "ca_bundle"});
   OidcConfig c;
   c.ca_bundle = top.str("ca_bundle");
   c.key_binding_ttl = top.duration("key_binding_ttl", c.key_binding_ttl);
+  c.key_binding_same_source = top.boolean("key_binding_same_source", c.key_binding_same_source);
   c.jwks_min_refresh = top.duration("jwks_min_refresh", c.jwks_min_refresh);
   if (doc.contains("provider")) {
     ConfigObject r(doc["provider"], origin + ": provider");
@@ -111,6 +114,12 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
       wi.issuer = r.str("issuer");
       if (wi.name.empty() || wi.issuer.empty())
         throw std::runtime_error(r.where() + ": name and issuer are required");
+      // The name qualifies the subjects of its tokens ("<name>:<sub>"): it must not pass for
+      // another issuer's prefix.
+      if (!is_admin_name(wi.name) || wi.name == "oidc" || wi.name == "cert")
+        throw std::runtime_error(r.where() +
+                                 ": name may hold letters, digits and . _ @ - only, and may not "
+                                 "be \"oidc\" or \"cert\"");
       wi.audiences = r.list("audiences");
       if (r.has("audience")) wi.audiences.push_back(r.str("audience"));
       if (wi.audiences.empty()) throw std::runtime_error(r.where() + ": audience is required");
@@ -125,6 +134,9 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
         WorkloadRule wr{rr.str("subject"), rr.str("identity"), rr.list("groups")};
         if (wr.subject.empty() || wr.identity.empty())
           throw std::runtime_error(rr.where() + ": subject and identity are required");
+        if (!is_admin_name(wr.identity))
+          throw std::runtime_error(rr.where() +
+                                   ": identity may hold letters, digits and . _ @ - only");
         wi.rules.push_back(std::move(wr));
       }
       c.workload_issuers.push_back(std::move(wi));

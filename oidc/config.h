@@ -65,6 +65,8 @@ struct OidcConfig {
   std::optional<ProviderConfig> provider;
   DeviceFlowConfig device;
   std::chrono::seconds key_binding_ttl{3600};  // 0: every connection signs in again
+  // A bound key signs in only from the address (IPv4, or IPv6 /64) of the device sign-in.
+  bool key_binding_same_source = true;
   std::chrono::seconds jwks_min_refresh{30};
   std::vector<WorkloadIssuer> workload_issuers;
   std::string ca_bundle;

@@ -32,6 +32,7 @@ let provider;
 let port = 0;
 let tamper = null;        // one-shot: how to spoil the next id_token
 let slowDowns = 0;        // answer this many token polls with slow_down
+let keysDelayMs = 0;      // hold answers for the key set this long (a slow provider)
 let declineAsEntra = shape === 'entra';
 const stats = { tokenPolls: [] };
 
@@ -54,8 +55,8 @@ function claimsFor(login) {
 }
 
 function buildProvider(issuer) {
-  const claimNames = ['sub', 'email', 'name', 'preferred_username', 'groups', 'roles', 'tid', 'oid',
-    '_claim_names', '_claim_sources', 'hasgroups'];
+  const claimNames = ['sub', 'email', 'email_verified', 'xms_edov', 'name', 'preferred_username',
+    'groups', 'roles', 'tid', 'oid', '_claim_names', '_claim_sources', 'hasgroups'];
   const p = new Provider(issuer, {
     clients: [{
       client_id: clientId,
@@ -172,6 +173,8 @@ async function handle(req, res) {
       tamper = body.mode || null;
     } else if (url.pathname === '/__test/slow_down') {
       slowDowns = body.count || 1;
+    } else if (url.pathname === '/__test/slow_keys') {
+      keysDelayMs = body.ms || 0;
     } else if (url.pathname === '/__test/accounts') {
       Object.assign(accounts, body);
     } else if (url.pathname === '/__test/mint') {
@@ -199,6 +202,9 @@ async function handle(req, res) {
   const tokenPath = routes.token || '/token';
   const devicePath = routes.device_authorization || '/device/auth';
   const body = await readBody(req);
+  if (inner === (routes.jwks || '/jwks') && keysDelayMs > 0) {
+    await new Promise((resolve) => setTimeout(resolve, keysDelayMs));
+  }
   if (inner === tokenPath && req.method === 'POST') {
     stats.tokenPolls.push(Date.now());
     if (slowDowns > 0) {
