@@ -160,3 +160,52 @@ def test_source_address_is_read_strictly(cert_gateway, ca, keys, tmp_path):
     assert any("empty entry" in x for x in reasons), reasons
     assert any("bits set past the prefix length" in x for x in reasons), reasons
     still_serving(gw, keys)
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+def test_dangerous_environment_never_reaches_the_target(gateway_factory, keys, tmp_path):
+    """The target's sshd accepts any variable (AcceptEnv *) and the target's "env" is ["*"]:
+    castgate is the only thing between mallory's LD_PRELOAD or BASH_ENV and the target."""
+    target = Sshd(tmp_path, keys.ca_pub, extra="AcceptEnv *\n")
+    try:
+        gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": target.port,
+                               "env": ["*"]}],
+                             [target.known_hosts_line()], policy=ATTACK_POLICY,
+                             identities=attack_identities(keys))
+        # The operator is told at start-up which variables "*" would have let through.
+        warnings = [l for l in gw.stderr().splitlines() if "never passes" in l]
+        assert warnings, f"no start-up warning about env [\"*\"]:\n{gw.stderr()}"
+        assert all(name in warnings[0] for name in ("LD_*", "BASH_ENV", "BASH_FUNC_*", "PATH"))
+        mark = secrets.token_hex(4)
+        bash_env = tmp_path / "bash_env"
+        bash_env.write_text(f"echo BASH_ENV-RAN-{mark}\n")
+        sent = {
+            "LD_PRELOAD": f"/nonexistent/preload-{mark}.so",
+            "BASH_ENV": str(bash_env),
+            "GLIBC_TUNABLES": f"glibc.malloc.check={mark}",
+            "BASH_FUNC_env%%": f"() {{ echo FUNCTION-RAN-{mark}; }}",
+            "LANG": "C.UTF-8",
+            "CASTGATE_TEST_PLAIN": f"plain-{mark}",
+        }
+        send = [a for name in sent for a in ("-o", f"SendEnv={name}")]
+        # The client's own environment: LD_PRELOAD of a missing file only makes the local ssh
+        # print a warning.
+        env = dict(os.environ, **sent)
+        args = gw.ssh_args(keys.eve, None, send) + [f"{LOGIN}@db1.int@127.0.0.1", "env"]
+        r = run(args, timeout=60, env=env)
+        out = r.stdout.decode(errors="replace")
+        assert r.returncode == 0, r.stderr
+        lines = out.splitlines()
+        for name in ("LD_PRELOAD", "BASH_ENV", "GLIBC_TUNABLES", "BASH_FUNC_env%%"):
+            assert not [l for l in lines if l.startswith(name + "=")], f"{name} reached the target"
+        # Nothing mallory sent ran there either (BASH_ENV's script, or the exported function
+        # that would replace `env` itself).
+        assert mark not in out.replace(f"plain-{mark}", ""), out
+        # Ordinary variables still pass.
+        assert "LANG=C.UTF-8" in lines, out
+        assert f"CASTGATE_TEST_PLAIN=plain-{mark}" in lines, out
+        still_serving(gw, keys)
+    finally:
+        target.stop()
+
