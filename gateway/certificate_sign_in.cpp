@@ -19,8 +19,10 @@ bool is_certificate_key_type(std::string_view type) {
 
 namespace {
 
-// The longest textual IPv6 address (an IPv4 tail included) and "/128".
-constexpr size_t kMaxEntryLength = 45 + 4;
+// The longest textual IPv6 address (with an IPv4 tail, INET6_ADDRSTRLEN less its NUL), and that
+// with "/128".
+constexpr size_t kMaxAddressText = 45;
+constexpr size_t kMaxEntryLength = kMaxAddressText + 4;
 
 using AddressBytes = std::array<unsigned char, 16>;
 
@@ -31,7 +33,7 @@ int address_length(int family) {
 // Only the characters addresses are written with reach inet_pton: no NUL byte ends the text early,
 // no scope id ("%eth0"), no name, no space.
 bool parse_ip(std::string_view text, int& family, AddressBytes& out) {
-  if (text.empty() || text.size() > 45) return false;
+  if (text.empty() || text.size() > kMaxAddressText) return false;
   for (char ch : text)
     if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
           ch == '.' || ch == ':'))
