@@ -2,7 +2,8 @@
 
 #include <arpa/inet.h>
 
-#include <cstring>
+#include <algorithm>
+#include <iterator>
 
 #include "common/clock.h"
 #include "common/text.h"
@@ -18,44 +19,140 @@ bool is_certificate_key_type(std::string_view type) {
 
 namespace {
 
-bool parse_address(const std::string& text, unsigned char out[16], int& family) {
-  if (inet_pton(AF_INET, text.c_str(), out) == 1) {
-    family = AF_INET;
-    return true;
+// The longest textual IPv6 address (with an IPv4 tail, INET6_ADDRSTRLEN less its NUL), and that
+// with "/128".
+constexpr size_t kMaxAddressText = 45;
+constexpr size_t kMaxEntryLength = kMaxAddressText + 4;
+
+using AddressBytes = std::array<unsigned char, 16>;
+
+int address_length(int family) {
+  return family == AF_INET ? 4 : 16;
+}
+
+// Only the characters addresses are written with reach inet_pton: no NUL byte ends the text early,
+// no scope id ("%eth0"), no name, no space.
+bool parse_ip(std::string_view text, int& family, AddressBytes& out) {
+  if (text.empty() || text.size() > kMaxAddressText) return false;
+  for (char ch : text)
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+          ch == '.' || ch == ':'))
+      return false;
+  std::string z(text);
+  family = z.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  out = {};
+  return inet_pton(family, z.c_str(), out.data()) == 1;
+}
+
+// Decimal digits only: no sign, no space, nothing after them.
+bool parse_prefix_length(std::string_view text, int max, int& out) {
+  if (text.empty() || text.size() > 3) return false;
+  int value = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return false;
+    value = value * 10 + (ch - '0');
   }
-  if (inet_pton(AF_INET6, text.c_str(), out) == 1) {
-    family = AF_INET6;
-    return true;
-  }
-  return false;
+  if (value > max) return false;
+  out = value;
+  return true;
+}
+
+unsigned char prefix_mask(int bits) {
+  return static_cast<unsigned char>(0xff00u >> bits);
+}
+
+bool in_block(const AddressBlock& block, const AddressBytes& addr) {
+  int whole = block.prefix_length / 8, bits = block.prefix_length % 8;
+  if (!std::equal(addr.begin(), addr.begin() + whole, block.network.begin())) return false;
+  return bits == 0 || ((addr[whole] ^ block.network[whole]) & prefix_mask(bits)) == 0;
+}
+
+bool host_bits_clear(const AddressBlock& block) {
+  int whole = block.prefix_length / 8, bits = block.prefix_length % 8;
+  if (bits != 0 && (block.network[whole] & ~prefix_mask(bits)) != 0) return false;
+  int first_host_byte = whole + (bits != 0 ? 1 : 0);
+  return std::all_of(block.network.begin() + first_host_byte,
+                     block.network.begin() + address_length(block.family),
+                     [](unsigned char b) { return b == 0; });
+}
+
+AddressListError parse_entry(std::string_view entry, AddressBlock& block) {
+  if (entry.empty()) return AddressListError::kEmptyEntry;
+  if (entry.size() > kMaxEntryLength) return AddressListError::kEntryTooLong;
+  auto slash = entry.find('/');
+  if (!parse_ip(entry.substr(0, slash), block.family, block.network))
+    return AddressListError::kBadAddress;
+  int max = address_length(block.family) * 8;
+  block.prefix_length = max;
+  if (slash != std::string_view::npos &&
+      !parse_prefix_length(entry.substr(slash + 1), max, block.prefix_length))
+    return AddressListError::kBadPrefixLength;
+  if (!host_bits_clear(block)) return AddressListError::kHostBitsSet;
+  return AddressListError::kNone;
 }
 
 }  // namespace
 
-bool address_in_list(const std::string& ip, std::string_view list) {
-  unsigned char addr[16];
-  int family;
-  if (!parse_address(ip, addr, family)) return false;
-  for (auto& item : split(list, ',')) {
-    std::string net = item;
-    int bits = -1;
-    if (auto slash = item.find('/'); slash != std::string::npos) {
-      net = item.substr(0, slash);
-      bits = std::atoi(item.c_str() + slash + 1);
-    }
-    unsigned char block[16];
-    int bfamily;
-    if (!parse_address(net, block, bfamily) || bfamily != family) continue;
-    int total = family == AF_INET ? 32 : 128;
-    if (bits < 0 || bits > total) bits = total;
-    bool match = true;
-    for (int i = 0; i < bits && match; ++i) {
-      int byte = i / 8, bit = 7 - i % 8;
-      match = ((addr[byte] >> bit) & 1) == ((block[byte] >> bit) & 1);
-    }
-    if (match) return true;
+std::string_view to_string(AddressListError e) {
+  switch (e) {
+    case AddressListError::kNone:
+      return "none";
+    case AddressListError::kEmptyEntry:
+      return "empty entry";
+    case AddressListError::kTooManyEntries:
+      return "too many entries";
+    case AddressListError::kEntryTooLong:
+      return "entry too long";
+    case AddressListError::kBadAddress:
+      return "bad address";
+    case AddressListError::kBadPrefixLength:
+      return "bad prefix length";
+    case AddressListError::kHostBitsSet:
+      return "bits set past the prefix length";
   }
-  return false;
+  return "unknown";
+}
+
+AddressList parse_address_list(std::string_view text) {
+  AddressList list;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string_view entry =
+        text.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    AddressBlock block;
+    list.error = list.blocks.size() == AddressList::kMaxEntries ? AddressListError::kTooManyEntries
+                                                                : parse_entry(entry, block);
+    if (!list.ok()) {
+      list.bad_entry = printable(entry, 60);
+      list.blocks.clear();
+      return list;
+    }
+    list.blocks.push_back(block);
+    if (comma == std::string_view::npos) return list;
+    start = comma + 1;
+  }
+}
+
+bool AddressList::contains(std::string_view ip) const {
+  int family;
+  AddressBytes addr;
+  if (!ok() || !parse_ip(ip, family, addr)) return false;
+  // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d; OpenSSH matches it as
+  // a.b.c.d, and so does castgate.
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == AF_INET6 && std::equal(std::begin(kMapped), std::end(kMapped), addr.begin())) {
+    family = AF_INET;
+    std::copy(addr.begin() + 12, addr.end(), addr.begin());
+    std::fill(addr.begin() + 4, addr.end(), 0);
+  }
+  return std::any_of(blocks.begin(), blocks.end(), [&](const AddressBlock& b) {
+    return b.family == family && in_block(b, addr);
+  });
+}
+
+bool address_in_list(const std::string& ip, std::string_view list) {
+  return parse_address_list(list).contains(ip);
 }
 
 CertificateCheck check_user_certificate(std::string_view blob, const IdentityKeys& identities,
@@ -87,9 +184,21 @@ CertificateCheck check_user_certificate(std::string_view blob, const IdentityKey
     c.reason = "the certificate is not valid now (expired or not yet valid)";
     return c;
   }
+  if (cert.principals.empty()) {
+    // OpenSSH refuses these ("Certificate lacks principal list"): a certificate for any login is
+    // too easily issued by mistake.
+    c.reason = "the certificate lacks a principal list (it names no login it is valid for)";
+    return c;
+  }
   for (const auto& [name, value] : cert.critical_options) {
     if (name == "source-address") {
-      if (!address_in_list(client_ip, value)) {
+      auto allowed = parse_address_list(value);
+      if (!allowed.ok()) {
+        c.reason = "the certificate's source-address is malformed (" +
+                   std::string(to_string(allowed.error)) + ": \"" + allowed.bad_entry + "\")";
+        return c;
+      }
+      if (!allowed.contains(client_ip)) {
         c.reason = "the certificate may not be used from " + client_ip;
         return c;
       }

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -13,8 +14,10 @@
 
 namespace castgate {
 namespace {
-constexpr size_t kMaxRequest = 4096;
-constexpr auto kClientTimeout = std::chrono::milliseconds(2000);
+constexpr int kListenBacklog = 1024;
+// Accepts per loop pass: enough to drain a flood quickly, few enough that SSH sessions on the same
+// loop get their turn.
+constexpr int kAcceptsPerPass = 64;
 }  // namespace
 
 HealthEndpoint::HealthEndpoint(EventLoop& loop, const std::string& address, int port,
@@ -25,11 +28,13 @@ HealthEndpoint::HealthEndpoint(EventLoop& loop, const std::string& address, int 
   if (addrs.empty()) throw std::runtime_error("--health-listen: " + error);
   listen_fd_ = socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (listen_fd_ < 0 ||
+  if (listen_fd_ < 0 || setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
-      ::listen(listen_fd_, 64) != 0)
-    throw std::runtime_error(std::string("--health-listen: ") + std::strerror(errno));
+      ::listen(listen_fd_, kListenBacklog) != 0) {
+    std::string why = std::strerror(errno);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    throw std::runtime_error("--health-listen: " + why);
+  }
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -50,20 +55,20 @@ void HealthEndpoint::drop(int fd) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   if (it->second.timer) loop_.cancel_timer(it->second.timer);
+  oldest_first_.erase(it->second.age);
   loop_.unwatch(fd);
   ::close(fd);
   clients_.erase(it);
 }
 
-void HealthEndpoint::accept_all() {
-  for (int i = 0; i < 16; ++i) {
+void HealthEndpoint::accept_some() {
+  for (int i = 0; i < kAcceptsPerPass; ++i) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    if (clients_.size() >= 64) {
-      ::close(fd);
-      continue;
-    }
+    // At the cap the oldest is closed, not the newcomer: holders cannot lock probes out.
+    if (clients_.size() >= kMaxClients) drop(oldest_first_.front());
     Client c;
+    c.age = oldest_first_.insert(oldest_first_.end(), fd);
     c.timer = loop_.add_timer(kClientTimeout, [this, fd] {
       auto it = clients_.find(fd);
       if (it != clients_.end()) it->second.timer = 0;
@@ -71,25 +76,37 @@ void HealthEndpoint::accept_all() {
     });
     clients_.emplace(fd, std::move(c));
     loop_.watch(fd, EPOLLIN, this);
+    read_request(fd);  // a probe that waited in the accept queue has sent its request already
   }
 }
 
 void HealthEndpoint::on_fd_ready(int fd, uint32_t) noexcept {
-  if (fd == listen_fd_) return accept_all();
+  if (fd == listen_fd_) return accept_some();
+  read_request(fd);
+}
+
+void HealthEndpoint::read_request(int fd) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
+  std::string& req = it->second.request;
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf);
+  ssize_t n = ::read(fd, buf, std::min(sizeof buf, kMaxRequest - req.size()));
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) return drop(fd);
-  it->second.request.append(buf, static_cast<size_t>(n));
-  const std::string& req = it->second.request;
+  req.append(buf, static_cast<size_t>(n));
   if (req.find("\r\n\r\n") == std::string::npos && req.size() < kMaxRequest) return;
+  answer(fd);
+}
+
+void HealthEndpoint::answer(int fd) {
   std::string reason = status_();
   std::string body = reason.empty() ? "ok\n" : reason + "\n";
   std::string head = reason.empty() ? "HTTP/1.0 200 OK" : "HTTP/1.0 503 Service Unavailable";
   std::string response =
       head + "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n\r\n" + body;
+  // A fresh socket's send buffer takes these few bytes whole; a client that does not read them
+  // loses its answer, never the loop's time.
   ssize_t w = ::write(fd, response.data(), response.size());
   (void)w;
   drop(fd);

@@ -1,10 +1,28 @@
 // A tiny HTTP endpoint for orchestrators (Kubernetes probes), apart from the SSH port so that
 // probes do not show up as connections in the audit stream: "GET /healthz" answers 200 while
 // castgate can record, 503 when its recording output is stalled or broken or it is draining.
+//
+// Anyone who can reach the port must not be able to make the probes fail (and so have the pod
+// restarted or taken out of service). A client is answered as soon as its request head
+// ("\r\n\r\n") or 4 KiB has arrived, and then closed. Those still sending are bounded:
+//  - at most kMaxClients (64) are held; when a new connection arrives at the cap, the oldest held
+//    one is closed to make room (LRU), so idle or slow ("slowloris") holders only ever push each
+//    other out, never a new probe, which sends its request at once;
+//  - a new connection's request is read right when it is accepted: a probe that queued behind a
+//    flood of holders has usually sent its request by then and is answered without taking a slot;
+//  - each client has kClientTimeout (2 s) from its accept to finish its request, however slowly
+//    it drips bytes; each request buffer holds at most kMaxRequest (4 KiB);
+//  - the socket is non-blocking throughout and a loop pass accepts a bounded number of
+//    connections, so the event loop never waits on a client.
+// An attacker who opens connections faster than castgate's loop accepts them still fills the
+// kernel's accept queue (1024 deep) and delays probes by a SYN retry; that takes a flood, which
+// network policy in front of the health port should stop.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <list>
 #include <map>
 #include <string>
 
@@ -14,10 +32,16 @@ namespace castgate {
 
 class HealthEndpoint final : public FdHandler {
  public:
+  static constexpr size_t kMaxClients = 64;
+  static constexpr size_t kMaxRequest = 4096;
+  static constexpr std::chrono::milliseconds kClientTimeout{2000};
+
   // `status` returns an empty string when healthy, else the reason.
   HealthEndpoint(EventLoop& loop, const std::string& address, int port,
                  std::function<std::string()> status);
   ~HealthEndpoint() override;
+  HealthEndpoint(const HealthEndpoint&) = delete;
+  HealthEndpoint& operator=(const HealthEndpoint&) = delete;
   int port() const { return port_; }
   void on_fd_ready(int fd, uint32_t events) noexcept override;
 
@@ -25,15 +49,19 @@ class HealthEndpoint final : public FdHandler {
   struct Client {
     std::string request;
     EventLoop::TimerId timer = 0;
+    std::list<int>::iterator age;  // its place in oldest_first_
   };
-  void accept_all();
+  void accept_some();
+  void read_request(int fd);
+  void answer(int fd);
   void drop(int fd);
 
   EventLoop& loop_;
   std::function<std::string()> status_;
   int listen_fd_ = -1;
   int port_ = 0;
-  std::map<int, Client> clients_;
+  std::map<int, Client> clients_;  // every one still sending its request
+  std::list<int> oldest_first_;    // the same clients, in the order they were accepted
 };
 
 }  // namespace castgate

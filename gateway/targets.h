@@ -15,6 +15,13 @@
 
 namespace castgate {
 
+// Variables that make the target run code the user chose (a loader, a shell or an interpreter
+// reads them at start-up) or change what a command means. A target may restrict what runs there
+// (ForceCommand, a restricted shell, command= in authorized_keys); these would turn such a
+// restriction into arbitrary execution, so no "env" pattern passes them, not even "*".
+// Globs, as in "env"; kept in one place, documented in targets.cpp.
+extern const std::vector<std::string_view> kEnvNeverPassed;
+
 struct Target {
   std::string name;  // what users type and what policy names
   std::string host;  // where to connect (address or DNS name)
@@ -26,7 +33,11 @@ struct Target {
 
   // Names under which the target's key may be pinned in known_hosts.
   std::vector<std::string> known_hosts_names() const;
+  // A plain variable name ([A-Za-z_][A-Za-z0-9_]*) that an "env" pattern matches and
+  // kEnvNeverPassed does not.
   bool env_allowed(std::string_view name) const;
+  // The entries of kEnvNeverPassed that some "env" pattern would match (for the start-up warning).
+  std::vector<std::string_view> env_patterns_matching_never_passed() const;
 };
 
 class Targets {
