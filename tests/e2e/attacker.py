@@ -16,13 +16,13 @@ import secrets
 
 import pytest
 
-from harness import LOGIN, Keys, Tmux, player, pubkey, wait_until
+from harness import LOGIN, TEST_USER, Keys, Tmux, player, pubkey, run, wait_until
 
 # alice watches (the bystander); mallory attacks: signed in, allowed onto db1.int like alice;
 # nobody is signed in but has no rights at all.
 ATTACK_POLICY = {
     "rules": [
-        {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN],
+        {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN, TEST_USER],
          "port_forwarding": True},
     ]
 }
@@ -42,6 +42,15 @@ def target_gateway(gateway_factory, sshd, keys):
     return gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                            [sshd.known_hosts_line()], policy=ATTACK_POLICY,
                            identities=attack_identities(keys), bound={"db1.int": "db1.int"})
+
+
+@pytest.fixture
+def test_user_password():
+    """A password for the unprivileged test account (sudo asks for it), removed afterwards."""
+    password = "pw-" + secrets.token_hex(12)
+    run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
+    yield password
+    run(["usermod", "-p", "*", TEST_USER], check=True)
 
 
 def marker(prefix: str = "MARK") -> str:

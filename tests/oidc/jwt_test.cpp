@@ -230,8 +230,15 @@ TEST_CASE("claims map to identities per preset") {
                              {"email", "alice@acme.com"},
                              {"groups", {"ops", "dba"}}});
   REQUIRE(m.ok);
-  CHECK(m.identity.subject == "00u1");
+  CHECK(m.identity.subject == "oidc:00u1");  // qualified: never a registered key's name
+  CHECK(m.identity.assigned_name.empty());  // the display name grants nothing
   CHECK(m.identity.name == "alice@acme.com");
+  CHECK_FALSE(m.identity.email_verified);  // no email_verified claim
+  m = map_person(okta, {{"sub", "00u1"}, {"email", "alice@acme.com"}, {"email_verified", true}});
+  CHECK(m.identity.email_verified);
+  m = map_person(okta, {{"sub", "00u1"}, {"email", "alice@acme.com"}, {"email_verified", "true"}});
+  CHECK_FALSE(m.identity.email_verified);  // only the boolean counts
+  m = map_person(okta, {{"sub", "00u1"}, {"groups", {"ops", "dba"}}});
   CHECK(m.identity.groups == std::vector<std::string>{"ops", "dba"});
   CHECK(m.identity.kind == IdentityKind::kHuman);
 
@@ -244,8 +251,12 @@ TEST_CASE("claims map to identities per preset") {
                          {"preferred_username", "bob@contoso.com"},
                          {"groups", {"g1"}}});
   REQUIRE(m.ok);
-  CHECK(m.identity.subject == "t-1:o-9");
-  CHECK(m.identity.email == "bob@contoso.com");
+  CHECK(m.identity.subject == "oidc:t-1:o-9");
+  CHECK(m.identity.email == "bob@contoso.com");  // the UPN, for people to read
+  CHECK_FALSE(m.identity.email_verified);         // ... and never trusted
+  m = map_person(entra,
+                 {{"tid", "t-1"}, {"oid", "o-9"}, {"email", "bob@contoso.com"}, {"xms_edov", true}});
+  CHECK(m.identity.email_verified);
   m = map_person(entra, {{"tid", "t-1"},
                          {"oid", "o-9"},
                          {"_claim_names", {{"groups", "src1"}}},
