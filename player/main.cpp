@@ -10,6 +10,7 @@
 #include "player/catalog.h"
 #include "player/export.h"
 #include "player/log_reader.h"
+#include "player/terminal_text.h"
 #include "player/verify.h"
 #ifdef CASTGATE_WEB_PLAYER
 #include "player/replay_page.h"
@@ -30,6 +31,8 @@ commands:
   channels  the recorded channels of a session
   export    one channel of a session as an asciicast v2 file (asciinema play/cat)
   html      a self-contained web page replaying a session, with its timeline and verdict
+
+Recorded text printed to the terminal has its control characters escaped (\x1b, \u009b, \\).
 )";
 
 po::variables_map parse(int argc, char** argv, po::options_description& opts) {
@@ -46,6 +49,10 @@ po::variables_map parse(int argc, char** argv, po::options_description& opts) {
 std::vector<std::string> files(const po::variables_map& vm) {
   if (!vm.count("files")) return {"-"};
   return vm["files"].as<std::vector<std::string>>();
+}
+
+void write_problems(std::ostream& out, const SessionVerdict& v, const char* indent) {
+  for (auto& p : v.problems) out << indent << terminal_safe(p) << '\n';
 }
 
 std::string duration_text(int64_t ns) {
@@ -107,9 +114,11 @@ int cmd_list(int argc, char** argv) {
     std::string end = s.denied        ? "denied (" + s.denial + ")"
                       : s.end.empty() ? "(open or truncated)"
                                       : s.end_reason;
-    std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", s.start.c_str(), s.session.c_str(),
-                user.c_str(), s.source_ip.c_str(), s.target.c_str(), s.login.c_str(),
-                duration_text(s.duration_ns).c_str(), end.c_str());
+    std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", terminal_safe(s.start).c_str(),
+                terminal_safe(s.session).c_str(), terminal_safe(user).c_str(),
+                terminal_safe(s.source_ip).c_str(), terminal_safe(s.target).c_str(),
+                terminal_safe(s.login).c_str(), duration_text(s.duration_ns).c_str(),
+                terminal_safe(end).c_str());
   }
   return 0;
 }
@@ -149,14 +158,15 @@ int cmd_verify(int argc, char** argv) {
                 << '\n';
       continue;
     }
-    std::cout << (v.ok ? "OK     " : "FAILED ") << v.session << "  " << v.events << " events"
+    std::cout << (v.ok ? "OK     " : "FAILED ") << terminal_safe(v.session) << "  " << v.events
+              << " events"
               << (v.exact_duplicates ? ", " + std::to_string(v.exact_duplicates) + " duplicates"
                                      : "")
               << (v.signed_ok ? ", signature valid" : "") << '\n';
-    for (auto& p : v.problems) std::cout << "       - " << p << '\n';
+    write_problems(std::cout, v, "       - ");
   }
   if (verdicts.empty()) std::cerr << "castgate-player: no castgate events found\n";
-  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << f << '\n';
+  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << terminal_safe(f) << '\n';
   if (!verifier.foreign_lines().empty()) all_ok = false;
   return all_ok ? 0 : 1;
 }
@@ -168,10 +178,9 @@ int cmd_channels(int argc, char** argv) {
   SessionExporter ex(vm["session"].as<std::string>());
   for (auto& path : files(vm)) ex.add_file(MappedFile(path));
   for (auto& c : ex.channels())
-    std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, c.kind.c_str(),
-                c.pty ? "pty" : "no-pty",
-                c.file_transfer.empty() ? "" : "file transfer: ", c.file_transfer.c_str(),
-                static_cast<unsigned long long>(c.events));
+    std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, terminal_safe(c.kind).c_str(),
+                c.pty ? "pty" : "no-pty", c.file_transfer.empty() ? "" : "file transfer: ",
+                terminal_safe(c.file_transfer).c_str(), static_cast<unsigned long long>(c.events));
   return 0;
 }
 
@@ -195,7 +204,7 @@ int cmd_export(int argc, char** argv) {
     ok = ex.write(std::cout, channel, error);
   }
   if (!ok) {
-    std::cerr << "castgate-player: " << error << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
     return 1;
   }
   return 0;
@@ -232,7 +241,7 @@ int cmd_html(int argc, char** argv) {
   if (!write_replay_page(out, ex, session, verdict, error)) {
     out.close();
     std::remove(path.c_str());
-    std::cerr << "castgate-player: " << error << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
     return 1;
   }
   out.close();
@@ -269,7 +278,7 @@ int main(int argc, char** argv) {
     std::cerr << "castgate-player: unknown command " << cmd << "\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "castgate-player: " << e.what() << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(e.what()) << '\n';
     return 2;
   }
 }
