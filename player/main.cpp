@@ -154,7 +154,7 @@ int cmd_verify(int argc, char** argv) {
                                   {"signed", v.signed_ok},
                                   {"duplicates", v.exact_duplicates},
                                   {"problems", v.problems}}
-                       .dump()
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << '\n';
       continue;
     }

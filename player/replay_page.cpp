@@ -79,7 +79,8 @@ bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
   }
   meta["verification"] = v;
   // The events are spliced in as stored (each is a JSON object that parsed).
-  std::string payload = meta.dump();
+  // Problems name the input files, whose paths need not be UTF-8.
+  std::string payload = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   payload.pop_back();  // the closing brace
   payload += ",\"events\":[";
   for (size_t i = 0; i < events.size(); ++i) {

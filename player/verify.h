@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "player/log_reader.h"
@@ -35,12 +37,25 @@ struct VerifyOptions {
   bool strict = false;  // every line must be a castgate event (a raw castgate log)
 };
 
+// Why a stored line is not a castgate event.
+enum class LineError {
+  kNone,
+  kNotUtf8,
+  kNotJson,      // cut short, or not JSON at all
+  kNotAnEvent,   // JSON, but not castgate's nor a container runtime's or shipper's form of it
+  kNoSeqOrPrev,  // castgate.seq or castgate.prev missing or of the wrong type
+};
+std::string_view to_string(LineError error);
+
 class Verifier {
  public:
   Verifier(std::vector<RecordingKey> keys, VerifyOptions options);
   void add_file(const MappedFile& file);
+  // One verdict per session. A line that names a session of the input (or the session asked
+  // for) but is not a whole castgate event is a problem of that session.
   std::vector<SessionVerdict> finish();
-  // Lines that are not castgate events (reported in strict mode).
+  // After finish(): lines that are not castgate events and name no session of the input
+  // (reported in strict mode).
   const std::vector<std::string>& foreign_lines() const { return foreign_; }
 
  private:
@@ -52,14 +67,21 @@ class Verifier {
     std::string canonical;  // kept only when needed again: final events and fallbacks
     bool exact = false;
     bool final = false;
-    std::string where;
   };
-  bool add_event(const StoredEvent& e, const std::string& where);
-  std::vector<std::string> foreign_;
+  struct BadLines {
+    uint64_t count = 0;
+    std::vector<std::pair<std::string, LineError>> first;  // where ("FILE:LINE") and what, a few
+  };
+
+  LineError add_event(const StoredEvent& e);
+  void add_bad_line(std::string_view session, LineError error, const std::string& where);
+  SessionVerdict judge(const std::string& session, std::vector<Item>& items) const;
 
   std::vector<RecordingKey> keys_;
   VerifyOptions options_;
   std::map<std::string, std::vector<Item>> sessions_;
+  std::map<std::string, BadLines> bad_lines_;  // by the session the lines name
+  std::vector<std::string> foreign_;
   uint64_t order_ = 0;
 };
 

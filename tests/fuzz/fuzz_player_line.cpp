@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view line(reinterpret_cast<const char*>(data), size);
   castgate::player::StoredEvent e;
   castgate::player::unwrap_line(line, e);
+  castgate::player::session_named_in(line);
   // Whatever is recorded, what reaches the analyst's terminal is valid UTF-8 without C0, DEL or
   // C1 controls.
   std::string shown = castgate::player::terminal_safe(line);
