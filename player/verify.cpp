@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "asciicast/chain.h"
 #include "asciicast/utf8.h"
@@ -63,6 +64,26 @@ std::string_view to_string(LineError error) {
       return "has no castgate.seq or castgate.prev";
   }
   return "is not a castgate event";
+}
+
+VerifiedChain::VerifiedChain(std::vector<Member> members) : members_(std::move(members)) {
+  auto order = [](const Member& a, const Member& b) {
+    return a.seq != b.seq ? a.seq < b.seq : a.hash < b.hash;
+  };
+  std::sort(members_.begin(), members_.end(), order);
+  members_.erase(std::unique(members_.begin(), members_.end(),
+                             [](const Member& a, const Member& b) {
+                               return a.seq == b.seq && a.hash == b.hash;
+                             }),
+                 members_.end());
+}
+
+bool VerifiedChain::contains(uint64_t seq, std::string_view hash) const {
+  auto at = std::lower_bound(members_.begin(), members_.end(), seq,
+                             [](const Member& m, uint64_t s) { return m.seq < s; });
+  for (; at != members_.end() && at->seq == seq; ++at)
+    if (at->hash == hash) return true;
+  return false;
 }
 
 std::vector<RecordingKey> load_recording_keys(const std::string& path) {
@@ -222,31 +243,83 @@ SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& it
   if (chain.empty() || !chain.back()->final) {
     v.problems.push_back("no final event: the record is truncated (or the session is still open)");
   } else {
-    json last = json::parse(chain.back()->canonical, nullptr, false);
-    auto& c = last["castgate"];
-    if (!c.contains("sig") || !c.contains("signer")) {
-      if (options_.require_signature) v.problems.push_back("the final event is not signed");
-    } else if (!c["sig"].is_string() || !c["signer"].is_string()) {
-      v.problems.push_back("the final event's signature is malformed");
-    } else {
-      std::string signer = c["signer"].get<std::string>();
-      auto sig = base64_decode(c["sig"].get<std::string>());
-      c.erase("sig");
-      std::string payload = asciicast::signature_payload(last.dump());
-      auto key = std::find_if(keys_.begin(), keys_.end(),
-                              [&](const RecordingKey& k) { return k.id == signer; });
-      if (key == keys_.end()) {
-        if (options_.require_signature)
-          v.problems.push_back("signed by " + signer + ", which is not a trusted recording key");
-      } else if (!sig || !ed25519_verify(key->raw, payload, *sig)) {
-        v.problems.push_back("the signature of the final event does not verify (altered)");
-      } else {
+    SignatureCheck sig = check_signature(*chain.back());
+    switch (sig.status) {
+      case SignatureStatus::kValid:
         v.signed_ok = true;
-      }
+        break;
+      case SignatureStatus::kUnsigned:
+        if (options_.require_signature) v.problems.push_back("the final event is not signed");
+        break;
+      case SignatureStatus::kMalformed:
+        v.problems.push_back("the final event's signature is malformed");
+        break;
+      case SignatureStatus::kUntrustedSigner:
+        if (options_.require_signature)
+          v.problems.push_back("signed by " + sig.signer +
+                               ", which is not a trusted recording key");
+        break;
+      case SignatureStatus::kInvalid:
+        v.problems.push_back("the signature of the final event does not verify (altered)");
+        break;
     }
   }
+  v.verified = verified_chain(items);
   v.ok = v.problems.empty();
   return v;
+}
+
+Verifier::SignatureCheck Verifier::check_signature(const Item& final) const {
+  SignatureCheck check;
+  json last = json::parse(final.canonical, nullptr, false);
+  if (!last.is_object() || !last["castgate"].is_object()) {
+    check.status = SignatureStatus::kMalformed;
+    return check;
+  }
+  auto& c = last["castgate"];
+  if (!c.contains("sig") || !c.contains("signer")) {
+    check.status = SignatureStatus::kUnsigned;
+    return check;
+  }
+  if (!c["sig"].is_string() || !c["signer"].is_string()) {
+    check.status = SignatureStatus::kMalformed;
+    return check;
+  }
+  check.signer = c["signer"].get<std::string>();
+  auto sig = base64_decode(c["sig"].get<std::string>());
+  c.erase("sig");
+  std::string payload = asciicast::signature_payload(last.dump());
+  auto key = std::find_if(keys_.begin(), keys_.end(),
+                          [&](const RecordingKey& k) { return k.id == check.signer; });
+  if (key == keys_.end())
+    check.status = SignatureStatus::kUntrustedSigner;
+  else if (!sig || !ed25519_verify(key->raw, payload, *sig))
+    check.status = SignatureStatus::kInvalid;
+  else
+    check.status = SignatureStatus::kValid;
+  return check;
+}
+
+VerifiedChain Verifier::verified_chain(const std::vector<Item>& by_seq) const {
+  // The member at `seq` is the event there whose hash the member above names; there may be
+  // other events with that seq (forged, or from another chain) and they are passed over.
+  auto find = [&](uint64_t seq, const std::string& hash) -> const Item* {
+    auto at = std::lower_bound(by_seq.begin(), by_seq.end(), seq,
+                               [](const Item& it, uint64_t s) { return it.seq < s; });
+    for (; at != by_seq.end() && at->seq == seq; ++at)
+      if (at->hash == hash) return &*at;
+    return nullptr;
+  };
+  std::vector<VerifiedChain::Member> members;
+  std::unordered_set<std::string_view> walked;  // finals already followed (a copy adds nothing)
+  for (const Item& end : by_seq) {
+    if (!end.final || !walked.insert(end.hash).second) continue;
+    if (check_signature(end).status != SignatureStatus::kValid) continue;
+    for (const Item* member = &end; member;
+         member = member->seq ? find(member->seq - 1, member->prev) : nullptr)
+      members.push_back({member->seq, member->hash});
+  }
+  return VerifiedChain(std::move(members));
 }
 
 }  // namespace castgate::player

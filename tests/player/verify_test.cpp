@@ -10,9 +10,11 @@
 namespace castgate::player {
 namespace {
 
+using asciicast::chain_hash;
 using testing::line_with;
 using testing::record_session;
 using testing::recording_key_of;
+using testing::seq_of;
 using testing::StoredLog;
 
 struct Fixture {
@@ -48,7 +50,79 @@ bool mentions(const SessionVerdict& v, const std::string& text) {
   return false;
 }
 
+// `line` with its recorded text changed, its seq and prev kept.
+std::string forged(std::string line) {
+  auto at = line.find("real-output");
+  REQUIRE(at != std::string::npos);
+  return line.replace(at, 4, "FAKE");
+}
+
 }  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "every event of an untouched record is verified") {
+  auto v = verdict(lines);
+  CHECK(v.ok);
+  CHECK(v.problems.empty());
+  REQUIRE(v.verified.size() == lines.size());
+  for (const auto& line : lines) CHECK(v.verified.contains(seq_of(line), chain_hash(line)));
+}
+
+TEST_CASE_FIXTURE(Fixture, "a truncated record has no verified event") {
+  lines.pop_back();  // the signed end
+  auto v = verdict(lines);
+  CHECK_FALSE(v.ok);
+  CHECK(mentions(v, "truncated"));
+  CHECK(v.verified.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "a record signed by an unknown key has no verified event") {
+  key = Ed25519PrivateKey::generate();  // the verifier trusts another key than the writer's
+  auto v = verdict(lines);
+  CHECK_FALSE(v.ok);
+  CHECK(v.verified.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture,
+                  "a forged line with a real seq, placed before the real one, is not verified") {
+  size_t real = line_with(lines, "real-output-2");
+  std::string fake = forged(lines[real]);
+  auto stored = lines;
+  stored.insert(stored.begin() + 1, fake);  // earlier in the file than the real one
+  auto v = verdict(stored);
+  CHECK_FALSE(v.ok);
+  CHECK(mentions(v, "appears twice"));
+  CHECK(v.verified.size() == lines.size());
+  CHECK(v.verified.contains(seq_of(lines[real]), chain_hash(lines[real])));
+  CHECK_FALSE(v.verified.contains(seq_of(fake), chain_hash(fake)));
+}
+
+TEST_CASE_FIXTURE(Fixture, "an altered event is not verified, nor anything before it") {
+  size_t k = line_with(lines, "real-output-2");
+  auto stored = lines;
+  stored[k] = forged(lines[k]);
+  auto v = verdict(stored);
+  CHECK_FALSE(v.ok);
+  CHECK(mentions(v, "altered"));
+  // The event after k names k's original hash: k is out, and the chain back stops there.
+  CHECK(v.verified.size() == lines.size() - k - 1);
+  for (size_t i = 0; i < lines.size(); ++i)
+    CHECK(v.verified.contains(seq_of(lines[i]), chain_hash(lines[i])) == (i > k));
+  CHECK_FALSE(v.verified.contains(seq_of(stored[k]), chain_hash(stored[k])));
+}
+
+TEST_CASE_FIXTURE(Fixture, "events appended after the signed end are not verified") {
+  auto extra = nlohmann::json::parse(lines.back());
+  extra["castgate"]["seq"] = lines.size();
+  extra["castgate"]["prev"] = chain_hash(lines.back());
+  extra["castgate"].erase("sig");
+  extra["castgate"].erase("final");
+  auto stored = lines;
+  stored.push_back(extra.dump());
+  auto v = verdict(stored);
+  CHECK_FALSE(v.ok);
+  CHECK(v.verified.size() == lines.size());
+  CHECK_FALSE(v.verified.contains(lines.size(), chain_hash(stored.back())));
+}
 
 TEST_CASE_FIXTURE(Fixture,
                   "a line that names a session but is not an event is that session's problem") {
@@ -79,6 +153,8 @@ TEST_CASE_FIXTURE(Fixture,
           checked.path + ":" + std::to_string(stored.size()) + " names this session but " + what;
       CHECK(mentions(checked.verdicts[0], expected));
       CHECK(checked.foreign.empty());  // reported once, as the session's problem
+      // The whole events still verify: the broken line takes nothing away from them.
+      CHECK(checked.verdicts[0].verified.size() == lines.size());
     }
   }
 }
