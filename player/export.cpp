@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "asciicast/chain.h"
+
 namespace castgate::player {
 
 void SessionExporter::add_file(const MappedFile& file) {
@@ -25,6 +27,8 @@ void SessionExporter::add_line(std::string_view line) {
     return;
   uint64_t seq = 0;
   if (root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS) return;
+  // Hashed only here, once the line is known to be one of the session's events.
+  if (verified_only_ && !verified_only_->contains(seq, asciicast::chain_hash(e.canonical))) return;
   if (!asciicast) {
     others_.push_back(Piece{seq, std::string(e.canonical)});
     return;
@@ -111,8 +115,10 @@ bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
     }
   }
   if (!ch) {
-    error = channel ? "session " + session_ + " has no recorded channel " + std::to_string(*channel)
-                    : "no recording of session " + session_ + " in the input";
+    std::string what = verified_only_ ? "verified recording" : "recording";
+    error = channel ? "session " + session_ + " has no " + what + " of channel " +
+                          std::to_string(*channel)
+                    : "no " + what + " of session " + session_ + " in the input";
     return false;
   }
   out << ch->header << '\n';

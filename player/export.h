@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "player/log_reader.h"
+#include "player/verify.h"
 
 namespace castgate::player {
 
@@ -26,9 +27,14 @@ class SessionExporter {
     std::string json;  // the header object, the [t, code, data] array, or a whole event
   };
   // With `keep_other_events`, the session's events that are not asciicast (commands, alerts,
-  // file operations, session start and end...) are kept too, for other_events().
-  explicit SessionExporter(std::string session, bool keep_other_events = false)
-      : session_(std::move(session)), keep_others_(keep_other_events) {}
+  // file operations, session start and end...) are kept too, for other_events(). With
+  // `verified_only` (borrowed; it must outlive the exporter), an event is kept only if it is a
+  // member of that chain: any other line, even one with a member's seq, is never shown.
+  explicit SessionExporter(std::string session, bool keep_other_events = false,
+                           const VerifiedChain* verified_only = nullptr)
+      : session_(std::move(session)),
+        keep_others_(keep_other_events),
+        verified_only_(verified_only) {}
   void add_file(const MappedFile& file);
   std::vector<ChannelInfo> channels() const;
   // The kept non-asciicast events (canonical JSON), in sequence order, without duplicates;
@@ -47,6 +53,7 @@ class SessionExporter {
   void add_line(std::string_view line);
   std::string session_;
   bool keep_others_;
+  const VerifiedChain* verified_only_;
   std::map<int, Channel> channels_;
   std::vector<Piece> others_;
 };

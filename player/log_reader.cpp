@@ -101,6 +101,28 @@ bool reencode(const nlohmann::json& j, StoredEvent& out) {
   return true;
 }
 
+// The value of the first "session" member in `line` written with `quote` around its strings:
+// `"` in a raw line, `\"` inside the string a container runtime wraps the line in.
+std::string_view session_value(std::string_view line, std::string_view quote) {
+  constexpr size_t kMaxId = 200;
+  const std::string key = std::string(quote) + "session" + std::string(quote);
+  auto skip_spaces = [&](size_t p) {
+    while (p < line.size() && line[p] == ' ') ++p;
+    return p;
+  };
+  for (size_t at = line.find(key); at != std::string_view::npos; at = line.find(key, at + 1)) {
+    size_t p = skip_spaces(at + key.size());
+    if (p >= line.size() || line[p] != ':') continue;
+    p = skip_spaces(p + 1);
+    if (line.compare(p, quote.size(), quote) != 0) continue;
+    p += quote.size();
+    size_t end = line.find_first_of("\"\\", p);
+    if (end == std::string_view::npos || end == p || end - p > kMaxId) continue;
+    return line.substr(p, end - p);
+  }
+  return {};
+}
+
 }  // namespace
 
 bool unwrap_line(std::string_view line, StoredEvent& out) {
@@ -142,6 +164,11 @@ bool unwrap_line(std::string_view line, StoredEvent& out) {
   for (auto& [k, v] : j.items())
     if (is_event(v)) return reencode(v, out);
   return false;
+}
+
+std::string_view session_named_in(std::string_view line) {
+  std::string_view id = session_value(line, "\"");
+  return id.empty() ? session_value(line, "\\\"") : id;
 }
 
 }  // namespace castgate::player

@@ -41,6 +41,12 @@ struct StoredEvent {
 // Recovers the castgate event in `line`, if there is one.
 bool unwrap_line(std::string_view line, StoredEvent& out);
 
+// The session id a line names as "session":"<id>", also in the escaped form a container runtime
+// writes ({"log":"{\"session\":\"<id>\"..."}), found textually so that it works on lines
+// that do not parse (cut short, not valid JSON or UTF-8). Empty if the line names none. The id
+// is not checked: it is only ever compared with the ids of sessions found in whole events.
+std::string_view session_named_in(std::string_view line);
+
 // Calls `fn(line, line_number)` for every line of `file` that contains `needle` (all lines if
 // `needle` is empty). Finding the needle first and the line second is what makes selection fast.
 void for_each_line(const MappedFile& file, std::string_view needle,

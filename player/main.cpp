@@ -10,6 +10,7 @@
 #include "player/catalog.h"
 #include "player/export.h"
 #include "player/log_reader.h"
+#include "player/terminal_text.h"
 #include "player/verify.h"
 #ifdef CASTGATE_WEB_PLAYER
 #include "player/replay_page.h"
@@ -30,6 +31,9 @@ commands:
   channels  the recorded channels of a session
   export    one channel of a session as an asciicast v2 file (asciinema play/cat)
   html      a self-contained web page replaying a session, with its timeline and verdict
+
+With --key, export and html show only what the recording key vouches for. Recorded text printed
+to the terminal has its control characters escaped (\x1b, \u009b, \\).
 )";
 
 po::variables_map parse(int argc, char** argv, po::options_description& opts) {
@@ -46,6 +50,44 @@ po::variables_map parse(int argc, char** argv, po::options_description& opts) {
 std::vector<std::string> files(const po::variables_map& vm) {
   if (!vm.count("files")) return {"-"};
   return vm["files"].as<std::vector<std::string>>();
+}
+
+// The input files, mapped once so that they can be read twice ("-", stdin, can only be read once).
+using Inputs = std::vector<std::unique_ptr<MappedFile>>;
+Inputs open_inputs(const po::variables_map& vm) {
+  Inputs inputs;
+  for (auto& path : files(vm)) inputs.push_back(std::make_unique<MappedFile>(path));
+  return inputs;
+}
+
+// What export and html read: the session asked for, the input files, and with --key the verdict
+// on the session, whose verified chain is then all that may be shown.
+struct SessionInput {
+  std::string session;
+  Inputs files;
+  std::optional<SessionVerdict> verdict;
+  const VerifiedChain* shown() const { return verdict ? &verdict->verified : nullptr; }
+};
+
+// Nothing (said on stderr) if --key was given and the input holds no line of the session.
+std::optional<SessionInput> open_session(const po::variables_map& vm) {
+  SessionInput in{vm["session"].as<std::string>(), open_inputs(vm), std::nullopt};
+  if (!vm.count("key")) return in;
+  VerifyOptions vo;
+  vo.session = in.session;
+  vo.allow_reorder = vm.count("allow-reorder") > 0;
+  Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
+  for (auto& f : in.files) verifier.add_file(*f);
+  for (auto& v : verifier.finish())
+    if (v.session == in.session) in.verdict = std::move(v);
+  if (in.verdict) return in;
+  std::cerr << "castgate-player: no events of session " << terminal_safe(in.session)
+            << " in the input\n";
+  return std::nullopt;
+}
+
+void write_problems(std::ostream& out, const SessionVerdict& v, const char* indent) {
+  for (auto& p : v.problems) out << indent << terminal_safe(p) << '\n';
 }
 
 std::string duration_text(int64_t ns) {
@@ -107,9 +149,11 @@ int cmd_list(int argc, char** argv) {
     std::string end = s.denied        ? "denied (" + s.denial + ")"
                       : s.end.empty() ? "(open or truncated)"
                                       : s.end_reason;
-    std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", s.start.c_str(), s.session.c_str(),
-                user.c_str(), s.source_ip.c_str(), s.target.c_str(), s.login.c_str(),
-                duration_text(s.duration_ns).c_str(), end.c_str());
+    std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", terminal_safe(s.start).c_str(),
+                terminal_safe(s.session).c_str(), terminal_safe(user).c_str(),
+                terminal_safe(s.source_ip).c_str(), terminal_safe(s.target).c_str(),
+                terminal_safe(s.login).c_str(), duration_text(s.duration_ns).c_str(),
+                terminal_safe(end).c_str());
   }
   return 0;
 }
@@ -145,18 +189,19 @@ int cmd_verify(int argc, char** argv) {
                                   {"signed", v.signed_ok},
                                   {"duplicates", v.exact_duplicates},
                                   {"problems", v.problems}}
-                       .dump()
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << '\n';
       continue;
     }
-    std::cout << (v.ok ? "OK     " : "FAILED ") << v.session << "  " << v.events << " events"
+    std::cout << (v.ok ? "OK     " : "FAILED ") << terminal_safe(v.session) << "  " << v.events
+              << " events"
               << (v.exact_duplicates ? ", " + std::to_string(v.exact_duplicates) + " duplicates"
                                      : "")
               << (v.signed_ok ? ", signature valid" : "") << '\n';
-    for (auto& p : v.problems) std::cout << "       - " << p << '\n';
+    write_problems(std::cout, v, "       - ");
   }
   if (verdicts.empty()) std::cerr << "castgate-player: no castgate events found\n";
-  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << f << '\n';
+  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << terminal_safe(f) << '\n';
   if (!verifier.foreign_lines().empty()) all_ok = false;
   return all_ok ? 0 : 1;
 }
@@ -168,10 +213,9 @@ int cmd_channels(int argc, char** argv) {
   SessionExporter ex(vm["session"].as<std::string>());
   for (auto& path : files(vm)) ex.add_file(MappedFile(path));
   for (auto& c : ex.channels())
-    std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, c.kind.c_str(),
-                c.pty ? "pty" : "no-pty",
-                c.file_transfer.empty() ? "" : "file transfer: ", c.file_transfer.c_str(),
-                static_cast<unsigned long long>(c.events));
+    std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, terminal_safe(c.kind).c_str(),
+                c.pty ? "pty" : "no-pty", c.file_transfer.empty() ? "" : "file transfer: ",
+                terminal_safe(c.file_transfer).c_str(), static_cast<unsigned long long>(c.events));
   return 0;
 }
 
@@ -179,10 +223,23 @@ int cmd_export(int argc, char** argv) {
   po::options_description opts("export options");
   opts.add_options()("session", po::value<std::string>()->required(), "session id")(
       "channel", po::value<int>(), "channel number (default: the first recorded)")(
+      "key", po::value<std::string>(),
+      "recording public key(s): export only the events the signed final event vouches for")(
+      "allow-reorder", "accept events out of file order (checked by sequence number)")(
       "output,o", po::value<std::string>(), "write here instead of standard output");
   auto vm = parse(argc, argv, opts);
-  SessionExporter ex(vm["session"].as<std::string>());
-  for (auto& path : files(vm)) ex.add_file(MappedFile(path));
+  auto in = open_session(vm);
+  if (!in) return 1;
+  const auto& session = in->session;
+  const auto& verdict = in->verdict;
+  if (verdict && verdict->verified.empty()) {
+    std::cerr << "castgate-player: no event of session " << terminal_safe(session)
+              << " verifies, so nothing is exported:\n";
+    write_problems(std::cerr, *verdict, "  - ");
+    return 1;
+  }
+  SessionExporter ex(session, /*keep_other_events=*/false, in->shown());
+  for (auto& f : in->files) ex.add_file(*f);
   std::optional<int> channel;
   if (vm.count("channel")) channel = vm["channel"].as<int>();
   std::string error;
@@ -195,7 +252,15 @@ int cmd_export(int argc, char** argv) {
     ok = ex.write(std::cout, channel, error);
   }
   if (!ok) {
-    std::cerr << "castgate-player: " << error << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
+    if (verdict) write_problems(std::cerr, *verdict, "  - ");
+    return 1;
+  }
+  if (verdict && !verdict->ok) {
+    std::cerr << "castgate-player: session " << terminal_safe(session)
+              << " is NOT VERIFIED; exported only what its signed final event vouches for ("
+              << verdict->verified.size() << " of " << verdict->events << " events):\n";
+    write_problems(std::cerr, *verdict, "  - ");
     return 1;
   }
   return 0;
@@ -210,29 +275,19 @@ int cmd_html(int argc, char** argv) {
       "allow-reorder", "accept events out of file order (checked by sequence number)")(
       "output,o", po::value<std::string>()->required(), "the HTML file to write");
   auto vm = parse(argc, argv, opts);
-  std::string session = vm["session"].as<std::string>();
-  std::vector<std::unique_ptr<MappedFile>> inputs;  // read once, used twice ("-" is stdin)
-  for (auto& path : files(vm)) inputs.push_back(std::make_unique<MappedFile>(path));
-  std::optional<SessionVerdict> verdict;
-  if (vm.count("key")) {
-    VerifyOptions vo;
-    vo.session = session;
-    vo.allow_reorder = vm.count("allow-reorder") > 0;
-    Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
-    for (auto& f : inputs) verifier.add_file(*f);
-    for (auto& v : verifier.finish())
-      if (v.session == session) verdict = v;
-    if (!verdict) verdict = SessionVerdict{session, 0, 0, false, false, {"no events found"}};
-  }
-  SessionExporter ex(session, /*keep_other_events=*/true);
-  for (auto& f : inputs) ex.add_file(*f);
+  auto in = open_session(vm);
+  if (!in) return 1;
+  const auto& session = in->session;
+  const auto& verdict = in->verdict;
+  SessionExporter ex(session, /*keep_other_events=*/true, in->shown());
+  for (auto& f : in->files) ex.add_file(*f);
   std::string path = vm["output"].as<std::string>(), error;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw std::runtime_error("cannot write " + path);
   if (!write_replay_page(out, ex, session, verdict, error)) {
     out.close();
     std::remove(path.c_str());
-    std::cerr << "castgate-player: " << error << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
     return 1;
   }
   out.close();
@@ -241,9 +296,15 @@ int cmd_html(int argc, char** argv) {
     std::cerr << "castgate-player: wrote " << path << " (integrity not checked: no --key)\n";
     return 0;
   }
-  std::cerr << "castgate-player: wrote " << path
-            << (verdict->ok ? " (verified)" : " (NOT VERIFIED)") << '\n';
-  return verdict->ok ? 0 : 1;
+  if (verdict->ok) {
+    std::cerr << "castgate-player: wrote " << path << " (verified)\n";
+    return 0;
+  }
+  std::cerr << "castgate-player: wrote " << path << " (NOT VERIFIED: it shows only the "
+            << verdict->verified.size() << " of " << verdict->events
+            << " events that the signed final event vouches for):\n";
+  write_problems(std::cerr, *verdict, "  - ");
+  return 1;
 #else
   (void)argc;
   (void)argv;
@@ -269,7 +330,7 @@ int main(int argc, char** argv) {
     std::cerr << "castgate-player: unknown command " << cmd << "\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "castgate-player: " << e.what() << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(e.what()) << '\n';
     return 2;
   }
 }

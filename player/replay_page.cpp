@@ -54,7 +54,7 @@ bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
                        std::string& error) {
   auto events = exporter.other_events();
   auto channels = exporter.channels();
-  if (events.empty() && channels.empty()) {
+  if (events.empty() && channels.empty() && !verdict) {
     error = "no events of session " + session + " in the input";
     return false;
   }
@@ -76,10 +76,12 @@ bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
     v["signed"] = verdict->signed_ok;
     v["events"] = verdict->events;
     v["problems"] = verdict->problems;
+    v["shown_events"] = verdict->verified.size();
   }
   meta["verification"] = v;
   // The events are spliced in as stored (each is a JSON object that parsed).
-  std::string payload = meta.dump();
+  // Problems name the input files, whose paths need not be UTF-8.
+  std::string payload = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   payload.pop_back();  // the closing brace
   payload += ",\"events\":[";
   for (size_t i = 0; i < events.size(); ++i) {

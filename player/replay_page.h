@@ -13,8 +13,10 @@
 
 namespace castgate::player {
 
-// `exporter` must have been made with keep_other_events. `verdict` is absent when no recording
-// key was given. Returns false (with `error`) when the input holds nothing of the session.
+// `exporter` must have been made with keep_other_events, and with the verdict's chain as its
+// filter when there is a verdict. `verdict` is absent when no recording key was given. Returns
+// false (with `error`) when there is no verdict and the input holds nothing of the session; with
+// a verdict, the page is written even if no event of the session verified.
 bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
                        const std::string& session, const std::optional<SessionVerdict>& verdict,
                        std::string& error);

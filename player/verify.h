@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "player/log_reader.h"
@@ -19,6 +21,26 @@ struct RecordingKey {
 // Reads "ssh-ed25519 AAAA... comment" lines (castgate --print-recording-key).
 std::vector<RecordingKey> load_recording_keys(const std::string& path);
 
+// The events a valid signature vouches for, as (castgate.seq, chain hash of the canonical line):
+// the signed final event and, walking backwards, each event whose chain hash the member after it
+// names as castgate.prev, down to seq 0 or the first link that does not hold. A line with a
+// member's seq but other content is not a member, wherever it sits in the input.
+class VerifiedChain {
+ public:
+  struct Member {
+    uint64_t seq = 0;
+    std::string hash;  // asciicast::chain_hash, hex
+  };
+  VerifiedChain() = default;
+  explicit VerifiedChain(std::vector<Member> members);  // any order, duplicates allowed
+  bool contains(uint64_t seq, std::string_view hash) const;
+  size_t size() const { return members_.size(); }
+  bool empty() const { return members_.empty(); }
+
+ private:
+  std::vector<Member> members_;  // by seq, each (seq, hash) once
+};
+
 struct SessionVerdict {
   std::string session;
   uint64_t events = 0;
@@ -26,6 +48,7 @@ struct SessionVerdict {
   bool ok = false;
   bool signed_ok = false;
   std::vector<std::string> problems;
+  VerifiedChain verified;  // what may be shown of the session; all of it when ok
 };
 
 struct VerifyOptions {
@@ -35,12 +58,25 @@ struct VerifyOptions {
   bool strict = false;  // every line must be a castgate event (a raw castgate log)
 };
 
+// Why a stored line is not a castgate event.
+enum class LineError {
+  kNone,
+  kNotUtf8,
+  kNotJson,      // cut short, or not JSON at all
+  kNotAnEvent,   // JSON, but not castgate's nor a container runtime's or shipper's form of it
+  kNoSeqOrPrev,  // castgate.seq or castgate.prev missing or of the wrong type
+};
+std::string_view to_string(LineError error);
+
 class Verifier {
  public:
   Verifier(std::vector<RecordingKey> keys, VerifyOptions options);
   void add_file(const MappedFile& file);
+  // One verdict per session. A line that names a session of the input (or the session asked
+  // for) but is not a whole castgate event is a problem of that session.
   std::vector<SessionVerdict> finish();
-  // Lines that are not castgate events (reported in strict mode).
+  // After finish(): lines that are not castgate events and name no session of the input
+  // (reported in strict mode).
   const std::vector<std::string>& foreign_lines() const { return foreign_; }
 
  private:
@@ -49,17 +85,31 @@ class Verifier {
     uint64_t order = 0;  // position in the input
     std::string prev;
     std::string hash;       // of the exact bytes (or the canonical form)
-    std::string canonical;  // kept only when needed again: final events and fallbacks
+    std::string canonical;  // kept only for final events, to check their signature
     bool exact = false;
     bool final = false;
-    std::string where;
   };
-  bool add_event(const StoredEvent& e, const std::string& where);
-  std::vector<std::string> foreign_;
+  struct BadLines {
+    uint64_t count = 0;
+    std::vector<std::pair<std::string, LineError>> first;  // where ("FILE:LINE") and what, a few
+  };
+  enum class SignatureStatus { kValid, kUnsigned, kMalformed, kUntrustedSigner, kInvalid };
+  struct SignatureCheck {
+    SignatureStatus status = SignatureStatus::kUnsigned;
+    std::string signer;
+  };
+
+  LineError add_event(const StoredEvent& e);
+  void add_bad_line(std::string_view session, LineError error, const std::string& where);
+  SessionVerdict judge(const std::string& session, std::vector<Item>& items) const;
+  SignatureCheck check_signature(const Item& final) const;
+  VerifiedChain verified_chain(const std::vector<Item>& by_seq) const;
 
   std::vector<RecordingKey> keys_;
   VerifyOptions options_;
   std::map<std::string, std::vector<Item>> sessions_;
+  std::map<std::string, BadLines> bad_lines_;  // by the session the lines name
+  std::vector<std::string> foreign_;
   uint64_t order_ = 0;
 };
 

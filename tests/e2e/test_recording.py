@@ -422,6 +422,8 @@ def test_web_replay_page_plays_the_session_and_never_runs_recorded_text(gateway,
     assert r.returncode == 1
     dom = chromium_dom(bad_page)
     assert "NOT VERIFIED" in dom and "missing" in dom
+    # It shows only what the signed end still vouches for: the events after the deleted one.
+    assert "events that the signed final event vouches for are shown" in dom
 
 
 # --- stdout trouble ------------------------------------------------------------------------

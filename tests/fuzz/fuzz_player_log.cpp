@@ -62,7 +62,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       options.allow_reorder = reorder;
       Verifier verifier(keys, options);
       verifier.add_file(file);
-      verifier.finish();
+      for (const auto& verdict : verifier.finish()) {
+        // What export and html --key show: only the verified events.
+        SessionExporter verified(verdict.session, true, &verdict.verified);
+        verified.add_file(file);
+        std::ostringstream out;
+        std::string error;
+        verified.write(out, std::nullopt, error);
+      }
     }
   }
   close(fd);

@@ -1,0 +1,110 @@
+// Records made by castgate's own writer (SessionLog, ChannelRecording) for the player's tests,
+// and a way to hand them to the player as a stored file.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "asciicast/chain.h"
+#include "asciicast/channel_recording.h"
+#include "asciicast/session_log.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "player/log_reader.h"
+#include "player/verify.h"
+
+namespace castgate::player::testing {
+
+struct MemorySink final : asciicast::LineSink {
+  std::vector<std::string> lines;
+  void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
+    lines.push_back(std::move(line));
+  }
+  bool has_room() const override { return true; }
+  asciicast::SinkHealth health() const override { return asciicast::SinkHealth::kHealthy; }
+};
+
+// The lines of session `id`: start, one shell channel printing each of `outputs` in turn, and
+// the signed end.
+inline std::vector<std::string> record_session(const std::string& id, const Ed25519PrivateKey& key,
+                                               const std::vector<std::string>& outputs) {
+  MemorySink sink;
+  ManualClock clock;
+  asciicast::SessionLogOptions opts;
+  opts.instance = "gw-test";
+  opts.signing_key = &key;
+  asciicast::SessionLog log(opts, id, asciicast::Endpoint{"192.0.2.7", 50000}, sink,
+                            std::make_shared<asciicast::Backlog>(1 << 20), clock);
+  Identity alice;
+  alice.subject = "alice";
+  alice.email = "alice@example.com";
+  log.set_identity(alice);
+  log.set_target("db1.int", asciicast::Endpoint{"10.0.0.5", 22}, "ubuntu");
+  log.emit(asciicast::EventKind{"session.start", {"session"}, {"start"}, "success", ""});
+  {
+    asciicast::ChannelRecording rec(log, 0, clock, nullptr);
+    asciicast::ChannelHeader h;
+    h.kind = "shell";
+    h.pty = true;
+    rec.start(h);
+    for (const auto& text : outputs) {
+      clock.advance(std::chrono::milliseconds(100));
+      rec.from_target(text, false);
+    }
+    rec.finish();
+  }
+  log.end(asciicast::EventKind{"session.end", {"session"}, {"end"}, "", "closed"},
+          nlohmann::json::object());
+  return sink.lines;
+}
+
+inline RecordingKey recording_key_of(const Ed25519PrivateKey& key) {
+  std::string raw = key.public_key_raw();
+  return RecordingKey{asciicast::recording_key_id(raw), raw};
+}
+
+inline uint64_t seq_of(const std::string& line) {
+  return nlohmann::json::parse(line)["castgate"]["seq"].get<uint64_t>();
+}
+
+// Index of the first line holding `text`.
+inline size_t line_with(const std::vector<std::string>& lines, const std::string& text) {
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].find(text) != std::string::npos) return i;
+  throw std::runtime_error("no line holds " + text);
+}
+
+// `lines` written to a temporary file (removed with this object) and mapped as the player maps
+// stored logs.
+class StoredLog {
+ public:
+  explicit StoredLog(const std::vector<std::string>& lines) {
+    char name[] = "/tmp/castgate-player-test-XXXXXX";
+    int fd = mkstemp(name);
+    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    path_ = name;
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!written) throw std::runtime_error("cannot write " + path_);
+    file_ = std::make_unique<MappedFile>(path_);
+  }
+  ~StoredLog() { ::unlink(path_.c_str()); }
+  StoredLog(const StoredLog&) = delete;
+  StoredLog& operator=(const StoredLog&) = delete;
+  const MappedFile& file() const { return *file_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<MappedFile> file_;
+};
+
+}  // namespace castgate::player::testing
