@@ -190,7 +190,7 @@ PermitRootLogin prohibit-password
 AcceptEnv LANG LC_* CASTGATE_TEST_*
 LogLevel VERBOSE
 MaxStartups 100:30:200
-Subsystem sftp internal-sftp
+{"" if "Subsystem" in extra else "Subsystem sftp internal-sftp"}
 """
         (self.dir / "sshd_config").write_text(config)
         self.proc = Proc("sshd", [SSHD, "-D", "-e", "-f", str(self.dir / "sshd_config")], self.dir)
