@@ -153,3 +153,84 @@ TEST_CASE("asciicast times are written exactly as nlohmann would write them") {
   castgate::append_rfc3339_micros(ts, t);
   CHECK(ts == castgate::rfc3339_micros(t));
 }
+
+#include "asciicast/secret_answer_masker.h"
+#include "asciicast/terminal_tracker.h"
+#include "asciicast/untrusted_text.h"
+
+TEST_CASE("untrusted text never breaks a line: invalid UTF-8 is replaced, long values are cut") {
+  MemorySink sink;
+  ManualClock clock;
+  auto key = Ed25519PrivateKey::generate();
+  SessionLogOptions opts;
+  opts.max_line = 4096;
+  opts.signing_key = &key;
+  SessionLog log(opts, "s", Endpoint{"::1", 1}, sink, std::make_shared<Backlog>(1 << 20), clock);
+  Identity id = alice();
+  id.subject = std::string(100000, 'k') + "\xff";  // a key id of 100 KB from a certificate
+  id.name = "\xc3\x28 bad";
+  log.set_identity(id);
+  log.set_target("db1.int", Endpoint{"10.0.0.5", 22}, "\xff\xfeuser");
+  std::string huge_path = std::string(50000, 'p') + "\xe9";
+  log.emit(EventKind{"file.open", {"file"}, {"access"}, "success", "\xff reason"},
+           json{{"file", {{"path", huge_path}, {"target_path", std::string(9000, 't')}}}});
+  log.end(EventKind{"session.end", {"session"}, {"end"}, "", "\xfe"},
+          json{{"castgate", {{"end_reason", std::string(20000, 'e')}}}});
+  REQUIRE(sink.lines.size() == 2);
+  for (const auto& line : sink.lines) {
+    CHECK(line.size() <= opts.max_line);
+    CHECK(utf8_valid(line));
+  }
+  json open = json::parse(sink.lines[0]);
+  std::string path = open["file"]["path"];
+  // Cut with a marker naming the whole value's length and SHA-256 (of its valid UTF-8 form).
+  CHECK(path.find("…[truncated: 50003 bytes, sha256 ") != std::string::npos);
+  CHECK(path.find(castgate::sha256_hex(valid_utf8(huge_path))) != std::string::npos);
+  auto truncated = open["castgate"]["truncated"];
+  CHECK(std::find(truncated.begin(), truncated.end(), "/file/path") != truncated.end());
+  CHECK(open["event"]["reason"] == "\xef\xbf\xbd reason");
+  CHECK(open["user"]["target"]["name"] == "\xef\xbf\xbd\xef\xbf\xbduser");
+  CHECK(open["user"]["id"].get<std::string>().find("…[truncated: 100003 bytes") !=
+        std::string::npos);
+  // The signed last line fits too, and its signature checks.
+  json last = json::parse(sink.lines[1]);
+  std::string sig = *base64_decode(last["castgate"]["sig"].get<std::string>());
+  last["castgate"].erase("sig");
+  CHECK(ed25519_verify(key.public_key_raw(), signature_payload(last.dump()), sig));
+}
+
+TEST_CASE("without a terminal, the line answering a password prompt is masked") {
+  const std::string mask(TerminalTracker::kMask);
+  {
+    SecretAnswerMasker m;  // typed after the prompt
+    CHECK(m.output("[sudo] password for alice: ").empty());
+    CHECK(m.input("hunter2\n") == mask + "\n");
+    CHECK(m.input("ls\n").empty());  // held until the program answers
+    CHECK(m.output("file1\n") == "ls\n");
+  }
+  {
+    SecretAnswerMasker m;  // piped in before the prompt appears
+    CHECK(m.input("hunter2\n").empty());
+    CHECK(m.output("Password: ") == mask + "\n");
+  }
+  {
+    SecretAnswerMasker m;  // started before the prompt, finished after it
+    CHECK(m.input("hun").empty());
+    CHECK(m.output("Password: ").empty());
+    CHECK(m.input("ter2\n") == mask + "\n");
+  }
+  {
+    SecretAnswerMasker m;  // an ordinary conversation is recorded as it is
+    CHECK(m.input("echo a\necho b\n") == "echo a\n");
+    CHECK(m.output("a\nb\n") == "echo b\n");
+    CHECK(m.finish().empty());
+  }
+  {
+    SecretAnswerMasker m;  // a never-ending answer is masked as it goes, and not held
+    m.output("Password: ");
+    std::string out = m.input(std::string(100000, 's'));
+    CHECK(out == mask);
+    CHECK(m.input(std::string(100000, 's')).empty());
+    CHECK(m.input("\n") == "\n");
+  }
+}
