@@ -38,6 +38,31 @@ std::string SecretAnswerMasker::output(std::string_view bytes) {
 std::string SecretAnswerMasker::input(std::string_view bytes) {
   std::string out;
   while (!bytes.empty()) {
+    if (!prompt_open_ && !masking_partial_ && (partial_.empty() || !partial_answers_)) {
+      // No prompt is open (the usual case, and the only one in bulk uploads): all complete lines
+      // but the last go out at once, the last is held, without copying line by line.
+      size_t last_nl = bytes.rfind('\n');
+      if (last_nl != std::string_view::npos) {
+        size_t prev_nl = last_nl == 0 ? std::string_view::npos : bytes.rfind('\n', last_nl - 1);
+        out += held_;
+        held_.clear();
+        if (prev_nl == std::string_view::npos) {
+          held_ = std::move(partial_);
+          held_.append(bytes.substr(0, last_nl + 1));
+        } else {
+          out += partial_;
+          out.append(bytes.substr(0, prev_nl + 1));
+          held_.assign(bytes.substr(prev_nl + 1, last_nl - prev_nl));
+        }
+        partial_.clear();
+        if (held_.size() > kMaxLine) {  // too long for a password: nothing to wait for
+          out += held_;
+          held_.clear();
+        }
+        bytes.remove_prefix(last_nl + 1);
+        continue;
+      }
+    }
     // Whether a line answers the prompt is decided by its first byte: output that comes while it
     // is being typed does not change that.
     if (partial_.empty() && !masking_partial_) partial_answers_ = prompt_open_;
