@@ -133,7 +133,9 @@ std::string SftpMetadataParser::pending_bytes(bool client) const {
   const Framer& f = client ? client_ : server_;
   std::string out(reinterpret_cast<const char*>(f.length_bytes),
                   static_cast<size_t>(f.have_length));
-  if (f.have_length == 4) out += f.head;
+  // A packet is known not to be SFTP by its length or its type (checked as soon as they arrive),
+  // so only its first bytes can be pending when that turns out.
+  if (f.have_length == 4) out += f.head.substr(0, 16);
   return out;
 }
 
@@ -161,8 +163,13 @@ void SftpMetadataParser::frame(Framer& f, std::string_view bytes, OnPacket on_pa
       continue;
     }
     size_t take = std::min<size_t>(bytes.size(), f.length - f.consumed);
+    bool first_byte = f.consumed == 0;
     if (f.head.size() < kKeep)
       f.head.append(bytes.substr(0, std::min(take, kKeep - f.head.size())));
+    if (first_byte && take > 0) {
+      std::string why = type_problem(&f == &client_, static_cast<uint8_t>(bytes[0]));
+      if (!why.empty()) return fail(std::move(why));
+    }
     f.consumed += static_cast<uint32_t>(take);
     bytes.remove_prefix(take);
     if (f.consumed == f.length) {
@@ -171,6 +178,23 @@ void SftpMetadataParser::frame(Framer& f, std::string_view bytes, OnPacket on_pa
       std::string().swap(f.head);
     }
   }
+}
+
+// Whether `type` may come next from that side: INIT (client) or VERSION (server) first and only
+// first, then requests, respectively responses.
+std::string SftpMetadataParser::type_problem(bool client, uint8_t type) {
+  bool& started = client ? client_started_ : server_started_;
+  if (!started) {
+    started = true;
+    if (client && type != FXP_INIT) return "the client did not start with SFTP INIT";
+    if (!client && type != FXP_VERSION) return "the server did not answer with SFTP VERSION";
+    return "";
+  }
+  if (client && (type < FXP_OPEN || (type > FXP_SYMLINK && type != FXP_EXTENDED)))
+    return "not an SFTP request (type " + std::to_string(type) + ")";
+  if (!client && (type < FXP_STATUS || (type > FXP_ATTRS && type != FXP_EXTENDED_REPLY)))
+    return "not an SFTP response (type " + std::to_string(type) + ")";
+  return "";
 }
 
 void SftpMetadataParser::from_client(std::string_view bytes, std::vector<FileOperation>&) {
@@ -188,14 +212,7 @@ void SftpMetadataParser::client_packet(std::string_view head, uint32_t) {
   uint8_t type;
   uint32_t id;
   if (!r.u8(type)) return fail("empty SFTP packet");
-  // The conversation must open with INIT, and INIT comes once.
-  if (!client_started_) {
-    if (type != FXP_INIT) return fail("the client did not start with SFTP INIT");
-    client_started_ = true;
-    return;
-  }
-  if (type < FXP_OPEN || (type > FXP_SYMLINK && type != FXP_EXTENDED))
-    return fail("not an SFTP request (type " + std::to_string(type) + ")");
+  if (type == FXP_INIT) return;  // the first packet (type_problem checked the order)
   if (!r.u32(id)) return fail("SFTP request without id");
   Request q;
   q.type = type;
@@ -272,14 +289,7 @@ void SftpMetadataParser::server_packet(std::string_view head, uint32_t,
   uint8_t type;
   uint32_t id;
   if (!r.u8(type)) return fail("empty SFTP packet");
-  if (!server_started_) {
-    if (type != FXP_VERSION) return fail("the server did not answer with SFTP VERSION");
-    server_started_ = true;
-    return;
-  }
-  if (type < FXP_STATUS || type > FXP_EXTENDED_REPLY ||
-      (type > FXP_ATTRS && type < FXP_EXTENDED_REPLY))
-    return fail("not an SFTP response (type " + std::to_string(type) + ")");
+  if (type == FXP_VERSION) return;  // the first packet (type_problem checked the order)
   if (!r.u32(id)) return fail("SFTP response without id");
   auto it = requests_.find(id);
   if (it == requests_.end()) return;

@@ -53,6 +53,7 @@ class SftpMetadataParser {
   void client_packet(std::string_view head, uint32_t length);
   void server_packet(std::string_view head, uint32_t length, std::vector<FileOperation>& out);
   void fail(std::string why);
+  std::string type_problem(bool client, uint8_t type);
   FileOperation op(const char* action, const std::string& path) const;
 
   Framer client_, server_;
