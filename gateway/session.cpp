@@ -460,7 +460,11 @@ InteractiveSignIn::Poster Session::sign_in_poster() {
   SessionRef session = ref();
   return [session](std::function<void(InteractiveSignIn&)> fn) {
     session.post([fn = std::move(fn)](Session& s) {
-      if (s.sign_in_ && s.state_ == State::kAuthenticating) fn(*s.sign_in_);
+      if (!s.sign_in_ || s.state_ != State::kAuthenticating) return;
+      fn(*s.sign_in_);
+      // What the step queued may wait for the socket to be writable (libssh writes one packet,
+      // then buffers until POLLOUT): watch for it, as after input from the client.
+      s.request_step();
     });
   };
 }
@@ -497,7 +501,11 @@ void Session::sign_in_failed(const std::string& method, const oidc::SignInResult
              {"auth_error", result.error},
              {"auth_detail", result.detail},
              {"ssh_user", last_ssh_user_}}}});
-  // No retry loop: every attempt would start another sign-in at the provider.
+  // A rejected workload token may be followed by another on this connection, up to
+  // --max-token-attempts (the sign-in flow refuses the one after with too_many_tokens). Any other
+  // failure ends the connection: no retry loop, every attempt would start another sign-in at the
+  // provider.
+  if (method == "workload-jwt" && result.error != "too_many_tokens") return;
   close("sign_in_failed", "sign-in failed: " + result.user_message);
 }
 

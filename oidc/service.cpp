@@ -164,8 +164,11 @@ void OidcService::verify(Issuer& issuer, std::shared_ptr<Jwt> jwt,
               if (!error.empty() && !issuer.have_keys) return done(TokenError::kUnknownKey, error);
               TokenError e = verify_signature(*jwt, issuer.keys, algorithms);
               auto since = std::chrono::steady_clock::now() - issuer.keys_at;
-              if (e == TokenError::kUnknownKey && !refreshed && since >= config_.jwks_min_refresh) {
-                // Keys rotate: fetch the set again once, not more often than jwks_min_refresh.
+              bool fetching = !issuer.waiting_keys.empty();
+              if (e == TokenError::kUnknownKey && !refreshed &&
+                  (since >= config_.jwks_min_refresh || fetching)) {
+                // Keys rotate: fetch the set again once, not more often than jwks_min_refresh;
+                // a token that comes while the set is being fetched waits for that fetch.
                 return with_keys(issuer, true,
                                  [this, &issuer, jwt, algorithms, done](const std::string&) {
                                    verify(issuer, jwt, algorithms, done, true);
