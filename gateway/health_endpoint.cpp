@@ -1,5 +1,6 @@
 #include "gateway/health_endpoint.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -56,18 +57,45 @@ void HealthEndpoint::drop(int fd) {
   if (it == clients_.end()) return;
   if (it->second.timer) loop_.cancel_timer(it->second.timer);
   oldest_first_.erase(it->second.age);
+  auto src = per_source_.find(it->second.source);
+  if (src != per_source_.end() && --src->second == 0) per_source_.erase(src);
   loop_.unwatch(fd);
   ::close(fd);
   clients_.erase(it);
 }
 
+int HealthEndpoint::eviction_victim() const {
+  const std::string* busiest = nullptr;
+  size_t most = 0;
+  for (const auto& [source, n] : per_source_) {
+    if (n > most) {
+      most = n;
+      busiest = &source;
+    }
+  }
+  for (int fd : oldest_first_)
+    if (!busiest || clients_.at(fd).source == *busiest) return fd;
+  return oldest_first_.front();
+}
+
 void HealthEndpoint::accept_some() {
   for (int i = 0; i < kAcceptsPerPass; ++i) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    // At the cap the oldest is closed, not the newcomer: holders cannot lock probes out.
-    if (clients_.size() >= kMaxClients) drop(oldest_first_.front());
+    // At the cap the oldest of the busiest source is closed, not the newcomer: holders cannot
+    // lock probes out.
+    if (clients_.size() >= kMaxClients) drop(eviction_victim());
     Client c;
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (peer.ss_family == AF_INET)
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
+    else if (peer.ss_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, ip, sizeof ip);
+    c.source = ip;
+    ++per_source_[c.source];
     c.age = oldest_first_.insert(oldest_first_.end(), fd);
     c.timer = loop_.add_timer(kClientTimeout, [this, fd] {
       auto it = clients_.find(fd);

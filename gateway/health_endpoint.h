@@ -6,8 +6,9 @@
 // restarted or taken out of service). A client is answered as soon as its request head
 // ("\r\n\r\n") or 4 KiB has arrived, and then closed. Those still sending are bounded:
 //  - at most kMaxClients (64) are held; when a new connection arrives at the cap, the oldest held
-//    one is closed to make room (LRU), so idle or slow ("slowloris") holders only ever push each
-//    other out, never a new probe, which sends its request at once;
+//    one of the source holding the most is closed to make room, so idle or slow ("slowloris")
+//    holders only ever push each other out, never a probe from another address (the kubelet's),
+//    however fast they come back;
 //  - a new connection's request is read right when it is accepted: a probe that queued behind a
 //    flood of holders has usually sent its request by then and is answered without taking a slot;
 //  - each client has kClientTimeout (2 s) from its accept to finish its request, however slowly
@@ -48,9 +49,12 @@ class HealthEndpoint final : public FdHandler {
  private:
   struct Client {
     std::string request;
+    std::string source;  // the peer's address
     EventLoop::TimerId timer = 0;
     std::list<int>::iterator age;  // its place in oldest_first_
   };
+  // The oldest held connection of the source that holds the most.
+  int eviction_victim() const;
   void accept_some();
   void read_request(int fd);
   void answer(int fd);
@@ -60,8 +64,9 @@ class HealthEndpoint final : public FdHandler {
   std::function<std::string()> status_;
   int listen_fd_ = -1;
   int port_ = 0;
-  std::map<int, Client> clients_;  // every one still sending its request
-  std::list<int> oldest_first_;    // the same clients, in the order they were accepted
+  std::map<int, Client> clients_;             // every one still sending its request
+  std::list<int> oldest_first_;               // the same clients, in the order they were accepted
+  std::map<std::string, size_t> per_source_;  // held clients by peer address
 };
 
 }  // namespace castgate

@@ -32,6 +32,9 @@ def health_gateway(gateway_factory, sshd, keys):
                            extra_args=["--health-listen", "127.0.0.1:0"])
 
 
+ATTACKER_ADDRESS = "127.0.0.2"
+
+
 class Holders:
     """`count` connections to `port`, kept open: one castgate closes is replaced at once.
     With `drip`, each sends one more byte of a request that never ends every half second."""
@@ -62,6 +65,7 @@ class Holders:
 
     def _open(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((ATTACKER_ADDRESS, 0))  # the probe (the kubelet) comes from another address
         s.setblocking(False)
         try:
             s.connect(("127.0.0.1", self.port))
