@@ -299,6 +299,9 @@ void Session::limit_exceeded(const std::string& limit, const std::string& detail
              json{{"castgate", {{"limit", limit}}}});
   log::warn("session " + id_ + ": " + detail + "; disconnecting " + peer_.address);
   close("limit_exceeded", detail + "; the connection was closed");
+  // No grace for a peer past a limit: one that ignores the window may ignore our CLOSE too, and
+  // libssh buffers whatever it goes on sending until the socket is closed.
+  closing_deadline_ = clock().steady_now();
 }
 
 const GatewayConfig& Session::config() const {
