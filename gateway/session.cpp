@@ -210,9 +210,12 @@ void Session::step() {
 void Session::step_once() {
   if (state_ == State::kClosed || !down_) return;
   ssh_session s = down_.get();
-  // The socket was closed by libssh (peer gone, protocol error): forget it before the number is
-  // reused.
-  if (fd_ >= 0 && ssh_get_fd(s) < 0) {
+  // The socket was closed by libssh (peer gone): forget it before the number is reused. After a
+  // protocol error (a packet too long, a bad MAC) libssh keeps the socket open and parses
+  // nothing more, yet appends whatever the peer goes on sending to its input buffer: stop
+  // reading.
+  bool broken = ssh_get_fd(s) >= 0 && (ssh_get_status(s) & SSH_CLOSED_ERROR);
+  if (fd_ >= 0 && (ssh_get_fd(s) < 0 || broken)) {
     unwatch();
     fd_ = -1;
   }
@@ -239,14 +242,17 @@ void Session::step_once() {
   if (!ssh_is_connected(s) || fd_ < 0) {
     if (sign_in_) sign_in_->connection_lost();
     if (state_ != State::kClosing) {
-      close_reason_ = "user disconnected";
-      for (auto& [id, pair] : pairs_) pair->terminate("", "user disconnected");
+      std::string reason = broken ? "protocol_error" : "user disconnected";
+      close_reason_ = reason;
+      for (auto& [id, pair] : pairs_) pair->terminate("", reason);
       state_ = State::kClosing;
       closing_deadline_ = clock().steady_now() + kCloseGrace;
     }
   }
   if (upstream_ && upstream_->state() == Upstream::State::kReady &&
-      !ssh_is_connected(upstream_->session()) && state_ == State::kAuthenticated) {
+      (!ssh_is_connected(upstream_->session()) ||
+       (ssh_get_status(upstream_->session()) & SSH_CLOSED_ERROR)) &&
+      state_ == State::kAuthenticated) {
     close("target_disconnected", "the connection to " + target_name_ + " was lost");
   }
   for (auto it = pairs_.begin(); it != pairs_.end();) {
@@ -299,6 +305,9 @@ void Session::limit_exceeded(const std::string& limit, const std::string& detail
              json{{"castgate", {{"limit", limit}}}});
   log::warn("session " + id_ + ": " + detail + "; disconnecting " + peer_.address);
   close("limit_exceeded", detail + "; the connection was closed");
+  // No grace for a peer past a limit: one that ignores the window may ignore our CLOSE too, and
+  // libssh buffers whatever it goes on sending until the socket is closed.
+  closing_deadline_ = clock().steady_now();
 }
 
 const GatewayConfig& Session::config() const {

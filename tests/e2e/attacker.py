@@ -11,9 +11,11 @@ Every attack test follows the same shape, with real clients only:
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import secrets
 
+import paramiko
 import pytest
 
 from harness import LOGIN, TEST_USER, Keys, Tmux, player, pubkey, run, wait_until
@@ -36,12 +38,16 @@ def attack_identities(keys: Keys) -> str:
     ])
 
 
-@pytest.fixture
-def target_gateway(gateway_factory, sshd, keys):
+def attack_gateway(gateway_factory, sshd, keys: Keys, **kw):
     """castgate in front of one OpenSSH target (db1.int), with the attack identities."""
     return gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                            [sshd.known_hosts_line()], policy=ATTACK_POLICY,
-                           identities=attack_identities(keys), bound={"db1.int": "db1.int"})
+                           identities=attack_identities(keys), bound={"db1.int": "db1.int"}, **kw)
+
+
+@pytest.fixture
+def target_gateway(gateway_factory, sshd, keys):
+    return attack_gateway(gateway_factory, sshd, keys)
 
 
 @pytest.fixture
@@ -51,6 +57,37 @@ def test_user_password():
     run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
     yield password
     run(["usermod", "-p", "*", TEST_USER], check=True)
+
+
+@contextlib.contextmanager
+def watching(gw, keys: Keys):
+    """A bystander in session while the attack runs, and the checks every attack ends with."""
+    bystander = Bystander(gw, keys)
+    try:
+        yield gw
+        still_serving(gw, keys)
+        bystander.finish()
+    finally:
+        bystander.close()
+
+
+@pytest.fixture
+def watched(target_gateway, keys):
+    """The gateway, a bystander already in session, and the checks every attack ends with."""
+    with watching(target_gateway, keys) as gw:
+        yield gw
+
+
+def paramiko_mallory(gw, keys: Keys, user: str = f"{LOGIN}@db1.int") -> paramiko.Transport:
+    """mallory signed in with paramiko, which sends whatever it is told to."""
+    t = paramiko.Transport(("127.0.0.1", gw.shared_port))
+    t.start_client(timeout=15)
+    t.auth_publickey(user, paramiko.Ed25519Key.from_private_key_file(str(keys.eve)))
+    return t
+
+
+def mallory_session(gw) -> str:
+    return wait_until(lambda: sessions_of(gw, "mallory")[-1:], 15, "mallory's session")[0]
 
 
 def marker(prefix: str = "MARK") -> str:

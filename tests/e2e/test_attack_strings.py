@@ -11,8 +11,9 @@ import subprocess
 import paramiko
 import pytest
 
-from attacker import (ATTACK_POLICY, Bystander, assert_recorded, attack_identities, events_of,
-                      marker, sessions_of, still_serving, target_gateway)  # noqa: F401  (fixture)
+from attacker import (ATTACK_POLICY, Bystander, assert_recorded, attack_identities,  # noqa: F401
+                      events_of, mallory_session, marker, paramiko_mallory, still_serving,
+                      target_gateway, watched)  # (fixtures)
 from harness import CASTGATE, LOGIN, check_record, run, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,17 +29,6 @@ def ssh_bytes(gw, keys, user: bytes, command: bytes | None, extra=()) -> subproc
     return subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def mallory_session(gw) -> str:
-    return wait_until(lambda: sessions_of(gw, "mallory")[-1:], 15, "mallory's session")[0]
-
-
-def paramiko_mallory(gw, keys) -> paramiko.Transport:
-    t = paramiko.Transport(("127.0.0.1", gw.shared_port))
-    t.start_client(timeout=15)
-    t.auth_publickey(f"{LOGIN}@db1.int", paramiko.Ed25519Key.from_private_key_file(str(keys.eve)))
-    return t
-
-
 def read_all(chan, timeout=30) -> bytes:
     chan.settimeout(timeout)
     out = b""
@@ -47,19 +37,6 @@ def read_all(chan, timeout=30) -> bytes:
         if not data:
             return out
         out += data
-
-
-@pytest.fixture
-def watched(target_gateway, keys):
-    """The gateway, a bystander already in session, and the checks every attack ends with."""
-    gw = target_gateway
-    bystander = Bystander(gw, keys)
-    try:
-        yield gw
-        still_serving(gw, keys)
-        bystander.finish()
-    finally:
-        bystander.close()
 
 
 def test_exec_command_that_is_not_utf8(watched, keys):
