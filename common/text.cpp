@@ -119,7 +119,7 @@ size_t utf8_char_at(std::string_view s, uint32_t& code_point) {
 
 std::string printable(std::string_view s, size_t max_len, bool escape_backslash) {
   std::string out;
-  char buf[8];
+  char buf[16];
   while (!s.empty()) {
     uint32_t cp = 0;
     size_t n = utf8_char_at(s, cp);
