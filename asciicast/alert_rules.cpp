@@ -53,6 +53,14 @@ std::vector<AlertRule> AlertRules::defaults() {
       {"credential-file-change",
        "(^|/)(etc/(sudoers(\\.d/.*)?|shadow|passwd|group)|\\.ssh/authorized_keys[^/]*)$", "path",
        "high"},
+      // Files a shell or sshd reads before running a command: written over SFTP or SCP (contents
+      // not recorded), one can make the next `scp -t` or sftp-server run something else.
+      {"shell-startup-file",
+       "(^|/)(\\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshenv|zprofile|zshrc|zlogin|"
+       "kshrc|cshrc|tcshrc|login|pam_environment|environment)|\\.ssh/(rc|environment)|"
+       "\\.config/(fish|environment\\.d)/.*|etc/(profile|profile\\.d/.*|bash\\.bashrc|environment|"
+       "zsh/.*|ssh/sshrc))$",
+       "path", "high"},
   };
 }
 

@@ -222,6 +222,7 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     if (o.size) f["file"]["size"] = *o.size;
     json details = {{"protocol", o.protocol}};
     if (!o.direction.empty()) details["direction"] = o.direction;
+    if (!o.alternative_path.empty()) details["alternative_path"] = o.alternative_path;
     if (o.action == "close") {
       details["bytes_read"] = o.bytes_read;
       details["bytes_written"] = o.bytes_written;
@@ -238,6 +239,7 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     log_.emit(EventKind{"file." + o.action, {"file"}, {type}, o.ok ? "success" : "failure", ""},
               std::move(f), channel_);
     check_alerts("path", o.path);
+    if (!o.alternative_path.empty()) check_alerts("path", o.alternative_path);
     if (!o.target_path.empty() && o.action != "transfer") check_alerts("path", o.target_path);
   }
 }

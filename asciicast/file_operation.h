@@ -12,7 +12,10 @@ struct FileOperation {
   std::string action;    // open, close, remove, rename, mkdir, rmdir, setstat, symlink, hardlink,
                          // list, transfer, error
   std::string path;
-  std::string target_path;       // rename/symlink/hardlink destination
+  std::string target_path;  // rename/symlink/hardlink destination
+  // SCP upload: where it lands if the destination turns out to be (or not to be) a directory,
+  // which only the target knows (`scp f host:.ssh` writes .ssh/f if .ssh is one).
+  std::string alternative_path;
   std::string direction;         // "upload" (user to target), "download", "read-write" or empty
   std::optional<uint32_t> mode;  // permission bits
   std::optional<uint64_t> size;  // announced size (SCP) or attribute size

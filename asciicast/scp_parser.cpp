@@ -123,6 +123,24 @@ std::string ScpMetadataParser::resolve(const std::string& name) const {
   return p;
 }
 
+std::string ScpMetadataParser::alternative(const std::string& name) const {
+  const std::string& base = command_.path;
+  if (!command_.sink || command_.directory || (!base.empty() && base.back() == '/')) return {};
+  std::string p = base;
+  auto add = [&p](const std::string& part) {
+    p += (p.empty() || p.back() == '/' ? "" : "/") + part;
+  };
+  if (dirs_.empty()) {
+    if (command_.recursive) return base;  // `scp -r f host:x` with no x: f becomes x
+    add(name);                            // `scp f host:x` with x a directory: x/f
+    return p;
+  }
+  // `scp -r d host:x` with no x: d becomes x, and what is inside d lands in x itself.
+  for (size_t i = 1; i < dirs_.size(); ++i) add(dirs_[i]);
+  add(name);
+  return p;
+}
+
 namespace {
 
 bool all_digits(std::string_view s, bool octal) {
@@ -196,12 +214,14 @@ void ScpMetadataParser::control_line(const std::string& line, std::vector<FileOp
     }
     o.action = "mkdir";
     o.path = resolve(name);
+    o.alternative_path = alternative(name);
     dirs_.push_back(name);
     out.push_back(std::move(o));
     return;
   }
   o.action = "transfer";
   o.path = resolve(name);
+  o.alternative_path = alternative(name);
   o.size = size;
   o.target_path = name;
   out.push_back(std::move(o));

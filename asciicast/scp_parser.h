@@ -46,6 +46,7 @@ class ScpMetadataParser {
   void control_line(const std::string& line, std::vector<FileOperation>& out);
   void status_message(std::string text, std::vector<FileOperation>& out);
   std::string resolve(const std::string& name) const;
+  std::string alternative(const std::string& name) const;  // see FileOperation
 
   ScpCommand command_;
   enum class State { kLine, kData, kDataStatus } state_ = State::kLine;

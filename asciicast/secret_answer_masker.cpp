@@ -10,6 +10,11 @@ void SecretAnswerMasker::mask_answer(std::string& out) {
   prompt_open_ = false;
 }
 
+void SecretAnswerMasker::hold(std::string_view lines) {
+  if (held_.empty()) held_first_ = lines.find('\n') + 1;
+  held_.append(lines);
+}
+
 std::string SecretAnswerMasker::output(std::string_view bytes) {
   size_t nl = bytes.rfind('\n');
   if (nl != std::string_view::npos) {
@@ -20,17 +25,21 @@ std::string SecretAnswerMasker::output(std::string_view bytes) {
   if (tail_.size() > kMaxLine) tail_.erase(0, tail_.size() - kMaxLine);
   std::string out;
   bool asks = !tail_.empty() && TerminalTracker::looks_like_secret_prompt(tail_);
+  if (!held_.empty()) {
+    if (asks && held_first_ <= kMaxLine + 1) {
+      // Sent before the prompt came: the program reads the first held line as the answer.
+      mask_answer(out);
+      out.append(held_, held_first_);
+    } else {
+      out.swap(held_);
+      prompt_open_ = asks;
+    }
+    held_.clear();
+    return out;
+  }
   // A line the user is in the middle of sending when the prompt appears is what the program will
   // read as the answer.
   if (asks && !partial_.empty()) partial_answers_ = true;
-  if (!held_.empty()) {
-    if (asks) {
-      mask_answer(out);  // sent before the prompt came: the answer to it
-      held_.clear();
-      return out;
-    }
-    out.swap(held_);
-  }
   prompt_open_ = asks;
   return out;
 }
@@ -40,26 +49,24 @@ std::string SecretAnswerMasker::input(std::string_view bytes) {
   while (!bytes.empty()) {
     if (!prompt_open_ && !masking_partial_ && (partial_.empty() || !partial_answers_)) {
       // No prompt is open (the usual case, and the only one in bulk uploads): all complete lines
-      // but the last go out at once, the last is held, without copying line by line.
-      size_t last_nl = bytes.rfind('\n');
-      if (last_nl != std::string_view::npos) {
-        size_t prev_nl = last_nl == 0 ? std::string_view::npos : bytes.rfind('\n', last_nl - 1);
-        out += held_;
-        held_.clear();
-        if (prev_nl == std::string_view::npos) {
-          held_ = std::move(partial_);
-          held_.append(bytes.substr(0, last_nl + 1));
-        } else {
-          out += partial_;
-          out.append(bytes.substr(0, prev_nl + 1));
-          held_.assign(bytes.substr(prev_nl + 1, last_nl - prev_nl));
+      // are held at once, without going line by line.
+      if (bytes.find('\n') != std::string_view::npos) {
+        if (!partial_.empty()) {
+          size_t first_nl = bytes.find('\n');
+          partial_.append(bytes.substr(0, first_nl + 1));
+          hold(partial_);
+          partial_.clear();
+          bytes.remove_prefix(first_nl + 1);
         }
-        partial_.clear();
-        if (held_.size() > kMaxLine) {  // too long for a password: nothing to wait for
+        size_t last_nl = bytes.rfind('\n');
+        if (last_nl != std::string_view::npos) {
+          hold(bytes.substr(0, last_nl + 1));
+          bytes.remove_prefix(last_nl + 1);
+        }
+        if (held_.size() > kMaxHeld) {  // more than a few answers: nothing to wait for
           out += held_;
           held_.clear();
         }
-        bytes.remove_prefix(last_nl + 1);
         continue;
       }
     }
@@ -103,8 +110,7 @@ std::string SecretAnswerMasker::input(std::string_view bytes) {
       held_.clear();
       mask_answer(out);
     } else {
-      out += held_;  // the program has not asked for a secret since: it was not one
-      held_ = std::move(line);
+      hold(line);
     }
   }
   return out;

@@ -108,18 +108,22 @@ bool SourceRate::allow(const std::string& ip, std::chrono::steady_clock::time_po
   auto it = buckets_.find(source);
   if (it == buckets_.end()) {
     if (buckets_.size() >= max_sources_) {
-      // Forget the sources whose buckets are full again (they are like new ones); if none,
-      // forget all: a bounded table matters more than a perfect memory.
+      // Forget the sources whose buckets are full again (they are like new ones).
       for (auto b = buckets_.begin(); b != buckets_.end();) {
         double minutes = std::chrono::duration<double>(now - b->second.at).count() / 60;
         b = b->second.tokens + minutes * per_minute_ >= per_minute_ ? buckets_.erase(b)
                                                                     : std::next(b);
       }
-      if (buckets_.size() >= max_sources_) buckets_.clear();
     }
+    // Still full (sources spread over many addresses, each of them busy): the new ones share
+    // one bucket. Forgetting the busy ones would reset their limits.
+    if (buckets_.size() >= max_sources_) return take(overflow_, now);
     it = buckets_.emplace(source, Bucket{per_minute_, now}).first;
   }
-  Bucket& b = it->second;
+  return take(it->second, now);
+}
+
+bool SourceRate::take(Bucket& b, std::chrono::steady_clock::time_point now) const {
   double minutes = std::chrono::duration<double>(now - b.at).count() / 60;
   b.tokens = std::min(per_minute_, b.tokens + minutes * per_minute_);
   b.at = now;

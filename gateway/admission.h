@@ -66,10 +66,12 @@ class SourceRate {
     double tokens;
     std::chrono::steady_clock::time_point at;
   };
+  bool take(Bucket& b, std::chrono::steady_clock::time_point now) const;
   const double per_minute_;
   const size_t max_sources_;
   std::mutex mu_;
   std::unordered_map<std::string, Bucket> buckets_;
+  Bucket overflow_{per_minute_, {}};  // shared by new sources while the table is full
 };
 
 }  // namespace castgate

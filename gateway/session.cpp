@@ -329,8 +329,10 @@ bool Session::resize_terminal(int channel, long cells) {
 
 void Session::handle_message(ssh::Message m) {
   int type = ssh_message_type(m.get());
+  // Sign-in requests count too: a publickey query (answered PK_OK) or a keyboard-interactive
+  // request declined while one is in progress is not a failed attempt, yet costs a lookup.
   if ((type == SSH_REQUEST_CHANNEL || type == SSH_REQUEST_GLOBAL ||
-       type == SSH_REQUEST_CHANNEL_OPEN) &&
+       type == SSH_REQUEST_CHANNEL_OPEN || type == SSH_REQUEST_AUTH) &&
       !spend_request_budget()) {
     ssh_message_reply_default(m.get());
     return limit_exceeded("request_rate", "more than " + std::to_string(config().max_request_rate) +

@@ -141,6 +141,40 @@ TEST_CASE("scp -t (upload) with -r: names, sizes, modes; data skipped") {
   CHECK(out[3].action == "error");
   CHECK(out[3].status.find("Permission denied") != std::string::npos);
   CHECK(p.error().empty());
+  // If /srv/in does not exist, dir becomes /srv/in and its files land in it.
+  CHECK(out[0].alternative_path == "/srv/in");
+  CHECK(out[1].alternative_path == "/srv/in/a.txt");
+  CHECK(out[2].alternative_path == "/srv/in/empty");
+}
+
+TEST_CASE("scp upload to a name that may be a directory: both places are named") {
+  // `scp -O authorized_keys host:.ssh` writes .ssh/authorized_keys: only the target knows that
+  // .ssh is a directory.
+  auto plain = parse_scp_command("scp -t .ssh");
+  REQUIRE(plain);
+  ScpMetadataParser p(*plain);
+  std::vector<FileOperation> out;
+  p.from_client(std::string("C0600 3 authorized_keys\nabc") + '\0', out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].path == ".ssh");
+  CHECK(out[0].alternative_path == ".ssh/authorized_keys");
+  // -d: the destination must be a directory; no other reading.
+  auto dir = parse_scp_command("scp -d -t /etc");
+  REQUIRE(dir);
+  ScpMetadataParser d(*dir);
+  out.clear();
+  d.from_client(std::string("C0440 0 sudoers\n") + '\0', out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].path == "/etc/sudoers");
+  CHECK(out[0].alternative_path.empty());
+  // Downloads read the named path: no other reading.
+  auto get = parse_scp_command("scp -f /etc/passwd");
+  REQUIRE(get);
+  ScpMetadataParser g(*get);
+  out.clear();
+  g.from_server(std::string("C0644 3 passwd\nabc") + '\0', out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].alternative_path.empty());
 }
 
 TEST_CASE("scp -f (download) and command recognition") {
@@ -241,5 +275,12 @@ TEST_CASE("default alert rules flag risky commands and paths, not ordinary ones"
   CHECK(hit("path", "/root/.ssh/authorized_keys"));
   CHECK(hit("path", "/etc/sudoers.d/90-users"));
   CHECK_FALSE(hit("path", "/tmp/report.csv"));
+  CHECK(hit("path", ".bashrc"));
+  CHECK(hit("path", "/home/mallory/.profile"));
+  CHECK(hit("path", ".ssh/rc"));
+  CHECK(hit("path", ".config/fish/config.fish"));
+  CHECK(hit("path", "/etc/profile.d/zz.sh"));
+  CHECK_FALSE(hit("path", "notes.bashrc.txt"));
+  CHECK_FALSE(hit("path", "/srv/profile"));
   CHECK_THROWS(AlertRules::compile({{"bad", "(", "command", "high"}}));
 }

@@ -221,9 +221,38 @@ TEST_CASE("without a terminal, the line answering a password prompt is masked") 
   }
   {
     SecretAnswerMasker m;  // an ordinary conversation is recorded as it is
-    CHECK(m.input("echo a\necho b\n") == "echo a\n");
-    CHECK(m.output("a\nb\n") == "echo b\n");
+    CHECK(m.input("echo a\necho b\n").empty());
+    CHECK(m.output("a\nb\n") == "echo a\necho b\n");
     CHECK(m.finish().empty());
+  }
+  {
+    // printf '%s\ny\n' "$PW" | ssh host sudo -S apt remove foo: sudo reads the first line, apt
+    // the second. Both arrive in one packet before the prompt.
+    SecretAnswerMasker m;
+    CHECK(m.input("hunter2\ny\n").empty());
+    CHECK(m.output("[sudo] password for alice: ") == mask + "\ny\n");
+    CHECK(m.finish().empty());
+  }
+  {
+    SecretAnswerMasker m;  // the same, the password finishing in a later packet
+    CHECK(m.input("hun").empty());
+    CHECK(m.input("ter2\ny\nn").empty());
+    CHECK(m.output("Password: ") == mask + "\ny\n");
+    CHECK(m.finish() == "n");
+  }
+  {
+    // A bulk upload to a program that says nothing: held up to kMaxHeld, then recorded in order.
+    SecretAnswerMasker m;
+    std::string line(100, 'x');
+    line += '\n';
+    std::string out;
+    for (int i = 0; i < 1000; ++i) out += m.input(line);
+    out += m.finish();
+    CHECK(out.size() == 1000 * line.size());
+    CHECK(out.find(mask) == std::string::npos);
+    SecretAnswerMasker big;
+    CHECK(big.input(std::string(SecretAnswerMasker::kMaxHeld + 1, '\n')).size() ==
+          SecretAnswerMasker::kMaxHeld + 1);
   }
   {
     SecretAnswerMasker m;  // a never-ending answer is masked as it goes, and not held

@@ -15,34 +15,16 @@ import time
 import paramiko
 import pytest
 
-from attacker import (Bystander, assert_recorded, events_of, marker, recorded_text, sessions_of,
-                      still_serving, target_gateway, test_user_password)  # noqa: F401 (fixtures)
+from attacker import (Bystander, assert_recorded, events_of, mallory_session, marker,  # noqa: F401
+                      paramiko_mallory, recorded_text, sessions_of, still_serving, target_gateway,
+                      test_user_password, watched)
 from harness import LOGIN, TEST_USER, Tmux, run, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def watched(target_gateway, keys):
-    gw = target_gateway
-    bystander = Bystander(gw, keys)
-    try:
-        yield gw
-        still_serving(gw, keys)
-        bystander.finish()
-    finally:
-        bystander.close()
-
-
-def mallory_session(gw) -> str:
-    return wait_until(lambda: sessions_of(gw, "mallory")[-1:], 15, "mallory's session")[0]
-
-
 def mallory(gw, keys) -> paramiko.Transport:
-    t = paramiko.Transport(("127.0.0.1", gw.shared_port))
-    t.start_client(timeout=15)
-    t.auth_publickey(f"{TEST_USER}@db1.int", paramiko.Ed25519Key.from_private_key_file(str(keys.eve)))
-    return t
+    return paramiko_mallory(gw, keys, f"{TEST_USER}@db1.int")
 
 
 def recv_until(chan, needle: bytes, timeout: float = 15, stderr: bool = False) -> bytes:
@@ -227,6 +209,11 @@ def test_sudo_password_without_a_terminal_is_masked(watched, keys, test_user_pas
     r = gw.ssh(keys.eve, "sudo -S -k -p '[sudo] password for %u: ' /usr/bin/true && echo accepted",
                f"{TEST_USER}@db1.int", input=f"{test_user_password}\n".encode())
     assert b"accepted" in r.stdout, r.stderr
+    # Piped in with a line for the program sudo runs, in one write: sudo reads the first line.
+    answer = marker("answer-for-the-program")
+    r = gw.ssh(keys.eve, "sudo -S -k -p '[sudo] password for %u: ' /usr/bin/true && head -n1",
+               f"{TEST_USER}@db1.int", input=f"{test_user_password}\n{answer}\n".encode())
+    assert answer.encode() in r.stdout, r.stderr
     # Typed after the prompt.
     t = mallory(gw, keys)
     try:
@@ -237,14 +224,16 @@ def test_sudo_password_without_a_terminal_is_masked(watched, keys, test_user_pas
         assert b"accepted" in recv_until(chan, b"accepted")
     finally:
         t.close()
-    sessions = wait_until(lambda: sessions_of(gw, "mallory")[-2:] if len(sessions_of(gw, "mallory")) >= 2
-                          else None, 15, "both sessions")
+    sessions = wait_until(lambda: sessions_of(gw, "mallory")[-3:] if len(sessions_of(gw, "mallory")) >= 3
+                          else None, 15, "all three sessions")
     for session in sessions:
         gw.wait_event(lambda e: e["castgate"]["session"] == session and
                       e["event"]["action"] == "channel.end", what="the channel's end")
         inputs = "".join(e["asciicast"]["event"][2]
                          for e in events_of(gw, session, "asciicast.input"))
         assert "********" in inputs
+        assert test_user_password not in inputs
+    assert answer in "".join(e["asciicast"]["event"][2] for e in events_of(gw, sessions[1], "asciicast.input"))
     assert test_user_password.encode() not in gw.stdout_path.read_bytes()
 
 
@@ -277,3 +266,37 @@ def test_full_screen_programs_are_recorded_and_passwords_stay_masked(watched, ke
                   e["event"]["action"] == "session.end", what="the end")
     assert secret not in recorded_text(gw, session)
     assert secret.encode() not in gw.stdout_path.read_bytes()
+
+
+def test_scp_upload_into_a_directory_named_like_a_file(watched, keys, tmp_path):
+    """`scp -O key.pub host:DIR/.ssh` writes DIR/.ssh/key.pub... or, named authorized_keys, the
+    file sshd trusts: only the target knows .ssh is a directory. The record names both places,
+    and the credential-file alert fires. A shell start-up file uploaded (contents not recorded,
+    and it can change what the next scp or sftp-server runs) raises its own alert."""
+    gw = watched
+    home = tmp_path / "scp-home"
+    (home / ".ssh").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    local = tmp_path / "authorized_keys"
+    local.write_text("ssh-ed25519 AAAA mallory\n")
+    rc = tmp_path / ".bashrc"
+    rc.write_text("scp() { bash -i; }\n")
+    base = ["scp", "-O", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+            "-i", str(keys.eve), "-P", str(gw.shared_port)]
+    for source, destination in ((local, home / ".ssh"), (rc, home)):
+        r = run(base + [str(source), f"{LOGIN}@db1.int@127.0.0.1:{destination}"], timeout=60)
+        assert r.returncode == 0, r.stderr
+    assert (home / ".ssh" / "authorized_keys").exists() and (home / ".bashrc").exists()
+    session = wait_until(lambda: sessions_of(gw, "mallory")[-2:] if len(sessions_of(gw, "mallory")) >= 2
+                         else None, 15, "both sessions")
+    transfer = gw.wait_event(lambda e: e["castgate"]["session"] == session[0] and
+                             e["event"]["action"] == "file.transfer", what="file.transfer")
+    assert transfer["file"]["path"] == str(home / ".ssh")
+    assert transfer["castgate"]["file"]["alternative_path"] == str(home / ".ssh" / "authorized_keys")
+    alert = gw.wait_event(lambda e: e["castgate"]["session"] == session[0] and
+                          e["event"]["action"] == "alert", what="the credential-file alert")
+    assert alert["rule"]["name"] == "credential-file-change"
+    alert = gw.wait_event(lambda e: e["castgate"]["session"] == session[1] and
+                          e["event"]["action"] == "alert", what="the shell start-up file alert")
+    assert alert["rule"]["name"] == "shell-startup-file"

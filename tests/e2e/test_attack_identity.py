@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from attacker import Bystander, still_serving
+from attacker import watching
 from harness import CASTGATE, LOGIN, Gateway, keygen, pubkey, run, wait_until
 from idp import Idp
 from test_oidc import openssh_sign_in, paramiko_sign_in
@@ -50,13 +50,8 @@ def gw(gateway_factory, sshd, idp, keys, tmp_path):
                             f'cert-authority,name="ci-ca",kind=workload {pubkey(ca)}']),
                         extra_args=["--oidc-config", str(cfg)])
     g.ca = ca
-    bystander = Bystander(g, keys)
-    try:
+    with watching(g, keys):
         yield g
-        still_serving(g, keys)
-        bystander.finish()
-    finally:
-        bystander.close()
 
 
 def denial_of(gw, user_id):

@@ -309,3 +309,47 @@ def test_random_early_drop(watched, keys):
     refused_events = refusals(gw)
     assert all(e["castgate"]["session"].startswith("gateway-") for e in refused_events)
     # check_record (at teardown) verifies the gateway's chain holding these events.
+
+
+def test_a_stranger_asking_about_keys_without_end(watched, keys):
+    """A stranger sends publickey queries ("would you take this key?", no signature: answered
+    PK_OK for a key castgate knows, and no failed attempt in SSH's sense) one after another on
+    one connection. They count against --max-request-rate: castgate hangs up with
+    limit.exceeded instead of answering until the pre-auth timeout."""
+    gw, bystander = watched()
+    t = paramiko.Transport(("127.0.0.1", gw.shared_port))
+    try:
+        t.start_client(timeout=15)
+        m = paramiko.Message()
+        m.add_byte(paramiko.common.cMSG_SERVICE_REQUEST)
+        m.add_string("ssh-userauth")
+        t._send_message(m)
+        key = paramiko.Ed25519Key.from_private_key_file(str(keys.eve))
+        sent = 0
+        for sent in range(1, 2001):
+            q = paramiko.Message()
+            q.add_byte(paramiko.common.cMSG_USERAUTH_REQUEST)
+            q.add_string(f"{LOGIN}@db1.int")
+            q.add_string("ssh-connection")
+            q.add_string("publickey")
+            q.add_boolean(False)
+            q.add_string(key.get_name())
+            q.add_string(key.asbytes())
+            try:
+                t._send_message(q)
+            except (EOFError, OSError, paramiko.SSHException):
+                break
+            if not t.is_active():
+                break
+        wait_until(lambda: not t.is_active(), 30, "castgate to hang up")
+    finally:
+        t.close()
+    exceeded = gw.wait_event(lambda e: e["event"]["action"] == "limit.exceeded",
+                             what="limit.exceeded")
+    assert exceeded["castgate"]["limit"] == "request_rate"
+    assert "user" not in exceeded or exceeded["user"].get("id") != "mallory"  # never signed in
+    session = exceeded["castgate"]["session"]
+    end = gw.wait_event(lambda e: e["castgate"]["session"] == session and
+                        e["event"]["action"] in ("connection.closed", "session.end"),
+                        what="the connection's last event")
+    assert end["castgate"]["end_reason"] == "limit_exceeded"

@@ -6,7 +6,6 @@ import os
 import pathlib
 import pwd
 import re
-import secrets
 import signal
 import subprocess
 import time
@@ -14,6 +13,7 @@ import uuid
 
 import pytest
 
+from attacker import test_user_password  # noqa: F401 (fixture)
 from harness import (LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
                      wait_until)
 
@@ -184,14 +184,6 @@ def test_shell_commands_with_history_and_tab_completion(gateway, keys, tmp_path)
     assert "echo first-command" in commands
     assert "echo first-command-edited" in commands
     assert f"cat {tmp_path}/completion-target-file.txt" in commands
-
-
-@pytest.fixture
-def test_user_password():
-    password = "pw-" + secrets.token_hex(12)
-    run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
-    yield password
-    run(["usermod", "-p", "*", TEST_USER], check=True)
 
 
 def test_sudo_password_never_reaches_stdout_or_stderr(gateway, keys, test_user_password):

@@ -48,6 +48,16 @@ TEST_CASE("device sign-ins: a bucket per source, refilled over a minute, with a 
   CHECK(rate.allow("192.0.2.2", t));                             // another source is not affected
   CHECK(rate.allow("192.0.2.1", t + std::chrono::seconds(21)));  // one token back
   CHECK_FALSE(rate.allow("192.0.2.1", t + std::chrono::seconds(22)));
-  for (int i = 10; i < 100; ++i) rate.allow("198.51.100." + std::to_string(i), t);  // many sources
-  CHECK(rate.allow("203.0.113.1", t));  // the table stays bounded and still answers
+  // Many sources, each busy: the table stays bounded (4), the sources it holds keep their
+  // limits, and the new ones share one bucket of 3.
+  CHECK(rate.allow("198.51.100.1", t));
+  CHECK(rate.allow("198.51.100.2", t));
+  int allowed = 0;
+  for (int i = 10; i < 100; ++i) allowed += rate.allow("198.51.100." + std::to_string(i), t);
+  CHECK(allowed == 3);
+  CHECK_FALSE(rate.allow("192.0.2.1", t + std::chrono::seconds(22)));  // not forgotten
+  // A minute later every bucket is full again: those sources are forgotten, new ones get theirs.
+  auto later = t + std::chrono::minutes(2);
+  for (int i = 0; i < 3; ++i) CHECK(rate.allow("203.0.113.1", later));
+  CHECK_FALSE(rate.allow("203.0.113.1", later));
 }

@@ -231,7 +231,7 @@ TEST_CASE("claims map to identities per preset") {
                              {"groups", {"ops", "dba"}}});
   REQUIRE(m.ok);
   CHECK(m.identity.subject == "oidc:00u1");  // qualified: never a registered key's name
-  CHECK(m.identity.assigned_name.empty());  // the display name grants nothing
+  CHECK(m.identity.assigned_name.empty());   // the display name grants nothing
   CHECK(m.identity.name == "alice@acme.com");
   CHECK_FALSE(m.identity.email_verified);  // no email_verified claim
   m = map_person(okta, {{"sub", "00u1"}, {"email", "alice@acme.com"}, {"email_verified", true}});
@@ -253,9 +253,9 @@ TEST_CASE("claims map to identities per preset") {
   REQUIRE(m.ok);
   CHECK(m.identity.subject == "oidc:t-1:o-9");
   CHECK(m.identity.email == "bob@contoso.com");  // the UPN, for people to read
-  CHECK_FALSE(m.identity.email_verified);         // ... and never trusted
-  m = map_person(entra,
-                 {{"tid", "t-1"}, {"oid", "o-9"}, {"email", "bob@contoso.com"}, {"xms_edov", true}});
+  CHECK_FALSE(m.identity.email_verified);        // ... and never trusted
+  m = map_person(
+      entra, {{"tid", "t-1"}, {"oid", "o-9"}, {"email", "bob@contoso.com"}, {"xms_edov", true}});
   CHECK(m.identity.email_verified);
   m = map_person(entra, {{"tid", "t-1"},
                          {"oid", "o-9"},
