@@ -1,5 +1,6 @@
 #include "asciicast/chain.h"
 
+#include "asciicast/record_signer.h"
 #include "common/crypto.h"
 
 namespace castgate::asciicast {
@@ -16,6 +17,14 @@ std::string signature_payload(std::string_view canonical_line_without_sig) {
 
 std::string recording_key_id(std::string_view public_key_raw) {
   return "ed25519:" + sha256_hex(public_key_raw).substr(0, 16);
+}
+
+}  // namespace castgate::asciicast
+
+namespace castgate::asciicast {
+
+std::string LocalRecordSigner::sign_line(std::string_view unsigned_line) const {
+  return key_.sign(signature_payload(unsigned_line));
 }
 
 }  // namespace castgate::asciicast

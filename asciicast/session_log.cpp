@@ -332,8 +332,8 @@ void SessionLog::end(const EventKind& kind, json fields) {
     constexpr size_t kSignatureRoom = 112;
     fit(j, options_.max_line - kSignatureRoom, "");
     std::string unsigned_line = canonical_dump(j);
-    j["castgate"]["sig"] =
-        base64_encode(options_.signing_key->sign(signature_payload(unsigned_line)));
+    std::string sig = options_.signing_key->sign_line(unsigned_line);
+    if (!sig.empty()) j["castgate"]["sig"] = base64_encode(sig);
   } else {
     fit(j, options_.max_line, "");
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "asciicast/line_sink.h"
+#include "asciicast/record_signer.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/identity.h"
@@ -34,7 +35,7 @@ struct EventKind {
 struct SessionLogOptions {
   std::string instance;  // gateway instance name
   size_t max_line = 8192;
-  const Ed25519PrivateKey* signing_key = nullptr;  // recording key for session.end
+  const RecordSigner* signing_key = nullptr;  // signs the last event (the recording key)
 };
 
 class SessionLog {

@@ -68,6 +68,7 @@ bool StdoutWriter::drain(std::chrono::milliseconds timeout) {
 }
 
 bool StdoutWriter::write_all(const std::deque<Item>& batch) {
+  OutputLockGuard whole_lines(options_.lock);
   std::vector<iovec> iov;
   iov.reserve(std::min<size_t>(batch.size(), IOV_MAX));
   size_t idx = 0;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "asciicast/line_sink.h"
+#include "common/output_lock.h"
 
 namespace castgate::asciicast {
 
@@ -20,6 +21,7 @@ class StdoutWriter final : public LineSink {
     int fd = 1;
     size_t global_high_water = 64u << 20;  // queued bytes over all sessions
     std::chrono::milliseconds stall_limit{10000};
+    OutputLock* lock = nullptr;  // shared with the signer process, which writes its own lines
   };
   // `on_room` is called from the writer thread when the global queue falls below half its
   // high-water mark after producers saw it full.

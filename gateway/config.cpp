@@ -85,7 +85,10 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "known-hosts", po::value<std::string>(), "pinned target host keys (known_hosts format)")(
       "certificate-validity", po::value<std::string>()->default_value("5m"),
       "lifetime of the per-session certificates")(
-      "print-user-ca", "print the user CA public key (for TrustedUserCAKeys) and exit")(
+      "max-certificate-validity", po::value<std::string>()->default_value("1h"),
+      "the signer process refuses certificates valid longer than this (targets may not ask "
+      "for more)")("print-user-ca",
+                   "print the user CA public key (for TrustedUserCAKeys) and exit")(
       "print-recording-key", "print the recording public key (for the player) and exit");
 
   po::options_description access("Identities and policy");
@@ -230,6 +233,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   str("log-level", c.log_level);
   if (vm.count("banner-file")) c.banner = read_file(vm["banner-file"].as<std::string>());
   c.certificate_validity = duration_option(vm, "certificate-validity");
+  c.max_certificate_validity = duration_option(vm, "max-certificate-validity");
   c.preauth_timeout = duration_option(vm, "preauth-timeout");
   c.idle_timeout = duration_option(vm, "idle-timeout");
   c.shutdown_grace = duration_option(vm, "shutdown-grace");
@@ -264,13 +268,16 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
 
   if (c.certificate_validity < std::chrono::seconds(10))
     throw std::runtime_error("--certificate-validity must be at least 10s");
+  if (c.certificate_validity > c.max_certificate_validity)
+    throw std::runtime_error("--certificate-validity is longer than --max-certificate-validity");
   if (c.preauth_timeout.count() < 1)
     throw std::runtime_error("--preauth-timeout must be at least 1s");
   if (c.connect_timeout.count() < 1)
     throw std::runtime_error("--connect-timeout must be at least 1s");
   // Below 4 KiB the members every line repeats (identity, target) would crowd out its content.
-  if (c.max_line < 4096 || c.max_line > (1u << 20))
-    throw std::runtime_error("--max-line must be between 4096 and 1048576");
+  // At most 64 KiB: the signer process signs last events whole, one socket message each.
+  if (c.max_line < 4096 || c.max_line > 65536)
+    throw std::runtime_error("--max-line must be between 4096 and 65536");
   if (c.max_unauthenticated < 1) throw std::runtime_error("--max-unauthenticated must be positive");
   if (c.per_source_max_startups < 1)
     throw std::runtime_error("--per-source-max-startups must be positive");

@@ -34,6 +34,7 @@ struct GatewayConfig {
   std::string alert_rules_file;  // extra alert rules (JSON)
   bool default_alerts = true;    // where to write the bound ports (tests/demo); empty = don't
   std::chrono::seconds certificate_validity{300};
+  std::chrono::seconds max_certificate_validity{3600};  // enforced by the signer process
   std::chrono::seconds preauth_timeout{30};
   std::chrono::seconds idle_timeout{0};  // 0 = none
   std::chrono::seconds shutdown_grace{30};

@@ -12,6 +12,7 @@
 #include "asciicast/line_sink.h"
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "common/output_lock.h"
 #include "gateway/admission.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
@@ -19,9 +20,9 @@
 #include "gateway/known_hosts.h"
 #include "gateway/policy.h"
 #include "gateway/resolver.h"
+#include "gateway/signer_client.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/targets.h"
-#include "gateway/user_certificate.h"
 #include "oidc/service.h"
 
 namespace castgate {
@@ -32,10 +33,10 @@ struct GatewayContext {
   Policy policy;
   IdentityKeys identities;
   KnownHosts known_hosts;
-  std::unique_ptr<UserCertificateSigner> signer;
+  std::unique_ptr<OutputLock> output_lock;      // shared with the signer around writes to stdout
+  std::unique_ptr<SignerClient> signer;         // the signer process: user CA and recording key
   std::map<std::string, ssh::Key> static_keys;  // target name -> private key
   std::vector<ssh::Key> host_keys;
-  std::unique_ptr<Ed25519PrivateKey> recording_key;
   asciicast::AlertRules alerts;
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();

@@ -27,30 +27,12 @@ namespace castgate {
 using asciicast::EventKind;
 using nlohmann::json;
 
-Ed25519PrivateKey load_ed25519_key(const std::string& path) {
-  std::string text = read_file(path);
-  std::string seed, error;
-  if (text.find("OPENSSH PRIVATE KEY") != std::string::npos) {
-    if (!ssh::parse_openssh_ed25519_private_key(text, seed, error))
-      throw std::runtime_error(path + ": " + error);
-    auto key = Ed25519PrivateKey::from_seed(seed);
-    secure_zero(seed);
-    secure_zero(text);
-    if (!key) throw std::runtime_error(path + ": invalid Ed25519 key");
-    return std::move(*key);
-  }
-  auto key = Ed25519PrivateKey::from_pem(text);
-  secure_zero(text);
-  if (!key) throw std::runtime_error(path + ": not an Ed25519 private key (OpenSSH or PKCS#8 PEM)");
-  return std::move(*key);
-}
-
 namespace {
 
-std::string ed25519_public_line(const Ed25519PrivateKey& key, const std::string& comment) {
+std::string ed25519_public_line(const std::string& public_raw, const std::string& comment) {
   ssh::WireWriter w;
   w.string("ssh-ed25519");
-  w.string(key.public_key_raw());
+  w.string(public_raw);
   return "ssh-ed25519 " + base64_encode(w.data()) + " " + comment;
 }
 
@@ -71,21 +53,23 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
     gethostname(host, sizeof host - 1);
     ctx->config.instance = host;
   }
-  if (!config.user_ca_key_file.empty())
-    ctx->signer =
-        std::make_unique<UserCertificateSigner>(load_ed25519_key(config.user_ca_key_file));
-  if (!config.recording_key_file.empty()) {
-    ctx->recording_key =
-        std::make_unique<Ed25519PrivateKey>(load_ed25519_key(config.recording_key_file));
-  } else if (config.demo) {
-    ctx->recording_key = std::make_unique<Ed25519PrivateKey>(Ed25519PrivateKey::generate());
-  }
-  if (config.print_user_ca || config.print_recording_key) return ctx;
-
-  if (config.listens.empty())
+  bool printing = config.print_user_ca || config.print_recording_key;
+  if (!printing && config.listens.empty())
     throw std::runtime_error("nothing to listen on: give --listen ADDR:PORT");
-  if (!ctx->recording_key)
-    throw std::runtime_error("--recording-key is required: every session's record is signed");
+  // The keys are read by the signer process, never by this one (which parses the network).
+  // Forked first, before any thread starts and before anything else is read.
+  ctx->output_lock = std::make_unique<OutputLock>();
+  signer::ProcessOptions sopts;
+  sopts.user_ca_key_file = config.user_ca_key_file;
+  sopts.recording_key_file = config.recording_key_file;
+  sopts.generate_recording_key = config.demo || (printing && config.recording_key_file.empty());
+  sopts.limits.max_validity = config.max_certificate_validity;
+  sopts.limits.max_line = config.max_line;
+  sopts.instance = ctx->config.instance;
+  sopts.audit = !printing;
+  sopts.output_lock = ctx->output_lock.get();
+  ctx->signer = SignerClient::start(sopts);
+  if (printing) return ctx;
   for (const auto& path : config.host_key_files)
     ctx->host_keys.push_back(load_ssh_private_key(path));
   if (ctx->host_keys.empty()) {
@@ -110,9 +94,12 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
   for (auto& w : warnings) log::warn(w);
   for (const auto& name : ctx->targets.names()) {
     const Target* t = ctx->targets.find(name);
+    if (t->certificate_validity && *t->certificate_validity > config.max_certificate_validity)
+      throw std::runtime_error("target " + name +
+                               ": certificate_validity is longer than --max-certificate-validity");
     if (!t->static_key_path.empty()) {
       ctx->static_keys.emplace(name, load_ssh_private_key(t->static_key_path));
-    } else if (!ctx->signer) {
+    } else if (!ctx->signer->has_user_ca()) {
       throw std::runtime_error("target " + name +
                                " needs the user CA (--user-ca-key) or a static_key");
     }
@@ -158,6 +145,7 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
   auto& cfg = context_->config;
   asciicast::StdoutWriter::Options wopts;
   wopts.fd = STDOUT_FILENO;
+  wopts.lock = context_->output_lock.get();
   wopts.stall_limit =
       std::chrono::duration_cast<std::chrono::milliseconds>(cfg.recording_stall_limit);
   writer_ = std::make_unique<asciicast::StdoutWriter>(wopts, [this] {
@@ -168,7 +156,7 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
   asciicast::SessionLogOptions lopts;
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;
-  lopts.signing_key = context_->recording_key.get();
+  lopts.signing_key = context_->signer.get();
   gateway_log_ = std::make_unique<asciicast::SessionLog>(
       lopts, "gateway-" + random_id(8), asciicast::Endpoint{"", 0}, *writer_,
       std::make_shared<asciicast::Backlog>(SIZE_MAX), *context_->clock);
@@ -395,14 +383,12 @@ int Gateway::run() {
   std::string listening;
   for (auto& l : listeners_) listening += (listening.empty() ? "" : ", ") + l.spec.text();
   log::info("listening on " + listening + " with " + std::to_string(workers_.size()) + " workers");
-  log::info("recording key " +
-            asciicast::recording_key_id(context_->recording_key->public_key_raw()) + ": " +
-            ed25519_public_line(*context_->recording_key, "castgate-recording"));
+  log::info("recording key " + asciicast::recording_key_id(context_->signer->public_key_raw()) +
+            ": " + ed25519_public_line(context_->signer->public_key_raw(), "castgate-recording"));
   json f;
   f["castgate"]["listeners"] = json::array();
   for (auto& l : listeners_) f["castgate"]["listeners"].push_back(l.spec.text());
-  f["castgate"]["recording_key"] =
-      asciicast::recording_key_id(context_->recording_key->public_key_raw());
+  f["castgate"]["recording_key"] = asciicast::recording_key_id(context_->signer->public_key_raw());
   f["castgate"]["recording_enabled"] = context_->config.recording_enabled;
   gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
   write_ports_file();
@@ -421,12 +407,13 @@ int Gateway::run() {
 std::string print_public_keys(const GatewayContext& ctx) {
   std::string out;
   if (ctx.config.print_user_ca) {
-    if (!ctx.signer) throw std::runtime_error("--print-user-ca needs --user-ca-key");
+    if (!ctx.signer->has_user_ca()) throw std::runtime_error("--print-user-ca needs --user-ca-key");
     out += ctx.signer->ca_public_line() + "\n";
   }
   if (ctx.config.print_recording_key) {
-    if (!ctx.recording_key) throw std::runtime_error("--print-recording-key needs --recording-key");
-    out += ed25519_public_line(*ctx.recording_key, "castgate-recording") + "\n";
+    if (ctx.config.recording_key_file.empty())
+      throw std::runtime_error("--print-recording-key needs --recording-key");
+    out += ed25519_public_line(ctx.signer->public_key_raw(), "castgate-recording") + "\n";
   }
   return out;
 }

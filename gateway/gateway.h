@@ -20,8 +20,6 @@ namespace castgate {
 
 // Loads every file the configuration names; throws std::runtime_error naming what is wrong.
 std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config);
-// Reads an Ed25519 private key from an OpenSSH or PKCS#8 PEM file.
-Ed25519PrivateKey load_ed25519_key(const std::string& path);
 
 class Gateway : private FdHandler {
  public:

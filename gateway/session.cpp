@@ -56,7 +56,7 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
   asciicast::SessionLogOptions opts;
   opts.instance = ctx.config.instance;
   opts.max_line = ctx.config.max_line;
-  opts.signing_key = ctx.recording_key.get();
+  opts.signing_key = ctx.signer.get();
   auto backlog =
       std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
   log_ = std::make_unique<asciicast::SessionLog>(opts, id_, peer_, *ctx.sink, std::move(backlog),
@@ -683,21 +683,28 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
   ssh::Key key(raw);
   std::string blob = key_blob_of(key.get());
   auto now = clock().now();
-  UserCertificateRequest req;
-  req.public_key_blob = blob;
-  std::string serial_bytes = random_bytes(8);
-  for (unsigned char c : serial_bytes) req.serial = (req.serial << 8) | c;
-  req.key_id = "castgate session=" + id_ + " identity=" + identity_.subject +
-               (identity_.email.empty() ? "" : " email=" + identity_.email);
-  req.principals = {login_};
-  req.valid_after = now - std::chrono::seconds(60);
-  req.valid_before = now + (target_->certificate_validity ? *target_->certificate_validity
-                                                          : ctx.config.certificate_validity);
-  if (decision_.pty) req.extensions.push_back("permit-pty");
-  if (decision_.port_forwarding) req.extensions.push_back("permit-port-forwarding");
-  if (!local_ip.empty()) req.critical_options.emplace_back("source-address", local_ip);
-  std::string cert = ctx.signer->sign(req);
-  if (cert.empty()) return nullptr;
+  auto valid_before = now + (target_->certificate_validity ? *target_->certificate_validity
+                                                           : ctx.config.certificate_validity);
+  signer::CertificateOrder order;
+  order.public_key_blob = blob;
+  order.key_id = "castgate session=" + id_ + " identity=" + identity_.subject +
+                 (identity_.email.empty() ? "" : " email=" + identity_.email);
+  order.principal = login_;
+  order.valid_after = static_cast<uint64_t>(std::max<int64_t>(0, unix_seconds(now) - 60));
+  order.valid_before = static_cast<uint64_t>(std::max<int64_t>(0, unix_seconds(valid_before)));
+  if (decision_.pty) order.extensions |= signer::kPermitPty;
+  if (decision_.port_forwarding) order.extensions |= signer::kPermitPortForwarding;
+  order.source_address = local_ip;
+  auto issued = ctx.signer->sign_certificate(order);
+  if (issued.certificate.empty()) {
+    log::warn("session " + id_ + ": no certificate: " + issued.error);
+    return nullptr;
+  }
+  const std::string& cert = issued.certificate;
+  std::vector<std::string> extensions;
+  if (order.extensions & signer::kPermitPty) extensions.push_back("permit-pty");
+  if (order.extensions & signer::kPermitPortForwarding)
+    extensions.push_back("permit-port-forwarding");
   ssh_key cert_key = nullptr;
   if (ssh_pki_import_cert_base64(base64_encode(cert).c_str(), SSH_KEYTYPE_ED25519_CERT01,
                                  &cert_key) != SSH_OK)
@@ -705,19 +712,18 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
   ssh::Key cert_owner(cert_key);
   if (ssh_pki_copy_cert_to_privkey(cert_owner.get(), key.get()) != SSH_OK) return nullptr;
   description =
-      "certificate serial " + std::to_string(req.serial) + " for " + login_ + ", valid " +
-      std::to_string(
-          std::chrono::duration_cast<std::chrono::seconds>(req.valid_before - now).count()) +
+      "certificate serial " + std::to_string(issued.serial) + " for " + login_ + ", valid " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(valid_before - now).count()) +
       "s";
   log_->emit(EventKind{"credential.issued", {"iam"}, {"creation"}, "success", ""},
              json{{"castgate",
                    {{"certificate",
-                     {{"serial", std::to_string(req.serial)},
-                      {"key_id", req.key_id},
-                      {"principals", req.principals},
-                      {"extensions", req.extensions},
+                     {{"serial", std::to_string(issued.serial)},
+                      {"key_id", order.key_id},
+                      {"principals", {login_}},
+                      {"extensions", extensions},
                       {"source_address", local_ip},
-                      {"valid_before", rfc3339_micros(req.valid_before)}}}}}});
+                      {"valid_before", rfc3339_micros(valid_before)}}}}}});
   return key;
 }
 

@@ -45,7 +45,8 @@ TEST_CASE("every line is canonical JSON, chained and signed") {
   SessionLogOptions opts;
   opts.instance = "gw-test";
   opts.max_line = 2048;
-  opts.signing_key = &key;
+  LocalRecordSigner signer(key);
+  opts.signing_key = &signer;
   SessionLog log(opts, "sess1", Endpoint{"192.0.2.7", 50000}, sink,
                  std::make_shared<Backlog>(1 << 20), clock);
   log.emit(EventKind{"connection.accepted", {"network"}, {"start"}, "", ""});
@@ -164,7 +165,8 @@ TEST_CASE("untrusted text never breaks a line: invalid UTF-8 is replaced, long v
   auto key = Ed25519PrivateKey::generate();
   SessionLogOptions opts;
   opts.max_line = 4096;
-  opts.signing_key = &key;
+  LocalRecordSigner signer(key);
+  opts.signing_key = &signer;
   SessionLog log(opts, "s", Endpoint{"::1", 1}, sink, std::make_shared<Backlog>(1 << 20), clock);
   Identity id = alice();
   id.subject = std::string(100000, 'k') + "\xff";  // a key id of 100 KB from a certificate

@@ -57,6 +57,7 @@ std::string_view take(std::string_view& in, size_t max) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Ed25519PrivateKey key = Ed25519PrivateKey::generate();
+  static const LocalRecordSigner signer(key);
   static const AlertRules alerts = AlertRules::compile(AlertRules::defaults());
   std::string_view in(reinterpret_cast<const char*>(data), size);
   if (in.size() < 4) return 0;
@@ -70,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SessionLogOptions opts;
   opts.instance = "fuzz";
   opts.max_line = kMaxLine;
-  opts.signing_key = &key;
+  opts.signing_key = &signer;
   SessionLog log(opts, "fuzzsession", Endpoint{"192.0.2.1", 1}, sink,
                  std::make_shared<Backlog>(SIZE_MAX), clock);
   Identity id;

@@ -38,7 +38,8 @@ inline std::vector<std::string> record_session(const std::string& id, const Ed25
   ManualClock clock;
   asciicast::SessionLogOptions opts;
   opts.instance = "gw-test";
-  opts.signing_key = &key;
+  asciicast::LocalRecordSigner signer(key);
+  opts.signing_key = &signer;
   asciicast::SessionLog log(opts, id, asciicast::Endpoint{"192.0.2.7", 50000}, sink,
                             std::make_shared<asciicast::Backlog>(1 << 20), clock);
   Identity alice;

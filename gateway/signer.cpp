@@ -1,0 +1,289 @@
+#include "gateway/signer.h"
+
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "asciicast/chain.h"
+#include "asciicast/untrusted_text.h"
+#include "common/log.h"
+#include "common/text.h"
+#include "gateway/certificate_sign_in.h"
+#include "gateway/ssh_wire.h"
+
+namespace castgate::signer {
+
+using asciicast::EventKind;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxKeyId = 1024;
+constexpr size_t kMaxPrincipal = 256;
+
+bool plain_principal(std::string_view p) {
+  if (p.empty() || p.size() > kMaxPrincipal) return false;
+  for (unsigned char c : p)
+    if (c <= ' ' || c >= 0x7f || c == ',' || c == '"' || c == '\'' || c == '\\') return false;
+  return true;
+}
+
+std::vector<std::string> extension_names(uint32_t bits) {
+  std::vector<std::string> out;
+  if (bits & kPermitPty) out.push_back("permit-pty");
+  if (bits & kPermitPortForwarding) out.push_back("permit-port-forwarding");
+  return out;
+}
+
+std::chrono::system_clock::time_point from_unix(uint64_t s) {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<int64_t>(s)));
+}
+
+}  // namespace
+
+Ed25519PrivateKey load_ed25519_key(const std::string& path) {
+  std::string text = read_file(path);
+  std::string seed, error;
+  if (text.find("OPENSSH PRIVATE KEY") != std::string::npos) {
+    bool ok = ssh::parse_openssh_ed25519_private_key(text, seed, error);
+    secure_zero(text);
+    if (!ok) throw std::runtime_error(path + ": " + error);
+    auto key = Ed25519PrivateKey::from_seed(seed);
+    secure_zero(seed);
+    if (!key) throw std::runtime_error(path + ": invalid Ed25519 key");
+    return std::move(*key);
+  }
+  auto key = Ed25519PrivateKey::from_pem(text);
+  secure_zero(text);
+  if (!key) throw std::runtime_error(path + ": not an Ed25519 private key (OpenSSH or PKCS#8 PEM)");
+  return std::move(*key);
+}
+
+Signer::Signer(std::unique_ptr<UserCertificateSigner> ca, Ed25519PrivateKey recording_key,
+               Limits limits, asciicast::SessionLog* audit, const Clock& clock)
+    : ca_(std::move(ca)),
+      recording_key_(std::move(recording_key)),
+      recording_public_(recording_key_.public_key_raw()),
+      limits_(limits),
+      audit_(audit),
+      clock_(clock) {}
+
+std::string Signer::refuse(uint32_t id, const std::string& what, const std::string& reason) {
+  ++refusals_;
+  if (audit_)
+    audit_->emit(EventKind{"signer.refused", {"iam"}, {"denied"}, "failure", reason},
+                 json{{"castgate", {{"signed", {{"request", what}, {"refusals", refusals_}}}}}});
+  return encode(Message{Type::kRefused, id, encode_string(reason)});
+}
+
+std::optional<std::string> Signer::order_problem(const CertificateOrder& o) const {
+  if (!ca_) return "no user CA is configured";
+  ssh::WireReader key(o.public_key_blob);
+  std::string_view type, pk;
+  if (!key.string(type) || type != "ssh-ed25519" || !key.string(pk) || pk.size() != 32 ||
+      !key.empty())
+    return "the session key is not an Ed25519 public key";
+  if (!plain_principal(o.principal)) return "the principal is not one plain login name";
+  if (o.key_id.empty() || o.key_id.size() > kMaxKeyId || asciicast::valid_utf8(o.key_id) != o.key_id)
+    return "the key id is empty, too long or not UTF-8";
+  for (unsigned char c : o.key_id)
+    if (c < ' ' || c == 0x7f) return "the key id has control characters";
+  if (o.extensions & ~kKnownExtensions) return "an extension outside the fixed set was asked for";
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
+  int64_t now_s = now.count();
+  if (o.valid_before <= o.valid_after) return "the validity ends before it starts";
+  if (o.valid_after > static_cast<uint64_t>(now_s) + 60 ||
+      o.valid_after + static_cast<uint64_t>(limits_.max_backdate.count()) <
+          static_cast<uint64_t>(now_s))
+    return "the validity does not start now";
+  if (o.valid_before - o.valid_after >
+      static_cast<uint64_t>(limits_.max_validity.count() + limits_.max_backdate.count()))
+    return "the validity is longer than --max-certificate-validity";
+  if (!o.source_address.empty() && !parse_address_list(o.source_address).ok())
+    return "the source-address is malformed";
+  return std::nullopt;
+}
+
+std::string Signer::certificate(const Message& request) {
+  std::string error;
+  auto order = decode_order(request.body, error);
+  if (!order) return refuse(request.id, "certificate", error);
+  if (auto problem = order_problem(*order)) return refuse(request.id, "certificate", *problem);
+  UserCertificateRequest req;
+  req.public_key_blob = order->public_key_blob;
+  std::string serial_bytes = random_bytes(8);
+  for (unsigned char c : serial_bytes) req.serial = (req.serial << 8) | c;
+  req.key_id = order->key_id;
+  req.principals = {order->principal};
+  req.valid_after = from_unix(order->valid_after);
+  req.valid_before = from_unix(order->valid_before);
+  req.extensions = extension_names(order->extensions);
+  if (!order->source_address.empty())
+    req.critical_options.emplace_back("source-address", order->source_address);
+  std::string blob = ca_->sign(req);
+  if (blob.empty()) return refuse(request.id, "certificate", "the certificate could not be made");
+  ++certificates_;
+  // Written before the certificate leaves: the record of it cannot be held back by the front end.
+  if (audit_)
+    audit_->emit(
+        EventKind{"signer.certificate", {"iam"}, {"creation"}, "success", ""},
+        json{{"castgate",
+              {{"certificate",
+                {{"serial", std::to_string(req.serial)},
+                 {"key_id", req.key_id},
+                 {"principals", req.principals},
+                 {"extensions", req.extensions},
+                 {"source_address", order->source_address},
+                 {"valid_before", rfc3339_micros(req.valid_before)}}},
+               {"signed", {{"certificates", certificates_}}}}}});
+  return encode(
+      Message{Type::kCertificate, request.id, encode_certificate(req.serial, std::move(blob))});
+}
+
+std::string Signer::handle(std::string_view packet) {
+  try {
+    std::string error;
+    auto m = decode(packet, error);
+    if (!m) return refuse(0, "frame", error);
+    switch (m->type) {
+      case Type::kHello:
+        if (!m->body.empty()) return refuse(m->id, "hello", "malformed hello");
+        return encode(Message{Type::kHelloAnswer, m->id,
+                              encode_strings(ca_ ? ca_->ca_public_blob() : "", recording_public_)});
+      case Type::kSignCertificate:
+        return certificate(*m);
+      case Type::kSignLine: {
+        auto line = decode_string(m->body);
+        if (!line || line->size() > limits_.max_line || line->size() < 2 ||
+            line->front() != '{' || line->back() != '}' || asciicast::valid_utf8(*line) != *line)
+          return refuse(m->id, "line", "not one event line");
+        ++lines_;
+        return encode(Message{Type::kSignature, m->id,
+                              encode_string(recording_key_.sign(
+                                  asciicast::signature_payload(*line)))});
+      }
+      default:
+        return refuse(m->id, "frame", "not a request");
+    }
+  } catch (const std::exception& e) {
+    return refuse(0, "frame", std::string("internal error: ") + e.what());
+  }
+}
+
+namespace {
+
+// The signer's own lines: written at once, whole, under the lock shared with castgate's writer.
+class LockedStdout final : public asciicast::LineSink {
+ public:
+  explicit LockedStdout(OutputLock* lock) : lock_(lock) {}
+  void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
+    line += '\n';
+    OutputLockGuard whole(lock_);
+    std::string_view rest(line);
+    while (!rest.empty()) {
+      ssize_t n = ::write(STDOUT_FILENO, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // stdout is gone: castgate itself stops on that
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  bool has_room() const override { return true; }
+  asciicast::SinkHealth health() const override { return asciicast::SinkHealth::kHealthy; }
+
+ private:
+  OutputLock* lock_;
+};
+
+void send_packet(int fd, const std::string& packet) {
+  while (::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+void run_process(int fd, const ProcessOptions& options) {
+  prctl(PR_SET_NAME, "castgate-signer");
+  prctl(PR_SET_DUMPABLE, 0);  // no core dumps, no ptrace by the same user
+  // Nothing of castgate's but the socket and the standard streams.
+  if (fd != 3) {
+    dup2(fd, 3);
+    fd = 3;
+  }
+  close_range(4, ~0U, 0);
+  std::string packet(kMaxMessage + 1, '\0');
+  auto receive = [&]() -> ssize_t {
+    for (;;) {
+      ssize_t n = ::recv(fd, packet.data(), packet.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      return n;
+    }
+  };
+  // The first request is the hello; its answer says whether the keys could be read.
+  ssize_t n = receive();
+  if (n <= 0) _exit(0);
+  std::string error;
+  auto hello = decode(std::string_view(packet.data(), static_cast<size_t>(n)), error);
+  uint32_t hello_id = hello ? hello->id : 0;
+  std::unique_ptr<UserCertificateSigner> ca;
+  std::optional<Ed25519PrivateKey> recording;
+  try {
+    if (!hello || hello->type != Type::kHello) throw std::runtime_error("the signer expects hello");
+    if (!options.user_ca_key_file.empty())
+      ca = std::make_unique<UserCertificateSigner>(load_ed25519_key(options.user_ca_key_file));
+    if (!options.recording_key_file.empty())
+      recording = load_ed25519_key(options.recording_key_file);
+    else if (options.generate_recording_key)
+      recording = Ed25519PrivateKey::generate();
+    else
+      throw std::runtime_error("--recording-key is required: every session's record is signed");
+  } catch (const std::exception& e) {
+    send_packet(fd, encode(Message{Type::kRefused, hello_id, encode_string(e.what())}));
+    _exit(0);
+  }
+  const Clock& clock = SystemClock::instance();
+  LockedStdout out(options.output_lock);
+  std::unique_ptr<asciicast::LocalRecordSigner> self_signer;
+  std::unique_ptr<asciicast::SessionLog> audit;
+  {
+    Signer signer(std::move(ca), std::move(*recording), options.limits, nullptr, clock);
+    recording.reset();
+    send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
+    asciicast::SessionLogOptions lopts;
+    lopts.instance = options.instance;
+    lopts.max_line = options.limits.max_line;
+    if (options.audit) {
+      // The audit chain's last event is signed by the recording key, like every session's.
+      self_signer = std::make_unique<asciicast::LocalRecordSigner>(signer.recording_key());
+      lopts.signing_key = self_signer.get();
+      audit = std::make_unique<asciicast::SessionLog>(
+          lopts, "signer-" + random_id(8), asciicast::Endpoint{"", 0}, out,
+          std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
+      signer.set_audit(audit.get());
+      audit->emit(EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
+                  json{{"castgate",
+                        {{"recording_key", asciicast::recording_key_id(
+                                               signer.recording_public_key())}}}});
+    }
+    for (;;) {
+      n = receive();
+      if (n <= 0) break;  // castgate closed its end (or died): the chain ends here
+      send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
+    }
+    if (audit)
+      audit->end(EventKind{"signer.stop", {"process"}, {"end"}, "", "castgate closed the signer"},
+                 json{{"castgate",
+                       {{"signed",
+                         {{"certificates", signer.certificates()},
+                          {"lines", signer.lines()},
+                          {"refusals", signer.refusals()}}}}}});
+    audit.reset();
+    self_signer.reset();
+  }
+  _exit(0);
+}
+
+}  // namespace castgate::signer

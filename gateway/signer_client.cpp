@@ -1,0 +1,130 @@
+#include "gateway/signer_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/encoding.h"
+#include "common/log.h"
+
+namespace castgate {
+
+using signer::Message;
+using signer::Type;
+
+std::unique_ptr<SignerClient> SignerClient::start(const signer::ProcessOptions& options) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::runtime_error(std::string("cannot start the signer: ") + std::strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    throw std::runtime_error(std::string("cannot start the signer: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    signer::run_process(fds[1], options);
+  }
+  close(fds[1]);
+  std::unique_ptr<SignerClient> client(new SignerClient(fds[0], pid));
+  std::string answer, error;
+  if (!client->ask(Type::kHello, "", Type::kHelloAnswer, answer, error))
+    throw std::runtime_error(error);
+  if (!signer::decode_strings(answer, client->ca_blob_, client->recording_public_) ||
+      client->recording_public_.size() != 32)
+    throw std::runtime_error("the signer's hello is malformed");
+  return client;
+}
+
+SignerClient::~SignerClient() {
+  close(fd_);
+  // The signer ends its audit chain and exits; it never waits on anything but stdout.
+  for (int i = 0; i < 1000; ++i) {
+    pid_t r = waitpid(pid_, nullptr, WNOHANG);
+    if (r == pid_ || (r < 0 && errno != EINTR)) return;
+    usleep(10000);
+  }
+  log::warn("the signer process did not end within 10 s");
+}
+
+bool SignerClient::ask(Type type, const std::string& body, Type want, std::string& answer,
+                       std::string& error) const {
+  std::lock_guard lock(mu_);
+  uint32_t id = next_id_++;
+  std::string packet = signer::encode(Message{type, id, body});
+  auto fail = [&](std::string why) {
+    log::error("signer: " + why);
+    error = std::move(why);
+    return false;
+  };
+  auto gone = [&]() {
+    if (!gone_) log::error("the signer process is gone: no session can start or be signed");
+    gone_ = true;
+    error = "the signer process is gone";
+    return false;
+  };
+  if (gone_) return gone();
+  if (::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL) < 0) return gone();
+  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  std::string in(signer::kMaxMessage + 1, '\0');
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return fail("the signer did not answer within 10 s");
+    pollfd p{fd_, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(left));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) continue;
+    ssize_t n = ::recv(fd_, in.data(), in.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return gone();
+    auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(n)), error);
+    if (!m) return fail("the signer's answer is malformed: " + error);
+    if (m->id != id) continue;  // the late answer to a request that timed out
+    if (m->type == Type::kRefused) {
+      auto reason = signer::decode_string(m->body);
+      error = reason ? *reason : std::string("refused");
+      return false;
+    }
+    if (m->type != want) return fail("the signer answered with the wrong type");
+    answer = std::move(m->body);
+    return true;
+  }
+}
+
+std::string SignerClient::sign_line(std::string_view unsigned_line) const {
+  std::string answer, error;
+  if (!ask(Type::kSignLine, signer::encode_string(unsigned_line), Type::kSignature, answer,
+           error)) {
+    log::error("the last event could not be signed: " + error);
+    return {};
+  }
+  auto sig = signer::decode_string(answer);
+  return sig && sig->size() == 64 ? *sig : std::string();
+}
+
+std::string SignerClient::ca_public_line() const {
+  return "ssh-ed25519 " + base64_encode(ca_blob_) + " castgate-user-ca";
+}
+
+SignerClient::Issued SignerClient::sign_certificate(const signer::CertificateOrder& order) const {
+  Issued out;
+  std::string answer;
+  if (!ask(Type::kSignCertificate, signer::encode_order(order), Type::kCertificate, answer,
+           out.error))
+    return out;
+  if (!signer::decode_certificate(answer, out.serial, out.certificate)) {
+    out.certificate.clear();
+    out.error = "the signer's certificate answer is malformed";
+  }
+  return out;
+}
+
+}  // namespace castgate

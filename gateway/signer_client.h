@@ -1,0 +1,63 @@
+// castgate's side of the signer (signer.h): starts the signer process and asks it for
+// certificates and signatures. Thread-safe (workers share it); each request waits at most
+// kTimeout for its answer, and a signer that is gone makes every request fail, never hang: no
+// certificate means no session (fail closed), and a last event it cannot sign is written unsigned
+// (verify reports it).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "asciicast/record_signer.h"
+#include "gateway/signer.h"
+#include "gateway/signer_protocol.h"
+
+namespace castgate {
+
+class SignerClient final : public asciicast::RecordSigner {
+ public:
+  static constexpr std::chrono::seconds kTimeout{10};
+
+  // Forks the signer process (call before any thread starts) and waits for its hello: its public
+  // keys, or why it could not read the key files (thrown as std::runtime_error).
+  static std::unique_ptr<SignerClient> start(const signer::ProcessOptions& options);
+  // Closes the socket: the signer writes its last audit event and exits; waits for it.
+  ~SignerClient() override;
+  SignerClient(const SignerClient&) = delete;
+  SignerClient& operator=(const SignerClient&) = delete;
+
+  const std::string& public_key_raw() const override { return recording_public_; }
+  std::string sign_line(std::string_view unsigned_line) const override;
+
+  bool has_user_ca() const { return !ca_blob_.empty(); }
+  const std::string& ca_public_blob() const { return ca_blob_; }
+  std::string ca_public_line() const;  // "ssh-ed25519 AAAA... castgate-user-ca"
+
+  struct Issued {
+    std::string certificate;  // the blob; empty if refused
+    uint64_t serial = 0;
+    std::string error;
+  };
+  Issued sign_certificate(const signer::CertificateOrder& order) const;
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  SignerClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
+  // Sends one request and returns the answer's body if its type is `want`; else error.
+  bool ask(signer::Type type, const std::string& body, signer::Type want, std::string& answer,
+           std::string& error) const;
+
+  int fd_;
+  pid_t pid_;
+  std::string ca_blob_, recording_public_;
+  mutable std::mutex mu_;
+  mutable uint32_t next_id_ = 1;
+  mutable bool gone_ = false;  // the signer stopped answering: logged once
+};
+
+}  // namespace castgate

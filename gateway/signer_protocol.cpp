@@ -1,0 +1,134 @@
+#include "gateway/signer_protocol.h"
+
+#include "gateway/ssh_wire.h"
+
+namespace castgate::signer {
+
+namespace {
+
+bool known_type(uint8_t t) {
+  switch (static_cast<Type>(t)) {
+    case Type::kHello:
+    case Type::kSignCertificate:
+    case Type::kSignLine:
+    case Type::kHelloAnswer:
+    case Type::kCertificate:
+    case Type::kSignature:
+    case Type::kRefused:
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string encode(const Message& m) {
+  ssh::WireWriter w;
+  w.u32(static_cast<uint32_t>(1 + 1 + 4 + m.body.size()));
+  w.u8(kVersion);
+  w.u8(static_cast<uint8_t>(m.type));
+  w.u32(m.id);
+  w.raw(m.body);
+  return w.take();
+}
+
+std::optional<Message> decode(std::string_view packet, std::string& error) {
+  if (packet.size() > kMaxMessage) {
+    error = "message too long";
+    return std::nullopt;
+  }
+  ssh::WireReader r(packet);
+  uint32_t length = 0;
+  uint8_t version = 0, type = 0;
+  Message m;
+  if (!r.u32(length) || length != packet.size() - 4 || !r.u8(version) || !r.u8(type) ||
+      !r.u32(m.id)) {
+    error = "malformed message";
+    return std::nullopt;
+  }
+  if (version != kVersion) {
+    error = "unsupported protocol version " + std::to_string(version);
+    return std::nullopt;
+  }
+  if (!known_type(type)) {
+    error = "unknown message type " + std::to_string(type);
+    return std::nullopt;
+  }
+  m.type = static_cast<Type>(type);
+  m.body = std::string(r.rest());
+  return m;
+}
+
+std::string encode_order(const CertificateOrder& o) {
+  ssh::WireWriter w;
+  w.string(o.public_key_blob);
+  w.string(o.key_id);
+  w.string(o.principal);
+  w.u64(o.valid_after);
+  w.u64(o.valid_before);
+  w.u32(o.extensions);
+  w.string(o.source_address);
+  return w.take();
+}
+
+std::optional<CertificateOrder> decode_order(std::string_view body, std::string& error) {
+  ssh::WireReader r(body);
+  std::string_view key, key_id, principal, source;
+  CertificateOrder o;
+  if (!r.string(key) || !r.string(key_id) || !r.string(principal) || !r.u64(o.valid_after) ||
+      !r.u64(o.valid_before) || !r.u32(o.extensions) || !r.string(source) || !r.empty()) {
+    error = "malformed certificate order";
+    return std::nullopt;
+  }
+  o.public_key_blob = key;
+  o.key_id = key_id;
+  o.principal = principal;
+  o.source_address = source;
+  return o;
+}
+
+std::string encode_string(std::string_view s) {
+  ssh::WireWriter w;
+  w.string(s);
+  return w.take();
+}
+
+std::optional<std::string> decode_string(std::string_view body) {
+  ssh::WireReader r(body);
+  std::string_view s;
+  if (!r.string(s) || !r.empty()) return std::nullopt;
+  return std::string(s);
+}
+
+std::string encode_strings(std::string_view a, std::string_view b) {
+  ssh::WireWriter w;
+  w.string(a);
+  w.string(b);
+  return w.take();
+}
+
+bool decode_strings(std::string_view body, std::string& a, std::string& b) {
+  ssh::WireReader r(body);
+  std::string_view x, y;
+  if (!r.string(x) || !r.string(y) || !r.empty()) return false;
+  a = x;
+  b = y;
+  return true;
+}
+
+std::string encode_certificate(uint64_t serial, std::string_view blob) {
+  ssh::WireWriter w;
+  w.u64(serial);
+  w.string(blob);
+  return w.take();
+}
+
+bool decode_certificate(std::string_view body, uint64_t& serial, std::string& blob) {
+  ssh::WireReader r(body);
+  std::string_view b;
+  if (!r.u64(serial) || !r.string(b) || !r.empty()) return false;
+  blob = b;
+  return true;
+}
+
+}  // namespace castgate::signer

@@ -1,0 +1,66 @@
+// The protocol between castgate and its signer process (signer.h): one message per
+// SOCK_SEQPACKET packet, each
+//   u32 length of what follows | u8 version (1) | u8 type | u32 request id | body
+// with the body in SSH wire encoding (ssh_wire.h). An answer carries its request's id. Decoding is
+// strict: a wrong length, version or type, a short or over-long body is an error, never a guess.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace castgate::signer {
+
+inline constexpr uint8_t kVersion = 1;
+inline constexpr size_t kMaxMessage = 65536 + 1024;  // a line of --max-line (64 KiB at most)
+
+enum class Type : uint8_t {
+  kHello = 1,            // (empty) -> kHelloAnswer
+  kSignCertificate = 2,  // CertificateOrder -> kCertificate
+  kSignLine = 3,         // string line -> kSignature
+  kHelloAnswer = 0x81,   // string CA public key blob (may be empty), string recording public key
+  kCertificate = 0x82,   // u64 serial, string certificate blob
+  kSignature = 0x83,     // string signature (64 bytes)
+  kRefused = 0xff,       // string reason
+};
+
+// Extensions castgate may ask for: a fixed set, as bits.
+enum Extension : uint32_t {
+  kPermitPty = 1,
+  kPermitPortForwarding = 2,
+};
+inline constexpr uint32_t kKnownExtensions = kPermitPty | kPermitPortForwarding;
+
+struct Message {
+  Type type{};
+  uint32_t id = 0;
+  std::string body;
+};
+
+std::string encode(const Message& m);
+std::optional<Message> decode(std::string_view packet, std::string& error);
+
+// A user certificate for one principal and one session key.
+struct CertificateOrder {
+  std::string public_key_blob;  // "ssh-ed25519" blob of the session's fresh key
+  std::string key_id;
+  std::string principal;  // exactly one login
+  uint64_t valid_after = 0;
+  uint64_t valid_before = 0;    // Unix seconds
+  uint32_t extensions = 0;      // Extension bits
+  std::string source_address;  // "" or the address list for the source-address option
+};
+
+std::string encode_order(const CertificateOrder& o);
+std::optional<CertificateOrder> decode_order(std::string_view body, std::string& error);
+
+// Bodies that are one string, or a u64 and a string.
+std::string encode_string(std::string_view s);
+std::optional<std::string> decode_string(std::string_view body);
+std::string encode_strings(std::string_view a, std::string_view b);
+bool decode_strings(std::string_view body, std::string& a, std::string& b);
+std::string encode_certificate(uint64_t serial, std::string_view blob);
+bool decode_certificate(std::string_view body, uint64_t& serial, std::string& blob);
+
+}  // namespace castgate::signer
