@@ -68,6 +68,8 @@ bool StdoutWriter::drain(std::chrono::milliseconds timeout) {
 }
 
 bool StdoutWriter::write_all(const std::deque<Item>& batch) {
+  // Waiting for the lock is waiting for stdout too (the signer holds it while it writes).
+  busy_since_us_.store(steady_us());
   OutputLockGuard whole_lines(options_.lock);
   std::vector<iovec> iov;
   iov.reserve(std::min<size_t>(batch.size(), IOV_MAX));

@@ -187,6 +187,8 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
     health_ = std::make_unique<HealthEndpoint>(loop_, cfg.health_listen->address,
                                                cfg.health_listen->port, [this]() -> std::string {
                                                  if (draining_) return "draining";
+                                                 if (context_->signer->gone())
+                                                   return "the signer process is gone";
                                                  switch (writer_->health()) {
                                                    case asciicast::SinkHealth::kStalled:
                                                      return "recording output stalled";

@@ -399,7 +399,8 @@ void Session::handle_auth(ssh::Message m) {
     return;
   }
   auto& ctx = worker_.context();
-  if (ctx.sink->health() != asciicast::SinkHealth::kHealthy) {
+  // No signer, no signed record (nor certificate): the recording is unavailable too.
+  if (ctx.sink->health() != asciicast::SinkHealth::kHealthy || ctx.signer->gone()) {
     ssh::String s(ssh_string_from_char(
         "castgate: session recording is unavailable, so new sessions are refused. Try again "
         "later.\n"));

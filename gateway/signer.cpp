@@ -1,6 +1,7 @@
 #include "gateway/signer.h"
 
 #include <linux/close_range.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +46,22 @@ std::chrono::system_clock::time_point from_unix(uint64_t s) {
 
 }  // namespace
 
+bool final_event_of_a_session(std::string_view line, size_t max_line) {
+  if (line.size() > max_line || line.size() < 2 || line.front() != '{' || line.back() != '}' ||
+      asciicast::valid_utf8(line) != line)
+    return false;
+  json j = json::parse(line, nullptr, false);
+  if (!j.is_object() || !j.contains("castgate") || !j["castgate"].is_object()) return false;
+  const json& c = j["castgate"];
+  auto session = c.find("session");
+  auto final = c.find("final");
+  if (session == c.end() || !session->is_string() || final == c.end() || *final != true ||
+      c.contains("sig"))
+    return false;
+  // The signer's own chain is signed by the signer alone.
+  return session->get<std::string>().rfind("signer-", 0) != 0;
+}
+
 Ed25519PrivateKey load_ed25519_key(const std::string& path) {
   std::string text = read_file(path);
   std::string seed, error;
@@ -88,23 +105,24 @@ std::optional<std::string> Signer::order_problem(const CertificateOrder& o) cons
       !key.empty())
     return "the session key is not an Ed25519 public key";
   if (!plain_principal(o.principal)) return "the principal is not one plain login name";
-  if (o.key_id.empty() || o.key_id.size() > kMaxKeyId || asciicast::valid_utf8(o.key_id) != o.key_id)
-    return "the key id is empty, too long or not UTF-8";
-  for (unsigned char c : o.key_id)
-    if (c < ' ' || c == 0x7f) return "the key id has control characters";
+  if (o.key_id.empty() || o.key_id.size() > kMaxKeyId ||
+      printable(o.key_id, kMaxKeyId + 1, false) != o.key_id)
+    return "the key id is empty, too long, or has control characters or invalid UTF-8";
   if (o.extensions & ~kKnownExtensions) return "an extension outside the fixed set was asked for";
   auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
   int64_t now_s = now.count();
+  const auto now_u = static_cast<uint64_t>(now_s);
   if (o.valid_before <= o.valid_after) return "the validity ends before it starts";
-  if (o.valid_after > static_cast<uint64_t>(now_s) + 60 ||
-      o.valid_after + static_cast<uint64_t>(limits_.max_backdate.count()) <
-          static_cast<uint64_t>(now_s))
+  if (o.valid_after > now_u + 60 ||
+      o.valid_after + static_cast<uint64_t>(limits_.max_backdate.count()) < now_u)
     return "the validity does not start now";
-  if (o.valid_before - o.valid_after >
-      static_cast<uint64_t>(limits_.max_validity.count() + limits_.max_backdate.count()))
+  if (o.valid_before > now_u + static_cast<uint64_t>(limits_.max_validity.count()))
     return "the validity is longer than --max-certificate-validity";
-  if (!o.source_address.empty() && !parse_address_list(o.source_address).ok())
-    return "the source-address is malformed";
+  // The address castgate connects from: one host, no prefix.
+  auto source = parse_address_list(o.source_address);
+  if (o.source_address.find_first_of(",/") != std::string::npos || !source.ok() ||
+      source.blocks.size() != 1)
+    return "the source-address is not exactly one address";
   return std::nullopt;
 }
 
@@ -124,22 +142,31 @@ std::string Signer::certificate(const Message& request) {
   req.extensions = extension_names(order->extensions);
   if (!order->source_address.empty())
     req.critical_options.emplace_back("source-address", order->source_address);
+  if (audit_written_ && !audit_written_())
+    return refuse(request.id, "certificate", "the signer's audit output failed");
   std::string blob = ca_->sign(req);
   if (blob.empty()) return refuse(request.id, "certificate", "the certificate could not be made");
   ++certificates_;
   // Written before the certificate leaves: the record of it cannot be held back by the front end.
   if (audit_)
-    audit_->emit(
-        EventKind{"signer.certificate", {"iam"}, {"creation"}, "success", ""},
-        json{{"castgate",
-              {{"certificate",
-                {{"serial", std::to_string(req.serial)},
-                 {"key_id", req.key_id},
-                 {"principals", req.principals},
-                 {"extensions", req.extensions},
-                 {"source_address", order->source_address},
-                 {"valid_before", rfc3339_micros(req.valid_before)}}},
-               {"signed", {{"certificates", certificates_}}}}}});
+    audit_->emit(EventKind{"signer.certificate", {"iam"}, {"creation"}, "success", ""},
+                 json{{"castgate",
+                       {{"certificate",
+                         {{"serial", std::to_string(req.serial)},
+                          {"key_id", req.key_id},
+                          {"principals", req.principals},
+                          {"extensions", req.extensions},
+                          {"source_address", order->source_address},
+                          {"key", ssh::fingerprint_sha256(order->public_key_blob)},
+                          {"valid_after", rfc3339_micros(req.valid_after)},
+                          {"valid_before", rfc3339_micros(req.valid_before)}}},
+                        {"signed", {{"certificates", certificates_}}}}}});
+  // Written before the certificate leaves, or it does not leave.
+  if (audit_written_ && !audit_written_()) {
+    --certificates_;
+    return encode(
+        Message{Type::kRefused, request.id, encode_string("the signer's audit output failed")});
+  }
   return encode(
       Message{Type::kCertificate, request.id, encode_certificate(req.serial, std::move(blob))});
 }
@@ -158,13 +185,12 @@ std::string Signer::handle(std::string_view packet) {
         return certificate(*m);
       case Type::kSignLine: {
         auto line = decode_string(m->body);
-        if (!line || line->size() > limits_.max_line || line->size() < 2 ||
-            line->front() != '{' || line->back() != '}' || asciicast::valid_utf8(*line) != *line)
-          return refuse(m->id, "line", "not one event line");
+        if (!line || !final_event_of_a_session(*line, limits_.max_line))
+          return refuse(m->id, "line", "not the last event of a session");
         ++lines_;
-        return encode(Message{Type::kSignature, m->id,
-                              encode_string(recording_key_.sign(
-                                  asciicast::signature_payload(*line)))});
+        return encode(
+            Message{Type::kSignature, m->id,
+                    encode_string(recording_key_.sign(asciicast::signature_payload(*line)))});
       }
       default:
         return refuse(m->id, "frame", "not a request");
@@ -176,26 +202,41 @@ std::string Signer::handle(std::string_view packet) {
 
 namespace {
 
-// The signer's own lines: written at once, whole, under the lock shared with castgate's writer.
+// The signer's own lines: each written whole, under the lock shared with castgate's writer. A
+// non-blocking stdout (the flag belongs to the open file, which castgate shares) is waited on; a
+// line that cannot be written whole within kWriteTimeout makes ok() false for good, and no
+// certificate leaves after that.
 class LockedStdout final : public asciicast::LineSink {
  public:
+  static constexpr int kWriteTimeoutMs = 10000;
   explicit LockedStdout(OutputLock* lock) : lock_(lock) {}
   void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
     line += '\n';
     OutputLockGuard whole(lock_);
     std::string_view rest(line);
-    while (!rest.empty()) {
+    while (ok_ && !rest.empty()) {
       ssize_t n = ::write(STDOUT_FILENO, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // stdout is gone: castgate itself stops on that
-      rest.remove_prefix(static_cast<size_t>(n));
+      if (n > 0) {
+        rest.remove_prefix(static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && errno == EAGAIN) {
+        pollfd p{STDOUT_FILENO, POLLOUT, 0};
+        if (poll(&p, 1, kWriteTimeoutMs) <= 0) ok_ = false;
+      } else {
+        ok_ = false;
+      }
     }
   }
   bool has_room() const override { return true; }
-  asciicast::SinkHealth health() const override { return asciicast::SinkHealth::kHealthy; }
+  asciicast::SinkHealth health() const override {
+    return ok_ ? asciicast::SinkHealth::kHealthy : asciicast::SinkHealth::kBroken;
+  }
+  bool ok() const { return ok_; }
 
  private:
   OutputLock* lock_;
+  bool ok_ = true;
 };
 
 void send_packet(int fd, const std::string& packet) {
@@ -203,17 +244,18 @@ void send_packet(int fd, const std::string& packet) {
   }
 }
 
-}  // namespace
-
-void run_process(int fd, const ProcessOptions& options) {
-  prctl(PR_SET_NAME, "castgate-signer");
-  prctl(PR_SET_DUMPABLE, 0);  // no core dumps, no ptrace by the same user
-  // Nothing of castgate's but the socket and the standard streams.
+// Only the socket (as fd 3) and the standard streams stay open.
+int keep_only(int fd) {
   if (fd != 3) {
     dup2(fd, 3);
-    fd = 3;
+    close(fd);
   }
-  close_range(4, ~0U, 0);
+  if (close_range(4, ~0U, 0) != 0)
+    for (int other = 4; other < 65536; ++other) close(other);
+  return 3;
+}
+
+[[noreturn]] void serve(int fd, const ProcessOptions& options) {
   std::string packet(kMaxMessage + 1, '\0');
   auto receive = [&]() -> ssize_t {
     for (;;) {
@@ -246,44 +288,54 @@ void run_process(int fd, const ProcessOptions& options) {
   }
   const Clock& clock = SystemClock::instance();
   LockedStdout out(options.output_lock);
-  std::unique_ptr<asciicast::LocalRecordSigner> self_signer;
+  Signer signer(std::move(ca), std::move(*recording), options.limits, nullptr, clock);
+  recording.reset();
+  send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
+  // The audit chain starts with the first request after the hello (castgate may still fail to
+  // start before that: then nothing is written), and its last event is signed by the recording
+  // key, like every session's.
+  asciicast::LocalRecordSigner self_signer(signer.recording_key());
   std::unique_ptr<asciicast::SessionLog> audit;
-  {
-    Signer signer(std::move(ca), std::move(*recording), options.limits, nullptr, clock);
-    recording.reset();
-    send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
-    asciicast::SessionLogOptions lopts;
-    lopts.instance = options.instance;
-    lopts.max_line = options.limits.max_line;
-    if (options.audit) {
-      // The audit chain's last event is signed by the recording key, like every session's.
-      self_signer = std::make_unique<asciicast::LocalRecordSigner>(signer.recording_key());
-      lopts.signing_key = self_signer.get();
+  for (;;) {
+    n = receive();
+    if (n <= 0) break;  // castgate closed its end (or died): the chain ends here
+    if (options.audit && !audit) {
+      asciicast::SessionLogOptions lopts;
+      lopts.instance = options.instance;
+      lopts.max_line = options.limits.max_line;
+      lopts.signing_key = &self_signer;
       audit = std::make_unique<asciicast::SessionLog>(
           lopts, "signer-" + random_id(8), asciicast::Endpoint{"", 0}, out,
           std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
-      signer.set_audit(audit.get());
-      audit->emit(EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
-                  json{{"castgate",
-                        {{"recording_key", asciicast::recording_key_id(
-                                               signer.recording_public_key())}}}});
+      signer.set_audit(audit.get(), [&out] { return out.ok(); });
+      audit->emit(
+          EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
+          json{{"castgate",
+                {{"recording_key", asciicast::recording_key_id(signer.recording_public_key())}}}});
     }
-    for (;;) {
-      n = receive();
-      if (n <= 0) break;  // castgate closed its end (or died): the chain ends here
-      send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
-    }
-    if (audit)
-      audit->end(EventKind{"signer.stop", {"process"}, {"end"}, "", "castgate closed the signer"},
-                 json{{"castgate",
-                       {{"signed",
-                         {{"certificates", signer.certificates()},
-                          {"lines", signer.lines()},
-                          {"refusals", signer.refusals()}}}}}});
-    audit.reset();
-    self_signer.reset();
+    send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
   }
+  if (audit)
+    audit->end(EventKind{"signer.stop", {"process"}, {"end"}, "", "castgate closed the signer"},
+               json{{"castgate",
+                     {{"signed",
+                       {{"certificates", signer.certificates()},
+                        {"lines", signer.lines()},
+                        {"refusals", signer.refusals()}}}}}});
   _exit(0);
+}
+
+}  // namespace
+
+void run_process(int fd, const ProcessOptions& options) {
+  prctl(PR_SET_NAME, "castgate-signer");
+  prctl(PR_SET_DUMPABLE, 0);  // no core dumps, no ptrace or /proc/PID/mem by the same user
+  // Whatever happens, this process never returns into castgate's code.
+  try {
+    serve(keep_only(fd), options);
+  } catch (...) {
+  }
+  _exit(1);
 }
 
 }  // namespace castgate::signer

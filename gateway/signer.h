@@ -1,17 +1,18 @@
 // The signer: the only holder of the user-CA key and the recording key. castgate forks it at
 // start-up (signer_client.h); it reads the key files itself, so no private key ever enters the
 // process that parses the network. It signs only what it can check:
-//  * a user certificate for one principal and one session's Ed25519 key, with a validity no
-//    longer than --max-certificate-validity, starting near now, extensions from a fixed set and
-//    a well-formed source-address; it picks the serial and writes its own audit event for every
-//    certificate (and every refusal) in a hash chain of its own, signed when it ends, so a
-//    compromised front end cannot mint silently;
-//  * a session's last event (the recording key signs signature_payload(line) only, never raw
-//    bytes).
+//  * a user certificate for one principal and one session's Ed25519 key, valid from about now
+//    until at most now + --max-certificate-validity, extensions from a fixed set and
+//    source-address naming exactly one address; it picks the serial and writes its own audit
+//    event for every certificate (and every refusal) in a hash chain of its own, signed when it
+//    ends, and hands a certificate out only once its audit line is written;
+//  * a session's last event: a JSON object marked final, of a session that is not the signer's
+//    own (signature_payload(line) only, never raw bytes).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,8 +37,8 @@ class Signer {
  public:
   // `ca` may be null (no user CA configured: certificates are refused). `audit` may be null
   // (printing the public keys).
-  Signer(std::unique_ptr<UserCertificateSigner> ca, Ed25519PrivateKey recording_key,
-         Limits limits, asciicast::SessionLog* audit, const Clock& clock);
+  Signer(std::unique_ptr<UserCertificateSigner> ca, Ed25519PrivateKey recording_key, Limits limits,
+         asciicast::SessionLog* audit, const Clock& clock);
 
   // One request in, its answer out (whole messages). Never throws.
   std::string handle(std::string_view packet);
@@ -47,7 +48,12 @@ class Signer {
   uint64_t refusals() const { return refusals_; }
   const std::string& recording_public_key() const { return recording_public_; }
   const Ed25519PrivateKey& recording_key() const { return recording_key_; }
-  void set_audit(asciicast::SessionLog* audit) { audit_ = audit; }
+  // `written` says whether every audit line so far reached stdout whole; a certificate is handed
+  // out only if its audit line did.
+  void set_audit(asciicast::SessionLog* audit, std::function<bool()> written) {
+    audit_ = audit;
+    audit_written_ = std::move(written);
+  }
 
  private:
   std::string certificate(const Message& request);
@@ -59,6 +65,7 @@ class Signer {
   std::string recording_public_;
   Limits limits_;
   asciicast::SessionLog* audit_;
+  std::function<bool()> audit_written_;
   const Clock& clock_;
   uint64_t certificates_ = 0, lines_ = 0, refusals_ = 0;
 };
@@ -77,6 +84,10 @@ struct ProcessOptions {
 // kRefused with why they could not be read), then answers requests on `fd` until castgate closes
 // it, then ends its audit chain. Never returns.
 [[noreturn]] void run_process(int fd, const ProcessOptions& options);
+
+// What the recording key signs for castgate: one canonical event line, a JSON object with
+// castgate.final true and no sig yet, of a session that is not a signer's chain.
+bool final_event_of_a_session(std::string_view line, size_t max_line);
 
 // Reads an Ed25519 private key: an unencrypted OpenSSH file or a PKCS#8 PEM.
 // Everything read is zeroed. Throws std::runtime_error naming the file.

@@ -70,21 +70,46 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     return false;
   };
   if (gone_) return gone();
-  if (::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL) < 0) return gone();
-  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  auto now = std::chrono::steady_clock::now();
+  // A signer that did not answer (blocked writing its audit line to a stalled stdout) is not
+  // asked again for a while: the workers must not queue up behind it, each for kTimeout.
+  if (now < silent_until_) {
+    error = "the signer is not answering";
+    return false;
+  }
+  auto deadline = now + kTimeout;
+  auto timed_out = [&] {
+    silent_until_ = std::chrono::steady_clock::now() + kTimeout;
+    return fail("the signer did not answer within 10 s");
+  };
+  bool sent = false;
   std::string in(signer::kMaxMessage + 1, '\0');
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();
-    if (left <= 0) return fail("the signer did not answer within 10 s");
+    if (left <= 0) return timed_out();
+    if (!sent) {
+      ssize_t n = ::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        sent = true;
+        continue;
+      }
+      if (errno != EAGAIN && errno != EINTR) return gone();
+      pollfd w{fd_, POLLOUT, 0};
+      poll(&w, 1, static_cast<int>(left));
+      continue;
+    }
     pollfd p{fd_, POLLIN, 0};
     int ready = poll(&p, 1, static_cast<int>(left));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     ssize_t n = ::recv(fd_, in.data(), in.size(), MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return gone();
+    if (n <= 0) {
+      waitpid(pid_, nullptr, WNOHANG);  // reap it
+      return gone();
+    }
     auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(n)), error);
     if (!m) return fail("the signer's answer is malformed: " + error);
     if (m->id != id) continue;  // the late answer to a request that timed out

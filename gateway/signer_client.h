@@ -45,6 +45,12 @@ class SignerClient final : public asciicast::RecordSigner {
   Issued sign_certificate(const signer::CertificateOrder& order) const;
 
   pid_t pid() const { return pid_; }
+  // The signer process has ended (found when a request failed): castgate reports itself
+  // unhealthy, and no session can start.
+  bool gone() const {
+    std::lock_guard lock(mu_);
+    return gone_;
+  }
 
  private:
   SignerClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
@@ -57,7 +63,8 @@ class SignerClient final : public asciicast::RecordSigner {
   std::string ca_blob_, recording_public_;
   mutable std::mutex mu_;
   mutable uint32_t next_id_ = 1;
-  mutable bool gone_ = false;  // the signer stopped answering: logged once
+  mutable bool gone_ = false;  // the signer process ended: logged once
+  mutable std::chrono::steady_clock::time_point silent_until_{};  // after a request timed out
 };
 
 }  // namespace castgate

@@ -47,8 +47,8 @@ struct CertificateOrder {
   std::string key_id;
   std::string principal;  // exactly one login
   uint64_t valid_after = 0;
-  uint64_t valid_before = 0;    // Unix seconds
-  uint32_t extensions = 0;      // Extension bits
+  uint64_t valid_before = 0;   // Unix seconds
+  uint32_t extensions = 0;     // Extension bits
   std::string source_address;  // "" or the address list for the source-address option
 };
 

@@ -32,7 +32,8 @@ void check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  static const auto now =
+      std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
   ManualClock clock(now);
   CountingSink sink;
   asciicast::SessionLog audit(asciicast::SessionLogOptions{"fuzz", 8192, nullptr}, "signer-f",

@@ -62,9 +62,12 @@ CertificateOrder good_order() {
 struct Fixture {
   ManualClock clock{kNow};
   Lines sink;
-  asciicast::SessionLog audit{asciicast::SessionLogOptions{"gw-test", 8192, nullptr}, "signer-t",
-                              asciicast::Endpoint{}, sink,
-                              std::make_shared<asciicast::Backlog>(SIZE_MAX), clock};
+  asciicast::SessionLog audit{asciicast::SessionLogOptions{"gw-test", 8192, nullptr},
+                              "signer-t",
+                              asciicast::Endpoint{},
+                              sink,
+                              std::make_shared<asciicast::Backlog>(SIZE_MAX),
+                              clock};
   Ed25519PrivateKey ca_key = Ed25519PrivateKey::from_seed(std::string(32, 'c')).value();
   Signer signer{std::make_unique<UserCertificateSigner>(ca_key_copy()),
                 Ed25519PrivateKey::from_seed(std::string(32, 'r')).value(), Limits{}, &audit,
@@ -138,18 +141,27 @@ TEST_CASE("the signer refuses what it cannot check, each with an audit event") {
   o = good_order();
   o.extensions = 0x80;  // not in the fixed set
   CHECK(f.refusal(o).find("extension") != std::string::npos);
-  o = good_order();
-  o.source_address = "10.0.0.0/abc";
-  CHECK(f.refusal(o).find("source-address") != std::string::npos);
+  for (const char* source : {"10.0.0.0/abc", "", "0.0.0.0/0", "10.0.0.1,10.0.0.2", "::/0"}) {
+    o = good_order();
+    o.source_address = source;
+    CHECK(f.refusal(o).find("source-address") != std::string::npos);
+  }
   o = good_order();
   o.public_key_blob = "garbage";
   CHECK(f.refusal(o).find("Ed25519") != std::string::npos);
   o = good_order();
   o.key_id = "id\x1b]0;x\x07";
   CHECK(f.refusal(o).find("control") != std::string::npos);
+  o = good_order();
+  o.key_id = "id \u202e reversed";  // a bidi override
+  CHECK(f.refusal(o).find("control") != std::string::npos);
+  o = good_order();
+  o.valid_after = 1'800'000'000 + 30;  // within limits in length, but ends past now + 1h
+  o.valid_before = 1'800'000'000 + 3600 + 30;
+  CHECK(f.refusal(o).find("longer") != std::string::npos);
   CHECK(f.signer.certificates() == 0);
-  CHECK(f.signer.refusals() == 9);
-  CHECK(f.sink.lines.size() == 9);
+  CHECK(f.signer.refusals() == 15);
+  CHECK(f.sink.lines.size() == 15);
   for (const auto& a : f.sink.actions()) CHECK(a == "signer.refused");
 }
 
@@ -168,10 +180,14 @@ TEST_CASE("the signer refuses garbage frames and signs event lines only") {
   CHECK(f.ask(Type::kCertificate, "").type == Type::kRefused);
   CHECK(f.ask(Type::kHello, "x").type == Type::kRefused);
   CHECK(f.ask(Type::kSignCertificate, "\x00\x00").type == Type::kRefused);
-  // Lines: a JSON object's text only, signed with the domain-separated payload.
-  CHECK(f.ask(Type::kSignLine, encode_string("raw bytes")).type == Type::kRefused);
-  CHECK(f.ask(Type::kSignLine, encode_string(std::string("{\xff}"))).type == Type::kRefused);
-  std::string line = R"({"castgate":{"final":true}})";
+  // Lines: the last event of a session only, signed with the domain-separated payload. Not raw
+  // bytes, not an event that is not final or already signed, not the signer's own chain.
+  for (std::string bad : {std::string("raw bytes"), std::string("{\xff}"), std::string("{}"),
+                          std::string(R"({"castgate":{"session":"s1"}})"),
+                          std::string(R"({"castgate":{"final":true,"session":"s1","sig":"x"}})"),
+                          std::string(R"({"castgate":{"final":true,"session":"signer-x"}})")})
+    CHECK(f.ask(Type::kSignLine, encode_string(bad)).type == Type::kRefused);
+  std::string line = R"({"castgate":{"final":true,"session":"s1"}})";
   auto m = f.ask(Type::kSignLine, encode_string(line));
   REQUIRE(m.type == Type::kSignature);
   auto sig = decode_string(m.body);
@@ -218,13 +234,14 @@ TEST_CASE("the signer process: keys read there, requests straight to its socket,
     issued = client->sign_certificate(o);
     CHECK(issued.certificate.empty());
     CHECK(issued.error.find("longer") != std::string::npos);
-    std::string sig = client->sign_line("{}");
-    CHECK(ed25519_verify(client->public_key_raw(), asciicast::signature_payload("{}"), sig));
+    std::string line = R"({"castgate":{"final":true,"session":"s1"}})";
+    std::string sig = client->sign_line(line);
+    CHECK(ed25519_verify(client->public_key_raw(), asciicast::signature_payload(line), sig));
+    CHECK(client->sign_line("{}").empty());  // refused: castgate writes that line unsigned
   }
   // A key file it cannot read: the reason comes back to castgate.
   opts.recording_key_file = dir + "/missing";
-  CHECK_THROWS_WITH_AS(SignerClient::start(opts), doctest::Contains("missing"),
-                       std::runtime_error);
+  CHECK_THROWS_WITH_AS(SignerClient::start(opts), doctest::Contains("missing"), std::runtime_error);
   // Straight to its socket: garbage, then a request from a front end that lies.
   int fds[2];
   REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == 0);
@@ -258,4 +275,16 @@ TEST_CASE("the signer process: keys read there, requests straight to its socket,
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("no certificate leaves the signer unless its audit line was written") {
+  Fixture f;
+  bool written = true;
+  f.signer.set_audit(&f.audit, [&written] { return written; });
+  CHECK(f.ask(Type::kSignCertificate, encode_order(good_order())).type == Type::kCertificate);
+  written = false;  // stdout failed (or could not be written within the timeout)
+  auto m = f.ask(Type::kSignCertificate, encode_order(good_order()));
+  CHECK(m.type == Type::kRefused);
+  CHECK(decode_string(m.body).value_or("").find("audit") != std::string::npos);
+  CHECK(f.signer.certificates() == 1);
 }
