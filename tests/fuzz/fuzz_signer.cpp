@@ -32,17 +32,19 @@ void check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto now =
-      std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
-  ManualClock clock(now);
-  CountingSink sink;
-  asciicast::SessionLog audit(asciicast::SessionLogOptions{"fuzz", 8192, nullptr}, "signer-f",
-                              asciicast::Endpoint{}, sink,
-                              std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
-  Limits limits;
-  Signer signer(std::make_unique<UserCertificateSigner>(
-                    Ed25519PrivateKey::from_seed(std::string(32, 'c')).value()),
-                Ed25519PrivateKey::from_seed(std::string(32, 'r')).value(), limits, &audit, clock);
+  // One signer for the whole run (making keys for every input would be most of the work); the
+  // checks below compare its counters before and after each request.
+  static ManualClock clock(
+      std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000)));
+  static CountingSink sink;
+  static asciicast::SessionLog audit(asciicast::SessionLogOptions{"fuzz", 8192, nullptr},
+                                     "signer-f", asciicast::Endpoint{}, sink,
+                                     std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
+  static const Limits limits;
+  static Signer signer(std::make_unique<UserCertificateSigner>(
+                           Ed25519PrivateKey::from_seed(std::string(32, 'c')).value()),
+                       Ed25519PrivateKey::from_seed(std::string(32, 'r')).value(), limits, &audit,
+                       clock);
   // The input is a sequence of requests, each prefixed by a 2-byte length.
   std::string_view in(reinterpret_cast<const char*>(data), size);
   while (in.size() >= 2) {
