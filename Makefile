@@ -46,7 +46,7 @@ fuzz-smoke:
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCASTGATE_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 6
+	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 4
 
 fuzz: 
 	@FUZZ_SEED=0 bash tests/fuzz/run.sh $(FUZZ_BUILD) 300
