@@ -60,8 +60,9 @@ demo-stop:
 bench: build
 	@bash bench/run.sh $(BUILD)
 
-# The same benchmarks with castgate built against Debian 13's libssh 0.11.5 (fetched from
-# deb.debian.org, checksum verified, built locally): bench/results-libssh-0.11/report.md.
+# The same benchmarks with castgate built against Debian 13's libssh 0.11.5 (fetched from the
+# Debian mirror in this machine's apt sources, checksum verified, built locally):
+# bench/results-libssh-0.11/report.md.
 bench-libssh-0.11: build
 	@bash bench/libssh-0.11.sh
 
