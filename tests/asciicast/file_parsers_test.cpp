@@ -148,33 +148,28 @@ TEST_CASE("scp -t (upload) with -r: names, sizes, modes; data skipped") {
 }
 
 TEST_CASE("scp upload to a name that may be a directory: both places are named") {
+  // The one file operation of `command` fed the file line `line` (and its data) by the sender.
+  auto one_file = [](const char* command, const std::string& line) {
+    auto cmd = parse_scp_command(command);
+    REQUIRE(cmd);
+    ScpMetadataParser p(*cmd);
+    std::vector<FileOperation> out;
+    std::string sent = line + '\0';
+    cmd->sink ? p.from_client(sent, out) : p.from_server(sent, out);
+    REQUIRE(out.size() == 1);
+    return out[0];
+  };
   // `scp -O authorized_keys host:.ssh` writes .ssh/authorized_keys: only the target knows that
   // .ssh is a directory.
-  auto plain = parse_scp_command("scp -t .ssh");
-  REQUIRE(plain);
-  ScpMetadataParser p(*plain);
-  std::vector<FileOperation> out;
-  p.from_client(std::string("C0600 3 authorized_keys\nabc") + '\0', out);
-  REQUIRE(out.size() == 1);
-  CHECK(out[0].path == ".ssh");
-  CHECK(out[0].alternative_path == ".ssh/authorized_keys");
+  auto plain = one_file("scp -t .ssh", "C0600 3 authorized_keys\nabc");
+  CHECK(plain.path == ".ssh");
+  CHECK(plain.alternative_path == ".ssh/authorized_keys");
   // -d: the destination must be a directory; no other reading.
-  auto dir = parse_scp_command("scp -d -t /etc");
-  REQUIRE(dir);
-  ScpMetadataParser d(*dir);
-  out.clear();
-  d.from_client(std::string("C0440 0 sudoers\n") + '\0', out);
-  REQUIRE(out.size() == 1);
-  CHECK(out[0].path == "/etc/sudoers");
-  CHECK(out[0].alternative_path.empty());
+  auto dir = one_file("scp -d -t /etc", "C0440 0 sudoers\n");
+  CHECK(dir.path == "/etc/sudoers");
+  CHECK(dir.alternative_path.empty());
   // Downloads read the named path: no other reading.
-  auto get = parse_scp_command("scp -f /etc/passwd");
-  REQUIRE(get);
-  ScpMetadataParser g(*get);
-  out.clear();
-  g.from_server(std::string("C0644 3 passwd\nabc") + '\0', out);
-  REQUIRE(out.size() == 1);
-  CHECK(out[0].alternative_path.empty());
+  CHECK(one_file("scp -f /etc/passwd", "C0644 3 passwd\nabc").alternative_path.empty());
 }
 
 TEST_CASE("scp -f (download) and command recognition") {

@@ -9,6 +9,7 @@
 #include "asciicast/utf8.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/asciicast/memory_sink.h"
 
 using namespace castgate;
 using namespace castgate::asciicast;
@@ -16,14 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-struct MemorySink final : LineSink {
-  std::vector<std::string> lines;
-  void submit(std::string&& line, const std::shared_ptr<Backlog>&) override {
-    lines.push_back(std::move(line));
-  }
-  bool has_room() const override { return true; }
-  SinkHealth health() const override { return SinkHealth::kHealthy; }
-};
+using castgate::asciicast::testing::MemorySink;
 
 Identity alice() {
   Identity id;

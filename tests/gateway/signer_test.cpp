@@ -17,6 +17,7 @@
 #include "gateway/signer_protocol.h"
 #include "gateway/ssh_wire.h"
 #include "gateway/user_certificate.h"
+#include "tests/asciicast/memory_sink.h"
 
 using namespace castgate;
 using namespace castgate::signer;
@@ -24,19 +25,11 @@ using nlohmann::json;
 
 namespace {
 
-struct Lines final : asciicast::LineSink {
-  std::vector<std::string> lines;
-  void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
-    lines.push_back(std::move(line));
-  }
-  bool has_room() const override { return true; }
-  asciicast::SinkHealth health() const override { return asciicast::SinkHealth::kHealthy; }
-  std::vector<std::string> actions() const {
-    std::vector<std::string> out;
-    for (const auto& l : lines) out.push_back(json::parse(l)["event"]["action"]);
-    return out;
-  }
-};
+std::vector<std::string> actions(const asciicast::testing::MemorySink& sink) {
+  std::vector<std::string> out;
+  for (const auto& l : sink.lines) out.push_back(json::parse(l)["event"]["action"]);
+  return out;
+}
 
 std::string ed25519_blob(const std::string& raw) {
   ssh::WireWriter w;
@@ -61,7 +54,7 @@ CertificateOrder good_order() {
 
 struct Fixture {
   ManualClock clock{kNow};
-  Lines sink;
+  asciicast::testing::MemorySink sink;
   asciicast::SessionLog audit{asciicast::SessionLogOptions{"gw-test", 8192, nullptr},
                               "signer-t",
                               asciicast::Endpoint{},
@@ -162,7 +155,7 @@ TEST_CASE("the signer refuses what it cannot check, each with an audit event") {
   CHECK(f.signer.certificates() == 0);
   CHECK(f.signer.refusals() == 15);
   CHECK(f.sink.lines.size() == 15);
-  for (const auto& a : f.sink.actions()) CHECK(a == "signer.refused");
+  for (const auto& a : actions(f.sink)) CHECK(a == "signer.refused");
 }
 
 TEST_CASE("the signer refuses garbage frames and signs event lines only") {

@@ -18,17 +18,11 @@
 #include "common/crypto.h"
 #include "player/log_reader.h"
 #include "player/verify.h"
+#include "tests/asciicast/memory_sink.h"
 
 namespace castgate::player::testing {
 
-struct MemorySink final : asciicast::LineSink {
-  std::vector<std::string> lines;
-  void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
-    lines.push_back(std::move(line));
-  }
-  bool has_room() const override { return true; }
-  asciicast::SinkHealth health() const override { return asciicast::SinkHealth::kHealthy; }
-};
+using asciicast::testing::MemorySink;
 
 // The lines of session `id`: start, one shell channel printing each of `outputs` in turn, and
 // the signed end.
