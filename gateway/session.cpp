@@ -702,10 +702,6 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
     return nullptr;
   }
   const std::string& cert = issued.certificate;
-  std::vector<std::string> extensions;
-  if (order.extensions & signer::kPermitPty) extensions.push_back("permit-pty");
-  if (order.extensions & signer::kPermitPortForwarding)
-    extensions.push_back("permit-port-forwarding");
   ssh_key cert_key = nullptr;
   if (ssh_pki_import_cert_base64(base64_encode(cert).c_str(), SSH_KEYTYPE_ED25519_CERT01,
                                  &cert_key) != SSH_OK)
@@ -722,7 +718,7 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
                      {{"serial", std::to_string(issued.serial)},
                       {"key_id", order.key_id},
                       {"principals", {login_}},
-                      {"extensions", extensions},
+                      {"extensions", signer::extension_names(order.extensions)},
                       {"source_address", local_ip},
                       {"valid_before", rfc3339_micros(valid_before)}}}}}});
   return key;

@@ -33,13 +33,6 @@ bool plain_principal(std::string_view p) {
   return true;
 }
 
-std::vector<std::string> extension_names(uint32_t bits) {
-  std::vector<std::string> out;
-  if (bits & kPermitPty) out.push_back("permit-pty");
-  if (bits & kPermitPortForwarding) out.push_back("permit-port-forwarding");
-  return out;
-}
-
 std::chrono::system_clock::time_point from_unix(uint64_t s) {
   return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<int64_t>(s)));
 }
@@ -109,9 +102,7 @@ std::optional<std::string> Signer::order_problem(const CertificateOrder& o) cons
       printable(o.key_id, kMaxKeyId + 1, false) != o.key_id)
     return "the key id is empty, too long, or has control characters or invalid UTF-8";
   if (o.extensions & ~kKnownExtensions) return "an extension outside the fixed set was asked for";
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
-  int64_t now_s = now.count();
-  const auto now_u = static_cast<uint64_t>(now_s);
+  const auto now_u = static_cast<uint64_t>(unix_seconds(clock_.now()));
   if (o.valid_before <= o.valid_after) return "the validity ends before it starts";
   if (o.valid_after > now_u + 60 ||
       o.valid_after + static_cast<uint64_t>(limits_.max_backdate.count()) < now_u)
@@ -140,14 +131,10 @@ std::string Signer::certificate(const Message& request) {
   req.valid_after = from_unix(order->valid_after);
   req.valid_before = from_unix(order->valid_before);
   req.extensions = extension_names(order->extensions);
-  if (!order->source_address.empty())
-    req.critical_options.emplace_back("source-address", order->source_address);
-  if (audit_written_ && !audit_written_())
-    return refuse(request.id, "certificate", "the signer's audit output failed");
+  req.critical_options.emplace_back("source-address", order->source_address);
   std::string blob = ca_->sign(req);
   if (blob.empty()) return refuse(request.id, "certificate", "the certificate could not be made");
   ++certificates_;
-  // Written before the certificate leaves: the record of it cannot be held back by the front end.
   if (audit_)
     audit_->emit(EventKind{"signer.certificate", {"iam"}, {"creation"}, "success", ""},
                  json{{"castgate",
@@ -161,7 +148,8 @@ std::string Signer::certificate(const Message& request) {
                           {"valid_after", rfc3339_micros(req.valid_after)},
                           {"valid_before", rfc3339_micros(req.valid_before)}}},
                         {"signed", {{"certificates", certificates_}}}}}});
-  // Written before the certificate leaves, or it does not leave.
+  // Its audit line is written before the certificate leaves (the front end cannot hold it back),
+  // or the certificate does not leave.
   if (audit_written_ && !audit_written_()) {
     --certificates_;
     return encode(

@@ -64,7 +64,10 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     return false;
   };
   auto gone = [&]() {
-    if (!gone_) log::error("the signer process is gone: no session can start or be signed");
+    if (!gone_) {
+      log::error("the signer process is gone: no session can start or be signed");
+      waitpid(pid_, nullptr, WNOHANG);  // reap it
+    }
     gone_ = true;
     error = "the signer process is gone";
     return false;
@@ -83,7 +86,8 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     return fail("the signer did not answer within 10 s");
   };
   bool sent = false;
-  std::string in(signer::kMaxMessage + 1, '\0');
+  std::string& in = answer_buffer_;
+  in.resize(signer::kMaxMessage + 1);
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
@@ -106,10 +110,7 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     if (ready <= 0) continue;
     ssize_t n = ::recv(fd_, in.data(), in.size(), MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) {
-      waitpid(pid_, nullptr, WNOHANG);  // reap it
-      return gone();
-    }
+    if (n <= 0) return gone();
     auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(n)), error);
     if (!m) return fail("the signer's answer is malformed: " + error);
     if (m->id != id) continue;  // the late answer to a request that timed out

@@ -65,6 +65,7 @@ class SignerClient final : public asciicast::RecordSigner {
   mutable uint32_t next_id_ = 1;
   mutable bool gone_ = false;  // the signer process ended: logged once
   mutable std::chrono::steady_clock::time_point silent_until_{};  // after a request timed out
+  mutable std::string answer_buffer_;  // one message's room, kept between requests (under mu_)
 };
 
 }  // namespace castgate

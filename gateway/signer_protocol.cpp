@@ -22,6 +22,13 @@ bool known_type(uint8_t t) {
 
 }  // namespace
 
+std::vector<std::string> extension_names(uint32_t bits) {
+  std::vector<std::string> out;
+  if (bits & kPermitPty) out.push_back("permit-pty");
+  if (bits & kPermitPortForwarding) out.push_back("permit-port-forwarding");
+  return out;
+}
+
 std::string encode(const Message& m) {
   ssh::WireWriter w;
   w.u32(static_cast<uint32_t>(1 + 1 + 4 + m.body.size()));

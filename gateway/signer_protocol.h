@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace castgate::signer {
 
@@ -31,6 +32,8 @@ enum Extension : uint32_t {
   kPermitPortForwarding = 2,
 };
 inline constexpr uint32_t kKnownExtensions = kPermitPty | kPermitPortForwarding;
+// Their names in a certificate ("permit-pty", ...), in that order.
+std::vector<std::string> extension_names(uint32_t bits);
 
 struct Message {
   Type type{};
