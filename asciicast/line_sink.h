@@ -7,6 +7,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "common/session_table.h"
 
 namespace castgate::asciicast {
 
@@ -31,11 +34,24 @@ class Backlog {
   }
   size_t pending() const { return pending_.load(std::memory_order_acquire); }
 
+  // The chain's slot in the worker's session table (session_table.h), marked by the sink as its
+  // lines reach stdout; freed with the backlog, once the last line queued for it is written.
+  void attach(std::unique_ptr<SessionTable::Lease> lease) { lease_ = std::move(lease); }
+  SessionTable::Lease* lease() const { return lease_.get(); }
+
  private:
   const size_t high_water_;
   const std::function<void()> waker_;
   std::atomic<size_t> pending_{0};
   std::atomic<bool> wants_wake_{false};
+  std::unique_ptr<SessionTable::Lease> lease_;
+};
+
+// Where a line sits in its chain: its sequence number, its chain hash (hex) and whether it ends it.
+struct ChainPoint {
+  uint64_t seq = 0;
+  std::string_view hash;
+  bool final = false;
 };
 
 enum class SinkHealth {
@@ -49,7 +65,8 @@ class LineSink {
   virtual ~LineSink() = default;
   // Takes one complete line (without the trailing newline). Never drops it: if the sink is
   // broken the line is counted as lost and reported on stderr.
-  virtual void submit(std::string&& line, const std::shared_ptr<Backlog>& backlog) = 0;
+  virtual void submit(std::string&& line, const ChainPoint& point,
+                      const std::shared_ptr<Backlog>& backlog) = 0;
   // False when the sink's global queue is full; producers must pause like for their own backlog.
   virtual bool has_room() const = 0;
   virtual SinkHealth health() const = 0;

@@ -167,8 +167,9 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
 
 void SessionLog::submit(std::string line) {
   prev_hash_ = chain_hash(line);
+  ChainPoint point{seq_, prev_hash_, ended_};
   ++seq_;
-  sink_.submit(std::move(line), backlog_);
+  sink_.submit(std::move(line), point, backlog_);
 }
 
 namespace {
@@ -337,8 +338,13 @@ void SessionLog::end(const EventKind& kind, json fields) {
   } else {
     fit(j, options_.max_line, "");
   }
+  ended_ = true;  // before submit: the line is marked final on its way to the sink
   submit(canonical_dump(j));
-  ended_ = true;
+}
+
+void SessionLog::resume(uint64_t next_seq, std::string prev_hash) {
+  seq_ = next_seq;
+  prev_hash_ = std::move(prev_hash);
 }
 
 }  // namespace castgate::asciicast

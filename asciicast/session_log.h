@@ -66,6 +66,9 @@ class SessionLog {
 
   // The last event of the session: carries the final chain hash and the signature.
   void end(const EventKind& kind, nlohmann::json fields);
+  // Continues a chain another process wrote up to `next_seq - 1` (whose line hashes to
+  // `prev_hash`): the parent closing the sessions of a worker process that died.
+  void resume(uint64_t next_seq, std::string prev_hash);
 
   bool has_room() const { return backlog_->has_room() && sink_.has_room(); }
   const std::shared_ptr<Backlog>& backlog() const { return backlog_; }

@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -34,15 +35,18 @@ StdoutWriter::~StdoutWriter() {
                " lines could not be written");
 }
 
-void StdoutWriter::submit(std::string&& line, const std::shared_ptr<Backlog>& backlog) {
+void StdoutWriter::submit(std::string&& line, const ChainPoint& point,
+                          const std::shared_ptr<Backlog>& backlog) {
   line += '\n';
   size_t n = line.size();
   if (backlog) backlog->add(n);
+  Item item{std::move(line), backlog, point.seq, {}, point.final};
+  std::memcpy(item.hash.data(), point.hash.data(), std::min(point.hash.size(), item.hash.size()));
   {
     std::lock_guard lock(mu_);
     queued_bytes_ += n;
     total_bytes_.store(queued_bytes_, std::memory_order_relaxed);
-    queue_.push_back(Item{std::move(line), backlog});
+    queue_.push_back(std::move(item));
     if (!waiting_) return;  // busy writing: it takes the whole queue when it comes back
   }
   cv_.notify_one();
@@ -77,8 +81,14 @@ bool StdoutWriter::write_all(const std::deque<Item>& batch) {
   while (idx < batch.size()) {
     iov.clear();
     size_t first = idx;
-    for (; idx < batch.size() && iov.size() < IOV_MAX; ++idx)
-      iov.push_back(iovec{const_cast<char*>(batch[idx].line.data()), batch[idx].line.size()});
+    for (; idx < batch.size() && iov.size() < IOV_MAX; ++idx) {
+      const Item& item = batch[idx];
+      // Before write(2): if this process dies during it, the parent knows which lines were on
+      // their way out (session_table.h).
+      if (auto* lease = item.backlog ? item.backlog->lease() : nullptr)
+        lease->pending(item.seq, std::string_view(item.hash.data(), item.hash.size()), item.final);
+      iov.push_back(iovec{const_cast<char*>(item.line.data()), item.line.size()});
+    }
     size_t done_iov = 0;
     while (done_iov < iov.size()) {
       busy_since_us_.store(steady_us());
@@ -101,6 +111,10 @@ bool StdoutWriter::write_all(const std::deque<Item>& batch) {
       while (left > 0 && done_iov < iov.size()) {
         if (left >= iov[done_iov].iov_len) {
           left -= iov[done_iov].iov_len;
+          const Item& item = batch[first + done_iov];
+          if (auto* lease = item.backlog ? item.backlog->lease() : nullptr)
+            lease->written(item.seq, std::string_view(item.hash.data(), item.hash.size()),
+                           item.final);
           ++done_iov;
           written_.fetch_add(1, std::memory_order_relaxed);
         } else {

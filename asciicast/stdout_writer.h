@@ -3,6 +3,7 @@
 // by dropping lines.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -28,7 +29,8 @@ class StdoutWriter final : public LineSink {
   StdoutWriter(Options options, std::function<void()> on_room = {});
   ~StdoutWriter() override;
 
-  void submit(std::string&& line, const std::shared_ptr<Backlog>& backlog) override;
+  void submit(std::string&& line, const ChainPoint& point,
+              const std::shared_ptr<Backlog>& backlog) override;
   bool has_room() const override;
   SinkHealth health() const override;
 
@@ -41,6 +43,9 @@ class StdoutWriter final : public LineSink {
   struct Item {
     std::string line;  // with trailing newline
     std::shared_ptr<Backlog> backlog;
+    uint64_t seq = 0;
+    std::array<char, SessionTable::kHashHex> hash{};
+    bool final = false;
   };
   void run();
   bool write_all(const std::deque<Item>& batch);

@@ -1,6 +1,9 @@
 #include "common/fault_injection.h"
 
 #ifdef CASTGATE_FAULT_INJECTION
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -13,10 +16,24 @@ void fault_point(std::string_view where, std::string_view text) {
     return std::string(v ? v : "");
   }();
   auto colon = spec.find(':');
-  if (colon == std::string::npos || spec.compare(0, colon, where) != 0) return;
+  if (colon == std::string::npos) return;
+  std::string_view point = std::string_view(spec).substr(0, colon);
+  std::string_view action = "throw";
+  if (auto bang = point.find('!'); bang != std::string_view::npos) {
+    action = point.substr(bang + 1);
+    point = point.substr(0, bang);
+  }
+  if (point != where) return;
   std::string_view marker = std::string_view(spec).substr(colon + 1);
-  if (!marker.empty() && text.find(marker) != std::string_view::npos)
-    throw std::runtime_error("injected fault at " + std::string(where));
+  if (marker.empty() || text.find(marker) == std::string_view::npos) return;
+  if (action == "abort") std::abort();
+  if (action == "forbidden") {
+    // What a compromised worker would do next: write a file. The sandbox ends the process here;
+    // without one the file appears (the test looks for it).
+    int fd = ::open("/tmp/castgate-sandbox-escape", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+  }
+  throw std::runtime_error("injected fault at " + std::string(where));
 }
 
 }  // namespace castgate

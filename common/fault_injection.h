@@ -2,7 +2,8 @@
 // build that `make test` runs the end-to-end suite against; never the release build or the
 // container image). It proves that an exception anywhere in a session's code ends that session
 // only: with CASTGATE_TEST_FAULT="WHERE:MARKER" in castgate's environment, fault_point(WHERE,
-// text) throws when `text` contains MARKER.
+// text) throws when `text` contains MARKER. "WHERE!abort:MARKER" aborts the process instead, and
+// "WHERE!forbidden:MARKER" first tries what the worker sandbox forbids (creating a file).
 #pragma once
 
 #include <string_view>

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -9,32 +10,53 @@
 
 namespace castgate {
 
-OutputLock::OutputLock() {
-  void* page = mmap(nullptr, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (page == MAP_FAILED)
-    throw std::runtime_error(std::string("cannot map the output lock: ") + std::strerror(errno));
-  mu_ = static_cast<pthread_mutex_t*>(page);
+void init_shared_mutex(pthread_mutex_t* mu) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(mu_, &attr);
+  pthread_mutex_init(mu, &attr);
   pthread_mutexattr_destroy(&attr);
 }
 
+OutputLock::OutputLock(int fd) : fd_(fd) {
+  void* page =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED)
+    throw std::runtime_error(std::string("cannot map the output lock: ") + std::strerror(errno));
+  shared_ = static_cast<Shared*>(page);
+  init_shared_mutex(&shared_->mu);
+}
+
 OutputLock::~OutputLock() {
-  munmap(mu_, sizeof(pthread_mutex_t));
+  munmap(shared_, sizeof(Shared));
 }
 
 void OutputLock::lock() {
-  // The other process died holding it, maybe half-way through a line: the line is cut either
-  // way (its hash chain shows it); the lock itself is fine to take over.
-  if (pthread_mutex_lock(mu_) == EOWNERDEAD) pthread_mutex_consistent(mu_);
+  if (pthread_mutex_lock(&shared_->mu) == EOWNERDEAD) {
+    // The holder died, maybe half-way through a line: end that line, so the next one starts
+    // on its own (a whole line gets an empty one after it, which readers skip).
+    shared_->dead_holder = shared_->holder;
+    for (int tries = 0; tries < 1000; ++tries) {
+      ssize_t n = ::write(fd_, "\n", 1);
+      if (n == 1 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+      if (n < 0 && errno == EAGAIN) usleep(1000);  // a full non-blocking pipe: wait a little
+    }
+    pthread_mutex_consistent(&shared_->mu);
+  }
+  shared_->holder = getpid();
 }
 
 void OutputLock::unlock() {
-  pthread_mutex_unlock(mu_);
+  shared_->holder = 0;
+  pthread_mutex_unlock(&shared_->mu);
+}
+
+bool OutputLock::died_holding(pid_t pid) {
+  lock();
+  bool died = shared_->dead_holder == pid;
+  unlock();
+  return died;
 }
 
 }  // namespace castgate

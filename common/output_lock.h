@@ -1,26 +1,42 @@
-// A lock shared by castgate and its signer process around writes to stdout. Both write whole
-// lines to the same descriptor; a write to a pipe longer than PIPE_BUF can be split when the pipe
-// is full, and another process's write can land in the gap, cutting a line in two. The lock is a
-// robust, process-shared mutex in a shared anonymous page made before the fork: if a process dies
-// holding it, the other takes it over.
+// A lock shared by castgate's processes (the parent, its worker processes and the signer) around
+// writes to stdout. Each writes whole lines to the same descriptor; a write to a pipe longer than
+// PIPE_BUF can be split when the pipe is full, and another process's write can land in the gap,
+// cutting a line in two. The lock is a robust, process-shared mutex in a shared anonymous page
+// made before the forks: if a process dies holding it, the next one takes it over, first ending
+// the line the dead one may have left half-written with a newline (a cut line then stands alone,
+// and the chain shows it), and notes who died holding it.
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
 namespace castgate {
 
+// Makes `mu` (in memory shared by the processes) a process-shared, robust mutex: if a process
+// dies holding it, the next locker gets EOWNERDEAD instead of waiting for ever.
+void init_shared_mutex(pthread_mutex_t* mu);
+
 class OutputLock {
  public:
-  OutputLock();  // maps the shared page; throws std::runtime_error if it cannot
+  explicit OutputLock(int fd = 1);  // maps the shared page; throws std::runtime_error if it cannot
   ~OutputLock();
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
 
   void lock();
   void unlock();
+  // Whether process `pid` died holding the lock (found by whoever took it over, or now: this
+  // takes and releases the lock).
+  bool died_holding(pid_t pid);
 
  private:
-  pthread_mutex_t* mu_ = nullptr;
+  struct Shared {
+    pthread_mutex_t mu;
+    pid_t holder;       // the process holding it, 0 when free
+    pid_t dead_holder;  // the last process that died holding it
+  };
+  Shared* shared_ = nullptr;
+  int fd_;
 };
 
 class OutputLockGuard {

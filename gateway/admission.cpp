@@ -1,10 +1,17 @@
 #include "gateway/admission.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
 #include <stdexcept>
 
+#include "common/output_lock.h"
 #include "common/text.h"
 
 namespace castgate {
@@ -99,34 +106,78 @@ std::string_view to_string(StartupLimiter::Verdict v) {
   return "?";
 }
 
-SourceRate::SourceRate(int per_minute, size_t max_sources)
-    : per_minute_(std::max(1, per_minute)), max_sources_(max_sources) {}
+struct SourceRate::Shared {
+  pthread_mutex_t mu;  // process-shared and robust: a worker may die holding it
+  Bucket overflow;     // shared by new sources while the table is full of busy ones
+  Bucket table[1];     // max_sources_ of them
+};
 
-bool SourceRate::allow(const std::string& ip, std::chrono::steady_clock::time_point now) {
-  std::string source = source_block(ip);
-  std::lock_guard lock(mu_);
-  auto it = buckets_.find(source);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= max_sources_) {
-      // Forget the sources whose buckets are full again (they are like new ones).
-      for (auto b = buckets_.begin(); b != buckets_.end();) {
-        double minutes = std::chrono::duration<double>(now - b->second.at).count() / 60;
-        b = b->second.tokens + minutes * per_minute_ >= per_minute_ ? buckets_.erase(b)
-                                                                    : std::next(b);
-      }
-    }
-    // Still full (sources spread over many addresses, each of them busy): the new ones share
-    // one bucket. Forgetting the busy ones would reset their limits.
-    if (buckets_.size() >= max_sources_) return take(overflow_, now);
-    it = buckets_.emplace(source, Bucket{per_minute_, now}).first;
-  }
-  return take(it->second, now);
+SourceRate::SourceRate(int per_minute, size_t max_sources)
+    : per_minute_(std::max(1, per_minute)), max_sources_(std::max<size_t>(1, max_sources)) {
+  bytes_ = sizeof(Shared) + (max_sources_ - 1) * sizeof(Bucket);
+  void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED)
+    throw std::runtime_error(std::string("cannot map the device sign-in table: ") +
+                             std::strerror(errno));
+  shared_ = static_cast<Shared*>(mem);
+  init_shared_mutex(&shared_->mu);
+  shared_->overflow = Bucket{1, {}, per_minute_, 0};
 }
 
-bool SourceRate::take(Bucket& b, std::chrono::steady_clock::time_point now) const {
-  double minutes = std::chrono::duration<double>(now - b.at).count() / 60;
+SourceRate::~SourceRate() {
+  munmap(shared_, bytes_);
+}
+
+bool SourceRate::allow(const std::string& ip, std::chrono::steady_clock::time_point now) {
+  std::string source = source_block(ip).substr(0, kMaxSource);
+  int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  // Shared with the other workers, one of which may be compromised and never let go: waiting is
+  // bounded, and a table that cannot be had refuses (fail closed) rather than stalls this thread.
+  timespec deadline{};
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_nsec += 50'000'000;
+  if (deadline.tv_nsec >= 1'000'000'000) {
+    deadline.tv_sec += 1;
+    deadline.tv_nsec -= 1'000'000'000;
+  }
+  int locked = pthread_mutex_timedlock(&shared_->mu, &deadline);
+  if (locked == EOWNERDEAD)
+    pthread_mutex_consistent(&shared_->mu);
+  else if (locked != 0)
+    return false;
+  struct Unlock {
+    pthread_mutex_t* mu;
+    ~Unlock() { pthread_mutex_unlock(mu); }
+  } unlock{&shared_->mu};
+  size_t home = std::hash<std::string>{}(source) % max_sources_;
+  Bucket* reusable = nullptr;
+  for (size_t i = 0; i < std::min(kProbes, max_sources_); ++i) {
+    Bucket& b = shared_->table[(home + i) % max_sources_];
+    if (b.len == source.size() && std::memcmp(b.source, source.data(), b.len) == 0)
+      return take(b, now_ns);
+    // A free bucket, or one full again (its source is like a new one), may be taken.
+    if (!reusable && (b.len == 0 || refilled(b, now_ns))) reusable = &b;
+  }
+  // Every bucket nearby is busy: the new source shares one bucket with the others like it.
+  // Forgetting the busy ones would reset their limits.
+  if (!reusable) return take(shared_->overflow, now_ns);
+  reusable->len = static_cast<uint8_t>(source.size());
+  std::memcpy(reusable->source, source.data(), source.size());
+  reusable->tokens = per_minute_;
+  reusable->at_ns = now_ns;
+  return take(*reusable, now_ns);
+}
+
+bool SourceRate::refilled(const Bucket& b, int64_t now_ns) const {
+  double minutes = static_cast<double>(now_ns - b.at_ns) / 60e9;
+  return b.tokens + minutes * per_minute_ >= per_minute_;
+}
+
+bool SourceRate::take(Bucket& b, int64_t now_ns) const {
+  double minutes = static_cast<double>(now_ns - b.at_ns) / 60e9;
   b.tokens = std::min(per_minute_, b.tokens + minutes * per_minute_);
-  b.at = now;
+  b.at_ns = now_ns;
   if (b.tokens < 1) return false;
   b.tokens -= 1;
   return true;

@@ -7,7 +7,8 @@
 //    PerSourceMaxStartups. A source is an IPv4 address, or an IPv6 /64 (one host's share).
 //  * SourceRate: a token bucket per source, for device sign-ins started. Its table is bounded.
 //
-// Both are shared by the acceptor and the workers (thread-safe).
+// The StartupLimiter lives in castgate's parent process, which accepts connections; SourceRate is
+// shared by the worker processes. Both are thread-safe.
 #pragma once
 
 #include <chrono>
@@ -55,23 +56,34 @@ class StartupLimiter {
 
 std::string_view to_string(StartupLimiter::Verdict v);
 
+// Its table lives in shared memory made before the worker processes fork, so one limit holds for
+// a source whichever worker serves its connections.
 class SourceRate {
  public:
-  // `per_minute` tokens a minute per source, holding at most `per_minute` (the burst).
-  explicit SourceRate(int per_minute, size_t max_sources = 65536);
+  // `per_minute` tokens a minute per source, holding at most `per_minute` (the burst). Throws
+  // std::runtime_error if the shared table cannot be mapped.
+  explicit SourceRate(int per_minute, size_t max_sources = 8192);
+  ~SourceRate();
+  SourceRate(const SourceRate&) = delete;
+  SourceRate& operator=(const SourceRate&) = delete;
   bool allow(const std::string& ip, std::chrono::steady_clock::time_point now);
 
  private:
+  static constexpr size_t kMaxSource = 47;  // an IPv6 /64 or an IPv4 address, as text
+  static constexpr size_t kProbes = 16;
   struct Bucket {
+    uint8_t len;  // 0: free
+    char source[kMaxSource];
     double tokens;
-    std::chrono::steady_clock::time_point at;
+    int64_t at_ns;  // steady clock (CLOCK_MONOTONIC: the same in every process)
   };
-  bool take(Bucket& b, std::chrono::steady_clock::time_point now) const;
+  struct Shared;
+  bool take(Bucket& b, int64_t now_ns) const;
+  bool refilled(const Bucket& b, int64_t now_ns) const;
   const double per_minute_;
   const size_t max_sources_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-  Bucket overflow_{per_minute_, {}};  // shared by new sources while the table is full
+  Shared* shared_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 }  // namespace castgate

@@ -70,7 +70,10 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "listen", po::value<std::vector<std::string>>()->composing(),
       "ADDRESS:PORT[=TARGET], repeatable. With =TARGET every connection to this address goes to "
       "that target; without it users pick one with login@target as SSH user name")(
-      "workers", po::value<int>()->default_value(0), "event loop threads (0 = one per CPU)")(
+      "worker-processes", po::value<int>()->default_value(2),
+      "processes serving connections (1..64): a fault in one costs only its own sessions")(
+      "workers", po::value<int>()->default_value(0),
+      "event loop threads in each worker process (0 = CPUs / worker processes, at least 1)")(
       "health-listen", po::value<std::string>(),
       "ADDRESS:PORT for HTTP health probes (GET /healthz); not an SSH port")(
       "ports-file", po::value<std::string>(), "write the bound ports here once listening (tests)");
@@ -259,6 +262,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.max_channels = vm["max-channels"].as<int>();
   c.max_auth_attempts = vm["max-auth-attempts"].as<int>();
   c.workers = vm["workers"].as<int>();
+  c.worker_processes = vm["worker-processes"].as<int>();
   c.max_line = vm["max-line"].as<size_t>();
   c.session_backlog = vm["session-backlog"].as<size_t>();
   c.recording_enabled = !vm["benchmark-disable-recording"].as<bool>();
@@ -294,7 +298,11 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   if (c.max_request_rate < 1) throw std::runtime_error("--max-request-rate must be positive");
   if (c.max_channels < 1) throw std::runtime_error("--max-channels must be positive");
   if (c.workers < 0 || c.workers > 256) throw std::runtime_error("--workers must be 0..256");
-  if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (c.worker_processes < 1 || c.worker_processes > 64)
+    throw std::runtime_error("--worker-processes must be 1..64");
+  if (c.workers == 0)
+    c.workers =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / c.worker_processes);
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
       c.log_level != "error")
     throw std::runtime_error("--log-level must be debug, info, warn or error");

@@ -57,7 +57,8 @@ struct GatewayConfig {
   size_t max_env_size = 8192;            // bytes of one env request (name and value)
   long max_terminal_cells = 250000;      // columns x rows, over all terminals of a connection
   int max_request_rate = 20;             // requests per second, sustained (bursts of 10 times)
-  int workers = 0;                       // 0 = one per CPU
+  int workers = 0;                       // threads per worker process; 0 = CPUs / processes
+  int worker_processes = 2;
   size_t max_line = 8192;
   size_t session_backlog = 1u << 20;  // recording bytes a session may have queued before pausing
   // Benchmarks only, and only from the command line (never the environment or a config file):

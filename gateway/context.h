@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "common/output_lock.h"
+#include "common/session_table.h"
 #include "gateway/admission.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
@@ -40,13 +43,23 @@ struct GatewayContext {
   asciicast::AlertRules alerts;
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
-  std::unique_ptr<Resolver> resolver;
-  std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
+  std::optional<oidc::OidcConfig> oidc_config;  // none without --oidc-config
   KeyBindings key_bindings;
 
-  std::unique_ptr<StartupLimiter> startups;     // connections not yet signed in
-  std::unique_ptr<SourceRate> device_sign_ins;  // device sign-ins started, per source
-  std::atomic<bool> draining{false};            // SIGTERM received
+  // The parent's: connections not yet signed in (it accepts and admits them).
+  std::unique_ptr<StartupLimiter> startups;
+  // Shared by the worker processes: device sign-ins started, per source.
+  std::unique_ptr<SourceRate> device_sign_ins;
+
+  // A worker process's own (start_worker_services() in it, after the fork: they start threads).
+  std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
+  SessionTable* session_table = nullptr;    // where its chains reached stdout, for the parent
+  int worker_index = 0;
+  std::string session_prefix;  // the parent's, for this worker: every chain id it makes starts so
+  // A connection it serves signed in or ended: the parent's startup count goes down.
+  std::function<void(const std::string& ip)> startup_done = [](const std::string&) {};
+  std::atomic<bool> draining{false};  // SIGTERM received
 };
 
 }  // namespace castgate

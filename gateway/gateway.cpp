@@ -1,14 +1,18 @@
 #include "gateway/gateway.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -21,6 +25,8 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "gateway/ssh_wire.h"
+#include "gateway/worker_channel.h"
+#include "gateway/worker_process.h"
 
 namespace castgate {
 
@@ -28,6 +34,18 @@ using asciicast::EventKind;
 using nlohmann::json;
 
 namespace {
+
+// Chains one worker process may have open at once (a slot is about 220 bytes of shared memory,
+// touched only when used).
+constexpr size_t kSessionTableSlots = 65536;
+// A worker whose channel stays full this long is not serving: it is stopped.
+constexpr std::chrono::seconds kStuckLimit{10};
+// SO_PASSRIGHTS (Linux 6.16): 0 refuses descriptors sent to this socket. Older headers lack it.
+#ifdef SO_PASSRIGHTS
+constexpr int kSoPassRights = SO_PASSRIGHTS;
+#else
+constexpr int kSoPassRights = 83;
+#endif
 
 std::string ed25519_public_line(const std::string& public_raw, const std::string& comment) {
   ssh::WireWriter w;
@@ -117,7 +135,6 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
          asciicast::AlertRules::parse(read_file(config.alert_rules_file), config.alert_rules_file))
       rules.push_back(std::move(r));
   ctx->alerts = asciicast::AlertRules::compile(rules);
-  ctx->resolver = std::make_unique<Resolver>(2);
   StartupLimits startups;
   startups.start = config.max_startups_start;
   startups.rate_percent = config.max_startups_rate;
@@ -132,33 +149,30 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
         return static_cast<int>(rng() % 100);
       });
   ctx->device_sign_ins = std::make_unique<SourceRate>(config.device_sign_in_rate);
-  if (!config.oidc_config_file.empty()) {
-    auto oidc_config =
+  if (!config.oidc_config_file.empty())
+    ctx->oidc_config =
         oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
-    ctx->oidc = std::make_unique<oidc::OidcService>(std::move(oidc_config), *ctx->clock);
-    ctx->oidc->warm_up();
-  }
   return ctx;
+}
+
+void start_worker_services(GatewayContext& ctx) {
+  ctx.resolver = std::make_unique<Resolver>(2);
+  if (ctx.oidc_config) {
+    ctx.oidc = std::make_unique<oidc::OidcService>(*ctx.oidc_config, *ctx.clock);
+    ctx.oidc->warm_up();
+  }
 }
 
 Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(context)) {
   auto& cfg = context_->config;
-  asciicast::StdoutWriter::Options wopts;
-  wopts.fd = STDOUT_FILENO;
-  wopts.lock = context_->output_lock.get();
-  wopts.stall_limit =
-      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.recording_stall_limit);
-  writer_ = std::make_unique<asciicast::StdoutWriter>(wopts, [this] {
-    for (auto& w : workers_) w->resume_all();
-  });
-  context_->sink = writer_.get();
+  out_ = std::make_unique<asciicast::LockedStdout>(context_->output_lock.get(), STDOUT_FILENO);
 
   asciicast::SessionLogOptions lopts;
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;
   lopts.signing_key = context_->signer.get();
   gateway_log_ = std::make_unique<asciicast::SessionLog>(
-      lopts, "gateway-" + random_id(8), asciicast::Endpoint{"", 0}, *writer_,
+      lopts, "gateway-" + random_id(8), asciicast::Endpoint{"", 0}, *out_,
       std::make_shared<asciicast::Backlog>(SIZE_MAX), *context_->clock);
 
   for (const auto& spec : cfg.listens) {
@@ -182,32 +196,44 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
                                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
     listeners_.push_back(l);
   }
-  for (int i = 0; i < cfg.workers; ++i) workers_.push_back(std::make_unique<Worker>(*context_, i));
+  workers_.resize(static_cast<size_t>(cfg.worker_processes));
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i].index = static_cast<int>(i);
+    workers_[i].table = std::make_unique<SessionTable>(kSessionTableSlots);
+  }
   if (cfg.health_listen)
-    health_ = std::make_unique<HealthEndpoint>(loop_, cfg.health_listen->address,
-                                               cfg.health_listen->port, [this]() -> std::string {
-                                                 if (draining_) return "draining";
-                                                 if (context_->signer->gone())
-                                                   return "the signer process is gone";
-                                                 switch (writer_->health()) {
-                                                   case asciicast::SinkHealth::kStalled:
-                                                     return "recording output stalled";
-                                                   case asciicast::SinkHealth::kBroken:
-                                                     return "recording output failed";
-                                                   default:
-                                                     return "";
-                                                 }
-                                               });
+    health_ = std::make_unique<HealthEndpoint>(
+        loop_, cfg.health_listen->address, cfg.health_listen->port, [this]() -> std::string {
+          if (draining_) return "draining";
+          if (context_->signer->gone()) return "the signer process is gone";
+          bool any = false;
+          for (const auto& w : workers_) {
+            if (w.pid == 0) continue;
+            any = true;
+            switch (static_cast<asciicast::SinkHealth>(w.table->health())) {
+              case asciicast::SinkHealth::kStalled:
+                return "recording output stalled";
+              case asciicast::SinkHealth::kBroken:
+                return "recording output failed";
+              default:
+                break;
+            }
+          }
+          return any ? "" : "no worker process is running";
+        });
 }
 
 Gateway::~Gateway() {
   health_.reset();
   for (auto& l : listeners_)
     if (l.fd >= 0) close(l.fd);
-  for (auto& w : workers_) w->stop_and_join();
-  // The writer goes before the workers: its wakers post to the workers' loops.
-  writer_.reset();
-  workers_.clear();
+  for (auto& w : workers_) {
+    if (w.pid > 0) {  // only on a failed start: run() waits for every worker
+      kill(w.pid, SIGKILL);
+      waitpid(w.pid, nullptr, 0);
+    }
+    if (w.channel >= 0) close(w.channel);
+  }
   if (signal_fd_ >= 0) close(signal_fd_);
 }
 
@@ -223,14 +249,83 @@ void Gateway::write_ports_file() {
   std::rename(tmp.c_str(), path.c_str());
 }
 
-Worker& Gateway::pick_worker() {
-  Worker* best = workers_[0].get();
-  for (auto& w : workers_)
-    if (w->live_sessions() < best->live_sessions()) best = w.get();
-  return *best;
+size_t Gateway::live_sessions() const {
+  size_t live = 0;
+  for (const auto& w : workers_)
+    if (w.pid > 0) live += w.table->live();
+  return live;
 }
 
-void Gateway::accept_on(const Listener& l) {
+void Gateway::spawn(WorkerSlot& w) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::runtime_error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  int signer_fd;
+  try {
+    signer_fd = context_->signer->attach_worker();
+  } catch (...) {
+    close(fds[0]);
+    close(fds[1]);
+    throw;
+  }
+  w.table->clear();
+  w.startups.clear();
+  w.prefix = random_id(3);
+  w.handed = 0;
+  std::vector<ListenSpec> specs;
+  for (const auto& l : listeners_) specs.push_back(l.spec);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    close(signer_fd);
+    throw std::runtime_error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // The other workers' tables are theirs: this worker must neither read nor write them.
+    for (auto& other : workers_)
+      if (&other != &w) other.table.reset();
+    WorkerProcessSetup setup;
+    setup.index = w.index;
+    setup.channel = fds[1];
+    setup.signer = signer_fd;
+    setup.table = w.table.get();
+    setup.session_prefix = w.prefix;
+    setup.listeners = std::move(specs);
+    run_worker_process(*context_, std::move(setup));
+  }
+  close(fds[1]);
+  close(signer_fd);
+  // The parent never waits on a worker: a worker that stops reading gets no more connections
+  // (send fails at once), and one that passes a descriptor back (whose close could block, with
+  // SO_LINGER) is refused by the kernel where it can (Linux 6.16 and later).
+  fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  int off = 0;
+  setsockopt(fds[0], SOL_SOCKET, kSoPassRights, &off, sizeof off);
+  w.pid = pid;
+  w.channel = fds[0];
+  w.stuck_since = {};
+  w.started = std::chrono::steady_clock::now();
+  loop_.watch(w.channel, EPOLLIN, this);
+  gateway_log_->emit(EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
+                     json{{"castgate", {{"worker", {{"index", w.index}, {"pid", pid}}}}}});
+}
+
+Gateway::WorkerSlot* Gateway::pick_worker() {
+  // In turn: a connection's cost is unknown when it arrives, and in turn spreads users (and the
+  // loss a crash causes) evenly.
+  for (size_t n = 0; n < workers_.size(); ++n) {
+    WorkerSlot& w = workers_[(next_worker_ + n) % workers_.size()];
+    if (w.pid > 0 && w.channel >= 0) {
+      next_worker_ = (next_worker_ + n + 1) % workers_.size();
+      return &w;
+    }
+  }
+  return nullptr;
+}
+
+void Gateway::accept_on(size_t index) {
+  const Listener& l = listeners_[index];
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
@@ -256,6 +351,12 @@ void Gateway::accept_on(const Listener& l) {
       close(fd);
       continue;
     }
+    WorkerSlot* w = pick_worker();
+    if (!w) {
+      ++refused_[static_cast<size_t>(Refusal::kNoWorker)];
+      close(fd);
+      continue;
+    }
     auto verdict = context_->startups->admit(ip);
     if (verdict != StartupLimiter::Verdict::kAdmitted) {
       ++refused_[static_cast<size_t>(
@@ -269,30 +370,202 @@ void Gateway::accept_on(const Listener& l) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    pick_worker().adopt(fd, l.spec, asciicast::Endpoint{ip, port});
+    worker_channel::Message m{worker_channel::Type::kAdopt, static_cast<uint32_t>(index), ip,
+                              static_cast<uint32_t>(port)};
+    if (worker_channel::send(w->channel, m, fd)) {
+      ++w->startups[ip];
+      ++w->handed;
+      w->stuck_since = {};
+    } else {
+      // Not reading (stopped, or looping): after kStuckLimit it is stopped for good, and its
+      // records are closed like a crashed worker's.
+      auto now = std::chrono::steady_clock::now();
+      if (w->stuck_since == std::chrono::steady_clock::time_point{}) w->stuck_since = now;
+      if (now - w->stuck_since > kStuckLimit) kill(w->pid, SIGKILL);
+      log::warn(std::string("cannot hand a connection to worker process ") +
+                std::to_string(w->pid) + ": " + std::strerror(errno));
+      context_->startups->release(ip);
+      ++refused_[static_cast<size_t>(Refusal::kNoWorker)];
+    }
+    close(fd);  // the worker has its own copy now
+  }
+}
+
+void Gateway::on_channel(WorkerSlot& w) {
+  for (int i = 0; i < 256; ++i) {
+    int fd = -1;
+    ssize_t n = worker_channel::receive(w.channel, packet_, fd);
+    if (fd >= 0) close(fd);  // a worker never sends descriptors
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      // The worker closed its channel: it is ending, or it means to linger without serving.
+      // Either way SIGCHLD comes, and says how.
+      loop_.unwatch(w.channel);
+      close(w.channel);
+      w.channel = -1;
+      if (w.pid > 0 && !draining_) kill(w.pid, SIGKILL);
+      return;
+    }
+    auto m = worker_channel::decode(packet_);
+    auto held = m ? w.startups.find(m->address) : w.startups.end();
+    // A worker can give back only the startups it holds: a compromised one must not free room
+    // for connections of other workers' sources.
+    if (!m || m->type != worker_channel::Type::kSignedIn || held == w.startups.end()) {
+      log::warn("worker process " + std::to_string(w.pid) + " sent a message it should not");
+      continue;
+    }
+    context_->startups->release(m->address);
+    if (--held->second == 0) w.startups.erase(held);
   }
 }
 
 void Gateway::on_fd_ready(int fd, uint32_t) {
   if (fd == signal_fd_) return on_signal();
-  for (const auto& l : listeners_)
-    if (l.fd == fd) return accept_on(l);
+  for (size_t i = 0; i < listeners_.size(); ++i)
+    if (listeners_[i].fd == fd) return accept_on(i);
+  for (auto& w : workers_)
+    if (w.channel == fd) return on_channel(w);
 }
 
 void Gateway::on_signal() {
   signalfd_siginfo si{};
   while (read(signal_fd_, &si, sizeof si) == sizeof si) {
-    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+    if (si.ssi_signo == SIGCHLD) {
+      reap_workers();
+    } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
       if (!draining_) {
         begin_drain();
       } else if (!closing_all_) {
         log::info("second stop signal: closing all sessions now");
         closing_all_ = true;
         for (auto& w : workers_)
-          w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+          if (w.pid > 0) kill(w.pid, SIGTERM);
       }
     }
   }
+}
+
+void Gateway::reap_workers() {
+  for (auto& w : workers_) {
+    if (w.pid <= 0) continue;
+    int status = 0;
+    pid_t r = waitpid(w.pid, &status, WNOHANG);
+    if (r == w.pid) worker_ended(w, status);
+  }
+}
+
+void Gateway::close_lost_records(WorkerSlot& w, const std::string& how, const json& lost) {
+  // If the worker died holding the output lock, it was writing: its pending lines may be on
+  // stdout (whole, or cut and ended by the next writer's newline).
+  bool was_writing = context_->output_lock->died_holding(w.pid);
+  asciicast::SessionLogOptions lopts;
+  lopts.instance = context_->config.instance;
+  lopts.max_line = context_->config.max_line;
+  lopts.signing_key = context_->signer.get();
+  uint64_t closed = 0;
+  for (const auto& chain : w.table->open_chains()) {
+    // The table is the dead worker's word: a chain it names must be one this worker could have
+    // made (its prefix: never the parent's, the signer's or another worker's), and there are no
+    // more of them than connections it was handed, plus its own chain.
+    bool plausible = (chain.session.rfind(w.prefix, 0) == 0 ||
+                      chain.session.rfind("worker-" + w.prefix, 0) == 0) &&
+                     chain.session.size() <= 32 && chain.session.rfind("gateway-", 0) != 0 &&
+                     chain.session.rfind("signer-", 0) != 0 &&
+                     std::all_of(chain.session.begin(), chain.session.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+                     });
+    if (!plausible || closed > w.handed) {
+      log::error("worker process " + std::to_string(w.pid) +
+                 " left a session table entry that is not one of its sessions; ignored");
+      continue;
+    }
+    ++closed;
+    const auto& at = was_writing && chain.pending.known ? chain.pending : chain.written;
+    if (at.known && at.final) continue;
+    bool process_chain = chain.session.rfind("worker-", 0) == 0;
+    json fields = {{"castgate", {{"lost", lost}}}};
+    if (was_writing && chain.pending.known &&
+        (!chain.written.known || chain.pending.seq != chain.written.seq))
+      fields["castgate"]["lost"]["cut"] = true;
+    asciicast::SessionLog log(lopts, chain.session, asciicast::Endpoint{"", 0}, *out_,
+                              std::make_shared<asciicast::Backlog>(SIZE_MAX), *context_->clock);
+    if (at.known) log.resume(at.seq + 1, at.hash);
+    log.end(EventKind{process_chain ? "worker.lost" : "session.lost",
+                      {process_chain ? "process" : "session"},
+                      {"end"},
+                      "failure",
+                      process_chain ? "the castgate worker process " + how
+                                    : "the castgate worker process serving this session " + how +
+                                          "; events it had not yet written are lost"},
+            std::move(fields));
+  }
+}
+
+void Gateway::worker_ended(WorkerSlot& w, int status) {
+  pid_t pid = w.pid;
+  w.pid = 0;
+  if (w.channel >= 0) {
+    loop_.unwatch(w.channel);
+    close(w.channel);
+    w.channel = -1;
+  }
+  for (auto& [ip, count] : w.startups)
+    for (int i = 0; i < count; ++i) context_->startups->release(ip);
+  w.startups.clear();
+  bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  json lost{{"worker_pid", pid}};
+  std::string how;
+  if (WIFSIGNALED(status)) {
+    lost["signal"] = WTERMSIG(status);
+    how = std::string("ended unexpectedly (killed by signal ") + std::to_string(WTERMSIG(status)) +
+          ", " + strsignal(WTERMSIG(status)) + ")";
+  } else {
+    lost["exit_status"] = WEXITSTATUS(status);
+    how = "ended unexpectedly (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
+  }
+  auto open = w.table->open_chains();
+  size_t sessions = 0;
+  for (const auto& c : open)
+    if (c.session.rfind("worker-", 0) != 0) ++sessions;
+  if (clean && open.empty()) {
+    log::info("worker process " + std::to_string(w.index) + " (pid " + std::to_string(pid) +
+              ") stopped");
+  } else {
+    if (!clean || !open.empty()) exit_code_ = 1;
+    log::error("worker process " + std::to_string(w.index) + " (pid " + std::to_string(pid) + ") " +
+               how + ": " + std::to_string(sessions) + " sessions lost" +
+               (draining_ ? "" : "; starting another"));
+    close_lost_records(w, how, lost);
+    json f{{"castgate",
+            {{"worker", {{"index", w.index}, {"pid", pid}}}, {"sessions_lost", sessions}}}};
+    f["castgate"]["lost"] = lost;
+    gateway_log_->emit(
+        EventKind{"worker.lost", {"process"}, {"end"}, "failure", "a worker process " + how}, f);
+  }
+  w.table->clear();
+  if (draining_) return;
+  // A worker that dies right after it started will likely do so again: wait before the next
+  // start, longer each time (up to 10 s), instead of forking in a loop.
+  bool quick = std::chrono::steady_clock::now() - w.started < std::chrono::seconds(10);
+  w.quick_deaths = quick ? w.quick_deaths + 1 : 0;
+  auto delay =
+      std::chrono::milliseconds(std::min(10000, quick ? 500 << std::min(w.quick_deaths, 5) : 0));
+  schedule_spawn(w, delay);
+}
+
+void Gateway::schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay) {
+  int index = w.index;
+  loop_.add_timer(delay, [this, index] {
+    WorkerSlot& slot = workers_[static_cast<size_t>(index)];
+    if (draining_ || slot.pid > 0) return;
+    try {
+      spawn(slot);
+    } catch (const std::exception& e) {
+      // The signer not answering for a while, a fork failing: try again, not never.
+      log::error(std::string("cannot start a worker process: ") + e.what() + "; retrying in 2s");
+      schedule_spawn(slot, std::chrono::milliseconds(2000));
+    }
+  });
 }
 
 void Gateway::begin_drain() {
@@ -303,14 +576,15 @@ void Gateway::begin_drain() {
     close(l.fd);
     l.fd = -1;
   }
-  size_t live = 0;
-  for (auto& w : workers_) live += w->live_sessions();
+  size_t live = live_sessions();
   auto grace = context_->config.shutdown_grace;
   log::info("stop signal: no new connections; " + std::to_string(live) +
             " live sessions may continue for " + std::to_string(grace.count()) + "s");
   gateway_log_->emit(
       EventKind{"gateway.draining", {"process"}, {"change"}, "", ""},
       json{{"castgate", {{"live_sessions", live}, {"grace_seconds", grace.count()}}}});
+  for (auto& w : workers_)
+    if (w.pid > 0) kill(w.pid, SIGTERM);
   drain_deadline_ = std::chrono::steady_clock::now() + grace;
 }
 
@@ -320,8 +594,10 @@ void Gateway::report_refusals() {
   static constexpr const char* kReasons[] = {
       "the gateway is shutting down", "too many connections are signing in at once",
       "many connections are signing in: random early drop",
-      "too many connections from one source are signing in at once"};
-  static constexpr const char* kCodes[] = {"draining", "full", "early_drop", "per_source"};
+      "too many connections from one source are signing in at once",
+      "no worker process is running"};
+  static constexpr const char* kCodes[] = {"draining", "full", "early_drop", "per_source",
+                                           "no_worker"};
   for (size_t r = 0; r < refused_.size(); ++r) {
     if (refused_[r] == 0) continue;
     json f{{"castgate", {{"count", refused_[r]}, {"refusal", kCodes[r]}}}};
@@ -342,31 +618,19 @@ void Gateway::report_refusals() {
 }
 
 void Gateway::watchdog() {
-  auto health = writer_->health();
-  if (health != last_health_) {
-    if (health == asciicast::SinkHealth::kStalled)
-      log::error(
-          "recording output (stdout) is blocked; live sessions are ended and new ones refused");
-    else if (health == asciicast::SinkHealth::kBroken)
-      log::error("recording output (stdout) failed; live sessions are ended and new ones refused");
-    else
-      log::info("recording output (stdout) recovered; new sessions are accepted again");
-    last_health_ = health;
-  }
   report_refusals();
   if (draining_) {
-    size_t live = 0;
-    for (auto& w : workers_) live += w->live_sessions();
-    if (live == 0) {
+    bool any = false;
+    for (const auto& w : workers_) any = any || w.pid > 0;
+    if (!any) {
       loop_.stop();
       return;
     }
-    if (!closing_all_ && std::chrono::steady_clock::now() >= drain_deadline_) {
-      closing_all_ = true;
-      log::info("grace period over: closing " + std::to_string(live) + " sessions");
+    // The workers close their sessions when the grace period is over; one that does not end
+    // soon after is stopped, and its records are closed for it.
+    if (std::chrono::steady_clock::now() >= drain_deadline_ + std::chrono::seconds(20))
       for (auto& w : workers_)
-        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
-    }
+        if (w.pid > 0) kill(w.pid, SIGKILL);
   }
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
 }
@@ -376,15 +640,16 @@ int Gateway::run() {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGCHLD);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
   loop_.watch(signal_fd_, EPOLLIN, this);
   for (auto& l : listeners_) loop_.watch(l.fd, EPOLLIN, this);
-  for (auto& w : workers_) w->start();
 
   std::string listening;
   for (auto& l : listeners_) listening += (listening.empty() ? "" : ", ") + l.spec.text();
-  log::info("listening on " + listening + " with " + std::to_string(workers_.size()) + " workers");
+  log::info("listening on " + listening + " with " + std::to_string(workers_.size()) +
+            " worker processes of " + std::to_string(context_->config.workers) + " threads");
   log::info("recording key " + asciicast::recording_key_id(context_->signer->public_key_raw()) +
             ": " + ed25519_public_line(context_->signer->public_key_raw(), "castgate-recording"));
   json f;
@@ -392,18 +657,16 @@ int Gateway::run() {
   for (auto& l : listeners_) f["castgate"]["listeners"].push_back(l.spec.text());
   f["castgate"]["recording_key"] = asciicast::recording_key_id(context_->signer->public_key_raw());
   f["castgate"]["recording_enabled"] = context_->config.recording_enabled;
+  f["castgate"]["worker_processes"] = workers_.size();
   gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
+  for (auto& w : workers_) spawn(w);
   write_ports_file();
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();
 
-  for (auto& w : workers_) w->stop_and_join();
   gateway_log_->end(EventKind{"gateway.stop", {"process"}, {"end"}, "", "stopped"}, json::object());
-  bool drained = writer_->drain(std::chrono::seconds(10));
-  if (!drained) log::error("recording output did not drain within 10s; some events may be missing");
-  uint64_t lost = writer_->lines_lost();
   log::info("stopped");
-  return (drained && lost == 0) ? 0 : 1;
+  return out_->ok() ? exit_code_ : 1;
 }
 
 std::string print_public_keys(const GatewayContext& ctx) {

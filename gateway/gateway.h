@@ -1,25 +1,32 @@
-// The castgate process: loads keys and policy, listens, hands connections to workers, and shuts
-// down gracefully on SIGTERM.
+// The castgate parent process: loads keys and policy, starts the signer, listens, admits
+// connections (admission.h) and hands them to its worker processes (worker_process.h), which it
+// starts, watches and replaces. It parses nothing a peer sends beyond the TCP handshake. When a
+// worker dies it closes, with a signed last event, every record the worker left open, so the
+// record says the gateway lost the session, not that its end was deleted. Shuts down gracefully
+// on SIGTERM.
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "asciicast/locked_stdout.h"
 #include "asciicast/session_log.h"
-#include "asciicast/stdout_writer.h"
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
 #include "gateway/health_endpoint.h"
-#include "gateway/worker.h"
 
 namespace castgate {
 
 // Loads every file the configuration names; throws std::runtime_error naming what is wrong.
+// Starts no thread (the parent forks its workers later).
 std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config);
+// In a worker process: what starts threads (the resolver, the identity provider's client).
+void start_worker_services(GatewayContext& context);
 
 class Gateway : private FdHandler {
  public:
@@ -33,30 +40,51 @@ class Gateway : private FdHandler {
     int fd = -1;
     ListenSpec spec;
   };
+  struct WorkerSlot {
+    int index = 0;
+    pid_t pid = 0;  // 0: not running
+    int channel = -1;
+    std::unique_ptr<SessionTable> table;
+    std::map<std::string, int> startups;  // connections handed to it, not yet signed in
+    std::chrono::steady_clock::time_point started{};
+    int quick_deaths = 0;  // deaths soon after a start, in a row: the restart is delayed
+    std::chrono::steady_clock::time_point stuck_since{};  // its channel has been full since
+    std::string prefix;   // of the chain ids of the running worker (fresh for each)
+    uint64_t handed = 0;  // connections handed to the running worker
+  };
   void on_fd_ready(int fd, uint32_t events) override;
-  void accept_on(const Listener& l);
+  void accept_on(size_t listener);
   void on_signal();
+  void on_channel(WorkerSlot& w);
+  void reap_workers();
+  void worker_ended(WorkerSlot& w, int status);
+  void close_lost_records(WorkerSlot& w, const std::string& how, const nlohmann::json& lost);
+  void spawn(WorkerSlot& w);
+  void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
   void watchdog();
   void report_refusals();
   void write_ports_file();
-  Worker& pick_worker();
+  WorkerSlot* pick_worker();
+  size_t live_sessions() const;
 
   std::unique_ptr<GatewayContext> context_;
-  std::unique_ptr<asciicast::StdoutWriter> writer_;
+  std::unique_ptr<asciicast::LockedStdout> out_;
   EventLoop loop_;
-  std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Listener> listeners_;
+  std::vector<WorkerSlot> workers_;
+  size_t next_worker_ = 0;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
   std::unique_ptr<HealthEndpoint> health_;
   int signal_fd_ = -1;
   bool draining_ = false;
   bool closing_all_ = false;
-  enum class Refusal { kDraining, kFull, kEarlyDrop, kSourceFull };
-  std::array<uint64_t, 4> refused_{};  // since the last report, by Refusal
+  int exit_code_ = 0;
+  enum class Refusal { kDraining, kFull, kEarlyDrop, kSourceFull, kNoWorker };
+  std::array<uint64_t, 5> refused_{};  // since the last report, by Refusal
   std::set<std::string> refused_sources_;
   std::chrono::steady_clock::time_point drain_deadline_{};
-  asciicast::SinkHealth last_health_ = asciicast::SinkHealth::kHealthy;
+  std::string packet_;
 };
 
 }  // namespace castgate

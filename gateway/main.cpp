@@ -15,11 +15,12 @@ std::string print_public_keys(const GatewayContext& ctx);
 
 int main(int argc, char** argv) {
   using namespace castgate;
-  // Signals are taken through signalfd by the main loop; block them before any thread starts.
+  // Signals are taken through signalfd by the main loops; block them before any fork or thread.
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGCHLD);  // worker processes ending: the parent's loop reaps them
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   try {

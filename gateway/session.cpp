@@ -59,6 +59,13 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
   opts.signing_key = ctx.signer.get();
   auto backlog =
       std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
+  if (ctx.session_table) {
+    auto lease = ctx.session_table->open(id_);
+    if (lease)
+      backlog->attach(std::move(lease));
+    else
+      untracked_ = true;  // refused in start(): a crash would leave its record unclosed
+  }
   log_ = std::make_unique<asciicast::SessionLog>(opts, id_, peer_, *ctx.sink, std::move(backlog),
                                                  *ctx.clock);
   started_at_ = last_activity_ = ctx.clock->steady_now();
@@ -83,7 +90,7 @@ void Session::unwatch() {
 void Session::release_unauthenticated() {
   if (counted_unauthenticated_) {
     counted_unauthenticated_ = false;
-    worker_.context().startups->release(peer_.address);
+    worker_.context().startup_done(peer_.address);
   }
 }
 
@@ -142,7 +149,16 @@ const asciicast::AlertRules* Session::alert_rules() const {
 void Session::start() {
   auto& ctx = worker_.context();
   log_->emit(EventKind{"connection.accepted", {"network"}, {"connection", "start"}, "", ""},
-             json{{"castgate", {{"listener", listener_.text()}}}});
+             json{{"castgate",
+                   {{"listener", listener_.text()},
+                    {"worker", {{"index", ctx.worker_index}, {"pid", getpid()}}}}}});
+  if (untracked_) {
+    log::error("session " + id_ + ": the worker's session table is full; connection refused");
+    ::close(fd_);
+    fd_ = -1;
+    close("gateway_full", "");
+    return;
+  }
   down_.reset(ssh_new());
   if (!down_ || ssh_bind_accept_fd(worker_.bind(), down_.get(), fd_) != SSH_OK) {
     log::warn("session " + id_ + ": cannot set up the SSH server session");

@@ -143,6 +143,7 @@ class Session final : public FdHandler,
   int auth_failures_ = 0;
   bool banner_sent_ = false;
   bool counted_unauthenticated_ = true;
+  bool untracked_ = false;  // no room in the session table
   std::vector<std::string> certificate_principals_;
   bool has_certificate_ = false;
   std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in

@@ -3,13 +3,16 @@
 #include <linux/close_range.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "asciicast/chain.h"
+#include "asciicast/locked_stdout.h"
 #include "asciicast/untrusted_text.h"
 #include "common/log.h"
 #include "common/text.h"
@@ -39,7 +42,7 @@ std::chrono::system_clock::time_point from_unix(uint64_t s) {
 
 }  // namespace
 
-bool final_event_of_a_session(std::string_view line, size_t max_line) {
+bool final_event_of_a_session(std::string_view line, size_t max_line, bool from_parent) {
   if (line.size() > max_line || line.size() < 2 || line.front() != '{' || line.back() != '}' ||
       asciicast::valid_utf8(line) != line)
     return false;
@@ -51,6 +54,9 @@ bool final_event_of_a_session(std::string_view line, size_t max_line) {
   if (session == c.end() || !session->is_string() || final == c.end() || *final != true ||
       c.contains("sig"))
     return false;
+  // The closing event of a chain a dead worker left open is the parent's word alone: a worker
+  // must not make a record it cut short read as "lost by the gateway".
+  if (c.contains("lost") && !from_parent) return false;
   // The signer's own chain is signed by the signer alone.
   return session->get<std::string>().rfind("signer-", 0) != 0;
 }
@@ -160,6 +166,10 @@ std::string Signer::certificate(const Message& request) {
 }
 
 std::string Signer::handle(std::string_view packet) {
+  return handle_request(packet, true);
+}
+
+std::string Signer::handle_request(std::string_view packet, bool from_parent) {
   try {
     std::string error;
     auto m = decode(packet, error);
@@ -173,13 +183,15 @@ std::string Signer::handle(std::string_view packet) {
         return certificate(*m);
       case Type::kSignLine: {
         auto line = decode_string(m->body);
-        if (!line || !final_event_of_a_session(*line, limits_.max_line))
+        if (!line || !final_event_of_a_session(*line, limits_.max_line, from_parent))
           return refuse(m->id, "line", "not the last event of a session");
         ++lines_;
         return encode(
             Message{Type::kSignature, m->id,
                     encode_string(recording_key_.sign(asciicast::signature_payload(*line)))});
       }
+      case Type::kAttach:
+        return refuse(m->id, "attach", "no connection came with the attach");
       default:
         return refuse(m->id, "frame", "not a request");
     }
@@ -190,47 +202,55 @@ std::string Signer::handle(std::string_view packet) {
 
 namespace {
 
-// The signer's own lines: each written whole, under the lock shared with castgate's writer. A
-// non-blocking stdout (the flag belongs to the open file, which castgate shares) is waited on; a
-// line that cannot be written whole within kWriteTimeout makes ok() false for good, and no
-// certificate leaves after that.
-class LockedStdout final : public asciicast::LineSink {
- public:
-  static constexpr int kWriteTimeoutMs = 10000;
-  explicit LockedStdout(OutputLock* lock) : lock_(lock) {}
-  void submit(std::string&& line, const std::shared_ptr<asciicast::Backlog>&) override {
-    line += '\n';
-    OutputLockGuard whole(lock_);
-    std::string_view rest(line);
-    while (ok_ && !rest.empty()) {
-      ssize_t n = ::write(STDOUT_FILENO, rest.data(), rest.size());
-      if (n > 0) {
-        rest.remove_prefix(static_cast<size_t>(n));
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else if (n < 0 && errno == EAGAIN) {
-        pollfd p{STDOUT_FILENO, POLLOUT, 0};
-        if (poll(&p, 1, kWriteTimeoutMs) <= 0) ok_ = false;
-      } else {
-        ok_ = false;
-      }
-    }
-  }
-  bool has_room() const override { return true; }
-  asciicast::SinkHealth health() const override {
-    return ok_ ? asciicast::SinkHealth::kHealthy : asciicast::SinkHealth::kBroken;
-  }
-  bool ok() const { return ok_; }
-
- private:
-  OutputLock* lock_;
-  bool ok_ = true;
-};
-
-void send_packet(int fd, const std::string& packet) {
-  while (::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL) < 0 && errno == EINTR) {
-  }
+bool seqpacket_unix_socket(int fd) {
+  int type = 0, domain = 0;
+  socklen_t type_size = sizeof(type), domain_size = sizeof(domain);
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_size) == 0 &&
+         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_size) == 0 &&
+         type == SOCK_SEQPACKET && domain == AF_UNIX;
 }
+
+}  // namespace
+
+std::string Signer::attach(const Message& request, Arrival& arrival, UniqueFd& attached) {
+  // A worker that could attach would open channels the parent does not know of.
+  if (!arrival.control)
+    return refuse(request.id, "attach", "only the control connection attaches connections");
+  if (!request.body.empty()) return refuse(request.id, "attach", "malformed attach");
+  if (arrival.fds.size() != 1 || arrival.truncated)
+    return refuse(request.id, "attach", "an attach carries exactly one connection");
+  if (arrival.open_connections >= kMaxConnections)
+    return refuse(request.id, "attach", "too many connections are attached");
+  if (!seqpacket_unix_socket(arrival.fds[0].get()))
+    return refuse(request.id, "attach", "the connection is not an AF_UNIX SOCK_SEQPACKET socket");
+  attached = std::move(arrival.fds[0]);
+  arrival.fds.clear();
+  ++connections_;
+  return encode(Message{Type::kAttached, request.id, ""});
+}
+
+std::string Signer::handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached) {
+  attached.reset();
+  std::string answer;
+  try {
+    std::string error;
+    auto m = decode(packet, error);
+    if (m && m->type == Type::kAttach)
+      answer = attach(*m, arrival, attached);
+    else if (!arrival.fds.empty() || arrival.truncated)
+      answer = refuse(m ? m->id : 0, "frame", "descriptors came with a request that takes none");
+    else
+      answer = handle_request(packet, arrival.control);
+  } catch (const std::exception& e) {
+    attached.reset();
+    answer = refuse(0, "frame", std::string("internal error: ") + e.what());
+  }
+  // Closed here, not when the caller's statement ends: nothing passed outlives its answer.
+  arrival.fds.clear();
+  return answer;
+}
+
+namespace {
 
 // Only the socket (as fd 3) and the standard streams stay open.
 int keep_only(int fd) {
@@ -243,20 +263,29 @@ int keep_only(int fd) {
   return 3;
 }
 
+// Room for every connection it may hold (a soft limit of 1024 is common), as far as the hard
+// limit allows; past that, an attach finds no descriptor free and is refused.
+void make_room_for_connections() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  const rlim_t want = kMaxConnections + 16;
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+    r.rlim_cur = r.rlim_max == RLIM_INFINITY ? want : std::min(want, r.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 [[noreturn]] void serve(int fd, const ProcessOptions& options) {
   std::string packet(kMaxMessage + 1, '\0');
-  auto receive = [&]() -> ssize_t {
-    for (;;) {
-      ssize_t n = ::recv(fd, packet.data(), packet.size(), 0);
-      if (n < 0 && errno == EINTR) continue;
-      return n;
-    }
+  auto view = [&](const Received& in) {
+    return std::string_view(packet.data(), static_cast<size_t>(in.size));
   };
-  // The first request is the hello; its answer says whether the keys could be read.
-  ssize_t n = receive();
-  if (n <= 0) _exit(0);
+  // The first request is the hello; its answer says whether the keys could be read. Anything
+  // passed with it is closed with `hello_in`.
+  Received hello_in = receive_packet(fd, packet, 0);
+  if (hello_in.size <= 0) _exit(0);
   std::string error;
-  auto hello = decode(std::string_view(packet.data(), static_cast<size_t>(n)), error);
+  auto hello = decode(view(hello_in), error);
   uint32_t hello_id = hello ? hello->id : 0;
   std::unique_ptr<UserCertificateSigner> ca;
   std::optional<Ed25519PrivateKey> recording;
@@ -271,37 +300,67 @@ int keep_only(int fd) {
     else
       throw std::runtime_error("--recording-key is required: every session's record is signed");
   } catch (const std::exception& e) {
-    send_packet(fd, encode(Message{Type::kRefused, hello_id, encode_string(e.what())}));
+    send_packet(fd, encode(Message{Type::kRefused, hello_id, encode_string(e.what())}), -1, 0);
     _exit(0);
   }
   const Clock& clock = SystemClock::instance();
-  LockedStdout out(options.output_lock);
+  asciicast::LockedStdout out(options.output_lock);
   Signer signer(std::move(ca), std::move(*recording), options.limits, nullptr, clock);
   recording.reset();
-  send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
+  send_packet(fd, signer.handle(view(hello_in)), -1, 0);
+  hello_in.fds.clear();
+  make_room_for_connections();
   // The audit chain starts with the first request after the hello (castgate may still fail to
   // start before that: then nothing is written), and its last event is signed by the recording
   // key, like every session's.
   asciicast::LocalRecordSigner self_signer(signer.recording_key());
   std::unique_ptr<asciicast::SessionLog> audit;
+  auto start_audit = [&] {
+    if (!options.audit || audit) return;
+    asciicast::SessionLogOptions lopts;
+    lopts.instance = options.instance;
+    lopts.max_line = options.limits.max_line;
+    lopts.signing_key = &self_signer;
+    audit = std::make_unique<asciicast::SessionLog>(
+        lopts, "signer-" + random_id(8), asciicast::Endpoint{"", 0}, out,
+        std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
+    signer.set_audit(audit.get(), [&out] { return out.ok(); });
+    audit->emit(
+        EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
+        json{{"castgate",
+              {{"recording_key", asciicast::recording_key_id(signer.recording_public_key())}}}});
+  };
+  std::vector<UniqueFd> workers;  // the attached connections
+  // Serves one message from `conn`; false when the connection is done for.
+  auto serve_one = [&](int conn, bool control) {
+    Received in = receive_packet(conn, packet, MSG_DONTWAIT);
+    if (in.size < 0 && (in.error == EAGAIN || in.error == EWOULDBLOCK)) return true;
+    if (in.size <= 0) return false;  // closed (or died)
+    start_audit();
+    Arrival arrival{control, std::move(in.fds), in.truncated, workers.size()};
+    UniqueFd attached;
+    std::string answer = signer.handle_arrival(view(in), std::move(arrival), attached);
+    if (attached) workers.push_back(std::move(attached));
+    // castgate's parent reads its answers, and is waited on as before. A worker's answer that
+    // cannot be queued at once means it sends without reading: it loses its connection rather
+    // than hold up the others.
+    return send_packet(conn, answer, -1, control ? 0 : MSG_DONTWAIT) ==
+           static_cast<ssize_t>(answer.size());
+  };
+  std::vector<pollfd> ready;
   for (;;) {
-    n = receive();
-    if (n <= 0) break;  // castgate closed its end (or died): the chain ends here
-    if (options.audit && !audit) {
-      asciicast::SessionLogOptions lopts;
-      lopts.instance = options.instance;
-      lopts.max_line = options.limits.max_line;
-      lopts.signing_key = &self_signer;
-      audit = std::make_unique<asciicast::SessionLog>(
-          lopts, "signer-" + random_id(8), asciicast::Endpoint{"", 0}, out,
-          std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
-      signer.set_audit(audit.get(), [&out] { return out.ok(); });
-      audit->emit(
-          EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
-          json{{"castgate",
-                {{"recording_key", asciicast::recording_key_id(signer.recording_public_key())}}}});
+    ready.assign(1, pollfd{fd, POLLIN, 0});
+    for (const auto& w : workers) ready.push_back(pollfd{w.get(), POLLIN, 0});
+    if (poll(ready.data(), ready.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
     }
-    send_packet(fd, signer.handle(std::string_view(packet.data(), static_cast<size_t>(n))));
+    // One message per ready connection per round: a worker that floods the signer cannot starve
+    // the others. Connections attached in this round are polled from the next.
+    if (ready[0].revents && !serve_one(fd, true)) break;  // the chain ends with the control one
+    for (size_t i = 1; i < ready.size(); ++i)
+      if (ready[i].revents && !serve_one(ready[i].fd, false)) workers[i - 1].reset();
+    std::erase_if(workers, [](const UniqueFd& w) { return !w; });
   }
   if (audit)
     audit->end(EventKind{"signer.stop", {"process"}, {"end"}, "", "castgate closed the signer"},
@@ -309,7 +368,8 @@ int keep_only(int fd) {
                      {{"signed",
                        {{"certificates", signer.certificates()},
                         {"lines", signer.lines()},
-                        {"refusals", signer.refusals()}}}}}});
+                        {"refusals", signer.refusals()},
+                        {"connections", signer.connections()}}}}}});
   _exit(0);
 }
 

@@ -8,6 +8,8 @@
 //    ends, and hands a certificate out only once its audit line is written;
 //  * a session's last event: a JSON object marked final, of a session that is not the signer's
 //    own (signature_payload(line) only, never raw bytes).
+// It serves castgate's parent on the control connection and each worker process on a connection
+// of its own, attached by the parent (signer_protocol.h); a worker cannot attach more.
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "asciicast/session_log.h"
 #include "common/clock.h"
@@ -33,6 +36,17 @@ struct Limits {
   size_t max_line = 65536;                  // lines it signs
 };
 
+// Attached connections open at once, at most (castgate runs far fewer workers).
+inline constexpr size_t kMaxConnections = 1024;
+
+// How a request reached the signer process: on which connection, with which descriptors.
+struct Arrival {
+  bool control = false;         // on the control connection (castgate's parent), not a worker's
+  std::vector<UniqueFd> fds;    // passed with it (SCM_RIGHTS)
+  bool truncated = false;       // the kernel dropped descriptors that did not fit (MSG_CTRUNC)
+  size_t open_connections = 0;  // attached connections open now
+};
+
 class Signer {
  public:
   // `ca` may be null (no user CA configured: certificates are refused). `audit` may be null
@@ -40,12 +54,19 @@ class Signer {
   Signer(std::unique_ptr<UserCertificateSigner> ca, Ed25519PrivateKey recording_key, Limits limits,
          asciicast::SessionLog* audit, const Clock& clock);
 
-  // One request in, its answer out (whole messages). Never throws.
+  // One request in, its answer out (whole messages), as from the control connection. Never
+  // throws. A kAttach is refused here: it needs the connection that came with it (handle_arrival).
   std::string handle(std::string_view packet);
+  // A request as the signer process receives it. kAttach is taken from the control connection
+  // only, carrying exactly one AF_UNIX SOCK_SEQPACKET socket, while fewer than kMaxConnections
+  // are open: that socket moves to `attached`. Descriptors passed with any other request are a
+  // refusal. Every descriptor not moved to `attached` is closed before this returns. Never throws.
+  std::string handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached);
 
   uint64_t certificates() const { return certificates_; }
   uint64_t lines() const { return lines_; }
   uint64_t refusals() const { return refusals_; }
+  uint64_t connections() const { return connections_; }  // attached, over the signer's life
   const std::string& recording_public_key() const { return recording_public_; }
   const Ed25519PrivateKey& recording_key() const { return recording_key_; }
   // `written` says whether every audit line so far reached stdout whole; a certificate is handed
@@ -56,7 +77,9 @@ class Signer {
   }
 
  private:
+  std::string handle_request(std::string_view packet, bool from_parent);
   std::string certificate(const Message& request);
+  std::string attach(const Message& request, Arrival& arrival, UniqueFd& attached);
   std::string refuse(uint32_t id, const std::string& what, const std::string& reason);
   std::optional<std::string> order_problem(const CertificateOrder& o) const;
 
@@ -67,7 +90,7 @@ class Signer {
   asciicast::SessionLog* audit_;
   std::function<bool()> audit_written_;
   const Clock& clock_;
-  uint64_t certificates_ = 0, lines_ = 0, refusals_ = 0;
+  uint64_t certificates_ = 0, lines_ = 0, refusals_ = 0, connections_ = 0;
 };
 
 struct ProcessOptions {
@@ -81,13 +104,15 @@ struct ProcessOptions {
 };
 
 // The signer process's body: loads the keys (answering the first kHello with the public keys, or
-// kRefused with why they could not be read), then answers requests on `fd` until castgate closes
-// it, then ends its audit chain. Never returns.
+// kRefused with why they could not be read), then answers requests on `fd` (the control
+// connection) and on the connections attached through it, until castgate closes the control
+// connection; then it ends its audit chain and exits. Never returns.
 [[noreturn]] void run_process(int fd, const ProcessOptions& options);
 
 // What the recording key signs for castgate: one canonical event line, a JSON object with
 // castgate.final true and no sig yet, of a session that is not a signer's chain.
-bool final_event_of_a_session(std::string_view line, size_t max_line);
+// castgate.lost (a session.lost or worker.lost event) only `from_parent`.
+bool final_event_of_a_session(std::string_view line, size_t max_line, bool from_parent);
 
 // Reads an Ed25519 private key: an unencrypted OpenSSH file or a PKCS#8 PEM.
 // Everything read is zeroed. Throws std::runtime_error naming the file.

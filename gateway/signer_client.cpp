@@ -42,8 +42,35 @@ std::unique_ptr<SignerClient> SignerClient::start(const signer::ProcessOptions& 
   return client;
 }
 
+std::unique_ptr<SignerClient> SignerClient::adopt(int fd, std::string ca_blob,
+                                                  std::string recording_public) {
+  signer::UniqueFd owned(fd);
+  if (!owned) throw std::runtime_error("no connection to the signer to adopt");
+  if (recording_public.size() != 32) throw std::runtime_error("the recording key is malformed");
+  std::unique_ptr<SignerClient> client(new SignerClient(owned.release(), 0));
+  client->ca_blob_ = std::move(ca_blob);
+  client->recording_public_ = std::move(recording_public);
+  return client;
+}
+
+int SignerClient::attach_worker() {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+    throw std::runtime_error(std::string("cannot attach a worker to the signer: ") +
+                             std::strerror(errno));
+  signer::UniqueFd ours(pair[0]), theirs(pair[1]);
+  std::string answer, error;
+  // Once sent, the signer's end is in flight with its own reference: ours closes either way.
+  bool ok = ask(Type::kAttach, "", Type::kAttached, answer, error, theirs.get());
+  theirs.reset();
+  if (!ok) throw std::runtime_error("cannot attach a worker to the signer: " + error);
+  if (!answer.empty()) throw std::runtime_error("the signer's attach answer is malformed");
+  return ours.release();
+}
+
 SignerClient::~SignerClient() {
   close(fd_);
+  if (pid_ == 0) return;  // adopted: the signer is not this process's child
   // The signer ends its audit chain and exits; it never waits on anything but stdout.
   for (int i = 0; i < 1000; ++i) {
     pid_t r = waitpid(pid_, nullptr, WNOHANG);
@@ -54,7 +81,7 @@ SignerClient::~SignerClient() {
 }
 
 bool SignerClient::ask(Type type, const std::string& body, Type want, std::string& answer,
-                       std::string& error) const {
+                       std::string& error, int passed) const {
   std::lock_guard lock(mu_);
   uint32_t id = next_id_++;
   std::string packet = signer::encode(Message{type, id, body});
@@ -66,7 +93,7 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
   auto gone = [&]() {
     if (!gone_) {
       log::error("the signer process is gone: no session can start or be signed");
-      waitpid(pid_, nullptr, WNOHANG);  // reap it
+      if (pid_ > 0) waitpid(pid_, nullptr, WNOHANG);  // reap it (0 would reap any child)
     }
     gone_ = true;
     error = "the signer process is gone";
@@ -94,7 +121,7 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
                     .count();
     if (left <= 0) return timed_out();
     if (!sent) {
-      ssize_t n = ::send(fd_, packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t n = signer::send_packet(fd_, packet, passed, MSG_DONTWAIT);
       if (n >= 0) {
         sent = true;
         continue;
@@ -108,10 +135,11 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     int ready = poll(&p, 1, static_cast<int>(left));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
-    ssize_t n = ::recv(fd_, in.data(), in.size(), MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return gone();
-    auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(n)), error);
+    // Nothing should come with an answer; whatever does is closed with `got`.
+    signer::Received got = signer::receive_packet(fd_, in, MSG_DONTWAIT);
+    if (got.size < 0 && got.error == EAGAIN) continue;
+    if (got.size <= 0) return gone();
+    auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(got.size)), error);
     if (!m) return fail("the signer's answer is malformed: " + error);
     if (m->id != id) continue;  // the late answer to a request that timed out
     if (m->type == Type::kRefused) {

@@ -3,6 +3,12 @@
 // kTimeout for its answer, and a signer that is gone makes every request fail, never hang: no
 // certificate means no session (fail closed), and a last event it cannot sign is written unsigned
 // (verify reports it).
+//
+// castgate's parent holds the client start() makes (the control connection). Each worker process
+// needs a connection of its own, or answers would cross between processes: the parent asks for
+// one with attach_worker() before it forks the worker, and closes its copy after the fork; the
+// worker drops the parent's client (in the worker that only closes its copy of the control
+// connection: the signer sees no end, and is not the worker's child) and adopt()s its connection.
 #pragma once
 
 #include <sys/types.h>
@@ -25,7 +31,13 @@ class SignerClient final : public asciicast::RecordSigner {
   // Forks the signer process (call before any thread starts) and waits for its hello: its public
   // keys, or why it could not read the key files (thrown as std::runtime_error).
   static std::unique_ptr<SignerClient> start(const signer::ProcessOptions& options);
-  // Closes the socket: the signer writes its last audit event and exits; waits for it.
+  // A client on a connection attach_worker() made, in the worker process, with the public keys
+  // the parent learned from the hello (no hello is sent). Takes `fd`; throws std::runtime_error
+  // if it or the recording key is unusable.
+  static std::unique_ptr<SignerClient> adopt(int fd, std::string ca_blob,
+                                             std::string recording_public);
+  // Closes the socket. The control connection's: the signer writes its last audit event and
+  // exits (its attached connections end with it); waits for it. An adopted one's: only that.
   ~SignerClient() override;
   SignerClient(const SignerClient&) = delete;
   SignerClient& operator=(const SignerClient&) = delete;
@@ -44,7 +56,12 @@ class SignerClient final : public asciicast::RecordSigner {
   };
   Issued sign_certificate(const signer::CertificateOrder& order) const;
 
-  pid_t pid() const { return pid_; }
+  // A new connection to the signer for a worker process, on the control connection (the parent
+  // side): returns its descriptor (close-on-exec) for the worker to adopt(). Throws
+  // std::runtime_error if the signer refused it or is gone.
+  int attach_worker();
+
+  pid_t pid() const { return pid_; }  // 0 for an adopted client: the process is the parent's
   // The signer process has ended (found when a request failed): castgate reports itself
   // unhealthy, and no session can start.
   bool gone() const {
@@ -54,9 +71,10 @@ class SignerClient final : public asciicast::RecordSigner {
 
  private:
   SignerClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
-  // Sends one request and returns the answer's body if its type is `want`; else error.
+  // Sends one request (with `passed` as SCM_RIGHTS unless it is -1) and returns the answer's body
+  // if its type is `want`; else error.
   bool ask(signer::Type type, const std::string& body, signer::Type want, std::string& answer,
-           std::string& error) const;
+           std::string& error, int passed = -1) const;
 
   int fd_;
   pid_t pid_;

@@ -1,5 +1,10 @@
 #include "gateway/signer_protocol.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "gateway/ssh_wire.h"
 
 namespace castgate::signer {
@@ -11,9 +16,11 @@ bool known_type(uint8_t t) {
     case Type::kHello:
     case Type::kSignCertificate:
     case Type::kSignLine:
+    case Type::kAttach:
     case Type::kHelloAnswer:
     case Type::kCertificate:
     case Type::kSignature:
+    case Type::kAttached:
     case Type::kRefused:
       return true;
   }
@@ -136,6 +143,61 @@ bool decode_certificate(std::string_view body, uint64_t& serial, std::string& bl
   if (!r.u64(serial) || !r.string(b) || !r.empty()) return false;
   blob = b;
   return true;
+}
+
+ssize_t send_packet(int socket, std::string_view packet, int passed, int flags) {
+  iovec iov{const_cast<char*>(packet.data()), packet.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (passed >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+  }
+  for (;;) {
+    ssize_t n = ::sendmsg(socket, &msg, flags | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    return n;
+  }
+}
+
+Received receive_packet(int socket, std::string& buffer, int flags) {
+  Received out;
+  iovec iov{buffer.data(), buffer.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  // Room for a few descriptors: one is all any packet may carry, and more than fit are dropped by
+  // the kernel (MSG_CTRUNC), never installed here.
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  for (;;) {
+    out.size = ::recvmsg(socket, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (out.size < 0 && errno == EINTR) continue;
+    break;
+  }
+  if (out.size < 0) {
+    out.error = errno;
+    return out;
+  }
+  out.truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      out.fds.emplace_back(fd);
+    }
+  }
+  return out;
 }
 
 }  // namespace castgate::signer

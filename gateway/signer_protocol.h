@@ -3,12 +3,22 @@
 //   u32 length of what follows | u8 version (1) | u8 type | u32 request id | body
 // with the body in SSH wire encoding (ssh_wire.h). An answer carries its request's id. Decoding is
 // strict: a wrong length, version or type, a short or over-long body is an error, never a guess.
+//
+// castgate's parent holds the first connection (the control connection); each of its worker
+// processes gets a connection of its own, so that answers never cross between processes: the
+// parent makes a socketpair and passes one end with kAttach, as SCM_RIGHTS ancillary data of that
+// packet (its only descriptor). The signer takes kAttach from the control connection only; it
+// serves certificates and lines on every connection.
 #pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace castgate::signer {
@@ -20,9 +30,11 @@ enum class Type : uint8_t {
   kHello = 1,            // (empty) -> kHelloAnswer
   kSignCertificate = 2,  // CertificateOrder -> kCertificate
   kSignLine = 3,         // string line -> kSignature
+  kAttach = 4,           // (empty; one AF_UNIX SOCK_SEQPACKET socket as SCM_RIGHTS) -> kAttached
   kHelloAnswer = 0x81,   // string CA public key blob (may be empty), string recording public key
   kCertificate = 0x82,   // u64 serial, string certificate blob
   kSignature = 0x83,     // string signature (64 bytes)
+  kAttached = 0x84,      // (empty): the passed socket is a connection of its own now
   kRefused = 0xff,       // string reason
 };
 
@@ -65,5 +77,46 @@ std::string encode_strings(std::string_view a, std::string_view b);
 bool decode_strings(std::string_view body, std::string& a, std::string& b);
 std::string encode_certificate(uint64_t serial, std::string_view blob);
 bool decode_certificate(std::string_view body, uint64_t& serial, std::string& blob);
+
+// A descriptor with one owner, closed when it goes.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    reset(other.release());
+    return *this;
+  }
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// One packet on a SOCK_SEQPACKET socket, with `passed` as SCM_RIGHTS unless it is -1. MSG_NOSIGNAL
+// is added to `flags`; EINTR is retried. Returns sendmsg's result (errno set when -1).
+ssize_t send_packet(int socket, std::string_view packet, int passed, int flags);
+
+// One packet received into `buffer` (its size is the most taken; a longer packet is cut to it).
+// recvmsg with MSG_CMSG_CLOEXEC, EINTR retried: every descriptor that came with the packet is
+// owned by `fds`, so whatever the receiver does not keep is closed, never leaked into a child.
+struct Received {
+  ssize_t size = -1;  // recvmsg's result: the packet's bytes, 0 at the end, -1 on error
+  int error = 0;      // errno when size is -1
+  std::vector<UniqueFd> fds;
+  bool truncated = false;  // MSG_CTRUNC: the kernel dropped descriptors that did not fit
+};
+Received receive_packet(int socket, std::string& buffer, int flags);
 
 }  // namespace castgate::signer

@@ -68,7 +68,8 @@ void Worker::run_in_session(const std::string& id, const std::function<void(Sess
 void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
   live_.fetch_add(1);
   loop_.post([this, fd, listener = std::move(listener), peer = std::move(peer)]() mutable {
-    std::string id = random_id(10);
+    // The prefix is the parent's for this worker: it closes only records that carry it.
+    std::string id = context_.session_prefix + random_id(8);
     auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer));
     Session* s = session.get();
     sessions_.emplace(id, std::move(session));

@@ -24,7 +24,7 @@ int64_t get_int(element e, const char* path, int64_t fallback) {
 }  // namespace
 
 void Catalog::add_file(const MappedFile& file) {
-  for (std::string_view needle : {"session.start", "session.end", "policy.denied"})
+  for (std::string_view needle : {"session.start", "session.end", "session.lost", "policy.denied"})
     for_each_line(file, needle, [&](std::string_view line, size_t) { add_line(line); });
 }
 
@@ -49,6 +49,9 @@ void Catalog::add_line(std::string_view line) {
   std::string uname = get_string(root, "/user/name");
   std::string uemail = get_string(root, "/user/email");
   std::string login = get_string(root, "/user/target/name");
+  std::string reason = get_string(root, "/event/reason");
+  int64_t lost_signal = get_int(root, "/castgate/lost/signal", -1);
+  int64_t lost_status = get_int(root, "/castgate/lost/exit_status", -1);
   if (session.empty()) return;
   auto& s = by_id_[session];
   s.session = session;
@@ -71,6 +74,14 @@ void Catalog::add_line(std::string_view line) {
     s.end_reason = end_reason;
     s.duration_ns = duration;
     if (channels >= 0) s.channels = static_cast<int>(channels);
+  } else if (action == "session.lost") {
+    s.end = timestamp;
+    s.duration_ns = duration;
+    s.lost = true;
+    s.lost_reason = reason;
+    s.lost_cause = lost_signal >= 0   ? "killed by signal " + std::to_string(lost_signal)
+                   : lost_status >= 0 ? "exited with status " + std::to_string(lost_status)
+                                      : "";
   }
 }
 

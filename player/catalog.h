@@ -22,6 +22,11 @@ struct SessionSummary {
   int channels = 0;
   bool denied = false;
   std::string denial;
+  // Ended by a session.lost event: the worker process serving it died (as the log says; list does
+  // not verify, `verify` does).
+  bool lost = false;
+  std::string lost_reason;  // its event.reason
+  std::string lost_cause;   // "killed by signal 9", "exited with status 134", or empty
 };
 
 struct CatalogFilter {

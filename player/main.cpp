@@ -34,6 +34,12 @@ commands:
 
 With --key, export and html show only what the recording key vouches for. Recorded text printed
 to the terminal has its control characters escaped (\x1b, \u009b, \\).
+
+verify says per session OK, FAILED (incomplete or altered), or LOST: authentic, but the gateway
+lost its end (the worker process serving it died; the parent closed the chain with a signed
+session.lost event). It exits 0 when every session is OK, 3 when the only sessions that are not
+OK are LOST, and 1 when any session failed or there was none; export and html with --key exit
+the same way for their session. Usage errors exit 2.
 )";
 
 po::variables_map parse(int argc, char** argv, po::options_description& opts) {
@@ -86,10 +92,6 @@ std::optional<SessionInput> open_session(const po::variables_map& vm) {
   return std::nullopt;
 }
 
-void write_problems(std::ostream& out, const SessionVerdict& v, const char* indent) {
-  for (auto& p : v.problems) out << indent << terminal_safe(p) << '\n';
-}
-
 std::string duration_text(int64_t ns) {
   if (ns < 0) return "-";
   int64_t s = ns / 1000000000;
@@ -138,6 +140,8 @@ int cmd_list(int argc, char** argv) {
                           {"denied", s.denied}};
       if (s.duration_ns >= 0) j["duration_ns"] = s.duration_ns;
       if (s.denied) j["denial"] = s.denial;
+      j["lost"] = s.lost;
+      if (s.lost) j["lost_reason"] = s.lost_reason;
       std::cout << j.dump() << '\n';
     }
     return 0;
@@ -146,9 +150,13 @@ int cmd_list(int argc, char** argv) {
               "TARGET", "LOGIN", "DURATION", "END");
   for (auto& s : sessions) {
     std::string user = s.user_email.empty() ? s.user_name : s.user_email;
-    std::string end = s.denied        ? "denied (" + s.denial + ")"
-                      : s.end.empty() ? "(open or truncated)"
-                                      : s.end_reason;
+    std::string end = s.end_reason;
+    if (s.denied)
+      end = "denied (" + s.denial + ")";
+    else if (s.lost)
+      end = "lost (worker " + (s.lost_cause.empty() ? "died" : s.lost_cause) + ")";
+    else if (s.end.empty())
+      end = "(open or truncated)";
     std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", terminal_safe(s.start).c_str(),
                 terminal_safe(s.session).c_str(), terminal_safe(user).c_str(),
                 terminal_safe(s.source_ip).c_str(), terminal_safe(s.target).c_str(),
@@ -179,31 +187,8 @@ int cmd_verify(int argc, char** argv) {
   Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
   for (auto& path : files(vm)) verifier.add_file(MappedFile(path));
   auto verdicts = verifier.finish();
-  bool all_ok = !verdicts.empty();
-  for (auto& v : verdicts) {
-    all_ok = all_ok && v.ok;
-    if (vm.count("json")) {
-      std::cout << nlohmann::json{{"session", v.session},
-                                  {"ok", v.ok},
-                                  {"events", v.events},
-                                  {"signed", v.signed_ok},
-                                  {"duplicates", v.exact_duplicates},
-                                  {"problems", v.problems}}
-                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                << '\n';
-      continue;
-    }
-    std::cout << (v.ok ? "OK     " : "FAILED ") << terminal_safe(v.session) << "  " << v.events
-              << " events"
-              << (v.exact_duplicates ? ", " + std::to_string(v.exact_duplicates) + " duplicates"
-                                     : "")
-              << (v.signed_ok ? ", signature valid" : "") << '\n';
-    write_problems(std::cout, v, "       - ");
-  }
   if (verdicts.empty()) std::cerr << "castgate-player: no castgate events found\n";
-  for (auto& f : verifier.foreign_lines()) std::cout << "FAILED " << terminal_safe(f) << '\n';
-  if (!verifier.foreign_lines().empty()) all_ok = false;
-  return all_ok ? 0 : 1;
+  return write_verify_report(std::cout, verdicts, verifier.foreign_lines(), vm.count("json") > 0);
 }
 
 int cmd_channels(int argc, char** argv) {
@@ -235,7 +220,7 @@ int cmd_export(int argc, char** argv) {
   if (verdict && verdict->verified.empty()) {
     std::cerr << "castgate-player: no event of session " << terminal_safe(session)
               << " verifies, so nothing is exported:\n";
-    write_problems(std::cerr, *verdict, "  - ");
+    write_findings(std::cerr, *verdict, "  - ");
     return 1;
   }
   SessionExporter ex(session, /*keep_other_events=*/false, in->shown());
@@ -253,14 +238,21 @@ int cmd_export(int argc, char** argv) {
   }
   if (!ok) {
     std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
-    if (verdict) write_problems(std::cerr, *verdict, "  - ");
+    if (verdict) write_findings(std::cerr, *verdict, "  - ");
     return 1;
+  }
+  if (verdict && verdict->lost) {
+    std::cerr << "castgate-player: session " << terminal_safe(session)
+              << " is LOST: the record is authentic (" << verdict->verified.size()
+              << " events, signature valid) but the gateway lost its end:\n";
+    write_findings(std::cerr, *verdict, "  - ");
+    return kVerifyExitLost;
   }
   if (verdict && !verdict->ok) {
     std::cerr << "castgate-player: session " << terminal_safe(session)
               << " is NOT VERIFIED; exported only what its signed final event vouches for ("
               << verdict->verified.size() << " of " << verdict->events << " events):\n";
-    write_problems(std::cerr, *verdict, "  - ");
+    write_findings(std::cerr, *verdict, "  - ");
     return 1;
   }
   return 0;
@@ -300,10 +292,16 @@ int cmd_html(int argc, char** argv) {
     std::cerr << "castgate-player: wrote " << path << " (verified)\n";
     return 0;
   }
+  if (verdict->lost) {
+    std::cerr << "castgate-player: wrote " << path << " (LOST: authentic, all "
+              << verdict->verified.size() << " events verify, but the gateway lost its end):\n";
+    write_findings(std::cerr, *verdict, "  - ");
+    return kVerifyExitLost;
+  }
   std::cerr << "castgate-player: wrote " << path << " (NOT VERIFIED: it shows only the "
             << verdict->verified.size() << " of " << verdict->events
             << " events that the signed final event vouches for):\n";
-  write_problems(std::cerr, *verdict, "  - ");
+  write_findings(std::cerr, *verdict, "  - ");
   return 1;
 #else
   (void)argc;

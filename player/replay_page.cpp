@@ -76,6 +76,8 @@ bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
     v["signed"] = verdict->signed_ok;
     v["events"] = verdict->events;
     v["problems"] = verdict->problems;
+    v["lost"] = verdict->lost;
+    if (verdict->lost) v["lost_reason"] = verdict->lost_reason;
     v["shown_events"] = verdict->verified.size();
   }
   meta["verification"] = v;

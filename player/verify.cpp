@@ -8,10 +8,12 @@
 #include <unordered_set>
 
 #include "asciicast/chain.h"
+#include "asciicast/untrusted_text.h"
 #include "asciicast/utf8.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/text.h"
+#include "player/terminal_text.h"
 
 namespace castgate::player {
 
@@ -137,6 +139,14 @@ LineError Verifier::add_event(const StoredEvent& e) {
       root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS)
     return LineError::kNoSeqOrPrev;
   if (root.at_pointer("/castgate/final").get_bool().get(final) != simdjson::SUCCESS) final = false;
+  // The signature is checked on another parse of the final event: it must read the same. A line
+  // with a key twice (two "castgate" objects, say) would read one way here and another way there,
+  // so a final event must be exactly its canonical form, which has each key once.
+  if (final) {
+    json j = json::parse(e.canonical, nullptr, false);
+    if (j.is_discarded() || asciicast::canonical_dump(j) != e.canonical)
+      return LineError::kNotAnEvent;
+  }
   Item it;
   it.seq = seq;
   it.prev = std::string(prev);
@@ -176,21 +186,14 @@ std::vector<SessionVerdict> Verifier::finish() {
   }
   std::vector<SessionVerdict> verdicts;
   for (auto& [session, items] : sessions_) {
-    SessionVerdict v = judge(session, items);
-    if (auto bad = bad_lines_.find(session); bad != bad_lines_.end()) {
-      for (auto& [where, error] : bad->second.first)
-        v.problems.push_back(where + " names this session but " + std::string(to_string(error)));
-      if (bad->second.count > bad->second.first.size())
-        v.problems.push_back("and " + std::to_string(bad->second.count - bad->second.first.size()) +
-                             " more lines naming this session that are not castgate events");
-      v.ok = false;
-    }
-    verdicts.push_back(std::move(v));
+    auto bad = bad_lines_.find(session);
+    verdicts.push_back(judge(session, items, bad != bad_lines_.end() ? &bad->second : nullptr));
   }
   return verdicts;
 }
 
-SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& items) const {
+SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& items,
+                               const BadLines* bad) const {
   SessionVerdict v;
   v.session = session;
   // File order first: a later sequence number before an earlier one means lines were moved.
@@ -240,9 +243,11 @@ SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& it
     prev = it;
     ++expect;
   }
+  LostClaim lost;
   if (chain.empty() || !chain.back()->final) {
     v.problems.push_back("no final event: the record is truncated (or the session is still open)");
   } else {
+    size_t before = v.problems.size();
     SignatureCheck sig = check_signature(*chain.back());
     switch (sig.status) {
       case SignatureStatus::kValid:
@@ -263,10 +268,53 @@ SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& it
         v.problems.push_back("the signature of the final event does not verify (altered)");
         break;
     }
+    // Only the end that was accepted (validly signed, unless signatures are not required) says
+    // whether the gateway lost the session.
+    if (v.problems.size() == before) lost = lost_claim(*chain.back());
+  }
+  if (bad) {
+    // The line the worker was writing when it died stands alone, cut short; the signed final
+    // event says there is one (castgate.lost.cut), so one such line is no sign of tampering.
+    bool the_cut_line = lost.cut && v.problems.empty() && bad->count == 1 &&
+                        (bad->first[0].second == LineError::kNotJson ||
+                         bad->first[0].second == LineError::kNotUtf8);
+    if (the_cut_line) {
+      v.lost_cut_line = bad->first[0].first;
+    } else {
+      for (auto& [where, error] : bad->first)
+        v.problems.push_back(where + " names this session but " + std::string(to_string(error)));
+      if (bad->count > bad->first.size())
+        v.problems.push_back("and " + std::to_string(bad->count - bad->first.size()) +
+                             " more lines naming this session that are not castgate events");
+    }
   }
   v.verified = verified_chain(items);
-  v.ok = v.problems.empty();
+  v.lost = lost.lost && v.problems.empty();
+  if (v.lost) v.lost_reason = std::move(lost.reason);
+  v.ok = v.problems.empty() && !v.lost;
   return v;
+}
+
+Verifier::LostClaim Verifier::lost_claim(const Item& final) {
+  LostClaim claim;
+  json last = json::parse(final.canonical, nullptr, false);
+  if (!last.is_object() || !last["castgate"].is_object() || !last["castgate"].contains("lost"))
+    return claim;
+  claim.lost = true;  // whatever its form: the gateway says the session is incomplete
+  const json& lost = last["castgate"]["lost"];
+  if (lost.is_object()) claim.cut = lost.value("cut", json(false)) == json(true);
+  if (last["event"].is_object() && last["event"].contains("reason") &&
+      last["event"]["reason"].is_string())
+    claim.reason = last["event"]["reason"].get<std::string>();
+  if (claim.reason.empty()) {
+    claim.reason = "the castgate worker process serving this session ended unexpectedly";
+    if (lost.is_object() && lost.contains("signal") && lost["signal"].is_number_integer())
+      claim.reason += " (killed by signal " + lost["signal"].dump() + ")";
+    else if (lost.is_object() && lost.contains("exit_status") &&
+             lost["exit_status"].is_number_integer())
+      claim.reason += " (exit status " + lost["exit_status"].dump() + ")";
+  }
+  return claim;
 }
 
 Verifier::SignatureCheck Verifier::check_signature(const Item& final) const {
@@ -320,6 +368,64 @@ VerifiedChain Verifier::verified_chain(const std::vector<Item>& by_seq) const {
       members.push_back({member->seq, member->hash});
   }
   return VerifiedChain(std::move(members));
+}
+
+int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign_lines) {
+  if (verdicts.empty() || foreign_lines) return kVerifyExitFailed;
+  bool lost = false;
+  for (const auto& v : verdicts) {
+    if (v.lost && !v.ok) {
+      lost = true;
+    } else if (!v.ok) {
+      return kVerifyExitFailed;
+    }
+  }
+  return lost ? kVerifyExitLost : kVerifyExitOk;
+}
+
+std::string_view verdict_word(const SessionVerdict& v) {
+  if (v.ok) return "OK";
+  return v.lost ? "LOST" : "FAILED";
+}
+
+void write_findings(std::ostream& out, const SessionVerdict& v, std::string_view indent) {
+  if (v.lost) {
+    out << indent << "lost by the gateway: " << terminal_safe(v.lost_reason) << '\n';
+    if (!v.lost_cut_line.empty())
+      out << indent << terminal_safe(v.lost_cut_line)
+          << " is the line it was writing, cut short (as the signed final event says)\n";
+  }
+  for (const auto& p : v.problems) out << indent << terminal_safe(p) << '\n';
+}
+
+int write_verify_report(std::ostream& out, const std::vector<SessionVerdict>& verdicts,
+                        const std::vector<std::string>& foreign_lines, bool as_json) {
+  uint64_t ok = 0, lost = 0, failed = 0;
+  for (const auto& v : verdicts) {
+    ++(v.ok ? ok : v.lost ? lost : failed);
+    if (as_json) {
+      json j = {{"session", v.session},  {"ok", v.ok},
+                {"lost", v.lost},        {"events", v.events},
+                {"signed", v.signed_ok}, {"duplicates", v.exact_duplicates},
+                {"problems", v.problems}};
+      if (v.lost) j["lost_reason"] = v.lost_reason;
+      if (!v.lost_cut_line.empty()) j["lost_cut_line"] = v.lost_cut_line;
+      out << j.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+      continue;
+    }
+    std::string word(verdict_word(v));
+    word.resize(7, ' ');
+    out << word << terminal_safe(v.session) << "  " << v.events << " events"
+        << (v.exact_duplicates ? ", " + std::to_string(v.exact_duplicates) + " duplicates" : "")
+        << (v.signed_ok ? ", signature valid" : "") << '\n';
+    write_findings(out, v, "       - ");
+  }
+  for (const auto& f : foreign_lines) out << "FAILED " << terminal_safe(f) << '\n';
+  if (!as_json && !verdicts.empty())
+    out << verdicts.size() << (verdicts.size() == 1 ? " session: " : " sessions: ") << ok << " OK, "
+        << lost << " LOST, " << failed << " FAILED"
+        << (foreign_lines.empty() ? "" : "; and lines that are not castgate events") << '\n';
+  return verify_exit_status(verdicts, !foreign_lines.empty());
 }
 
 }  // namespace castgate::player

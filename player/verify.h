@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,15 +48,24 @@ struct SessionVerdict {
   uint64_t exact_duplicates = 0;  // delivered twice by a shipper, identical: harmless
   bool ok = false;
   bool signed_ok = false;
+  // The gateway lost the rest of the session: the chain is whole and its final event, validly
+  // signed, carries castgate.lost (written by the parent process when the worker process serving
+  // the session died). Authentic but incomplete; `ok` stays false and `problems` empty.
+  // castgate.lost anywhere else, or on a final event whose signature fails, means nothing.
+  bool lost = false;
+  std::string lost_reason;  // the final event's event.reason, as recorded (print terminal_safe)
+  // With castgate.lost.cut (the worker died while writing a line): where the one cut-short line
+  // naming the session is ("FILE:LINE"), not a problem since the signed final event owns to it.
+  std::string lost_cut_line;
   std::vector<std::string> problems;
-  VerifiedChain verified;  // what may be shown of the session; all of it when ok
+  VerifiedChain verified;  // what may be shown of the session; all of it when ok or lost
 };
 
 struct VerifyOptions {
-  std::string session;         // empty: every session
-  bool allow_reorder = false;  // order by sequence number instead of file order
-  bool require_signature = true;
-  bool strict = false;  // every line must be a castgate event (a raw castgate log)
+  std::string session;            // empty: every session
+  bool allow_reorder = false;     // order by sequence number instead of file order
+  bool require_signature = true;  // false: an unsigned final event (castgate.lost too) is accepted
+  bool strict = false;            // every line must be a castgate event (a raw castgate log)
 };
 
 // Why a stored line is not a castgate event.
@@ -89,6 +99,12 @@ class Verifier {
     bool exact = false;
     bool final = false;
   };
+  // What a final event says about a session the gateway lost (castgate.lost), if it does.
+  struct LostClaim {
+    bool lost = false;
+    bool cut = false;  // the worker died while writing a line
+    std::string reason;
+  };
   struct BadLines {
     uint64_t count = 0;
     std::vector<std::pair<std::string, LineError>> first;  // where ("FILE:LINE") and what, a few
@@ -101,8 +117,10 @@ class Verifier {
 
   LineError add_event(const StoredEvent& e);
   void add_bad_line(std::string_view session, LineError error, const std::string& where);
-  SessionVerdict judge(const std::string& session, std::vector<Item>& items) const;
+  SessionVerdict judge(const std::string& session, std::vector<Item>& items,
+                       const BadLines* bad) const;
   SignatureCheck check_signature(const Item& final) const;
+  static LostClaim lost_claim(const Item& final);
   VerifiedChain verified_chain(const std::vector<Item>& by_seq) const;
 
   std::vector<RecordingKey> keys_;
@@ -112,5 +130,25 @@ class Verifier {
   std::vector<std::string> foreign_;
   uint64_t order_ = 0;
 };
+
+// What `castgate-player verify` exits with.
+inline constexpr int kVerifyExitOk = 0;      // every session OK
+inline constexpr int kVerifyExitFailed = 1;  // a session failed, a line is foreign, or no session
+inline constexpr int kVerifyExitLost = 3;    // the only sessions not OK are lost (authentic)
+int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign_lines);
+
+// "OK", "LOST" or "FAILED".
+std::string_view verdict_word(const SessionVerdict& v);
+
+// A verdict's findings, one per line after `indent`, recorded text escaped (terminal_safe): the
+// loss first if the session is lost, then the problems.
+void write_findings(std::ostream& out, const SessionVerdict& v, std::string_view indent);
+
+// What `castgate-player verify` prints on stdout: per session a line (OK/LOST/FAILED) with its
+// findings, the lines that are not castgate events ("FAILED FILE:LINE ..."), and a summary line;
+// with `json`, one JSON object per session instead of the session lines and no summary. Returns
+// the exit status.
+int write_verify_report(std::ostream& out, const std::vector<SessionVerdict>& verdicts,
+                        const std::vector<std::string>& foreign_lines, bool json);
 
 }  // namespace castgate::player

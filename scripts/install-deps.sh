@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config clang-format
   libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev
-  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev
+  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux
   python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq

@@ -11,7 +11,7 @@ namespace castgate::asciicast::testing {
 
 struct MemorySink final : LineSink {
   std::vector<std::string> lines;
-  void submit(std::string&& line, const std::shared_ptr<Backlog>&) override {
+  void submit(std::string&& line, const ChainPoint&, const std::shared_ptr<Backlog>&) override {
     lines.push_back(std::move(line));
   }
   bool has_room() const override { return true; }

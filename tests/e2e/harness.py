@@ -391,11 +391,39 @@ class Gateway:
     def stderr(self) -> str:
         return self.proc.stderr()
 
+    def children(self, comm: str) -> list[int]:
+        """castgate's child processes named `comm` ("castgate-worker", "castgate-signer")."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == self.proc.proc.pid and name == comm:
+                found.append(int(entry))
+        return sorted(found)
+
+    def workers(self, count: int = 1, timeout: float = 15) -> list[int]:
+        """The worker processes' pids, once at least `count` run."""
+        return wait_until(lambda: (lambda w: w if len(w) >= count else None)(
+            self.children("castgate-worker")), timeout, f"{count} worker processes")
+
     def rss_mb(self) -> float:
-        for line in open(f"/proc/{self.proc.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Resident memory of castgate: the parent and every process it started."""
+        total = 0.0
+        for pid in [self.proc.proc.pid] + self.children("castgate-worker") + \
+                self.children("castgate-signer"):
+            try:
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+            except OSError:
+                pass
+        return total
 
     def stop(self, timeout: float = 20) -> int | None:
         if self.proc is None:
@@ -471,7 +499,7 @@ def schema_validator():
     return _validator
 
 
-def check_record(gw: Gateway, full_schema: bool = False):
+def check_record(gw: Gateway, full_schema: bool = False, lost: set[str] | None = None):
     """What must hold for castgate's stdout after any test: every line a JSON object in valid
     UTF-8 within the line limit, matching the published schema; every session complete and
     signed (checked by castgate-player verify)."""
@@ -489,6 +517,16 @@ def check_record(gw: Gateway, full_schema: bool = False):
         assert isinstance(event, dict)
         errors = sorted(validator.iter_errors(event), key=lambda e: e.path)
         assert not errors, f"line {i + 1} does not match the schema: {errors[0].message}\n{text[:500]}"
-    if lines:
+    if lines and lost:
+        # A worker process died: its sessions (and its own chain) are LOST, every other one OK.
+        r = player("verify", "--strict", "--json", "--key", str(gw.keys.recording_pub),
+                   str(gw.stdout_path))
+        assert r.returncode == 3, f"castgate-player verify:\n{r.stdout.decode()}{r.stderr.decode()}"
+        verdicts = [json.loads(l) for l in r.stdout.decode().splitlines()]
+        said_lost = {v["session"] for v in verdicts if v["lost"]}
+        assert all(v["ok"] or v["lost"] for v in verdicts), r.stdout.decode()
+        assert lost <= said_lost, r.stdout.decode()
+        assert all(s in lost or s.startswith("worker-") for s in said_lost), r.stdout.decode()
+    elif lines:
         r = player("verify", "--strict", "--key", str(gw.keys.recording_pub), str(gw.stdout_path))
         assert r.returncode == 0, f"castgate-player verify failed:\n{r.stdout.decode()}{r.stderr.decode()}"

@@ -53,25 +53,12 @@ def memory_contains(pid: int, needles: list[bytes]) -> set[bytes]:
 
 
 def signer_pid(gw) -> int:
-    def child():
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = pathlib.Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            if ppid == gw.proc.proc.pid and comm == "castgate-signer":
-                return int(entry)
-        return None
-    return wait_until(child, 10, "the signer process")
+    return wait_until(lambda: gw.children("castgate-signer")[:1], 10, "the signer process")[0]
 
 
 def test_no_private_key_in_the_process_that_parses_the_network(gateway, keys):
-    """With a session open, castgate's memory holds neither the user-CA key nor the recording key;
-    the signer's does (which shows the search works)."""
+    """With a session open, neither castgate's parent nor its worker processes hold the user-CA key
+    or the recording key; the signer does (which shows the search works)."""
     r = gateway.ssh(keys.alice, "echo signed-in", f"{LOGIN}@db1.int")
     assert b"signed-in" in r.stdout, r.stderr
     term = subprocess.Popen(gateway.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
@@ -80,7 +67,9 @@ def test_no_private_key_in_the_process_that_parses_the_network(gateway, keys):
         gateway.wait_event(lambda e: e["event"]["action"] == "asciicast.output" and
                            "open" in e["asciicast"]["event"][2], what="the open session")
         secrets = [seed_of(keys.ca), seed_of(keys.recording)]
-        assert memory_contains(gateway.proc.proc.pid, secrets) == set()
+        # The parent, and the worker processes (one of them serves this session).
+        for pid in [gateway.proc.proc.pid] + gateway.workers(2):
+            assert memory_contains(pid, secrets) == set(), f"process {pid}"
         assert memory_contains(signer_pid(gateway), secrets) == set(secrets)
     finally:
         term.kill()

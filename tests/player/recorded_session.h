@@ -24,10 +24,28 @@ namespace castgate::player::testing {
 
 using asciicast::testing::MemorySink;
 
+// The end castgate's parent process writes for a session whose worker process died: session.lost,
+// continuing the chain, final and signed, with castgate.lost.
+inline asciicast::EventKind session_lost_kind() {
+  return {"session.lost",
+          {"session"},
+          {"end"},
+          "failure",
+          "the castgate worker process serving this session ended unexpectedly (killed by signal "
+          "9); events it had not yet written are lost"};
+}
+inline nlohmann::json session_lost_fields(bool cut = false) {
+  nlohmann::json lost = {{"worker_pid", 1234}, {"signal", 9}};
+  if (cut) lost["cut"] = true;
+  return {{"castgate", {{"lost", lost}}}};
+}
+
 // The lines of session `id`: start, one shell channel printing each of `outputs` in turn, and
-// the signed end.
-inline std::vector<std::string> record_session(const std::string& id, const Ed25519PrivateKey& key,
-                                               const std::vector<std::string>& outputs) {
+// the signed end (`end_kind` with `end_fields`).
+inline std::vector<std::string> record_session(
+    const std::string& id, const Ed25519PrivateKey& key, const std::vector<std::string>& outputs,
+    const asciicast::EventKind& end_kind = {"session.end", {"session"}, {"end"}, "", "closed"},
+    const nlohmann::json& end_fields = nlohmann::json::object()) {
   MemorySink sink;
   ManualClock clock;
   asciicast::SessionLogOptions opts;
@@ -54,8 +72,7 @@ inline std::vector<std::string> record_session(const std::string& id, const Ed25
     }
     rec.finish();
   }
-  log.end(asciicast::EventKind{"session.end", {"session"}, {"end"}, "", "closed"},
-          nlohmann::json::object());
+  log.end(end_kind, end_fields);
   return sink.lines;
 }
 

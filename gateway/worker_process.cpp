@@ -1,0 +1,241 @@
+#include "gateway/worker_process.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/crypto.h"
+#include "common/log.h"
+#include "gateway/gateway.h"
+#include "gateway/sandbox.h"
+#include "gateway/worker_channel.h"
+
+namespace castgate {
+
+using asciicast::EventKind;
+using nlohmann::json;
+
+namespace {
+
+// Closes every descriptor but the standard streams and `keep`: the parent's listeners, health
+// socket, event loop and the other workers' channels are not this worker's business.
+void close_all_except(std::vector<int> keep) {
+  keep.push_back(0);
+  keep.push_back(1);
+  keep.push_back(2);
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  unsigned from = 0;
+  for (int fd : keep) {
+    if (fd < 0) continue;
+    if (static_cast<unsigned>(fd) > from) close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  close_range(from, ~0U, 0);
+}
+
+}  // namespace
+
+void run_worker_process(GatewayContext& ctx, WorkerProcessSetup setup) {
+  int rc = 2;
+  try {
+    pid_t parent = getppid();
+    prctl(PR_SET_NAME, "castgate-worker");
+    // The parent gone, nobody would close this worker's records if it died: drain and stop.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(0);
+    std::vector<int> keep = setup.keep_fds;
+    keep.push_back(setup.channel);
+    keep.push_back(setup.signer);
+    close_all_except(keep);
+    // The parent's connection to the signer is the parent's: its descriptor is closed above, and
+    // its object is left alone (destroying it would wait for the signer to end).
+    SignerClient* parents = ctx.signer.release();
+    ctx.signer =
+        SignerClient::adopt(setup.signer, parents->ca_public_blob(), parents->public_key_raw());
+    ctx.session_table = setup.table;
+    ctx.worker_index = setup.index;
+    ctx.session_prefix = setup.session_prefix;
+    int channel = setup.channel;
+    ctx.startup_done = [channel](const std::string& ip) {
+      worker_channel::send(channel,
+                           worker_channel::Message{worker_channel::Type::kSignedIn, 0, ip, 0});
+    };
+    sandbox::Options sopts;
+    if (ctx.oidc_config && !ctx.oidc_config->ca_bundle.empty())
+      sopts.readable.push_back(ctx.oidc_config->ca_bundle);
+    auto report = sandbox::enter(sopts);
+    std::string note = "seccomp; landlock " + report.landlock;
+    start_worker_services(ctx);
+    WorkerProcess process(ctx, std::move(setup), note);
+    rc = process.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "castgate: worker process %d: %s\n", static_cast<int>(getpid()), e.what());
+  }
+  std::fflush(stderr);
+  _exit(rc);
+}
+
+WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
+                             std::string sandbox_note)
+    : context_(context), setup_(std::move(setup)), sandbox_note_(std::move(sandbox_note)) {
+  auto& cfg = context_.config;
+  asciicast::StdoutWriter::Options wopts;
+  wopts.fd = STDOUT_FILENO;
+  wopts.lock = context_.output_lock.get();
+  wopts.stall_limit =
+      std::chrono::duration_cast<std::chrono::milliseconds>(cfg.recording_stall_limit);
+  writer_ = std::make_unique<asciicast::StdoutWriter>(wopts, [this] {
+    for (auto& w : workers_) w->resume_all();
+  });
+  context_.sink = writer_.get();
+  asciicast::SessionLogOptions lopts;
+  lopts.instance = cfg.instance;
+  lopts.max_line = cfg.max_line;
+  lopts.signing_key = context_.signer.get();
+  std::string id = "worker-" + setup_.session_prefix + random_id(6);
+  auto backlog = std::make_shared<asciicast::Backlog>(SIZE_MAX);
+  auto lease = setup_.table->open(id);
+  if (!lease) throw std::runtime_error("the session table is full");
+  backlog->attach(std::move(lease));
+  log_ = std::make_unique<asciicast::SessionLog>(lopts, id, asciicast::Endpoint{"", 0}, *writer_,
+                                                 std::move(backlog), *context_.clock);
+  for (int i = 0; i < cfg.workers; ++i) workers_.push_back(std::make_unique<Worker>(context_, i));
+}
+
+WorkerProcess::~WorkerProcess() {
+  for (auto& w : workers_) w->stop_and_join();
+  // The writer goes before the workers: its wakers post to the workers' loops.
+  writer_.reset();
+  workers_.clear();
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+Worker& WorkerProcess::pick_worker() {
+  Worker* best = workers_[0].get();
+  for (auto& w : workers_)
+    if (w->live_sessions() < best->live_sessions()) best = w.get();
+  return *best;
+}
+
+void WorkerProcess::on_fd_ready(int fd, uint32_t) {
+  if (fd == signal_fd_) return on_signal();
+  if (fd == setup_.channel) return on_channel();
+}
+
+void WorkerProcess::on_channel() {
+  for (int i = 0; i < 64; ++i) {
+    int fd = -1;
+    ssize_t n = worker_channel::receive(setup_.channel, packet_, fd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      // The parent is gone: nothing new will come, and nobody would close these records.
+      if (fd >= 0) ::close(fd);
+      log::error("worker process: the parent process is gone; draining");
+      loop_.unwatch(setup_.channel);
+      if (!draining_) begin_drain();
+      return;
+    }
+    auto m = worker_channel::decode(packet_);
+    if (!m || m->type != worker_channel::Type::kAdopt || fd < 0 ||
+        m->listener >= setup_.listeners.size()) {
+      log::error("worker process: a malformed message from the parent");
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
+    if (draining_) {  // too late: the parent sent it before it saw this worker stop
+      ::close(fd);
+      context_.startup_done(m->address);
+      continue;
+    }
+    pick_worker().adopt(fd, setup_.listeners[m->listener],
+                        asciicast::Endpoint{m->address, static_cast<int>(m->port)});
+  }
+}
+
+void WorkerProcess::on_signal() {
+  signalfd_siginfo si{};
+  while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) continue;
+    if (!draining_) {
+      begin_drain();
+    } else if (!closing_all_) {
+      closing_all_ = true;
+      for (auto& w : workers_)
+        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+    }
+  }
+}
+
+void WorkerProcess::begin_drain() {
+  draining_ = true;
+  context_.draining.store(true);
+  drain_deadline_ = std::chrono::steady_clock::now() + context_.config.shutdown_grace;
+}
+
+void WorkerProcess::watchdog() {
+  auto health = writer_->health();
+  if (health != last_health_) {
+    if (health == asciicast::SinkHealth::kStalled)
+      log::error(
+          "recording output (stdout) is blocked; live sessions are ended and new ones refused");
+    else if (health == asciicast::SinkHealth::kBroken)
+      log::error("recording output (stdout) failed; live sessions are ended and new ones refused");
+    else
+      log::info("recording output (stdout) recovered; new sessions are accepted again");
+    last_health_ = health;
+  }
+  size_t live = 0;
+  for (auto& w : workers_) live += w->live_sessions();
+  setup_.table->set_status(static_cast<uint32_t>(health), static_cast<uint32_t>(live));
+  if (draining_) {
+    if (live == 0) {
+      loop_.stop();
+      return;
+    }
+    if (!closing_all_ && std::chrono::steady_clock::now() >= drain_deadline_) {
+      closing_all_ = true;
+      for (auto& w : workers_)
+        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+    }
+  }
+  loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
+}
+
+int WorkerProcess::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
+  loop_.watch(signal_fd_, EPOLLIN, this);
+  loop_.watch(setup_.channel, EPOLLIN, this);
+  for (auto& w : workers_) w->start();
+  log::info("worker process " + std::to_string(setup_.index) + " (pid " + std::to_string(getpid()) +
+            ") serving with " + std::to_string(workers_.size()) +
+            " threads; sandbox: " + sandbox_note_);
+  log_->emit(EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
+             json{{"castgate",
+                   {{"worker", {{"index", setup_.index}, {"pid", getpid()}}},
+                    {"sandbox", sandbox_note_}}}});
+  loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
+  loop_.run();
+
+  for (auto& w : workers_) w->stop_and_join();
+  log_->end(EventKind{"worker.stop", {"process"}, {"end"}, "", "stopped"},
+            json{{"castgate", {{"worker", {{"index", setup_.index}, {"pid", getpid()}}}}}});
+  bool drained = writer_->drain(std::chrono::seconds(10));
+  if (!drained) log::error("recording output did not drain within 10s; some events may be missing");
+  return (drained && writer_->lines_lost() == 0) ? 0 : 1;
+}
+
+}  // namespace castgate
