@@ -48,17 +48,44 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 
 
+def family(pid: int) -> list[int]:
+    """castgate and the processes it started (its signer and worker processes)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return pids
+
+
 def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        st = f.read().rsplit(")", 1)[1].split()
-    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of castgate, its live children and the children it has reaped."""
+    total = 0
+    for p in family(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(st[11]) + int(st[12]) + (int(st[13]) + int(st[14]) if p == pid else 0)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def proc_rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of castgate and the processes it started."""
+    total = 0
+    for p in family(pid):
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 # Every path logs in as the unprivileged account scripts/test-setup.sh creates: a clean login

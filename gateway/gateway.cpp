@@ -24,6 +24,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "gateway/sandbox.h"
 #include "gateway/ssh_wire.h"
 #include "gateway/worker_channel.h"
 #include "gateway/worker_process.h"
@@ -153,6 +154,13 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
     ctx->oidc_config =
         oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
   return ctx;
+}
+
+sandbox::Options worker_readable(const GatewayContext& ctx) {
+  sandbox::Options options;
+  if (ctx.oidc_config && !ctx.oidc_config->ca_bundle.empty())
+    options.readable.push_back(ctx.oidc_config->ca_bundle);
+  return options;
 }
 
 void start_worker_services(GatewayContext& ctx) {
@@ -661,6 +669,9 @@ int Gateway::run() {
   gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
   for (auto& w : workers_) spawn(w);
   write_ports_file();
+  // Every file is read and written: from here on the parent reads only what its workers may.
+  auto confined = sandbox::confine_parent(worker_readable(*context_));
+  log::info("parent process confined: landlock " + confined.landlock);
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();
 

@@ -19,6 +19,7 @@
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
 #include "gateway/health_endpoint.h"
+#include "gateway/sandbox.h"
 
 namespace castgate {
 
@@ -27,6 +28,8 @@ namespace castgate {
 std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config);
 // In a worker process: what starts threads (the resolver, the identity provider's client).
 void start_worker_services(GatewayContext& context);
+// What a worker reads besides the system's files (sandbox.h): the OIDC CA bundle.
+sandbox::Options worker_readable(const GatewayContext& context);
 
 class Gateway : private FdHandler {
  public:

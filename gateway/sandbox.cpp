@@ -88,7 +88,7 @@ std::string not_enforced(const std::string& what, int err) {
 }
 
 // Returns Report::landlock; sets `abi` only when the ruleset is in force.
-std::string restrict_files(const Options& options, int& abi) {
+std::string restrict_files(const Options& options, bool scoped, int& abi) {
   long version = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (version < 0) {
     if (errno == ENOSYS) return "not enforced: the kernel has no Landlock (Linux 5.13 or later)";
@@ -103,7 +103,7 @@ std::string restrict_files(const Options& options, int& abi) {
   attr.handled_access_fs = handled_access(static_cast<int>(version));
   // ABI 6: no signals to processes outside this worker (the parent, the signer, other workers),
   // F_SETOWN's SIGIO included, and no abstract unix sockets of other domains.
-  if (version >= 6) attr.scoped = kScopeAbstractUnixSocket | kScopeSignal;
+  if (scoped && version >= 6) attr.scoped = kScopeAbstractUnixSocket | kScopeSignal;
   Fd ruleset(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
   if (ruleset.get() < 0) return not_enforced("landlock_create_ruleset", errno);
 
@@ -310,9 +310,19 @@ Report enter(const Options& options) {
   if (setrlimit(RLIMIT_CORE, &no_core) != 0) fail("RLIMIT_CORE", errno);
 
   Report report;
-  report.landlock = restrict_files(options, report.landlock_abi);
+  report.landlock = restrict_files(options, true, report.landlock_abi);
   report.seccomp = true;  // set before loading: after it, nothing is left that could fail
   load_filter();
+  return report;
+}
+
+Report confine_parent(const Options& options) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS", errno);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) fail("PR_SET_DUMPABLE", errno);
+  Report report;
+  // Files only: the parent signals its workers, the first of which were forked before this and
+  // are outside its Landlock domain (a signal scope would stop its SIGTERM to them).
+  report.landlock = restrict_files(options, false, report.landlock_abi);
   return report;
 }
 

@@ -83,6 +83,11 @@ struct Report {
 // std::runtime_error when seccomp cannot be loaded (fail closed); Landlock is best effort.
 Report enter(const Options& options);
 
+// The parent's, once it has read every file and started its workers: no new privileges, not
+// dumpable, and the same Landlock rules, so that it cannot read the key files again either (its
+// workers, forked later, inherit the rules and add their own). No seccomp: it forks workers.
+Report confine_parent(const Options& options);
+
 #ifdef CASTGATE_FAULT_INJECTION
 // Test-only: opens "/" for writing, which the filter forbids, so a test can prove that a
 // sandboxed worker dies by SIGSYS. Outside the sandbox it fails with EISDIR and changes nothing.

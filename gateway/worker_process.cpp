@@ -69,10 +69,7 @@ void run_worker_process(GatewayContext& ctx, WorkerProcessSetup setup) {
       worker_channel::send(channel,
                            worker_channel::Message{worker_channel::Type::kSignedIn, 0, ip, 0});
     };
-    sandbox::Options sopts;
-    if (ctx.oidc_config && !ctx.oidc_config->ca_bundle.empty())
-      sopts.readable.push_back(ctx.oidc_config->ca_bundle);
-    auto report = sandbox::enter(sopts);
+    auto report = sandbox::enter(worker_readable(ctx));
     std::string note = "seccomp; landlock " + report.landlock;
     start_worker_services(ctx);
     WorkerProcess process(ctx, std::move(setup), note);

@@ -500,3 +500,51 @@ TEST_CASE("sandbox: files outside the allowed paths cannot be read (Landlock)") 
   std::filesystem::remove_all(dir);
   std::filesystem::remove_all(allowed_dir);
 }
+
+TEST_CASE("sandbox: the parent, once confined, cannot read the key files again but may fork") {
+  std::string dir = temp_dir("/var/tmp");
+  std::string key = dir + "/user_ca";
+  std::ofstream(key) << "not for anyone after start-up\n";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    pid_t first = fork();  // a worker started before the parent was confined
+    if (first == 0) {
+      pause();
+      _exit(0);
+    }
+    auto report = sandbox::confine_parent({});
+    // It still stops that worker (SIGTERM on shutdown): no signal scope for the parent.
+    int first_status = 0;
+    if (first < 0 || kill(first, SIGTERM) != 0 || waitpid(first, &first_status, 0) != first ||
+        !WIFSIGNALED(first_status))
+      _exit(8);
+    if (report.landlock_abi == 0) _exit(report.landlock.starts_with("not enforced: ") ? 3 : 4);
+    if (open(key.c_str(), O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES) _exit(5);
+    if (open((dir + "/new").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600) >= 0) _exit(6);
+    pid_t worker = fork();  // a replacement worker: still possible
+    if (worker == 0) _exit(open("/etc/hosts", O_RDONLY | O_CLOEXEC) >= 0 ? 0 : 1);
+    int status = 0;
+    if (worker < 0 || waitpid(worker, &status, 0) != worker || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+      _exit(7);
+    _exit(0);
+  }
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (waitpid(pid, &status, WNOHANG) != pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      FAIL("the confined child did not end");
+    }
+    usleep(10000);
+  }
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 3)
+    MESSAGE("Landlock is not enforced here");
+  else
+    CHECK(WEXITSTATUS(status) == 0);
+  CHECK_FALSE(std::filesystem::exists(dir + "/new"));
+  std::filesystem::remove_all(dir);
+}
