@@ -110,7 +110,10 @@ std::string restrict_files(const Options& options, bool scoped, int& abi) {
   std::vector<std::string> paths(std::begin(kSystemReadable), std::end(kSystemReadable));
   paths.insert(paths.end(), options.readable.begin(), options.readable.end());
 #ifdef CASTGATE_SANITIZE
-  paths.push_back("/proc/self/exe");  // sanitizer test build only: reports symbolize from it
+  // Sanitizer test build only: reports symbolize from its executable, and LeakSanitizer's check
+  // at exit lists the threads in /proc/self/task.
+  paths.push_back("/proc/self/exe");
+  paths.push_back("/proc/self/task");
 #endif
   for (const auto& path : paths) {
     Fd fd(open(path.c_str(), O_PATH | O_CLOEXEC));

@@ -508,11 +508,16 @@ TEST_CASE("sandbox: the parent, once confined, cannot read the key files again b
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    int ready[2];
+    if (pipe(ready) != 0) _exit(9);
     pid_t first = fork();  // a worker started before the parent was confined
     if (first == 0) {
-      pause();
-      _exit(0);
+      signal(SIGTERM, SIG_DFL);  // not the test framework's handler: just end
+      if (write(ready[1], "r", 1) != 1) _exit(1);
+      for (;;) pause();
     }
+    char r;
+    if (first < 0 || read(ready[0], &r, 1) != 1) _exit(9);
     auto report = sandbox::confine_parent({});
     // It still stops that worker (SIGTERM on shutdown): no signal scope for the parent.
     int first_status = 0;
