@@ -63,6 +63,9 @@ SinkHealth StdoutWriter::health() const {
   int64_t since = busy_since_us_.load();
   if (since != 0 && steady_us() - since > options_.stall_limit.count() * 1000)
     return SinkHealth::kStalled;
+  // Another process (a worker, the signer, the parent) blocked writing holds the shared lock.
+  if (options_.lock && options_.lock->held_for() > options_.stall_limit)
+    return SinkHealth::kStalled;
   return SinkHealth::kHealthy;
 }
 

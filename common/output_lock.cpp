@@ -4,11 +4,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
 namespace castgate {
+
+namespace {
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 void init_shared_mutex(pthread_mutex_t* mu) {
   pthread_mutexattr_t attr;
@@ -45,11 +54,18 @@ void OutputLock::lock() {
     pthread_mutex_consistent(&shared_->mu);
   }
   shared_->holder = getpid();
+  __atomic_store_n(&shared_->locked_at_ms, now_ms(), __ATOMIC_RELAXED);
 }
 
 void OutputLock::unlock() {
+  __atomic_store_n(&shared_->locked_at_ms, 0, __ATOMIC_RELAXED);
   shared_->holder = 0;
   pthread_mutex_unlock(&shared_->mu);
+}
+
+std::chrono::milliseconds OutputLock::held_for() const {
+  int64_t at = __atomic_load_n(&shared_->locked_at_ms, __ATOMIC_RELAXED);
+  return std::chrono::milliseconds(at == 0 ? 0 : std::max<int64_t>(0, now_ms() - at));
 }
 
 bool OutputLock::died_holding(pid_t pid) {

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include <chrono>
+
 namespace castgate {
 
 // Makes `mu` (in memory shared by the processes) a process-shared, robust mutex: if a process
@@ -28,12 +30,16 @@ class OutputLock {
   // Whether process `pid` died holding the lock (found by whoever took it over, or now: this
   // takes and releases the lock).
   bool died_holding(pid_t pid);
+  // How long whoever holds it (any process) has held it: a writer blocked on a full stdout is
+  // seen by every process, not only by the one that is writing.
+  std::chrono::milliseconds held_for() const;
 
  private:
   struct Shared {
     pthread_mutex_t mu;
-    pid_t holder;       // the process holding it, 0 when free
-    pid_t dead_holder;  // the last process that died holding it
+    pid_t holder;          // the process holding it, 0 when free
+    pid_t dead_holder;     // the last process that died holding it
+    int64_t locked_at_ms;  // steady clock, when it was taken; 0 when free (atomic access)
   };
   Shared* shared_ = nullptr;
   int fd_;

@@ -319,15 +319,14 @@ void Gateway::spawn(WorkerSlot& w) {
                      json{{"castgate", {{"worker", {{"index", w.index}, {"pid", pid}}}}}});
 }
 
-Gateway::WorkerSlot* Gateway::pick_worker() {
-  // In turn: a connection's cost is unknown when it arrives, and in turn spreads users (and the
-  // loss a crash causes) evenly.
+Gateway::WorkerSlot* Gateway::pick_worker(const std::string& ip) {
+  // By source (an IPv4 address, an IPv6 /64), like the Helm chart's client-IP affinity between
+  // replicas: what a worker keeps per source — "sign in once" key bindings — holds for all of
+  // that source's connections. A source whose worker is down goes to the next one.
+  size_t home = std::hash<std::string>{}(source_block(ip)) % workers_.size();
   for (size_t n = 0; n < workers_.size(); ++n) {
-    WorkerSlot& w = workers_[(next_worker_ + n) % workers_.size()];
-    if (w.pid > 0 && w.channel >= 0) {
-      next_worker_ = (next_worker_ + n + 1) % workers_.size();
-      return &w;
-    }
+    WorkerSlot& w = workers_[(home + n) % workers_.size()];
+    if (w.pid > 0 && w.channel >= 0) return &w;
   }
   return nullptr;
 }
@@ -359,7 +358,7 @@ void Gateway::accept_on(size_t index) {
       close(fd);
       continue;
     }
-    WorkerSlot* w = pick_worker();
+    WorkerSlot* w = pick_worker(ip);
     if (!w) {
       ++refused_[static_cast<size_t>(Refusal::kNoWorker)];
       close(fd);

@@ -68,7 +68,7 @@ class Gateway : private FdHandler {
   void watchdog();
   void report_refusals();
   void write_ports_file();
-  WorkerSlot* pick_worker();
+  WorkerSlot* pick_worker(const std::string& ip);
   size_t live_sessions() const;
 
   std::unique_ptr<GatewayContext> context_;
@@ -76,7 +76,6 @@ class Gateway : private FdHandler {
   EventLoop loop_;
   std::vector<Listener> listeners_;
   std::vector<WorkerSlot> workers_;
-  size_t next_worker_ = 0;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
   std::unique_ptr<HealthEndpoint> health_;
   int signal_fd_ = -1;

@@ -97,11 +97,12 @@ def marker(prefix: str = "MARK") -> str:
 class Bystander:
     """Another person's interactive session, opened before an attack and checked after it."""
 
-    def __init__(self, gw, keys: Keys, target: str = "db1.int"):
+    def __init__(self, gw, keys: Keys, target: str = "db1.int", source: str | None = None):
         self.gw = gw
         before = {e["castgate"]["session"] for e in gw.events()
                   if e["event"]["action"] == "session.start"}
-        self.term = Tmux(gw.ssh_args(keys.alice, None, ["-tt"]) + [f"{LOGIN}@{target}@127.0.0.1"])
+        extra = ["-tt"] + (["-b", source] if source else [])  # another loopback address
+        self.term = Tmux(gw.ssh_args(keys.alice, None, extra) + [f"{LOGIN}@{target}@127.0.0.1"])
         self.term.type("export PS1='bystander$ '")
         self.term.wait_for("bystander$")
         start = gw.wait_event(lambda e: e["event"]["action"] == "session.start" and
