@@ -461,7 +461,8 @@ void Gateway::reap_workers() {
   }
 }
 
-void Gateway::close_lost_records(WorkerSlot& w, const std::string& how, const json& lost) {
+void Gateway::close_lost_records(WorkerSlot& w, const std::vector<SessionTable::OpenChain>& open,
+                                 const std::string& how, const json& lost) {
   // If the worker died holding the output lock, it was writing: its pending lines may be on
   // stdout (whole, or cut and ended by the next writer's newline).
   bool was_writing = context_->output_lock->died_holding(w.pid);
@@ -470,7 +471,7 @@ void Gateway::close_lost_records(WorkerSlot& w, const std::string& how, const js
   lopts.max_line = context_->config.max_line;
   lopts.signing_key = context_->signer.get();
   uint64_t closed = 0;
-  for (const auto& chain : w.table->open_chains()) {
+  for (const auto& chain : open) {
     // The table is the dead worker's word: a chain it names must be one this worker could have
     // made (its prefix: never the parent's, the signer's or another worker's), and there are no
     // more of them than connections it was handed, plus its own chain.
@@ -538,11 +539,11 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     log::info("worker process " + std::to_string(w.index) + " (pid " + std::to_string(pid) +
               ") stopped");
   } else {
-    if (!clean || !open.empty()) exit_code_ = 1;
+    exit_code_ = 1;
     log::error("worker process " + std::to_string(w.index) + " (pid " + std::to_string(pid) + ") " +
                how + ": " + std::to_string(sessions) + " sessions lost" +
                (draining_ ? "" : "; starting another"));
-    close_lost_records(w, how, lost);
+    close_lost_records(w, open, how, lost);
     json f{{"castgate",
             {{"worker", {{"index", w.index}, {"pid", pid}}}, {"sessions_lost", sessions}}}};
     f["castgate"]["lost"] = lost;

@@ -61,7 +61,9 @@ class Gateway : private FdHandler {
   void on_channel(WorkerSlot& w);
   void reap_workers();
   void worker_ended(WorkerSlot& w, int status);
-  void close_lost_records(WorkerSlot& w, const std::string& how, const nlohmann::json& lost);
+  // `open`: the chains the dead worker's table lists (read once, by worker_ended).
+  void close_lost_records(WorkerSlot& w, const std::vector<SessionTable::OpenChain>& open,
+                          const std::string& how, const nlohmann::json& lost);
   void spawn(WorkerSlot& w);
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
