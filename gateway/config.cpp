@@ -157,11 +157,24 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   command_line_only.add_options()(
       "benchmark-disable-recording", po::bool_switch(),
       "BENCHMARKS ONLY: relay without recording, to measure what recording costs");
+  po::options_description ssh_config("castgate ssh-config (command line only)");
+  ssh_config.add_options()("print-ssh-config", po::bool_switch(),
+                           "print the ssh_config users paste (also: castgate ssh-config ...)")(
+      "gateway", po::value<std::string>(),
+      "ssh-config: HOST[:PORT] users reach the gateway by (default port 22)")(
+      "domain", po::value<std::vector<std::string>>()->composing(),
+      "ssh-config: extra Host pattern routed through the gateway, such as *.int (repeatable)")(
+      "format", po::value<std::string>()->default_value("script"),
+      "ssh-config: script (writes both files), config or known-hosts")(
+      "control-persist", po::value<std::string>()->default_value("10m"),
+      "ssh-config: how long the signed-in connection stays open after the last command")(
+      "dir", po::value<std::string>()->default_value("~/.ssh/castgate"),
+      "ssh-config: where users keep the generated config, known_hosts and control sockets");
 
   po::options_description all;
   all.add(general).add(network).add(keys).add(access).add(limits).add(recording);
   po::options_description everything;
-  everything.add(all).add(command_line_only);
+  everything.add(all).add(command_line_only).add(ssh_config);
 
   po::variables_map vm;
   if (std::getenv("CASTGATE_BENCHMARK_DISABLE_RECORDING"))
@@ -269,6 +282,36 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.demo = vm["demo"].as<bool>();
   c.print_user_ca = vm.count("print-user-ca") > 0;
   c.print_recording_key = vm.count("print-recording-key") > 0;
+  c.print_ssh_config = vm["print-ssh-config"].as<bool>();
+  if (c.print_ssh_config) {
+    if (!vm.count("gateway"))
+      throw std::runtime_error(
+          "ssh-config needs --gateway HOST[:PORT] (the name users connect to)");
+    std::string g = vm["gateway"].as<std::string>();
+    auto colon = g.rfind(':');
+    c.ssh_config.gateway_host = g.substr(0, colon);
+    if (colon != std::string::npos) {
+      try {
+        size_t used = 0;
+        c.ssh_config.gateway_port = std::stoi(g.substr(colon + 1), &used);
+        if (used != g.size() - colon - 1) throw std::invalid_argument("trailing characters");
+      } catch (const std::exception&) {
+        throw std::runtime_error("--gateway: bad port in " + g);
+      }
+    }
+    if (vm.count("domain")) c.ssh_config.patterns = vm["domain"].as<std::vector<std::string>>();
+    c.ssh_config.control_persist = vm["control-persist"].as<std::string>();
+    c.ssh_config.dir = vm["dir"].as<std::string>();
+    std::string format = vm["format"].as<std::string>();
+    if (format == "script")
+      c.ssh_config_part = SshConfigPart::kScript;
+    else if (format == "config")
+      c.ssh_config_part = SshConfigPart::kConfig;
+    else if (format == "known-hosts")
+      c.ssh_config_part = SshConfigPart::kKnownHosts;
+    else
+      throw std::runtime_error("--format must be script, config or known-hosts");
+  }
 
   if (c.certificate_validity < std::chrono::seconds(10))
     throw std::runtime_error("--certificate-validity must be at least 10s");

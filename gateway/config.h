@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/ssh_config.h"
+
 namespace castgate {
 
 struct ListenSpec {
@@ -68,6 +70,11 @@ struct GatewayConfig {
   std::string log_level = "info";
   bool print_user_ca = false;
   bool print_recording_key = false;
+  // castgate ssh-config: print what users paste, then exit (targets and host keys filled in
+  // from --targets and --host-key).
+  bool print_ssh_config = false;
+  SshConfigRequest ssh_config;
+  SshConfigPart ssh_config_part = SshConfigPart::kScript;
 };
 
 // Parses argv/environment/config file. Returns std::nullopt after printing --help or --version.

@@ -680,6 +680,32 @@ int Gateway::run() {
   return out_->ok() ? exit_code_ : 1;
 }
 
+std::string print_ssh_config(const GatewayConfig& config) {
+  SshConfigRequest request = config.ssh_config;
+  if (config.targets_file.empty()) throw std::runtime_error("ssh-config needs --targets");
+  request.target_names =
+      Targets::parse(read_file(config.targets_file), config.targets_file).names();
+  if (config.host_key_files.empty()) throw std::runtime_error("ssh-config needs --host-key");
+  for (const auto& path : config.host_key_files) {
+    ssh::Key key = load_ssh_private_key(path);
+    char* b64 = nullptr;
+    if (ssh_pki_export_pubkey_base64(key.get(), &b64) != SSH_OK || !b64)
+      throw std::runtime_error(path + ": cannot export the public key");
+    ssh::CharPtr owner(b64);
+    request.host_keys.push_back(std::string(ssh_key_type_to_char(ssh_key_type(key.get()))) + " " +
+                                b64);
+  }
+  switch (config.ssh_config_part) {
+    case SshConfigPart::kConfig:
+      return ssh_config_block(request);
+    case SshConfigPart::kKnownHosts:
+      return ssh_known_hosts(request);
+    case SshConfigPart::kScript:
+      break;
+  }
+  return ssh_config_script(request);
+}
+
 std::string print_public_keys(const GatewayContext& ctx) {
   std::string out;
   if (ctx.config.print_user_ca) {

@@ -7,6 +7,10 @@
 namespace castgate {
 
 namespace {
+// An 80x24 terminal holds the QR code (at most 21 lines: a URL of up to 106 bytes), the
+// "(login@host)" line OpenSSH puts before the prompt, and the prompt.
+constexpr int kQrMaxLines = 21;
+
 SignInFlow::Settings settings_of(const oidc::OidcService& oidc, int max_token_attempts) {
   SignInFlow::Settings s;
   s.people = oidc.people_enabled();
@@ -100,7 +104,14 @@ void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
       case Verb::kFail:
         // The reason goes out first: after the failure a client may hang up without reading more.
         host_.sign_in_failed(step.text, step.result);
-        if (msg) ssh_message_reply_default(msg.get());
+        // `ssh -q` hides banners, instructions and the disconnect message; it shows prompts. A
+        // person's failed sign-in is told once more as a last prompt: OpenSSH shows it (and
+        // waits for Enter) before it reads the disconnect that follows.
+        if (msg && step.text != "workload-jwt" &&
+            ssh_message_subtype(msg.get()) == SSH_AUTH_METHOD_INTERACTIVE)
+          tell_failure(msg.get(), step.result.user_message);
+        else if (msg)
+          ssh_message_reply_default(msg.get());
         break;
       case Verb::kDecline:
         if (msg) ssh_message_reply_default(msg.get());
@@ -131,6 +142,15 @@ void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
   if (current) ssh_message_reply_default(current.get());
 }
 
+void InteractiveSignIn::tell_failure(ssh_message to, const std::string& why) {
+  std::string text = printable(why, 300, false);
+  if (!text.empty() && text.back() != '.') text += '.';
+  std::string prompt = "castgate: sign-in failed: " + text + " Press Enter to close. ";
+  const char* prompts[] = {prompt.c_str()};
+  char echo[] = {0};
+  ssh_message_auth_interactive_request(to, "", "", 1, prompts, echo);
+}
+
 void InteractiveSignIn::ask_for_token(ssh_message to) {
   const char* prompts[] = {"Workload token: "};
   char echo[] = {0};
@@ -149,14 +169,20 @@ void InteractiveSignIn::ask_for_code(ssh_message to, bool with_prompt) {
     host_.sign_in_progress("auth.device_code",
                            "verification at " + printable(code.verification_uri, 200));
   }
+  // The deadline castgate keeps (the code's life unless device_flow.timeout is shorter), in
+  // whole minutes as providers give them.
+  auto valid = code.valid_for.count();
+  std::string valid_text = valid >= 120  ? std::to_string(valid / 60) + " minutes"
+                           : valid >= 60 ? "1 minute"
+                                         : std::to_string(valid) + " seconds";
   std::string instruction = "castgate: sign in to continue.\n  Open:  " + where +
-                            "\n  Code:  " + code.user_code + "  (valid for " +
-                            std::to_string(code.expires_in.count() / 60) + " minutes)\n";
-  if (cfg.qr) instruction += oidc::ascii_qr(where);
+                            "\n  Code:  " + code.user_code + "  (valid for " + valid_text + ")\n";
   if (with_prompt) {
-    // The prompt is the only text `ssh -q` shows: it carries the URL and code on its own.
-    std::string prompt = "Open " + code.verification_uri + " and enter code " + code.user_code +
-                         ", then press Enter: ";
+    // The prompt is the only text `ssh -q` shows, and OpenSSH writes it whole: it carries the
+    // URL and code on its own, and the QR code (which the instruction would cut, see qr.h).
+    std::string qr = cfg.qr ? oidc::terminal_qr(where, kQrMaxLines) : std::string();
+    std::string prompt = (qr.empty() ? "" : "\n" + qr) + "Open " + code.verification_uri +
+                         " and enter code " + code.user_code + ", then press Enter: ";
     const char* prompts[] = {prompt.c_str()};
     char echo[] = {1};
     ssh_message_auth_interactive_request(to, "castgate sign-in", instruction.c_str(), 1, prompts,

@@ -56,6 +56,8 @@ class InteractiveSignIn {
   void run(SignInFlow::Steps steps, ssh::Message current);
   void ask_for_code(ssh_message to, bool with_prompt);
   void ask_for_token(ssh_message to);
+  // The last prompt of a failed sign-in: its reason, where `ssh -q` still shows it.
+  void tell_failure(ssh_message to, const std::string& why);
 
   Host& host_;
   oidc::OidcService& oidc_;

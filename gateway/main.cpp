@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string_view>
+#include <vector>
 
 #include "common/log.h"
 #include "gateway/config.h"
@@ -11,7 +13,8 @@
 
 namespace castgate {
 std::string print_public_keys(const GatewayContext& ctx);
-}
+std::string print_ssh_config(const GatewayConfig& config);
+}  // namespace castgate
 
 int main(int argc, char** argv) {
   using namespace castgate;
@@ -24,8 +27,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   try {
-    auto config = parse_config(argc, argv);
+    // `castgate ssh-config ...` is `castgate --print-ssh-config ...`.
+    std::vector<const char*> args(argv, argv + argc);
+    if (argc > 1 && std::string_view(argv[1]) == "ssh-config") args[1] = "--print-ssh-config";
+    auto config = parse_config(static_cast<int>(args.size()), args.data());
     if (!config) return 0;
+    if (config->print_ssh_config) {
+      ssh_init();
+      std::cout << print_ssh_config(*config);
+      return 0;
+    }
     log::set_level(config->log_level == "debug"   ? log::Level::kDebug
                    : config->log_level == "warn"  ? log::Level::kWarn
                    : config->log_level == "error" ? log::Level::kError

@@ -3,8 +3,11 @@
 #include "gateway/certificate_sign_in.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "common/crypto.h"
 #include "common/encoding.h"
@@ -46,11 +49,13 @@ std::string key_blob_of(ssh_key key) {
 }  // namespace
 
 Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
-                 asciicast::Endpoint peer)
+                 asciicast::Endpoint peer, std::optional<JumpOrigin> jump)
     : worker_(worker),
       id_(std::move(id)),
       listener_(std::move(listener)),
       peer_(std::move(peer)),
+      counted_unauthenticated_(!jump),  // the outer connection was the one counted
+      jump_(std::move(jump)),
       fd_(fd) {
   auto& ctx = worker_.context();
   asciicast::SessionLogOptions opts;
@@ -76,6 +81,7 @@ Session::~Session() {
   unwatch();
   sign_in_.reset();  // before the downstream session its held message belongs to
   pairs_.clear();
+  tunnels_.clear();
   upstream_.reset();
   if (down_event_ && down_) ssh_event_remove_session(down_event_.get(), down_.get());
   down_event_.reset();
@@ -148,10 +154,14 @@ const asciicast::AlertRules* Session::alert_rules() const {
 
 void Session::start() {
   auto& ctx = worker_.context();
+  json accepted{{"castgate",
+                 {{"listener", listener_.text()},
+                  {"worker", {{"index", ctx.worker_index}, {"pid", getpid()}}}}}};
+  if (jump_)
+    accepted["castgate"]["jump"] = {{"outer_session", jump_->outer_session},
+                                    {"target", jump_->target}};
   log_->emit(EventKind{"connection.accepted", {"network"}, {"connection", "start"}, "", ""},
-             json{{"castgate",
-                   {{"listener", listener_.text()},
-                    {"worker", {{"index", ctx.worker_index}, {"pid", getpid()}}}}}});
+             std::move(accepted));
   if (untracked_) {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
     ::close(fd_);
@@ -172,6 +182,7 @@ void Session::start() {
   int methods = SSH_AUTH_METHOD_PUBLICKEY | SSH_AUTH_METHOD_INTERACTIVE;
   if (worker_.context().oidc && worker_.context().oidc->workloads_enabled())
     methods |= SSH_AUTH_METHOD_PASSWORD;
+  if (jump_) methods = SSH_AUTH_METHOD_PUBLICKEY;
   ssh_set_auth_methods(s, methods);
   if (ssh_handle_key_exchange(s) == SSH_ERROR) {
     close("handshake_failed", "");
@@ -278,6 +289,22 @@ void Session::step_once() {
     } else {
       ++it;
     }
+  }
+  for (auto it = tunnels_.begin(); it != tunnels_.end();) {
+    it->second->step();
+    if (it->second->finished()) {
+      end_jump(*it->second, "closed");
+      it = tunnels_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Closing: the inner sessions of ProxyJump channels see their socket close and end on their
+  // own, each with its end event.
+  if (state_ == State::kClosing) {
+    for (auto& [id, tunnel] : tunnels_)
+      end_jump(*tunnel, close_reason_.empty() ? "session closed" : close_reason_);
+    tunnels_.clear();
   }
   if (state_ == State::kClosing && (pairs_.empty() || clock().steady_now() >= closing_deadline_)) {
     // Let what is queued for the user (messages, the last output) leave before hanging up;
@@ -430,6 +457,7 @@ void Session::handle_auth(ssh::Message m) {
     close("gateway_draining", "");
     return;
   }
+  if (jump_) return handle_jump_auth(std::move(m));
   switch (ssh_message_subtype(msg)) {
     case SSH_AUTH_METHOD_PUBLICKEY:
       return handle_publickey(std::move(m));
@@ -509,6 +537,7 @@ void Session::sign_in_progress(const std::string& action, const std::string& det
 void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to) {
   auto& ctx = worker_.context();
   std::string detail = result.identity.auth_method;
+  if (!verified_key_.empty()) proven_keys_.push_back(verified_key_);
   if (!verified_key_.empty() && ctx.oidc && ctx.oidc->config().key_binding_ttl.count() > 0 &&
       result.identity.kind == IdentityKind::kHuman) {
     auto until = std::min(clock().now() + ctx.oidc->config().key_binding_ttl, result.expires);
@@ -569,6 +598,7 @@ void Session::handle_publickey(ssh::Message m) {
     if (!key_proven(msg, key_state, "certificate", "certificate " + fp)) return;
     certificate_principals_ = check.principals;
     has_certificate_ = true;
+    proven_keys_.push_back(blob);
     accept_identity(check.identity, std::move(m),
                     "certificate " + fp + " key id " + check.identity.name);
     return;
@@ -601,6 +631,7 @@ void Session::handle_publickey(ssh::Message m) {
     return;
   }
   if (!key_proven(msg, key_state, "publickey", "key " + fp)) return;
+  proven_keys_.push_back(blob);
   accept_identity(*identity, std::move(m), bound ? fp + " (bound after a device sign-in)" : fp);
 }
 
@@ -626,11 +657,17 @@ void Session::authorize(const std::string& ssh_user) {
   split_user(ssh_user, login_, requested_target);
   auto deny = [&](const std::string& code, const std::string& message) {
     refusal_ = message;
-    log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", message},
-               json{{"castgate",
-                     {{"denial", code},
-                      {"requested_target", printable(requested_target, 128)},
-                      {"requested_login", printable(login_, 64)}}}});
+    json fields{{"castgate",
+                 {{"denial", code},
+                  {"requested_target", printable(requested_target, 128)},
+                  {"requested_login", printable(login_, 64)}}}};
+    // No target named: the connection may be a ProxyJump's, which opens only direct-tcpip
+    // channels; the denial is recorded if it asks for a shell or command.
+    if (code == "no_target")
+      deferred_denial_ = std::move(fields);
+    else
+      log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", message},
+                 std::move(fields));
   };
   if (!listener_.target.empty()) {
     if (!requested_target.empty() && requested_target != listener_.target) {
@@ -651,6 +688,10 @@ void Session::authorize(const std::string& ssh_user) {
     return deny("no_target", "choose a target with ssh " + login_ +
                                  "@TARGET@<gateway>; targets you may reach as " + login_ + ": " +
                                  (allowed.empty() ? "none" : allowed));
+  }
+  if (jump_ && jump_->has_certificate) {  // the outer certificate bounds the inner login too
+    has_certificate_ = true;
+    certificate_principals_ = jump_->certificate_principals;
   }
   if (has_certificate_ && !certificate_principals_.empty() &&
       std::find(certificate_principals_.begin(), certificate_principals_.end(), login_) ==
@@ -778,7 +819,7 @@ void Session::handle_channel_open(ssh::Message m) {
     return;
   }
   auto& ctx = worker_.context();
-  if (static_cast<int>(pairs_.size()) >= ctx.config.max_channels) {
+  if (static_cast<int>(pairs_.size() + tunnels_.size()) >= ctx.config.max_channels) {
     log_->emit(EventKind{"channel.open_failed",
                          {"session"},
                          {"denied"},
@@ -790,21 +831,40 @@ void Session::handle_channel_open(ssh::Message m) {
   ChannelType type;
   if (subtype == SSH_CHANNEL_SESSION) {
     type = ChannelType::kSession;
+    if (deferred_denial_) {
+      log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", refusal_},
+                 std::move(*deferred_denial_));
+      deferred_denial_.reset();
+    }
   } else if (subtype == SSH_CHANNEL_DIRECT_TCPIP) {
     type = ChannelType::kDirectTcpip;
+    const char* host = ssh_message_channel_request_open_destination(msg);
+    // An SSH address of a configured target is never forwarded (its bytes could not be
+    // recorded): castgate serves that SSH connection itself.
+    if (const Target* jump_to = ctx.targets.find_ssh_address(
+            host ? host : "", ssh_message_channel_request_open_destination_port(msg))) {
+      if (jump_) {  // no jump from a jump: one level is all ProxyJump needs
+        log_->emit(EventKind{"jump.denied",
+                             {"network"},
+                             {"denied"},
+                             "failure",
+                             "a ProxyJump inside a ProxyJump connection is not served"},
+                   json{{"castgate", {{"jump", {{"target", jump_to->name}}}}}});
+        ssh_message_reply_default(msg);
+        return;
+      }
+      return open_jump(std::move(m), *jump_to);
+    }
     if (!refusal_.empty() || !decision_.port_forwarding) {
-      const char* host = ssh_message_channel_request_open_destination(msg);
-      log_->emit(
-          EventKind{"port_forward.denied",
-                    {"network"},
-                    {"denied"},
-                    "failure",
-                    refusal_.empty() ? "port forwarding is not allowed by policy" : refusal_},
-          json{{"castgate",
-                {{"forward",
-                  {{"type", "local"},
-                   {"host", printable(host ? host : "", 255)},
-                   {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}});
+      std::string why = deferred_denial_   ? "not the SSH address of a configured target"
+                        : refusal_.empty() ? "port forwarding is not allowed by policy"
+                                           : refusal_;
+      log_->emit(EventKind{"port_forward.denied", {"network"}, {"denied"}, "failure", why},
+                 json{{"castgate",
+                       {{"forward",
+                         {{"type", "local"},
+                          {"host", printable(host ? host : "", 255)},
+                          {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}});
       ssh_message_reply_default(msg);
       return;
     }
@@ -826,6 +886,91 @@ void Session::handle_channel_open(ssh::Message m) {
   } else if (upstream_ && upstream_->state() == Upstream::State::kReady) {
     p->open_upstream();
   }
+}
+
+void Session::open_jump(ssh::Message m, const Target& target) {
+  ssh_message msg = m.get();
+  json where{{"castgate",
+              {{"jump",
+                {{"target", target.name},
+                 {"host", printable(ssh_message_channel_request_open_destination(msg), 255)},
+                 {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}};
+  auto refuse = [&](const std::string& why) {
+    log_->emit(EventKind{"jump.denied", {"network"}, {"denied"}, "failure", why}, std::move(where));
+    ssh_message_reply_default(msg);
+  };
+  if (std::string why = recording_refusal(); !why.empty() && recording_enabled())
+    return refuse(why);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+    return refuse(std::string("cannot create the inner connection: ") + strerror(errno));
+  JumpOrigin origin;
+  origin.outer_session = id_;
+  origin.identity = identity_;
+  origin.proven_keys = proven_keys_;
+  origin.has_certificate = has_certificate_;
+  origin.certificate_principals = certificate_principals_;
+  origin.target = target.name;
+  ListenSpec inner_listener = listener_;
+  inner_listener.target = target.name;
+  std::string inner = worker_.start_inner_session(sv[1], inner_listener, peer_, origin);
+  int id = next_channel_id_++;
+  auto tunnel = std::make_unique<JumpTunnel>(*this, worker_.loop(), id, std::move(m), sv[0], inner,
+                                             target.name);
+  where["castgate"]["jump"]["session"] = inner;
+  log_->emit(EventKind{"jump.open", {"network", "session"}, {"connection", "start"}, "success", ""},
+             std::move(where), id);
+  jumped_ = true;
+  JumpTunnel* t = tunnel.get();
+  tunnels_.emplace(id, std::move(tunnel));
+  if (!t->accept()) end_jump(*t, "could not accept the client's channel");
+}
+
+void Session::end_jump(JumpTunnel& tunnel, const std::string& reason) {
+  bytes_to_user_ += tunnel.bytes_to_user();
+  bytes_to_target_ += tunnel.bytes_to_target();
+  log_->emit(
+      EventKind{"jump.close", {"network", "session"}, {"connection", "end"}, "", reason},
+      json{{"castgate",
+            {{"jump", {{"session", tunnel.inner_session()}}},
+             {"bytes",
+              {{"to_user", tunnel.bytes_to_user()}, {"to_target", tunnel.bytes_to_target()}}}}}},
+      tunnel.id());
+  tunnel.terminate();
+}
+
+void Session::handle_jump_auth(ssh::Message m) {
+  ssh_message msg = m.get();
+  const JumpOrigin& origin = *jump_;
+  std::string how = "through ProxyJump session " + origin.outer_session;
+  int subtype = ssh_message_subtype(msg);
+  if (subtype == SSH_AUTH_METHOD_NONE && origin.proven_keys.empty()) {
+    // The outer connection signed in without a key (a device or workload sign-in): the channel
+    // this connection travels in is the only binding there is, and the only one needed.
+    return accept_identity(origin.identity, std::move(m), how);
+  }
+  if (subtype == SSH_AUTH_METHOD_PUBLICKEY) {
+    std::string blob = key_blob_of(ssh::auth_pubkey(msg));
+    if (!blob.empty() && std::find(origin.proven_keys.begin(), origin.proven_keys.end(), blob) !=
+                             origin.proven_keys.end()) {
+      std::string fp = ssh::fingerprint_sha256(blob);
+      if (!key_proven(msg, ssh::auth_pubkey_state(msg), "jump", "key " + fp)) return;
+      return accept_identity(origin.identity, std::move(m), how + ", key " + fp);
+    }
+    // Another key of the client's: not the one that signed in outside. Not a failed attempt;
+    // the request budget bounds how many are tried.
+    ssh_message_reply_default(msg);
+    return;
+  }
+  if (subtype != SSH_AUTH_METHOD_NONE) {
+    send_text_banner(
+        "castgate: this connection came through a ProxyJump to the gateway and signs in with the "
+        "key that signed in there; it was not offered.\n");
+    ssh_message_reply_default(msg);
+    auth_failed("jump", "the inner connection did not offer the key of the outer one");
+    return;
+  }
+  ssh_message_reply_default(msg);
 }
 
 ChannelPair* Session::find_pair(ssh_channel downstream) {
@@ -888,8 +1033,8 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
   if (state_ == State::kClosed) return;
   auto preauth = cfg.preauth_timeout;
   if (sign_in_ && sign_in_->in_progress() && worker_.context().oidc)
-    preauth = std::max(preauth,
-                       worker_.context().oidc->config().device.timeout + std::chrono::seconds(30));
+    preauth = std::max(
+        preauth, worker_.context().oidc->config().device.longest_wait() + std::chrono::seconds(30));
   if (!authenticated_ && now - started_at_ > preauth) {
     close("preauth_timeout", "");
     return;
@@ -899,7 +1044,9 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
                               " seconds and was closed");
     return;
   }
-  if (authenticated_ && !refusal_.empty() && pairs_.empty() && now - started_at_ > kRefusedLinger) {
+  // A connection without a target that has served a ProxyJump (a ControlMaster) may idle.
+  if (authenticated_ && !refusal_.empty() && pairs_.empty() && tunnels_.empty() && !jumped_ &&
+      now - started_at_ > kRefusedLinger) {
     close("refused", "");
     return;
   }
@@ -921,6 +1068,9 @@ void Session::finalize() {
     pair->abandon(close_reason_.empty() ? "session closed" : close_reason_);
   }
   pairs_.clear();
+  for (auto& [id, tunnel] : tunnels_)
+    end_jump(*tunnel, close_reason_.empty() ? "session closed" : close_reason_);
+  tunnels_.clear();
   state_ = State::kClosed;
   if (upstream_) upstream_->disconnect();
   unwatch();

@@ -17,12 +17,27 @@
 #include "gateway/config.h"
 #include "gateway/event_loop.h"
 #include "gateway/interactive_sign_in.h"
+#include "gateway/jump_tunnel.h"
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 
 namespace castgate {
+
+// The inner connection of a ProxyJump channel: who signed in on the outer connection, and with
+// what. The inner connection exists only inside that outer connection's channel (one end of a
+// socketpair), so nobody else can reach it; it is signed in as the outer identity, and where the
+// outer connection proved a key, only a fresh signature by that same key (over the inner
+// connection's own session id) is accepted.
+struct JumpOrigin {
+  std::string outer_session;
+  Identity identity;
+  std::vector<std::string> proven_keys;  // key blobs the outer connection proved by a signature
+  bool has_certificate = false;          // the outer sign-in was a certificate: its principals
+  std::vector<std::string> certificate_principals;  // bound the inner login too
+  std::string target;                               // the configured target the channel named
+};
 
 class Session final : public FdHandler,
                       public Upstream::Owner,
@@ -31,7 +46,8 @@ class Session final : public FdHandler,
  public:
   enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
 
-  Session(Worker& worker, std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer);
+  Session(Worker& worker, std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer,
+          std::optional<JumpOrigin> jump = std::nullopt);
   ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -110,6 +126,11 @@ class Session final : public FdHandler,
   bool key_proven(ssh_message msg, int key_state, const std::string& method,
                   const std::string& key);
   void handle_channel_open(ssh::Message m);
+  // A direct-tcpip channel to a configured target's SSH address: served here (ProxyJump).
+  void open_jump(ssh::Message m, const Target& target);
+  void end_jump(JumpTunnel& tunnel, const std::string& reason);
+  // The inner connection of a ProxyJump channel signs in as the outer connection's identity.
+  void handle_jump_auth(ssh::Message m);
   void handle_channel_request(ssh::Message m);
   void accept_identity(const Identity& identity, ssh::Message m, const std::string& detail);
   void authorize(const std::string& ssh_user);
@@ -147,6 +168,12 @@ class Session final : public FdHandler,
   std::vector<std::string> certificate_principals_;
   bool has_certificate_ = false;
   std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in
+  std::vector<std::string> proven_keys_;  // keys this connection signed in with (for ProxyJump)
+  const std::optional<JumpOrigin> jump_;  // set on the inner connection of a ProxyJump channel
+  // No target was named: the connection may still open ProxyJump channels; the denial is
+  // recorded when it asks for a shell or command instead.
+  std::optional<nlohmann::json> deferred_denial_;
+  bool jumped_ = false;  // a ProxyJump channel was opened on this connection
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;
@@ -173,6 +200,7 @@ class Session final : public FdHandler,
   ssh::Event down_event_;
   std::unique_ptr<Upstream> upstream_;
   std::map<int, std::unique_ptr<ChannelPair>> pairs_;
+  std::map<int, std::unique_ptr<JumpTunnel>> tunnels_;
   std::unique_ptr<InteractiveSignIn> sign_in_;
 };
 

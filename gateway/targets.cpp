@@ -191,6 +191,13 @@ const Target* Targets::find(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &it->second;
 }
 
+const Target* Targets::find_ssh_address(std::string_view host, int port) const {
+  if (const Target* t = find(host); t && (port == 22 || port == t->port)) return t;
+  for (const auto& [name, t] : by_name_)
+    if (t.host == host && t.port == port) return &t;
+  return nullptr;
+}
+
 std::vector<std::string> Targets::names() const {
   std::vector<std::string> out;
   for (auto& [n, t] : by_name_) out.push_back(n);

@@ -45,6 +45,9 @@ class Targets {
   // Throws std::runtime_error with the file name and the problem.
   static Targets parse(std::string_view json_text, const std::string& origin);
   const Target* find(std::string_view name) const;
+  // The target a ProxyJump channel (direct-tcpip) names by its SSH address: its name on port 22
+  // or on its own port, or its host and port. Null for anything else.
+  const Target* find_ssh_address(std::string_view host, int port) const;
   std::vector<std::string> names() const;
   size_t size() const { return by_name_.size(); }
   void add(Target t);

@@ -69,12 +69,29 @@ void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
   live_.fetch_add(1);
   loop_.post([this, fd, listener = std::move(listener), peer = std::move(peer)]() mutable {
     // The prefix is the parent's for this worker: it closes only records that carry it.
-    std::string id = context_.session_prefix + random_id(8);
-    auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer));
-    Session* s = session.get();
-    sessions_.emplace(id, std::move(session));
-    s->guarded([s] { s->start(); });
+    add_session(context_.session_prefix + random_id(8), fd, std::move(listener), std::move(peer),
+                std::nullopt);
   });
+}
+
+std::string Worker::start_inner_session(int fd, ListenSpec listener, asciicast::Endpoint peer,
+                                        const JumpOrigin& origin) {
+  std::string id = context_.session_prefix + random_id(8);
+  live_.fetch_add(1);
+  loop_.defer(
+      [this, id, fd, listener = std::move(listener), peer = std::move(peer), origin]() mutable {
+        add_session(id, fd, std::move(listener), std::move(peer), std::move(origin));
+      });
+  return id;
+}
+
+void Worker::add_session(std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer,
+                         std::optional<JumpOrigin> jump) {
+  auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer),
+                                           std::move(jump));
+  Session* s = session.get();
+  sessions_.emplace(std::move(id), std::move(session));
+  s->guarded([s] { s->start(); });
 }
 
 void Worker::close_all(const std::string& reason, const std::string& message) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -21,6 +22,7 @@ namespace castgate {
 
 class Session;
 class Worker;
+struct JumpOrigin;
 
 // A session named by the worker that owns it and its id (Envoy's handle of (dispatcher, id)):
 // safe to copy to another thread, and harmless once the session is gone. Code on other threads
@@ -54,6 +56,10 @@ class Worker {
   GatewayContext& context() { return context_; }
   ssh_bind bind() { return bind_.get(); }
   void session_finished(const std::string& id);
+  // Starts the inner session of a ProxyJump channel on this loop (after the current pass) on
+  // its end of a socketpair; returns its id.
+  std::string start_inner_session(int fd, ListenSpec listener, asciicast::Endpoint peer,
+                                  const JumpOrigin& origin);
   Session* find(const std::string& id);
   // Runs `fn` on the session `id` if it exists, inside its fault boundary: an exception ends that
   // session (with its last event), never the worker.
@@ -63,6 +69,8 @@ class Worker {
 
  private:
   void tick();
+  void add_session(std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer,
+                   std::optional<JumpOrigin> jump);
 
   GatewayContext& context_;
   EventLoop loop_;

@@ -53,6 +53,8 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
     std::string preset = r.str("preset", "generic");
     if (preset == "okta") {
       p.preset = Preset::kOkta;
+      // Okta's authorization servers release the groups claim only when `groups` is asked for.
+      p.scopes.push_back("groups");
     } else if (preset == "entra") {
       p.preset = Preset::kEntra;
       p.claims.subject = "oid";  // with tid: see the identity mapping
@@ -89,7 +91,12 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
   if (doc.contains("device_flow")) {
     ConfigObject r(doc["device_flow"], origin + ": device_flow");
     r.allow_only({"timeout", "prompt", "prompt_delay", "qr"});
-    c.device.timeout = r.duration("timeout", c.device.timeout);
+    if (r.has("timeout")) {
+      c.device.timeout = r.duration("timeout", std::chrono::seconds(0));
+      if (*c.device.timeout < std::chrono::seconds(30) ||
+          *c.device.timeout > DeviceFlowConfig::kLongestWait)
+        throw std::runtime_error(origin + ": device_flow.timeout must be between 30s and 30m");
+    }
     c.device.prompt_delay = r.duration("prompt_delay", c.device.prompt_delay);
     std::string prompt = r.str("prompt", "enter");
     if (prompt == "enter") {

@@ -39,7 +39,11 @@ enum class PromptMode {
 };
 
 struct DeviceFlowConfig {
-  std::chrono::seconds timeout{300};
+  // How long castgate waits for an approval. Unset: as long as the provider says its code lives
+  // (`expires_in`: 10 minutes at Okta, 15 at Entra ID), never more than kLongestWait.
+  std::optional<std::chrono::seconds> timeout;
+  static constexpr std::chrono::seconds kLongestWait{1800};
+  std::chrono::seconds longest_wait() const { return timeout ? *timeout : kLongestWait; }
   PromptMode prompt = PromptMode::kEnter;
   std::chrono::seconds prompt_delay{15};
   bool qr = true;

@@ -258,8 +258,9 @@ void OidcService::request_code(FlowId id) {
       code.verification_uri_complete = answer->verification_uri_complete;
       code.expires_in = answer->expires_in;
       f.interval = answer->interval;
-      auto limit = std::min(code.expires_in, config_.device.timeout);
-      f.deadline_is_code_expiry = code.expires_in <= config_.device.timeout;
+      auto limit = std::min(code.expires_in, config_.device.longest_wait());
+      f.deadline_is_code_expiry = code.expires_in <= config_.device.longest_wait();
+      code.valid_for = limit;
       f.deadline = std::chrono::steady_clock::now() + limit;
       f.on_code(code);
       http_->post([this, id] { poll(id); }, duration_cast<milliseconds>(f.interval));

@@ -24,6 +24,9 @@ struct DeviceCode {
   std::string verification_uri;
   std::string verification_uri_complete;  // empty where the provider has none (Entra)
   std::chrono::seconds expires_in{0};
+  // How long castgate waits for the approval: the code's life, or less if device_flow.timeout
+  // says so. What the prompt tells the user.
+  std::chrono::seconds valid_for{0};
 };
 
 struct SignInResult {

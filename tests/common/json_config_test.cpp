@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "asciicast/alert_rules.h"
@@ -85,4 +86,26 @@ TEST_CASE("every configuration file refuses values of the wrong type with std::r
     CAPTURE(o);
     CHECK_THROWS_AS(oidc::OidcConfig::parse(o, "o"), std::runtime_error);
   }
+}
+
+TEST_CASE("oidc settings: the device-flow deadline and the Okta groups scope") {
+  using std::chrono::seconds;
+  // Unset: castgate waits as long as the provider's code lives (up to 30 minutes), not 5.
+  auto defaults = oidc::OidcConfig::parse(R"({})", "o");
+  CHECK_FALSE(defaults.device.timeout.has_value());
+  CHECK(defaults.device.longest_wait() == seconds(1800));
+  auto shorter = oidc::OidcConfig::parse(R"({"device_flow": {"timeout": "2m"}})", "o");
+  CHECK(shorter.device.longest_wait() == seconds(120));
+  CHECK_THROWS_AS(oidc::OidcConfig::parse(R"({"device_flow": {"timeout": "5s"}})", "o"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(oidc::OidcConfig::parse(R"({"device_flow": {"timeout": "2h"}})", "o"),
+                  std::runtime_error);
+  auto okta = oidc::OidcConfig::parse(
+      R"({"provider": {"preset": "okta", "issuer": "https://x.okta.com", "client_id": "c"}})", "o");
+  const auto& scopes = okta.provider->scopes;
+  CHECK(std::find(scopes.begin(), scopes.end(), "groups") != scopes.end());
+  auto entra = oidc::OidcConfig::parse(
+      R"({"provider": {"preset": "entra", "tenant": "t", "client_id": "c"}})", "o");
+  CHECK(std::find(entra.provider->scopes.begin(), entra.provider->scopes.end(), "groups") ==
+        entra.provider->scopes.end());  // Entra has no groups scope: an app setting sends them
 }

@@ -36,7 +36,7 @@ def gateway_factory(tmp_path, keys):
     """Builds gateways for a test and stops them (with SIGTERM, checking a clean exit) after."""
     made = []
 
-    def make(targets, known_hosts, **kw):
+    def make(targets, known_hosts, keys=keys, **kw):
         gw = Gateway(tmp_path, keys, targets, known_hosts, **kw)
         made.append(gw)
         return gw

@@ -449,7 +449,8 @@ class Tmux:
         self.socket = f"castgate-test-{os.getpid()}-{free_port()}"
         cmd = " ".join(shlex.quote(c) for c in command)
         # Keep the pane after the client exits so that its last words and exit code can be read.
-        subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t",
+        # -u: UTF-8 whatever the locale (the sign-in prompt's QR code is drawn with half blocks).
+        subprocess.run(["tmux", "-u", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", "t",
                         "-x", str(width), "-y", str(height),
                         f"{cmd}; echo CLIENT-EXIT=$?; sleep 600"], check=True, timeout=10)
         subprocess.run(["tmux", "-L", self.socket, "set-option", "-g", "status", "off"], timeout=10)
@@ -460,6 +461,10 @@ class Tmux:
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
+
+    def visible(self) -> str:
+        """Only what the terminal shows now (no scrollback)."""
+        return self._tmux("capture-pane", "-p", "-t", "t")
 
     def type(self, text: str, enter: bool = True):
         self._tmux("send-keys", "-t", "t", "-l", "--", text)
@@ -478,6 +483,37 @@ class Tmux:
 
     def close(self):
         self._tmux("kill-server", check=False)
+
+
+QR_LIGHT = {"\u2588": (1, 1), "\u2580": (1, 0), "\u2584": (0, 1), " ": (0, 0)}
+
+
+def decode_terminal_qr(screen: str, workdir: pathlib.Path) -> list[str]:
+    """Renders the half-block QR code on a captured screen as a light-on-dark terminal shows it
+    (drawn cells light, the rest dark), to an image, and decodes it with zbarimg (zbar-tools).
+    Returns what was decoded; empty if nothing was readable."""
+    lines = [l.rstrip("\n") for l in screen.split("\n")]
+    rows = [l for l in lines if any(c in l for c in "\u2588\u2580\u2584")]
+    if not rows:
+        return []
+    width = max(len(r) for r in rows)
+    scale, border = 6, 8  # pixels per module; a dark terminal margin around it
+    pix_w = (width + 2 * border) * scale
+    pix_h = (len(rows) * 2 + 2 * border) * scale
+    image = bytearray(pix_w * pix_h)
+    for ry, row in enumerate(rows):
+        for x, ch in enumerate(row):
+            for half, lit in enumerate(QR_LIGHT.get(ch, (0, 0))):
+                if not lit:
+                    continue
+                y0 = (ry * 2 + half + border) * scale
+                x0 = (x + border) * scale
+                for yy in range(y0, y0 + scale):
+                    image[yy * pix_w + x0: yy * pix_w + x0 + scale] = b"\xff" * scale
+    path = workdir / f"qr-{free_port()}.pgm"
+    path.write_bytes(f"P5 {pix_w} {pix_h} 255\n".encode() + bytes(image))
+    r = subprocess.run(["zbarimg", "-q", "--raw", str(path)], capture_output=True, timeout=30)
+    return r.stdout.decode().split()
 
 
 def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:

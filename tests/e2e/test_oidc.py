@@ -12,7 +12,7 @@ import time
 import paramiko
 import pytest
 
-from harness import LOGIN, Tmux, keygen, pubkey, run, wait_until
+from harness import LOGIN, Tmux, decode_terminal_qr, keygen, pubkey, run, wait_until
 from idp import Idp, approve
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,15 +49,17 @@ def gw(gateway_factory, sshd, idp, tmp_path):
 
 
 def openssh_sign_in(gw, login="alice", command="echo signed-in", extra=(), key=None,
-                    decline=False, wait_done=True):
+                    decline=False, wait_done=True, size=(160, 60), seen=None):
     """OpenSSH in a terminal: read the URL and code off the prompt, approve in the 'browser',
     press Enter."""
     opts = ["-o", "BatchMode=no", "-o", "LogLevel=INFO", *extra]
     if key is None:
         opts += ["-o", "PubkeyAuthentication=no"]
     term = Tmux(gw.ssh_args(key, None, opts) + [f"{LOGIN}@db1.int@127.0.0.1", command],
-                width=160, height=60)
+                width=size[0], height=size[1])
     screen = term.wait_for("press Enter", 30)
+    if seen is not None:
+        seen.append(term.visible())
     m = PROMPT.search(screen)
     assert m, screen
     approve(m.group(1), m.group(2), login=login, decline=decline)
@@ -113,7 +115,7 @@ def test_device_flow_signs_a_person_in_with_groups_from_the_provider(gw, idp):
         assert f"signed-in-as-{LOGIN}" in out and "CLIENT-EXIT=0" in out
     finally:
         term.close()
-    assert "Code:" in screen and "##" in screen  # instruction with a QR code (ASCII)
+    assert "Code:" in screen
     ok = gw.wait_event(lambda e: e["event"]["action"] == "auth.success")
     assert ok["user"]["id"] == "oidc:alice"  # qualified by its issuer: never a key identity
     assert ok["user"]["group"]["name"] == ["ops"]
@@ -128,15 +130,27 @@ def test_device_flow_signs_a_person_in_with_groups_from_the_provider(gw, idp):
     assert denied["user"]["id"] == "oidc:bob"
 
 
-def test_ssh_q_still_shows_the_url_and_code(gw):
-    term, screen = openssh_sign_in(gw, extra=["-q"], command="echo quiet-ok")
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_qr_code_is_whole_in_an_80x24_terminal_and_under_ssh_q(gw, idp, tmp_path, quiet):
+    """The QR code rides in the prompt, which OpenSSH prints whole and -q does not hide: rendered
+    from the visible 80x24 screen and decoded, it is the verification URL."""
+    seen = []
+    term, screen = openssh_sign_in(gw, extra=["-q"] if quiet else [], command="echo qr-ok",
+                                   size=(80, 24), seen=seen)
     try:
-        assert "quiet-ok" in term.screen()
+        assert "qr-ok" in term.screen()
     finally:
         term.close()
-    # -q hides the instruction (and its QR code), not the prompt.
-    assert "Code:" not in screen
-    assert PROMPT.search(screen)
+    visible = seen[0]
+    assert PROMPT.search(visible), visible
+    codes = gw.events()
+    device = next(e for e in codes if e["event"]["action"] == "auth.device_code")
+    decoded = decode_terminal_qr(visible, tmp_path)
+    assert len(decoded) == 1, visible
+    # The provider's complete URL (with the code) where it has one.
+    assert decoded[0].startswith(device["event"]["reason"].removeprefix("verification at "))
+    assert "user_code=" in decoded[0], decoded
+    assert ("Code:" in screen) != quiet  # -q hides the instruction, not the prompt
 
 
 def test_instruction_mode_needs_no_enter(gateway_factory, sshd, idp, tmp_path):
@@ -155,10 +169,30 @@ def test_instruction_mode_needs_no_enter(gateway_factory, sshd, idp, tmp_path):
         term.close()
 
 
-def test_declined_sign_in(gw):
-    term, _ = openssh_sign_in(gw, decline=True)
+def test_the_prompt_names_the_deadline_castgate_keeps(gateway_factory, sshd, idp, tmp_path):
+    """The test provider's codes live 10 minutes (like Okta's). Without device_flow.timeout castgate
+    waits that long and says so; with a shorter timeout the prompt names that one, not the
+    provider's (a person who approved after it would be refused)."""
+    seen = []
+    gw = oidc_gateway(gateway_factory, sshd, idp, tmp_path, device_flow={"prompt": "enter"})
+    assert paramiko_sign_in(gw, seen=seen, command="echo ok")[1] == b"ok\n"
+    assert "(valid for 10 minutes)" in seen[0][1], seen
+    seen.clear()
+    gw = oidc_gateway(gateway_factory, sshd, idp, tmp_path, device_flow={"timeout": "45s"})
+    assert paramiko_sign_in(gw, seen=seen, command="echo ok")[1] == b"ok\n"
+    assert "(valid for 45 seconds)" in seen[0][1], seen
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_declined_sign_in(gw, quiet):
+    # Under -q too: the reason comes as a last prompt, which -q does not hide.
+    term, _ = openssh_sign_in(gw, decline=True, extra=["-q"] if quiet else [], wait_done=False)
     try:
-        assert "declined" in term.screen()
+        screen = term.wait_for("Press Enter to close", 30)
+        assert "sign-in failed" in screen and "declined" in screen, screen
+        term.keys("Enter")
+        screen = term.wait_for("CLIENT-EXIT=", 30)
+        assert "CLIENT-EXIT=255" in screen
     finally:
         term.close()
     f = gw.wait_event(lambda e: e["event"]["action"] == "auth.failure")

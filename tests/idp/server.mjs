@@ -68,7 +68,10 @@ function buildProvider(issuer) {
     }],
     jwks: { keys },
     routes,
-    claims: { openid: claimNames },
+    // Okta releases groups only to a client that asks for the `groups` scope.
+    claims: shape === 'okta'
+      ? { openid: claimNames.filter((c) => c !== 'groups'), groups: ['groups'] }
+      : { openid: claimNames },
     conformIdTokenClaims: false,
     features: { deviceFlow: { enabled: true }, devInteractions: { enabled: true } },
     ttl: { DeviceCode: cfg.device_ttl || 600, IdToken: 3600, AccessToken: 3600, Interaction: 600,
@@ -81,7 +84,7 @@ function buildProvider(issuer) {
       // Consent is implied (a test provider): every client gets the scopes it asked for.
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId,
                                                   accountId: ctx.oidc.session.accountId });
-      grant.addOIDCScope('openid profile email');
+      grant.addOIDCScope('openid profile email groups');
       await grant.save();
       return grant;
     },
