@@ -48,7 +48,8 @@ bool JumpTunnel::accept() {
   return true;
 }
 
-int JumpTunnel::on_data_cb(ssh_session, ssh_channel, void*, uint32_t len, int, void* self) noexcept {
+int JumpTunnel::on_data_cb(ssh_session, ssh_channel, void*, uint32_t len, int,
+                           void* self) noexcept {
   // Consume nothing here: step() takes libssh's whole buffer once the socket took the last one.
   auto* t = static_cast<JumpTunnel*>(self);
   t->user_data_ = true;
@@ -128,8 +129,8 @@ bool JumpTunnel::move_to_user() {
     to_user_offset_ = 0;
   }
   if (to_user_offset_ < to_user_.size() && down_ && !user_close_ && !close_sent_to_user_) {
-    size_t room = std::min<size_t>(ssh_channel_window_size(down_.get()),
-                                   to_user_.size() - to_user_offset_);
+    size_t room =
+        std::min<size_t>(ssh_channel_window_size(down_.get()), to_user_.size() - to_user_offset_);
     if (room > 0) {
       int w = ssh_channel_write(down_.get(), to_user_.data() + to_user_offset_,
                                 static_cast<uint32_t>(room));

@@ -70,7 +70,7 @@ class JumpTunnel final : public FdHandler {
   bool inner_eof_ = false;  // the inner session's socket reached end of file or failed
   bool eof_sent_to_user_ = false, close_sent_to_user_ = false, shut_to_inner_ = false;
   bool finished_ = false;
-  bool over_limit_ = false;  // the client sent past the window (--max-channel-buffer)
+  bool over_limit_ = false;         // the client sent past the window (--max-channel-buffer)
   std::string to_inner_, to_user_;  // taken from one side, not yet accepted by the other
   size_t to_inner_offset_ = 0, to_user_offset_ = 0;
   uint64_t to_inner_total_ = 0, to_user_total_ = 0;

@@ -126,11 +126,12 @@ std::string ssh_config_script(const SshConfigRequest& r) {
   out += "cat > " + d + "/config <<'CASTGATE_END'\n" + block + "CASTGATE_END\n";
   // Include must come before any Host stanza of the user's own file to apply everywhere.
   std::string include = "Include " + d + "/config";
-  out += "touch ~/.ssh/config && chmod 600 ~/.ssh/config\n"
-         "grep -qx '" +
-         include + "' ~/.ssh/config || { printf '%s\\n\\n' '" + include +
-         "' | cat - ~/.ssh/config > ~/.ssh/config.castgate && "
-         "mv ~/.ssh/config.castgate ~/.ssh/config && chmod 600 ~/.ssh/config; }\n";
+  out +=
+      "touch ~/.ssh/config && chmod 600 ~/.ssh/config\n"
+      "grep -qx '" +
+      include + "' ~/.ssh/config || { printf '%s\\n\\n' '" + include +
+      "' | cat - ~/.ssh/config > ~/.ssh/config.castgate && "
+      "mv ~/.ssh/config.castgate ~/.ssh/config && chmod 600 ~/.ssh/config; }\n";
   return out;
 }
 

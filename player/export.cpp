@@ -98,6 +98,43 @@ std::vector<const std::string*> in_sequence(const std::vector<SessionExporter::P
 
 }  // namespace
 
+std::string crlf_output_event(std::string_view event, bool& last_cr) {
+  // [t,"o","text"] as simdjson minifies it: the text starts after the code.
+  constexpr std::string_view kOutput = ",\"o\",\"";
+  size_t start = event.find(kOutput);
+  if (event.empty() || event.front() != '[' || start == std::string_view::npos ||
+      event.find('"') < start)
+    return std::string(event);
+  start += kOutput.size();
+  std::string out(event.substr(0, start));
+  out.reserve(event.size() + event.size() / 8);
+  size_t i = start;
+  for (; i < event.size() && event[i] != '"'; ++i) {
+    char c = event[i];
+    if (c != '\\' || i + 1 >= event.size()) {
+      out += c;
+      // A UTF-8 continuation byte does not change what the last character was.
+      if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) last_cr = false;
+      continue;
+    }
+    char e = event[++i];
+    if (e == 'n') {
+      out += last_cr ? "\\n" : "\\r\\n";
+      last_cr = false;
+    } else if (e == 'u' && i + 4 < event.size() && event.substr(i + 1, 4) == "000a") {
+      out += last_cr ? "\\n" : "\\r\\n";
+      i += 4;
+      last_cr = false;
+    } else {
+      out += '\\';
+      out += e;
+      last_cr = e == 'r' || (e == 'u' && i + 4 < event.size() && event.substr(i + 1, 4) == "000d");
+    }
+  }
+  out.append(event.substr(i));
+  return out;
+}
+
 std::vector<std::string_view> SessionExporter::other_events() const {
   std::vector<std::string_view> out;
   for (const std::string* json : in_sequence(others_)) out.push_back(*json);
@@ -121,8 +158,19 @@ bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
                     : "no " + what + " of session " + session_ + " in the input";
     return false;
   }
-  out << ch->header << '\n';
-  for (const std::string* json : in_sequence(ch->events)) out << *json << '\n';
+  if (ch->info.pty || ch->header.empty() || ch->header.back() != '}') {
+    out << ch->header << '\n';
+    for (const std::string* json : in_sequence(ch->events)) out << *json << '\n';
+    return true;
+  }
+  // No pty on the target, so no `onlcr` there: the output has bare LF, which the user's own
+  // terminal (in raw mode under ssh, with its own onlcr) showed as new lines. A player shows
+  // what the user saw only if LF becomes CRLF; the header says that it did.
+  out << std::string_view(ch->header).substr(0, ch->header.size() - 1)
+      << ",\"x_castgate_newlines\":\"no pty: LF shown as CRLF, as on the user's terminal\"}\n";
+  bool last_cr = false;
+  for (const std::string* json : in_sequence(ch->events))
+    out << crlf_output_event(*json, last_cr) << '\n';
   return true;
 }
 

@@ -20,6 +20,11 @@ struct ChannelInfo {
   uint64_t events = 0;
 };
 
+// An output event [t,"o","text"] (minified JSON) with every LF that does not follow a CR written
+// as CRLF; `last_cr` carries whether the previous event's text ended with CR. Other events are
+// returned unchanged.
+std::string crlf_output_event(std::string_view event, bool& last_cr);
+
 class SessionExporter {
  public:
   struct Piece {

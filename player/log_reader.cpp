@@ -5,10 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -19,28 +26,205 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     owned_.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     data_ = owned_.data();
     size_ = owned_.size();
-    return;
-  }
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  fstat(fd, &st);
-  size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
-    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
+  } else {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    fstat(fd, &st);
+    if (!S_ISREG(st.st_mode)) {
       ::close(fd);
-      throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
+      throw std::runtime_error(path + " is not a regular file");
     }
-    madvise(p, size_, MADV_SEQUENTIAL);
-    data_ = static_cast<const char*>(p);
-    mapped_ = size_;
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
+      }
+      madvise(p, size_, MADV_SEQUENTIAL);
+      data_ = static_cast<const char*>(p);
+      mapped_ = size_;
+    }
+    ::close(fd);
   }
-  ::close(fd);
+  decompress();
 }
 
 MappedFile::~MappedFile() {
   if (mapped_) munmap(const_cast<char*>(data_), mapped_);
+}
+
+namespace {
+
+// An unlinked temporary file that decompressed data is written to, then mapped.
+class TempOutput {
+ public:
+  explicit TempOutput(const std::string& for_path) : for_(for_path) {
+    const char* dir = std::getenv("TMPDIR");
+    fd_ = ::open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0)
+      throw std::runtime_error("cannot create a temporary file to decompress " + for_ + ": " +
+                               std::strerror(errno));
+  }
+  ~TempOutput() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  TempOutput(const TempOutput&) = delete;
+  TempOutput& operator=(const TempOutput&) = delete;
+  void write(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0)
+        throw std::runtime_error("cannot write the decompressed " + for_ + ": " +
+                                 std::strerror(errno));
+      p += w;
+      n -= static_cast<size_t>(w);
+      size_ += static_cast<size_t>(w);
+    }
+  }
+  size_t size() const { return size_; }
+  int fd() const { return fd_; }
+
+ private:
+  std::string for_;
+  int fd_ = -1;
+  size_t size_ = 0;
+};
+
+constexpr size_t kChunk = 1 << 18;
+
+// gzip, with every member (concatenated gzip files are one valid gzip file). False if the data
+// ends before its last member does.
+bool gunzip(std::string_view in, TempOutput& out, const std::string& path) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw std::runtime_error("zlib: out of memory");
+  std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&zs, &inflateEnd);
+  std::vector<char> buf(kChunk);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = 0;
+  size_t left = in.size();
+  for (;;) {
+    if (zs.avail_in == 0 && left > 0) {
+      auto take = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+      zs.avail_in = take;
+      left -= take;
+    }
+    zs.next_out = reinterpret_cast<Bytef*>(buf.data());
+    zs.avail_out = static_cast<uInt>(buf.size());
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    out.write(buf.data(), buf.size() - zs.avail_out);
+    if (rc == Z_STREAM_END) {
+      if (zs.avail_in == 0 && left == 0) return true;
+      if (inflateReset(&zs) != Z_OK) throw std::runtime_error("zlib: reset failed");
+      continue;
+    }
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && left == 0) return false;  // cut short
+    if (rc != Z_OK)
+      throw std::runtime_error(path + ": not valid gzip data (" + (zs.msg ? zs.msg : "error") +
+                               ") after " + std::to_string(out.size()) + " bytes");
+  }
+}
+
+bool unzstd(std::string_view in, TempOutput& out, const std::string& path) {
+  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
+  if (!ctx) throw std::runtime_error("zstd: out of memory");
+  std::vector<char> buf(kChunk);
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  size_t last = 0;  // 0 once a frame is whole and flushed
+  while (input.pos < input.size) {
+    ZSTD_outBuffer output{buf.data(), buf.size(), 0};
+    last = ZSTD_decompressStream(ctx.get(), &output, &input);
+    if (ZSTD_isError(last))
+      throw std::runtime_error(path + ": not valid zstd data (" + ZSTD_getErrorName(last) +
+                               ") after " + std::to_string(out.size()) + " bytes");
+    out.write(buf.data(), output.pos);
+  }
+  // What the last frame still holds; no output at all means it is cut short.
+  while (last != 0) {
+    ZSTD_outBuffer output{buf.data(), buf.size(), 0};
+    last = ZSTD_decompressStream(ctx.get(), &output, &input);
+    if (ZSTD_isError(last) || output.pos == 0) break;
+    out.write(buf.data(), output.pos);
+  }
+  return last == 0;
+}
+
+}  // namespace
+
+void MappedFile::decompress() {
+  std::string_view in(data_, size_);
+  bool gzip = in.size() >= 2 && static_cast<unsigned char>(in[0]) == 0x1f &&
+              static_cast<unsigned char>(in[1]) == 0x8b;
+  bool zstd = in.size() >= 4 && static_cast<unsigned char>(in[0]) == 0x28 &&
+              static_cast<unsigned char>(in[1]) == 0xb5 &&
+              static_cast<unsigned char>(in[2]) == 0x2f &&
+              static_cast<unsigned char>(in[3]) == 0xfd;
+  if (!gzip && !zstd) return;
+  compression_ = gzip ? "gzip" : "zstd";
+  TempOutput out(path_);
+  bool whole = gzip ? gunzip(in, out, path_) : unzstd(in, out, path_);
+  if (!whole)
+    std::cerr << "castgate-player: " << path_ << ": the " << compression_
+              << " data ends early (a truncated file?); reading the " << out.size()
+              << " bytes it holds\n";
+  if (mapped_) munmap(const_cast<char*>(data_), mapped_);
+  mapped_ = 0;
+  owned_.clear();
+  owned_.shrink_to_fit();
+  data_ = nullptr;
+  size_ = out.size();
+  if (size_ > 0) {
+    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, out.fd(), 0);
+    if (p == MAP_FAILED)
+      throw std::runtime_error("cannot map the decompressed " + path_ + ": " +
+                               std::strerror(errno));
+    madvise(p, size_, MADV_SEQUENTIAL);
+    data_ = static_cast<const char*>(p);
+    mapped_ = size_;
+  }
+}
+
+LineCensus census(const MappedFile& file) {
+  LineCensus c;
+  std::string_view all = file.data();
+  const char* p = all.data();
+  const char* end = p + all.size();
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    const char* stop = nl ? nl : end;
+    if (stop > p) {
+      ++c.lines;
+      if (memmem(p, static_cast<size_t>(stop - p), "castgate", 8))
+        ++c.candidates;
+      else if (c.first_other == 0)
+        c.first_other = c.lines;
+    }
+    p = stop + 1;
+  }
+  return c;
+}
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (path != "-" && fs::is_directory(path, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
+           it.increment(ec))
+        if (it->is_regular_file(ec)) found.push_back(it->path().string());
+      if (ec) throw std::runtime_error("cannot read the directory " + path + ": " + ec.message());
+      std::sort(found.begin(), found.end());
+      if (found.empty()) std::cerr << "castgate-player: " << path << ": no files in it\n";
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(path);
+    }
+  }
+  return out;
 }
 
 void for_each_line(const MappedFile& file, std::string_view needle,

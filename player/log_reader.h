@@ -1,7 +1,8 @@
 // Reads castgate events back from logs as they are stored: the raw JSON lines castgate wrote,
 // lines wrapped by a container runtime (Docker json-file, CRI), or records re-encoded by a log
 // shipper (Fluent Bit with Merge_Log, with or without Merge_Log_Key). Files are memory-mapped and
-// scanned without copying.
+// scanned without copying; gzip (Fluent Bit's S3 objects) and zstd files, recognised by their
+// magic bytes, are first decompressed into an unlinked temporary file, which is mapped instead.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +15,16 @@ namespace castgate::player {
 
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // "-" reads stdin; throws on failure
+  // "-" reads stdin; throws on failure. Compressed data that ends early (a truncated object) is
+  // kept as far as it goes, with a warning on stderr.
+  explicit MappedFile(const std::string& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   std::string_view data() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // "gzip", "zstd" or "" (stored plain).
+  const char* compression() const { return compression_; }
   // Bytes readable after `p` (for parsers that read ahead).
   size_t readable_after(const char* p) const { return static_cast<size_t>(data_ + size_ - p); }
 
@@ -29,7 +34,23 @@ class MappedFile {
   size_t size_ = 0;
   size_t mapped_ = 0;
   std::string owned_;  // stdin
+  const char* compression_ = "";
+  void decompress();
 };
+
+// How many lines of a file can hold a castgate event (they name "castgate", raw or escaped), and
+// the first that cannot: what the commands report instead of skipping lines silently.
+struct LineCensus {
+  size_t lines = 0;
+  size_t candidates = 0;
+  size_t first_other = 0;  // line number, 0 if none
+  size_t others() const { return lines - candidates; }
+};
+LineCensus census(const MappedFile& file);
+
+// The files a command reads: a directory stands for every regular file below it (recursively,
+// in name order); "-" is standard input.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& paths);
 
 // One castgate event recovered from a stored line.
 struct StoredEvent {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "player/catalog.h"
+#include "player/commands.h"
 #include "player/export.h"
 #include "player/log_reader.h"
 #include "player/terminal_text.h"
@@ -23,10 +24,14 @@ namespace {
 
 const char* kUsage = R"(usage: castgate-player COMMAND [options] FILE...
 Reads castgate's event stream as stored: raw JSON lines, Docker/CRI container logs, or
-Fluent Bit output. FILE may be "-" for standard input.
+Fluent Bit output; plain, gzip or zstd (Fluent Bit's S3 objects are gzip). FILE may be a
+directory (every file below it) or "-" for standard input. Lines that cannot be castgate events
+are counted and reported on stderr; with --strict they make the command fail (exit 1).
 
 commands:
   list      sessions with who, from where, to which target, when and how they ended
+  commands  every command: when, who, from where, on which target as which login, its exit
+            status and alerts (the auditor's "who ran what on X on March 3rd")
   verify    check that sessions are complete and untouched (hash chain and signature)
   channels  the recorded channels of a session
   export    one channel of a session as an asciicast v2 file (asciinema play/cat)
@@ -55,14 +60,42 @@ po::variables_map parse(int argc, char** argv, po::options_description& opts) {
 
 std::vector<std::string> files(const po::variables_map& vm) {
   if (!vm.count("files")) return {"-"};
-  return vm["files"].as<std::vector<std::string>>();
+  return expand_inputs(vm["files"].as<std::vector<std::string>>());
+}
+
+// Lines of the inputs that cannot be castgate events, over all files read so far.
+size_t g_other_lines = 0;
+
+// Opens an input and says on stderr what in it is not castgate's: nothing is skipped silently.
+std::unique_ptr<MappedFile> open_input(const std::string& path) {
+  auto file = std::make_unique<MappedFile>(path);
+  auto c = census(*file);
+  if (c.lines > 0 && c.candidates == 0)
+    std::cerr << "castgate-player: " << terminal_safe(path) << ": no castgate events in its "
+              << c.lines << " lines\n";
+  else if (c.others() > 0)
+    std::cerr << "castgate-player: " << terminal_safe(path) << ": " << c.others() << " of "
+              << c.lines << " lines are not castgate events (the first: line " << c.first_other
+              << ")\n";
+  g_other_lines += c.others();
+  return file;
+}
+
+// --strict: lines that are not castgate events make the command fail.
+int strict_result(const po::variables_map& vm, int rc) {
+  if (rc == 0 && vm.count("strict") && g_other_lines > 0) {
+    std::cerr << "castgate-player: --strict: " << g_other_lines
+              << " lines of the input are not castgate events\n";
+    return 1;
+  }
+  return rc;
 }
 
 // The input files, mapped once so that they can be read twice ("-", stdin, can only be read once).
 using Inputs = std::vector<std::unique_ptr<MappedFile>>;
 Inputs open_inputs(const po::variables_map& vm) {
   Inputs inputs;
-  for (auto& path : files(vm)) inputs.push_back(std::make_unique<MappedFile>(path));
+  for (auto& path : files(vm)) inputs.push_back(open_input(path));
   return inputs;
 }
 
@@ -107,7 +140,8 @@ int cmd_list(int argc, char** argv) {
       "target", po::value<std::string>(), "target name")(
       "since", po::value<std::string>(), "sessions active at or after (RFC 3339, UTC)")(
       "until", po::value<std::string>(), "sessions active at or before (RFC 3339, UTC)")(
-      "denied", "include sign-ins refused by policy")("json", "one JSON object per session");
+      "denied", "include sign-ins refused by policy")("json", "one JSON object per session")(
+      "strict", "fail if a line of the input is not a castgate event");
   auto vm = parse(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
@@ -120,7 +154,7 @@ int cmd_list(int argc, char** argv) {
   if (vm.count("until")) f.until = vm["until"].as<std::string>();
   f.include_denied = vm.count("denied") > 0;
   Catalog catalog;
-  for (auto& path : files(vm)) catalog.add_file(MappedFile(path));
+  for (auto& path : files(vm)) catalog.add_file(*open_input(path));
   auto sessions = catalog.sessions(f);
   if (vm.count("json")) {
     for (auto& s : sessions) {
@@ -144,7 +178,7 @@ int cmd_list(int argc, char** argv) {
       if (s.lost) j["lost_reason"] = s.lost_reason;
       std::cout << j.dump() << '\n';
     }
-    return 0;
+    return strict_result(vm, 0);
   }
   std::printf("%-27s %-16s %-24s %-15s %-16s %-10s %-9s %s\n", "START", "SESSION", "USER", "SOURCE",
               "TARGET", "LOGIN", "DURATION", "END");
@@ -163,7 +197,92 @@ int cmd_list(int argc, char** argv) {
                 terminal_safe(s.login).c_str(), duration_text(s.duration_ns).c_str(),
                 terminal_safe(end).c_str());
   }
-  return 0;
+  return strict_result(vm, 0);
+}
+
+int cmd_commands(int argc, char** argv) {
+  po::options_description opts("commands options");
+  opts.add_options()("user", po::value<std::string>(), "identity id, name or email")(
+      "target", po::value<std::string>(), "target name")(
+      "since", po::value<std::string>(), "commands at or after (RFC 3339, UTC; a prefix works)")(
+      "until", po::value<std::string>(), "commands at or before (RFC 3339, UTC)")(
+      "grep", po::value<std::string>(), "commands containing this text")(
+      "key", po::value<std::string>(),
+      "recording public key(s): flag the rows of sessions that do not verify")(
+      "json", "one JSON object per command")("strict",
+                                             "fail if a line of the input is not a castgate event");
+  auto vm = parse(argc, argv, opts);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  CommandFilter f;
+  if (vm.count("user")) f.user = vm["user"].as<std::string>();
+  if (vm.count("target")) f.target = vm["target"].as<std::string>();
+  if (vm.count("since")) f.since = vm["since"].as<std::string>();
+  if (vm.count("until")) {
+    f.until = vm["until"].as<std::string>();
+    // "2026-03-03" means the whole day: everything that starts with it sorts before this.
+    if (f.until.size() < 27) f.until += "\x7f";
+  }
+  if (vm.count("grep")) f.grep = vm["grep"].as<std::string>();
+  CommandIndex index;
+  std::optional<Verifier> verifier;
+  if (vm.count("key"))
+    verifier.emplace(load_recording_keys(vm["key"].as<std::string>()), VerifyOptions{});
+  for (auto& path : files(vm)) {
+    auto file = open_input(path);
+    index.add_file(*file);
+    if (verifier) verifier->add_file(*file);
+  }
+  std::map<std::string, std::string> verdict;  // session -> "ok", "lost", "FAILED"
+  if (verifier)
+    for (auto& v : verifier->finish())
+      verdict[v.session] = v.ok ? "ok" : v.lost ? "lost" : "FAILED";
+  auto rows = index.rows(f);
+  auto verified = [&](const CommandRow& r) -> std::string {
+    if (!verifier) return "";
+    auto it = verdict.find(r.session);
+    return it == verdict.end() ? "FAILED" : it->second;
+  };
+  if (vm.count("json")) {
+    for (auto& r : rows) {
+      nlohmann::json j = {{"time", r.time},
+                          {"session", r.session},
+                          {"channel", r.channel},
+                          {"command", r.command},
+                          {"via", r.via},
+                          {"user_id", r.who.user_id},
+                          {"user_name", r.who.user_name},
+                          {"user_email", r.who.user_email},
+                          {"kind", r.who.kind},
+                          {"source_ip", r.who.source_ip},
+                          {"target", r.who.target},
+                          {"login", r.who.login},
+                          {"alerts", r.alerts}};
+      if (r.exit_code) j["exit_code"] = *r.exit_code;
+      if (verifier) j["verified"] = verified(r);
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    }
+    return strict_result(vm, 0);
+  }
+  std::printf("%-27s %-24s %-8s %-15s %-16s %-10s %-18s %-4s %s\n", "TIME", "USER", "KIND",
+              "SOURCE", "TARGET", "LOGIN", "SESSION", "EXIT", "COMMAND");
+  for (auto& r : rows) {
+    std::string user = r.who.user_email.empty() ? r.who.user_name : r.who.user_email;
+    std::string exit = r.exit_code ? std::to_string(*r.exit_code) : "-";
+    std::string marks;
+    for (auto& a : r.alerts) marks += " [alert: " + a + "]";
+    std::string v = verified(r);
+    if (!v.empty() && v != "ok") marks += " [session " + v + " verification]";
+    std::printf("%-27s %-24s %-8s %-15s %-16s %-10s %-18s %-4s %s%s\n",
+                terminal_safe(r.time).c_str(), terminal_safe(user).c_str(),
+                terminal_safe(r.who.kind).c_str(), terminal_safe(r.who.source_ip).c_str(),
+                terminal_safe(r.who.target).c_str(), terminal_safe(r.who.login).c_str(),
+                terminal_safe(r.session).c_str(), exit.c_str(), terminal_safe(r.command).c_str(),
+                terminal_safe(marks).c_str());
+  }
+  return strict_result(vm, 0);
 }
 
 int cmd_verify(int argc, char** argv) {
@@ -185,7 +304,7 @@ int cmd_verify(int argc, char** argv) {
   vo.allow_reorder = vm.count("allow-reorder") > 0;
   vo.strict = vm.count("strict") > 0;
   Verifier verifier(load_recording_keys(vm["key"].as<std::string>()), vo);
-  for (auto& path : files(vm)) verifier.add_file(MappedFile(path));
+  for (auto& path : files(vm)) verifier.add_file(MappedFile(path));  // reports foreign lines itself
   auto verdicts = verifier.finish();
   if (verdicts.empty()) std::cerr << "castgate-player: no castgate events found\n";
   return write_verify_report(std::cout, verdicts, verifier.foreign_lines(), vm.count("json") > 0);
@@ -193,15 +312,16 @@ int cmd_verify(int argc, char** argv) {
 
 int cmd_channels(int argc, char** argv) {
   po::options_description opts("channels options");
-  opts.add_options()("session", po::value<std::string>()->required(), "session id");
+  opts.add_options()("session", po::value<std::string>()->required(), "session id")(
+      "strict", "fail if a line of the input is not a castgate event");
   auto vm = parse(argc, argv, opts);
   SessionExporter ex(vm["session"].as<std::string>());
-  for (auto& path : files(vm)) ex.add_file(MappedFile(path));
+  for (auto& path : files(vm)) ex.add_file(*open_input(path));
   for (auto& c : ex.channels())
     std::printf("%d\t%s\t%s\t%s%s\t%llu events\n", c.channel, terminal_safe(c.kind).c_str(),
                 c.pty ? "pty" : "no-pty", c.file_transfer.empty() ? "" : "file transfer: ",
                 terminal_safe(c.file_transfer).c_str(), static_cast<unsigned long long>(c.events));
-  return 0;
+  return strict_result(vm, 0);
 }
 
 int cmd_export(int argc, char** argv) {
@@ -211,6 +331,7 @@ int cmd_export(int argc, char** argv) {
       "key", po::value<std::string>(),
       "recording public key(s): export only the events the signed final event vouches for")(
       "allow-reorder", "accept events out of file order (checked by sequence number)")(
+      "strict", "fail if a line of the input is not a castgate event")(
       "output,o", po::value<std::string>(), "write here instead of standard output");
   auto vm = parse(argc, argv, opts);
   auto in = open_session(vm);
@@ -255,7 +376,7 @@ int cmd_export(int argc, char** argv) {
     write_findings(std::cerr, *verdict, "  - ");
     return 1;
   }
-  return 0;
+  return strict_result(vm, 0);
 }
 
 int cmd_html(int argc, char** argv) {
@@ -265,6 +386,7 @@ int cmd_html(int argc, char** argv) {
       "key", po::value<std::string>(),
       "recording public key(s): the page then shows whether the session verifies")(
       "allow-reorder", "accept events out of file order (checked by sequence number)")(
+      "strict", "fail if a line of the input is not a castgate event")(
       "output,o", po::value<std::string>()->required(), "the HTML file to write");
   auto vm = parse(argc, argv, opts);
   auto in = open_session(vm);
@@ -286,11 +408,11 @@ int cmd_html(int argc, char** argv) {
   if (!out) throw std::runtime_error("writing " + path + " failed");
   if (!verdict) {
     std::cerr << "castgate-player: wrote " << path << " (integrity not checked: no --key)\n";
-    return 0;
+    return strict_result(vm, 0);
   }
   if (verdict->ok) {
     std::cerr << "castgate-player: wrote " << path << " (verified)\n";
-    return 0;
+    return strict_result(vm, 0);
   }
   if (verdict->lost) {
     std::cerr << "castgate-player: wrote " << path << " (LOST: authentic, all "
@@ -321,6 +443,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "list") return cmd_list(argc - 1, argv + 1);
+    if (cmd == "commands") return cmd_commands(argc - 1, argv + 1);
     if (cmd == "verify") return cmd_verify(argc - 1, argv + 1);
     if (cmd == "channels") return cmd_channels(argc - 1, argv + 1);
     if (cmd == "export") return cmd_export(argc - 1, argv + 1);

@@ -64,7 +64,7 @@ for _ in $(seq 100); do [ -s "$DEMO/idp.out" ] && break; sleep 0.1; done
 ISSUER="http://127.0.0.1:$IDP_PORT"
 cat > oidc.json <<JSON
 {"provider": {"preset": "generic", "issuer": "$ISSUER", "client_id": "castgate-demo"},
- "device_flow": {"prompt": "enter", "timeout": "5m"}, "key_binding_ttl": "1h"}
+ "device_flow": {"prompt": "enter"}, "key_binding_ttl": "1h"}
 JSON
 
 "$CASTGATE" --demo --instance demo --listen "127.0.0.1:$GATEWAY_PORT=demo.int" \

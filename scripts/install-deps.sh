@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config clang-format
   libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev
-  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev
+  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev zlib1g-dev libzstd-dev
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux rsync git
   zbar-tools  # zbarimg decodes the sign-in QR code off a rendered screen

@@ -122,3 +122,13 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     r = gw.ssh(keys.alice, "echo deployed", LOGIN, port=gw.bound_ports["db1.int"])
     assert r.stdout == b"deployed\n", r.stderr
     assert gw.health_port
+    # What the chart's NOTES tell operators to run in the pod: the onboarding block from the same
+    # configuration, naming the target and pinning the gateway's host key.
+    r = run([CASTGATE, "ssh-config", "--config", str(etc / "config" / "castgate.conf"),
+             "--gateway", "gw.example.com", "--format", "config"])
+    assert r.returncode == 0, r.stderr
+    assert "Host db1.int !gw.example.com\n  ProxyJump gw.example.com" in r.stdout.decode()
+    r = run([CASTGATE, "ssh-config", "--config", str(etc / "config" / "castgate.conf"),
+             "--gateway", "gw.example.com", "--format", "known-hosts"])
+    assert r.stdout.decode().startswith("gw.example.com,db1.int " +
+                                        " ".join(pubkey(keys.gateway_host).split()[:2]))

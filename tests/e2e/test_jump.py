@@ -42,19 +42,24 @@ class Client:
         # the directory given by --dir).
         home = self.dir / "home"
         home.mkdir()
-        r = subprocess.run(["sh", "-e"], input=self.script.encode(), env={"HOME": str(home),
-                           "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30)
-        assert r.returncode == 0, r.stderr
+        (home / ".ssh").mkdir(mode=0o700)
+        (home / ".ssh" / "config").write_text("Host old\n  User someone\n")
+        for _ in range(2):  # pasted twice: still one Include, ahead of the user's own stanzas
+            r = subprocess.run(["sh", "-e"], input=self.script.encode(),
+                               env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+                               capture_output=True, timeout=30)
+            assert r.returncode == 0, r.stderr
         self.user_config = home / ".ssh" / "config"
-        assert f"Include {self.dir}/config" in self.user_config.read_text()
+        assert self.user_config.read_text() == f"Include {self.dir}/config\n\nHost old\n  User someone\n"
+        assert (self.dir / "known_hosts").read_text() == self.known
+        assert (self.dir / "config").read_text() == self.block
         # The test's own lines (ahead of the include) say which key to use; nothing else is added.
         ident = f"  IdentityFile {key}\n  IdentitiesOnly yes\n" if key else \
             "  PubkeyAuthentication no\n"
         self.config = self.dir / "ssh_config"
         self.config.write_text(
             f"Host *\n{ident}  BatchMode {'yes' if batch else 'no'}\n  ConnectTimeout 10\n"
-            "  LogLevel ERROR\n"
-            + self.user_config.read_text())
+            f"  LogLevel ERROR\nInclude {self.dir}/config\n")
 
     def ssh(self, target: str, command: str | None = None, opts=(), timeout=60, input=None):
         args = ["ssh", "-F", str(self.config), *opts, f"{LOGIN}@{target}"]
@@ -108,6 +113,7 @@ def test_generated_config_runs_exec_pty_sftp_and_scp_through_the_jump(gateway, k
     start = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
                                e["event"]["action"] == "session.start")
     assert start["destination"]["address"] == "db1.int"
+    assert start["user"]["target"]["name"] == LOGIN
     out = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
                              e["event"]["action"] == "asciicast.output")
     assert "through-the-jump" in out["asciicast"]["event"][2]
@@ -400,3 +406,22 @@ def test_local_port_forwarding_inside_the_jump_where_policy_allows(gateway, keys
     inner = {e["castgate"]["jump"]["session"] for e in events(gateway, "jump.open")}
     assert opened["castgate"]["session"] in inner
     assert opened["castgate"]["forward"]["port"] == service_port
+
+
+def test_plain_dash_j_without_the_generated_config(gateway, keys, tmp_path):
+    """`ssh -J gateway login@db1.int`, as people type it ad hoc: only a key and the pinned host
+    key (known_hosts written by hand from castgate's host key) in a minimal config."""
+    host_key = " ".join(pubkey(keys.gateway_host).split()[:2])
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{gateway.shared_port},db1.int {host_key}\n")
+    config = tmp_path / "config"
+    config.write_text(f"Host *\n  IdentityFile {keys.alice}\n  IdentitiesOnly yes\n"
+                      f"  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n"
+                      "  BatchMode yes\n  LogLevel ERROR\n")
+    r = subprocess.run(["ssh", "-F", str(config), "-J", f"{LOGIN}@127.0.0.1:{gateway.shared_port}",
+                        f"{LOGIN}@db1.int", "echo dash-j"], capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == b"dash-j\n", r.stderr
+    outer, inner = inner_session_of(gateway)
+    start = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
+                               e["event"]["action"] == "session.start")
+    assert start["user"]["name"] == "alice" and start["destination"]["address"] == "db1.int"

@@ -1,6 +1,8 @@
 """The recording: asciicast fidelity, line limits, file transfers, commands, secrets, alerts,
 tamper evidence and what happens when stdout stalls or breaks."""
 
+import gzip
+import html as html_lib
 import json
 import os
 import pathlib
@@ -14,7 +16,7 @@ import uuid
 import pytest
 
 from attacker import test_user_password  # noqa: F401 (fixture)
-from harness import (LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
+from harness import (PLAYER, LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
                      wait_until)
 
 pytestmark = pytest.mark.timeout(240)
@@ -345,6 +347,110 @@ def test_verification_after_container_runtime_and_fluent_bit_reencoding(recorded
     assert rc == 1 and "altered" in out
 
 
+def test_inputs_as_stored_gzip_zstd_directories_and_stdin(recorded_session, keys, tmp_path):
+    """What a log store hands an analyst: Fluent Bit's S3 objects are gzip (several members when
+    appended), archives may be zstd, a bucket is a tree of objects. Every form reads the same; a
+    line that cannot be a castgate event is reported with a count, and --strict fails on it."""
+    lines, session = recorded_session
+    raw = b"\n".join(lines) + b"\n"
+    half = len(lines) // 2
+    store = tmp_path / "bucket" / "castgate" / "2026" / "11" / "30"
+    store.mkdir(parents=True)
+    # Two gzip members in one object (Fluent Bit appends), a zstd object, and a plain one.
+    first = b"\n".join(lines[:half]) + b"\n"
+    rest = b"\n".join(lines[half:]) + b"\n"
+    (store / "00-part.gz").write_bytes(gzip.compress(first[:len(first) // 2]) +
+                                       gzip.compress(first[len(first) // 2:]))
+    subprocess.run(["zstd", "-q", "-o", str(store / "01-part.zst")], input=rest, check=True,
+                   timeout=30)
+    (tmp_path / "all.jsonl.gz").write_bytes(gzip.compress(raw))
+
+    def listed(*args, input=None):
+        r = subprocess.run([PLAYER, "list", "--json", *args], capture_output=True, timeout=60,
+                           input=input)
+        assert r.returncode == 0, r.stderr
+        return {json.loads(l)["session"] for l in r.stdout.splitlines()}, r.stderr.decode()
+
+    expected, _ = listed(str(tmp_path / "all.jsonl.gz"))
+    assert session in expected and len(expected) == 3
+    assert listed(str(tmp_path / "bucket"))[0] == expected
+    assert listed("-", input=gzip.compress(raw))[0] == expected
+    r = player("verify", "--key", str(keys.recording_pub), str(tmp_path / "bucket"))
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    cast = player("export", "--session", session, "--key", str(keys.recording_pub),
+                  str(tmp_path / "bucket"))
+    assert cast.returncode == 0 and b"600" in cast.stdout and not cast.stderr, cast.stderr
+
+    # Not castgate's: reported, never silently skipped; --strict makes it an error.
+    (store / "02-other.log").write_bytes(b"kernel: something else\nnot json either\n")
+    sessions, err = listed(str(tmp_path / "bucket"))
+    assert sessions == expected
+    assert "02-other.log: no castgate events in its 2 lines" in err, err
+    r = player("list", "--strict", str(tmp_path / "bucket"))
+    assert r.returncode == 1 and b"2 lines of the input are not castgate events" in r.stderr
+    # A truncated object: what it holds is read, with a warning.
+    cut = gzip.compress(raw)
+    (tmp_path / "cut.gz").write_bytes(cut[:len(cut) * 2 // 3])
+    sessions, err = listed(str(tmp_path / "cut.gz"))
+    assert "ends early" in err and sessions, err
+    # Not a gzip file after all: a clear error, exit 2.
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 64)
+    r = player("list", str(tmp_path / "bad.gz"))
+    assert r.returncode == 2 and b"not valid gzip data" in r.stderr, r.stderr
+
+
+def test_commands_answers_who_ran_what_where_and_when(gateway, keys, tmp_path):
+    """The auditor's question in one command: every command with identity, source, target, login,
+    session, exit status and alerts; filters; with --key, rows of a tampered session flagged."""
+    for cmd in ["echo audited", "sh -c 'exit 3'", "HISTSIZE=0 true"]:
+        gateway.ssh(keys.alice, cmd, f"{LOGIN}@db1.int")
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"], width=100, height=30)
+    try:
+        term.type("export PS1='audit$ '")
+        term.wait_for("audit$")
+        term.type("echo typed-$((40+2))")
+        term.wait_for("typed-42")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gateway.events()) == 4,
+               15, "four sessions")
+    log = str(gateway.stdout_path)
+    r = player("commands", "--json", "--user", "alice@example.com", "--target", "db1.int", log)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    by_cmd = {row["command"]: row for row in rows}
+    assert by_cmd["echo audited"]["exit_code"] == 0 and by_cmd["echo audited"]["via"] == "exec"
+    assert by_cmd["sh -c 'exit 3'"]["exit_code"] == 3
+    assert by_cmd["HISTSIZE=0 true"]["alerts"] == ["disable-audit-logging"]
+    typed = by_cmd["echo typed-$((40+2))"]
+    assert typed["via"] == "terminal" and "exit_code" not in typed
+    assert all(row["user_name"] == "alice" and row["login"] == LOGIN and row["target"] == "db1.int"
+               and row["source_ip"] == "127.0.0.1" and row["kind"] == "human" for row in rows)
+    assert [row["time"] for row in rows] == sorted(row["time"] for row in rows)
+    # Filters: text, time, someone else.
+    r = player("commands", "--json", "--grep", "exit 3", log)
+    assert [json.loads(l)["command"] for l in r.stdout.splitlines()] == ["sh -c 'exit 3'"]
+    day = rows[0]["time"][:10]
+    assert len(player("commands", "--json", "--since", day, "--until", day, log).stdout.splitlines()) == len(rows)
+    assert player("commands", "--json", "--since", "2999-01-01", log).stdout == b""
+    assert player("commands", "--json", "--user", "bob", log).stdout == b""
+    # The table, for people.
+    table = player("commands", log).stdout.decode()
+    assert "TIME" in table and "[alert: disable-audit-logging]" in table and " 3 " in table
+    # With --key, a session whose record was altered is flagged on its rows.
+    lines = gateway.raw_lines()
+    victim = by_cmd["echo audited"]["session"]
+    idx = [i for i, l in enumerate(lines) if json.loads(l)["castgate"]["session"] == victim]
+    bad = tmp_path / "tampered.jsonl"
+    bad.write_bytes(b"\n".join(l for i, l in enumerate(lines) if i != idx[2]) + b"\n")
+    r = player("commands", "--json", "--key", str(keys.recording_pub), str(bad))
+    flagged = {json.loads(l)["command"]: json.loads(l)["verified"] for l in r.stdout.splitlines()}
+    assert flagged["echo audited"] == "FAILED" and flagged["sh -c 'exit 3'"] == "ok", flagged
+
+
 def test_list_finds_sessions_by_identity_and_target(recorded_session, gateway):
     r = player("list", "--json", "--user", "alice@example.com", str(gateway.stdout_path))
     rows = [json.loads(l) for l in r.stdout.splitlines()]
@@ -416,6 +522,40 @@ def test_web_replay_page_plays_the_session_and_never_runs_recorded_text(gateway,
     assert "NOT VERIFIED" in dom and "missing" in dom
     # It shows only what the signed end still vouches for: the events after the deleted one.
     assert "events that the signed final event vouches for are shown" in dom
+
+
+def player_screen_lines(dom: str) -> list[str]:
+    """The rows of asciinema-player's terminal in a dumped DOM, as text."""
+    terminal = dom.split("ap-term", 1)[1]
+    rows = re.split(r'<span class="ap-line"', terminal)[1:]
+    out = []
+    for row in rows:
+        text = re.sub(r"<[^>]+>", "", "<span" + row.split("</pre>")[0])
+        out.append(html_lib.unescape(text).replace("\u00a0", " ").rstrip())
+    return out
+
+
+def test_replays_show_output_without_a_pty_as_the_user_saw_it(gateway, keys, tmp_path):
+    """`ssh host 'for ...; do echo tick$i; done'`: no pty on the target, so the output has bare LF,
+    which the user's terminal showed as new lines. The export and the replay page show the same,
+    not a staircase."""
+    r = gateway.ssh(keys.alice, "for i in 1 2 3; do echo tick$i; done", f"{LOGIN}@db1.int")
+    assert r.stdout == b"tick1\ntick2\ntick3\n"
+    session = gateway.wait_event(lambda e: e["event"]["action"] == "session.end")["castgate"]["session"]
+    cast = player("export", "--session", session, "--key", str(keys.recording_pub),
+                  str(gateway.stdout_path))
+    assert cast.returncode == 0, cast.stderr
+    header, *events = [json.loads(l) for l in cast.stdout.splitlines()]
+    assert "LF shown as CRLF" in header["x_castgate_newlines"]
+    assert "".join(e[2] for e in events if e[1] == "o") == "tick1\r\ntick2\r\ntick3\r\n"
+    page = tmp_path / "no-pty.html"
+    r = player("html", "--session", session, "--key", str(keys.recording_pub), "-o", str(page),
+               str(gateway.stdout_path))
+    assert r.returncode == 0, r.stderr
+    dom = chromium_dom(page, "#t=1000")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    lines = player_screen_lines(dom)
+    assert lines[:3] == ["tick1", "tick2", "tick3"], lines[:6]
 
 
 # --- stdout trouble ------------------------------------------------------------------------

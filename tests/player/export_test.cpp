@@ -60,3 +60,22 @@ TEST_CASE("with an empty verified chain, the exporter shows nothing") {
 }
 
 }  // namespace castgate::player
+
+TEST_CASE("output without a pty: bare LF shown as CRLF, across events, escapes untouched") {
+  using castgate::player::crlf_output_event;
+  bool cr = false;
+  CHECK(crlf_output_event(R"([0.1,"o","tick1\ntick2\n"])", cr) ==
+        R"([0.1,"o","tick1\r\ntick2\r\n"])");
+  CHECK_FALSE(cr);
+  CHECK(crlf_output_event(R"([0.2,"o","a\r\nb\\n\u000a"])", cr) ==
+        R"([0.2,"o","a\r\nb\\n\r\n"])");  // "\\n" is a backslash and an n, not a newline
+  CHECK(crlf_output_event(R"([0.3,"o","end\r"])", cr) == R"([0.3,"o","end\r"])");
+  CHECK(cr);
+  CHECK(crlf_output_event(R"([0.4,"o","\nnext é\n"])", cr) == R"([0.4,"o","\nnext é\r\n"])");
+  CHECK_FALSE(cr);
+  // Resize and input events, and anything unexpected, pass unchanged.
+  CHECK(crlf_output_event(R"([0.5,"r","80x24"])", cr) == R"([0.5,"r","80x24"])");
+  CHECK(crlf_output_event(R"([0.6,"i","x\n"])", cr) == R"([0.6,"i","x\n"])");
+  CHECK(crlf_output_event(R"(garbage)", cr) == "garbage");
+  CHECK(crlf_output_event("", cr).empty());
+}
