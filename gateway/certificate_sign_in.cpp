@@ -184,6 +184,7 @@ CertificateCheck check_user_certificate(std::string_view blob, const IdentityKey
     c.reason = "the certificate is not valid now (expired or not yet valid)";
     return c;
   }
+  c.valid_before = cert.valid_before;
   if (cert.principals.empty()) {
     // OpenSSH refuses these ("Certificate lacks principal list"): a certificate for any login is
     // too easily issued by mistake.

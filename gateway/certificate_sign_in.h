@@ -20,6 +20,7 @@ struct CertificateCheck {
   bool ok = false;
   Identity identity;
   std::vector<std::string> principals;  // logins the certificate allows (never empty when ok)
+  uint64_t valid_before = 0;            // unix seconds: the certificate expires then
   std::string reason;                   // why it was refused
 };
 

@@ -107,8 +107,10 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
                        "time allowed to sign in")(
       "idle-timeout", po::value<std::string>()->default_value("0"),
       "close sessions without traffic for this long (0 = never)")(
-      "shutdown-grace", po::value<std::string>()->default_value("30s"),
-      "on SIGTERM, time live sessions may go on before they are closed")(
+      "jump-idle-timeout", po::value<std::string>()->default_value("10m"),
+      "close a connection without a target (a ProxyJump's) this long after its last ProxyJump "
+      "channel")("shutdown-grace", po::value<std::string>()->default_value("30s"),
+                 "on SIGTERM, time live sessions may go on before they are closed")(
       "connect-timeout", po::value<std::string>()->default_value("10s"),
       "time allowed to reach and sign in to a target")(
       "max-unauthenticated", po::value<int>(),
@@ -252,6 +254,9 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.max_certificate_validity = duration_option(vm, "max-certificate-validity");
   c.preauth_timeout = duration_option(vm, "preauth-timeout");
   c.idle_timeout = duration_option(vm, "idle-timeout");
+  c.jump_idle_timeout = duration_option(vm, "jump-idle-timeout");
+  if (c.jump_idle_timeout.count() < 1)
+    throw std::runtime_error("--jump-idle-timeout must be at least 1s");
   c.shutdown_grace = duration_option(vm, "shutdown-grace");
   c.connect_timeout = duration_option(vm, "connect-timeout");
   c.recording_stall_limit = duration_option(vm, "recording-stall-limit");

@@ -39,6 +39,9 @@ struct GatewayConfig {
   std::chrono::seconds max_certificate_validity{3600};  // enforced by the signer process
   std::chrono::seconds preauth_timeout{30};
   std::chrono::seconds idle_timeout{0};  // 0 = none
+  // A connection without a target (a ProxyJump's, kept by ControlMaster) without a ProxyJump
+  // channel for this long is closed.
+  std::chrono::seconds jump_idle_timeout{600};
   std::chrono::seconds shutdown_grace{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds recording_stall_limit{10};

@@ -21,7 +21,8 @@ void KeyBindings::bind(const std::string& key_blob, const Identity& identity,
 
 std::optional<Identity> KeyBindings::find(const std::string& key_blob,
                                           std::chrono::system_clock::time_point now,
-                                          const std::string& source) {
+                                          const std::string& source,
+                                          std::chrono::system_clock::time_point* expires) {
   std::lock_guard lock(mu_);
   auto it = by_key_.find(key_blob);
   if (it == by_key_.end()) return std::nullopt;
@@ -31,6 +32,7 @@ std::optional<Identity> KeyBindings::find(const std::string& key_blob,
   }
   if (!it->second.source_block.empty() && it->second.source_block != source_block(source))
     return std::nullopt;
+  if (expires) *expires = it->second.expires;
   return it->second.identity;
 }
 

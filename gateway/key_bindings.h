@@ -22,9 +22,10 @@ class KeyBindings {
             std::chrono::system_clock::time_point expires, const std::string& source);
   // The identity bound to the key, if the binding has not expired (checked at `now`) and
   // `source` may use it.
+  // `expires`, if given, receives when the binding ends.
   std::optional<Identity> find(const std::string& key_blob,
-                               std::chrono::system_clock::time_point now,
-                               const std::string& source);
+                               std::chrono::system_clock::time_point now, const std::string& source,
+                               std::chrono::system_clock::time_point* expires = nullptr);
   size_t size();
 
  private:

@@ -38,6 +38,11 @@ void split_user(const std::string& ssh_user, std::string& login, std::string& ta
 namespace {
 constexpr auto kCloseGrace = std::chrono::seconds(3);
 constexpr auto kRefusedLinger = std::chrono::seconds(30);
+// ProxyJump channels of one connection whose inner connection is still signing in: each costs a
+// key exchange, and none of them counts against --max-startups (the outer connection did).
+constexpr size_t kMaxJumpsSigningIn = 4;
+// The inner connection of a ProxyJump signs in without a person or a provider in the loop.
+constexpr auto kJumpSignInTimeout = std::chrono::seconds(20);
 
 std::string key_blob_of(ssh_key key) {
   char* b64 = nullptr;
@@ -295,6 +300,7 @@ void Session::step_once() {
     if (it->second->finished()) {
       end_jump(*it->second, "closed");
       it = tunnels_.erase(it);
+      last_jump_end_ = clock().steady_now();
     } else {
       ++it;
     }
@@ -538,6 +544,8 @@ void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to)
   auto& ctx = worker_.context();
   std::string detail = result.identity.auth_method;
   if (!verified_key_.empty()) proven_keys_.push_back(verified_key_);
+  if (result.expires != std::chrono::system_clock::time_point{})
+    credential_expires_ = result.expires;
   if (!verified_key_.empty() && ctx.oidc && ctx.oidc->config().key_binding_ttl.count() > 0 &&
       result.identity.kind == IdentityKind::kHuman) {
     auto until = std::min(clock().now() + ctx.oidc->config().key_binding_ttl, result.expires);
@@ -599,13 +607,19 @@ void Session::handle_publickey(ssh::Message m) {
     certificate_principals_ = check.principals;
     has_certificate_ = true;
     proven_keys_.push_back(blob);
+    credential_expires_ = std::chrono::system_clock::time_point(std::chrono::seconds(
+        static_cast<int64_t>(std::min<uint64_t>(check.valid_before, INT64_MAX))));
     accept_identity(check.identity, std::move(m),
                     "certificate " + fp + " key id " + check.identity.name);
     return;
   }
   if (!identity && !blob.empty()) {
-    bound = ctx.key_bindings.find(blob, clock().now(), peer_.address);
-    if (bound) identity = &*bound;
+    std::chrono::system_clock::time_point until{};
+    bound = ctx.key_bindings.find(blob, clock().now(), peer_.address, &until);
+    if (bound) {
+      identity = &*bound;
+      credential_expires_ = until;
+    }
   }
   if (!identity && !blob.empty() && ctx.oidc && ctx.oidc->people_enabled()) {
     // Not registered, but it can be bound to a person after a device sign-in: have the client
@@ -901,6 +915,11 @@ void Session::open_jump(ssh::Message m, const Target& target) {
   };
   if (std::string why = recording_refusal(); !why.empty() && recording_enabled())
     return refuse(why);
+  if (credential_expires_ && clock().now() >= *credential_expires_)
+    return refuse("this connection's sign-in expired at " + rfc3339_micros(*credential_expires_) +
+                  "; connect again");
+  if (jumps_signing_in() >= kMaxJumpsSigningIn)
+    return refuse("too many ProxyJump connections signing in at once on this connection");
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
     return refuse(std::string("cannot create the inner connection: ") + strerror(errno));
@@ -911,6 +930,7 @@ void Session::open_jump(ssh::Message m, const Target& target) {
   origin.has_certificate = has_certificate_;
   origin.certificate_principals = certificate_principals_;
   origin.target = target.name;
+  origin.expires = credential_expires_;
   ListenSpec inner_listener = listener_;
   inner_listener.target = target.name;
   std::string inner = worker_.start_inner_session(sv[1], inner_listener, peer_, origin);
@@ -920,10 +940,22 @@ void Session::open_jump(ssh::Message m, const Target& target) {
   where["castgate"]["jump"]["session"] = inner;
   log_->emit(EventKind{"jump.open", {"network", "session"}, {"connection", "start"}, "success", ""},
              std::move(where), id);
-  jumped_ = true;
+  last_jump_end_.reset();
   JumpTunnel* t = tunnel.get();
-  tunnels_.emplace(id, std::move(tunnel));
-  if (!t->accept()) end_jump(*t, "could not accept the client's channel");
+  auto it = tunnels_.emplace(id, std::move(tunnel)).first;
+  if (!t->accept()) {
+    end_jump(*t, "could not accept the client's channel");
+    tunnels_.erase(it);
+  }
+}
+
+size_t Session::jumps_signing_in() {
+  size_t n = 0;
+  for (const auto& [id, tunnel] : tunnels_) {
+    Session* inner = worker_.find(tunnel->inner_session());
+    if (!inner || inner->signing_in()) ++n;  // not started yet counts too
+  }
+  return n;
 }
 
 void Session::end_jump(JumpTunnel& tunnel, const std::string& reason) {
@@ -944,6 +976,15 @@ void Session::handle_jump_auth(ssh::Message m) {
   const JumpOrigin& origin = *jump_;
   std::string how = "through ProxyJump session " + origin.outer_session;
   int subtype = ssh_message_subtype(msg);
+  if (origin.expires && clock().now() >= *origin.expires) {
+    send_text_banner(
+        "castgate: the sign-in of your connection to the gateway expired; connect "
+        "again.\n");
+    ssh_message_reply_default(msg);
+    auth_failed("jump",
+                "the outer connection's sign-in expired at " + rfc3339_micros(*origin.expires));
+    return close("sign_in_expired", "");
+  }
   if (subtype == SSH_AUTH_METHOD_NONE && origin.proven_keys.empty()) {
     // The outer connection signed in without a key (a device or workload sign-in): the channel
     // this connection travels in is the only binding there is, and the only one needed.
@@ -1031,7 +1072,8 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
     return;
   }
   if (state_ == State::kClosed) return;
-  auto preauth = cfg.preauth_timeout;
+  auto preauth = jump_ ? std::min<std::chrono::seconds>(cfg.preauth_timeout, kJumpSignInTimeout)
+                       : cfg.preauth_timeout;
   if (sign_in_ && sign_in_->in_progress() && worker_.context().oidc)
     preauth = std::max(
         preauth, worker_.context().oidc->config().device.longest_wait() + std::chrono::seconds(30));
@@ -1044,11 +1086,16 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
                               " seconds and was closed");
     return;
   }
-  // A connection without a target that has served a ProxyJump (a ControlMaster) may idle.
-  if (authenticated_ && !refusal_.empty() && pairs_.empty() && tunnels_.empty() && !jumped_ &&
-      now - started_at_ > kRefusedLinger) {
-    close("refused", "");
-    return;
+  if (authenticated_ && !refusal_.empty() && pairs_.empty() && tunnels_.empty()) {
+    // Refused, or a connection without a target between ProxyJump channels (a ControlMaster):
+    // the latter may idle for --jump-idle-timeout after its last channel, until its sign-in ends.
+    if (!last_jump_end_ && now - started_at_ > kRefusedLinger) return close("refused", "");
+    if (last_jump_end_ && now - *last_jump_end_ > cfg.jump_idle_timeout)
+      return close("idle_timeout", "no ProxyJump channel for " +
+                                       std::to_string(cfg.jump_idle_timeout.count()) +
+                                       " seconds; the connection was closed");
+    if (last_jump_end_ && credential_expires_ && clock().now() >= *credential_expires_)
+      return close("sign_in_expired", "the sign-in of this connection expired");
   }
   auto health = worker_.context().sink->health();
   if (health != asciicast::SinkHealth::kHealthy && authenticated_ && recording_enabled()) {

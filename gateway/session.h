@@ -37,6 +37,9 @@ struct JumpOrigin {
   bool has_certificate = false;          // the outer sign-in was a certificate: its principals
   std::vector<std::string> certificate_principals;  // bound the inner login too
   std::string target;                               // the configured target the channel named
+  // When the outer sign-in ends (a certificate's valid_before, a token's or key binding's
+  // expiry); none for a registered key. No inner connection signs in after it.
+  std::optional<std::chrono::system_clock::time_point> expires;
 };
 
 class Session final : public FdHandler,
@@ -55,6 +58,9 @@ class Session final : public FdHandler,
   void start();
   const std::string& id() const { return id_; }
   State state() const { return state_; }
+  bool signing_in() const {
+    return state_ == State::kHandshake || state_ == State::kAuthenticating;
+  }
 
   // Starts the one teardown path: channels are told `user_message`, both connections are
   // closed, session.end is written and the worker drops the session.
@@ -173,7 +179,13 @@ class Session final : public FdHandler,
   // No target was named: the connection may still open ProxyJump channels; the denial is
   // recorded when it asks for a shell or command instead.
   std::optional<nlohmann::json> deferred_denial_;
-  bool jumped_ = false;  // a ProxyJump channel was opened on this connection
+  // When this connection's sign-in ends (see JumpOrigin::expires).
+  std::optional<std::chrono::system_clock::time_point> credential_expires_;
+  // The last ProxyJump channel of a connection without a target closed then: it may idle for
+  // --jump-idle-timeout (a ControlMaster between commands), then it is closed.
+  std::optional<std::chrono::steady_clock::time_point> last_jump_end_;
+  // ProxyJump channels whose inner connection has not signed in yet.
+  size_t jumps_signing_in();
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;

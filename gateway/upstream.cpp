@@ -35,7 +35,7 @@ Upstream::~Upstream() {
   if (event_ && session_) ssh_event_remove_session(event_.get(), session_.get());
   event_.reset();
   credential_.reset();
-  session_.reset();
+  session_.reset();  // closes the socket if libssh still holds it
 }
 
 void Upstream::unwatch() {
@@ -286,7 +286,13 @@ void Upstream::fail(std::string code, std::string message) {
 
 void Upstream::disconnect() {
   unwatch();
-  if (session_ && ssh_is_connected(session_.get())) ssh_disconnect(session_.get());
+  if (!session_ || !ssh_is_connected(session_.get())) return;
+  // libssh 0.10's ssh_disconnect forgets a socket it was given with SSH_OPTIONS_FD without
+  // closing it (ssh_free would have): close it here, or every session leaves a socket to its
+  // target in CLOSE_WAIT until the worker runs out of descriptors.
+  int socket = ssh_get_fd(session_.get());
+  ssh_disconnect(session_.get());
+  if (socket >= 0 && ssh_get_fd(session_.get()) != socket) ::close(socket);
 }
 
 }  // namespace castgate

@@ -20,8 +20,8 @@ std::string text_at(element e, const char* path) {
 
 void CommandIndex::add_file(const MappedFile& file) {
   catalog_.add_file(file);
-  // `"command` is in every command event (the action, process.command_line) raw or escaped; `"alert`
-  // in every alert; the rest of those lines are parsed and dropped by their action.
+  // `"command` is in every command event (the action, process.command_line) raw or escaped;
+  // `"alert` in every alert; the rest of those lines are parsed and dropped by their action.
   for (std::string_view needle : {std::string_view("\"command"), std::string_view("\"alert"),
                                   std::string_view("channel.end")})
     for_each_line(file, needle, [&](std::string_view line, size_t) { add_line(line); });
@@ -49,12 +49,11 @@ void CommandIndex::add_line(std::string_view line) {
     r.via = text_at(root, "/castgate/command_source");
     commands_.push_back(std::move(r));
   } else if (action == "alert") {
-    alerts_.push_back(
-        Alert{session, static_cast<int>(channel), seq, text_at(root, "/rule/name")});
+    alerts_.push_back(Alert{session, static_cast<int>(channel), seq, text_at(root, "/rule/name")});
   } else if (action == "channel.end") {
     int64_t code = 0;
-    if (channel >= 0 && root.at_pointer("/process/exit_code").get_int64().get(code) ==
-                            simdjson::SUCCESS)
+    if (channel >= 0 &&
+        root.at_pointer("/process/exit_code").get_int64().get(code) == simdjson::SUCCESS)
       exit_codes_[{session, static_cast<int>(channel)}] = code;
   }
 }

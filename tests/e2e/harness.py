@@ -485,6 +485,23 @@ class Tmux:
         self._tmux("kill-server", check=False)
 
 
+def typed_shell(args: list[str], steps: list[tuple[str, str]], prompt: str = "typed$ ",
+                size: tuple[int, int] = (100, 30)) -> str:
+    """A person at a real terminal: starts `args` (an ssh with -tt) in tmux, sets a prompt, types
+    each (line, what to wait for) of `steps`, exits with 0 and returns the last screen."""
+    term = Tmux(args, width=size[0], height=size[1])
+    try:
+        term.type(f"export PS1='{prompt}'")
+        term.wait_for(prompt)
+        for line, expect in steps:
+            term.type(line)
+            term.wait_for(expect)
+        term.type("exit")
+        return term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+
+
 QR_LIGHT = {"\u2588": (1, 1), "\u2580": (1, 0), "\u2584": (0, 1), " ": (0, 0)}
 
 

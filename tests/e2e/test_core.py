@@ -277,28 +277,43 @@ def test_target_down(gateway_factory, keys):
 
 
 def test_port_forwarding_only_where_policy_allows(gateway, keys, sshd):
-    # alice (ops) may forward: reach the target's own sshd through it.
+    # alice (ops) may forward: reach a service next to the target through it. A forward to a
+    # target's own SSH address is not forwarded but served by castgate (a ProxyJump, recorded).
     port = gateway.bound_ports["db1.int"]
-    local = socket.socket()
-    local.bind(("127.0.0.1", 0))
-    lport = local.getsockname()[1]
-    local.close()
-    fwd = subprocess.Popen(gateway.ssh_args(keys.alice, port, ["-N", "-L",
-                           f"{lport}:127.0.0.1:{sshd.port}", "-o", "ExitOnForwardFailure=yes"]) +
-                           [f"{LOGIN}@127.0.0.1"])
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(4)
+    threading.Thread(target=lambda: [c.sendall(b"SERVICE-BANNER\r\n") or c.close()
+                                     for c in iter(lambda: service.accept()[0], None)],
+                     daemon=True).start()
+    ports = {}
+    for name in ("service", "ssh"):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports[name] = s.getsockname()[1]
+        s.close()
+    fwd = subprocess.Popen(gateway.ssh_args(keys.alice, port, [
+        "-N", "-o", "ExitOnForwardFailure=yes",
+        "-L", f"{ports['service']}:127.0.0.1:{service.getsockname()[1]}",
+        "-L", f"{ports['ssh']}:127.0.0.1:{sshd.port}"]) + [f"{LOGIN}@127.0.0.1"])
     try:
-        def banner():
-            try:
-                with socket.create_connection(("127.0.0.1", lport), timeout=2) as c:
-                    c.settimeout(5)
-                    return c.recv(100)
-            except OSError:
-                return None
-        assert wait_until(banner, 15, "a forwarded banner").startswith(b"SSH-2.0-OpenSSH")
+        def banner(lport):
+            def get():
+                try:
+                    with socket.create_connection(("127.0.0.1", lport), timeout=2) as c:
+                        c.settimeout(5)
+                        return c.recv(100)
+                except OSError:
+                    return None
+            return wait_until(get, 15, "a forwarded banner")
+        assert banner(ports["service"]) == b"SERVICE-BANNER\r\n"
+        assert banner(ports["ssh"]).startswith(b"SSH-2.0-castgate")
     finally:
         fwd.terminate()
         fwd.wait(timeout=10)
+        service.close()
     assert any(e["event"]["action"] == "port_forward.open" for e in gateway.events())
+    assert any(e["event"]["action"] == "jump.open" for e in gateway.events())
 
 
 def test_agent_and_x11_forwarding_are_refused(gateway, keys):
@@ -363,3 +378,26 @@ def test_bad_settings_stop_start_up_with_a_clear_message(tmp_path, keys):
              str(bad), "--known-hosts", "/dev/null", "--user-ca-key", str(keys.ca)])
     assert r.returncode == 2
     assert b'unknown setting "typo"' in r.stderr
+
+
+def test_sessions_leave_no_descriptors_behind(gateway_factory, sshd, keys):
+    """Each session's sockets (to the user, to the target) are closed when it ends: a gateway
+    that leaked one per session would run out of descriptors in production. (libssh 0.10 forgets,
+    without closing, a socket handed to it when the session disconnects.)"""
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], extra_args=["--worker-processes", "1"])
+    worker = gw.workers(1)[0]
+
+    def fds():
+        return len(os.listdir(f"/proc/{worker}/fd"))
+
+    assert gw.ssh(keys.alice, "echo warm", f"{LOGIN}@db1.int").stdout == b"warm\n"
+    wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gw.events()) == 1, 15,
+               "the first session's end")
+    time.sleep(0.5)
+    baseline = fds()
+    for i in range(6):
+        assert gw.ssh(keys.alice, f"echo {i}", f"{LOGIN}@db1.int").stdout == f"{i}\n".encode()
+    wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gw.events()) == 7, 15,
+               "every session's end")
+    wait_until(lambda: fds() <= baseline, 10, f"the worker's descriptors back to {baseline}")

@@ -300,17 +300,24 @@ def test_hostile_jump_channels(gateway_factory, sshd, keys):
         s.exec_command("echo inner-works")
         assert s.makefile().read() == b"inner-works\n"
         inner.close()
-        # More channels than --max-channels: the rest are refused, the first ones still work.
+        # More channels than --max-channels (each signed in, so that the cap on those still
+        # signing in is not what stops them): the rest are refused.
         opened, refused = [], 0
+        key = paramiko.Ed25519Key.from_private_key_file(str(keys.alice))
         for _ in range(12):
             try:
-                opened.append(t.open_channel("direct-tcpip", ("db1.int", 22), ("127.0.0.1", 1),
-                                             timeout=15))
+                chan = t.open_channel("direct-tcpip", ("db1.int", 22), ("127.0.0.1", 1),
+                                      timeout=15)
             except paramiko.ChannelException:
                 refused += 1
+                continue
+            inner = paramiko.Transport(chan)
+            inner.start_client(timeout=15)
+            inner.auth_publickey(LOGIN, key)
+            opened.append(inner)
         assert refused == 4 and len(opened) == 8
-        for c in opened:
-            c.close()
+        for inner in opened:
+            inner.close()
     finally:
         t.close()
     gateway.wait_event(lambda e: e["event"]["action"] == "jump.denied" and
@@ -425,3 +432,86 @@ def test_plain_dash_j_without_the_generated_config(gateway, keys, tmp_path):
     start = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
                                e["event"]["action"] == "session.start")
     assert start["user"]["name"] == "alice" and start["destination"]["address"] == "db1.int"
+
+
+def outer_transport(gw, user, key, cert=None):
+    t = paramiko.Transport(("127.0.0.1", gw.shared_port))
+    t.start_client(timeout=15)
+    k = paramiko.Ed25519Key.from_private_key_file(str(key))
+    if cert:
+        k.load_certificate(str(cert))
+    t.auth_publickey(user, k)
+    assert t.is_authenticated()
+    return t, k
+
+
+def jump_exec(t, key, command):
+    chan = t.open_channel("direct-tcpip", ("db1.int", 22), ("127.0.0.1", 1), timeout=15)
+    inner = paramiko.Transport(chan)
+    inner.start_client(timeout=15)
+    inner.auth_publickey(LOGIN, key)
+    s = inner.open_session(timeout=15)
+    s.exec_command(command)
+    out = s.makefile().read()
+    inner.close()
+    return out
+
+
+def test_an_expired_sign_in_opens_no_more_jumps(gateway_factory, sshd, keys, tmp_path):
+    """A certificate that expires while its (ControlMaster) connection stays open: no new inner
+    session after the expiry, and the idle connection is then closed."""
+    ca = keygen(tmp_path / "ca")
+    ids = (f'identity="alice",email="alice@example.com",groups="ops,dba",kind=human {pubkey(keys.alice)}\n'
+           f'cert-authority,name="corp-ca",kind=human,groups="ops" {pubkey(ca)}')
+    policy = {"rules": [{"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN]}]}
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], policy=policy, identities=ids)
+    user_key = keygen(tmp_path / "u")
+    run(["ssh-keygen", "-q", "-s", str(ca), "-I", "u1", "-n", LOGIN, "-V", "-5m:+8s",
+         str(user_key) + ".pub"], check=True)
+    t, k = outer_transport(gw, LOGIN, user_key, pathlib.Path(str(user_key) + "-cert.pub"))
+    try:
+        assert jump_exec(t, k, "echo before-expiry") == b"before-expiry\n"
+        time.sleep(10)
+        with pytest.raises((paramiko.ChannelException, paramiko.SSHException, EOFError)):
+            jump_exec(t, k, "echo after-expiry")
+        denied = gw.wait_event(lambda e: e["event"]["action"] == "jump.denied" or
+                               (e["event"]["action"] == "connection.closed" and
+                                e["castgate"]["end_reason"] == "sign_in_expired"))
+        assert "expired" in json.dumps(denied), denied
+    finally:
+        t.close()
+    assert len(events(gw, "session.start")) == 1
+
+
+def test_jumps_signing_in_at_once_are_capped_and_idle_connections_close(gateway_factory, sshd,
+                                                                         keys):
+    """A signed-in user with no rights opening jump channels that never sign in: at most 4 at once
+    per connection (the rest refused), each given 20 s; and a connection without a target is
+    closed --jump-idle-timeout after its last jump channel."""
+    from attacker import ATTACK_POLICY, attack_identities
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], policy=ATTACK_POLICY,
+                         identities=attack_identities(keys),
+                         extra_args=["--jump-idle-timeout", "3s"])
+    t, _ = outer_transport(gw, "nobody-login", keys.bob)
+    try:
+        opened, refused = [], 0
+        for _ in range(10):
+            try:
+                c = t.open_channel("direct-tcpip", ("db1.int", 22), ("127.0.0.1", 1), timeout=15)
+                c.sendall(b"SSH-2.0-stall\r\n")
+                opened.append(c)
+            except paramiko.ChannelException:
+                refused += 1
+        assert len(opened) == 4 and refused == 6
+        assert len(events(gw, "jump.denied")) == 6
+        for c in opened:
+            c.close()
+        wait_until(lambda: not t.is_active(), 30, "the idle connection to be closed")
+    finally:
+        t.close()
+    outer = events(gw, "jump.open")[0]["castgate"]["session"]
+    end = gw.wait_event(lambda e: e["castgate"]["session"] == outer and
+                        e["event"]["action"] == "connection.closed")
+    assert end["castgate"]["end_reason"] == "idle_timeout"

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from attacker import test_user_password  # noqa: F401 (fixture)
-from harness import (PLAYER, LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
+from harness import (PLAYER, typed_shell, LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
                      wait_until)
 
 pytestmark = pytest.mark.timeout(240)
@@ -404,17 +404,8 @@ def test_commands_answers_who_ran_what_where_and_when(gateway, keys, tmp_path):
     session, exit status and alerts; filters; with --key, rows of a tampered session flagged."""
     for cmd in ["echo audited", "sh -c 'exit 3'", "HISTSIZE=0 true"]:
         gateway.ssh(keys.alice, cmd, f"{LOGIN}@db1.int")
-    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
-                [f"{LOGIN}@127.0.0.1"], width=100, height=30)
-    try:
-        term.type("export PS1='audit$ '")
-        term.wait_for("audit$")
-        term.type("echo typed-$((40+2))")
-        term.wait_for("typed-42")
-        term.type("exit")
-        term.wait_for("CLIENT-EXIT=0")
-    finally:
-        term.close()
+    typed_shell(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"], [("echo typed-$((40+2))", "typed-42")])
     wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gateway.events()) == 4,
                15, "four sessions")
     log = str(gateway.stdout_path)

@@ -13,7 +13,8 @@ SshConfigRequest request() {
   r.gateway_port = 2222;
   r.target_names = {"db1.int", "db2.int"};
   r.patterns = {"*.int"};
-  r.host_keys = {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK7wwAwye6zQhKje56S0URkPXLibuCEGDVo8sewLGu9y"};
+  r.host_keys = {
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK7wwAwye6zQhKje56S0URkPXLibuCEGDVo8sewLGu9y"};
   return r;
 }
 }  // namespace
@@ -32,8 +33,9 @@ TEST_CASE("ssh-config: the block routes targets through the gateway, never the g
 
 TEST_CASE("ssh-config: known_hosts pins the gateway key for the gateway and every target name") {
   auto known = ssh_known_hosts(request());
-  CHECK(known == "[gw.corp]:2222,db1.int,db2.int,*.int ssh-ed25519 "
-                 "AAAAC3NzaC1lZDI1NTE5AAAAIK7wwAwye6zQhKje56S0URkPXLibuCEGDVo8sewLGu9y\n");
+  CHECK(known ==
+        "[gw.corp]:2222,db1.int,db2.int,*.int ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIK7wwAwye6zQhKje56S0URkPXLibuCEGDVo8sewLGu9y\n");
   auto r = request();
   r.gateway_port = 22;
   CHECK(ssh_known_hosts(r).rfind("gw.corp,db1.int", 0) == 0);
@@ -41,8 +43,9 @@ TEST_CASE("ssh-config: known_hosts pins the gateway key for the gateway and ever
 
 TEST_CASE("ssh-config: names that would break the block or the pasted script are refused") {
   // Every value ends up in a shell here-document, ssh_config and known_hosts.
-  const char* bad_names[] = {"db1 int", "db1.int\nHost *", "$(id)", "a'b", "-oProxyCommand=x",
-                             "!db1", "db;1", "db`1`", ""};
+  const char* bad_names[] = {
+      "db1 int", "db1.int\nHost *", "$(id)", "a'b", "-oProxyCommand=x", "!db1",
+      "db;1",    "db`1`",           ""};
   for (const char* n : bad_names) {
     CAPTURE(n);
     auto r = request();
