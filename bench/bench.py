@@ -368,7 +368,7 @@ def bench_many_sessions(s: Setup, count: int) -> dict:
 
 def bench_player(work: pathlib.Path, log: pathlib.Path) -> dict:
     """castgate-player list/export against jq doing the same selection, on the same file."""
-    player = str(REPO / "build" / "player" / "castgate-player")
+    player = os.environ.get("CASTGATE_PLAYER_BIN", str(REPO / "build" / "player" / "castgate-player"))
     sessions = json.loads("[" + ",".join(
         subprocess.run([player, "list", "--json", str(log)], capture_output=True, check=True)
         .stdout.decode().splitlines()) + "]")

@@ -41,9 +41,9 @@ class MappedFile {
 // How many lines of a file can hold a castgate event (they name "castgate", raw or escaped), and
 // the first that cannot: what the commands report instead of skipping lines silently.
 struct LineCensus {
-  size_t lines = 0;
+  size_t lines = 0;  // not empty
   size_t candidates = 0;
-  size_t first_other = 0;  // line number, 0 if none
+  size_t first_other = 0;  // its line number in the file, 0 if none
   size_t others() const { return lines - candidates; }
 };
 LineCensus census(const MappedFile& file);
