@@ -30,10 +30,13 @@ void Catalog::add_file(const MappedFile& file) {
 
 void Catalog::add_line(std::string_view line) {
   StoredEvent e;
-  if (!unwrap_line(line, e)) return;
   thread_local simdjson::dom::parser parser;
   element root;
-  if (parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) return;
+  if (!unwrap_line(line, e) ||
+      parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) {
+    ++unreadable_;
+    return;
+  }
   std::string timestamp = get_string(root, "/@timestamp");
   std::string session = get_string(root, "/castgate/session");
   std::string end_reason = get_string(root, "/castgate/end_reason");

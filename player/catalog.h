@@ -40,10 +40,13 @@ class Catalog {
  public:
   void add_file(const MappedFile& file);
   std::vector<SessionSummary> sessions(const CatalogFilter& filter) const;
+  // Lines that looked like session events but could not be read (cut short, not JSON).
+  size_t unreadable() const { return unreadable_; }
 
  private:
   void add_line(std::string_view line);
   std::map<std::string, SessionSummary> by_id_;
+  size_t unreadable_ = 0;
 };
 
 }  // namespace castgate::player

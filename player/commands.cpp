@@ -29,10 +29,13 @@ void CommandIndex::add_file(const MappedFile& file) {
 
 void CommandIndex::add_line(std::string_view line) {
   StoredEvent e;
-  if (!unwrap_line(line, e)) return;
   thread_local simdjson::dom::parser parser;
   element root;
-  if (parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) return;
+  if (!unwrap_line(line, e) ||
+      parser.parse(e.canonical.data(), e.canonical.size()).get(root) != simdjson::SUCCESS) {
+    ++unreadable_;  // it names a command, an alert or a channel end, but cannot be read
+    return;
+  }
   std::string action = text_at(root, "/event/action");
   std::string session = text_at(root, "/castgate/session");
   int64_t channel = -1;
@@ -76,33 +79,36 @@ std::vector<CommandRow> CommandIndex::rows(const CommandFilter& f) const {
                              return a->session == b->session && a->seq == b->seq;
                            }),
                unique.end());
-  std::vector<CommandRow> out;
-  for (const CommandRow* c : unique) {
-    auto s = sessions.find(c->session);
-    if (s == sessions.end()) continue;  // filtered out by user or target, or no session start
-    if (!f.since.empty() && c->time < f.since) continue;
-    if (!f.until.empty() && c->time > f.until) continue;
-    if (!f.grep.empty() && c->command.find(f.grep) == std::string::npos) continue;
-    CommandRow r = *c;
-    r.who = s->second;
-    if (r.via == "exec") {
-      auto code = exit_codes_.find({r.session, r.channel});
-      if (code != exit_codes_.end()) r.exit_code = code->second;
-    }
-    out.push_back(std::move(r));
-  }
-  // An alert belongs to the last command of its channel before it.
+  // Alerts first, over every command of the record: an alert belongs to the last command of its
+  // channel before it, whatever the filters leave.
+  std::vector<CommandRow> all;
+  all.reserve(unique.size());
+  for (const CommandRow* c : unique) all.push_back(*c);
   std::map<std::pair<std::string, int>, std::vector<size_t>> by_channel;  // indexes, seq order
-  for (size_t i = 0; i < out.size(); ++i) by_channel[{out[i].session, out[i].channel}].push_back(i);
+  for (size_t i = 0; i < all.size(); ++i) by_channel[{all[i].session, all[i].channel}].push_back(i);
   for (const auto& a : alerts_) {
     auto it = by_channel.find({a.session, a.channel});
     if (it == by_channel.end()) continue;
     const auto& idx = it->second;
     auto after = std::upper_bound(idx.begin(), idx.end(), a.seq,
-                                  [&](uint64_t seq, size_t i) { return seq <= out[i].seq; });
+                                  [&](uint64_t seq, size_t i) { return seq <= all[i].seq; });
     if (after == idx.begin()) continue;
-    auto& alerts = out[*std::prev(after)].alerts;
+    auto& alerts = all[*std::prev(after)].alerts;
     if (std::find(alerts.begin(), alerts.end(), a.rule) == alerts.end()) alerts.push_back(a.rule);
+  }
+  std::vector<CommandRow> out;
+  for (auto& c : all) {
+    auto s = sessions.find(c.session);
+    if (s == sessions.end()) continue;  // filtered out by user or target, or no session start
+    if (!f.since.empty() && c.time < f.since) continue;
+    if (!f.until.empty() && c.time > f.until) continue;
+    if (!f.grep.empty() && c.command.find(f.grep) == std::string::npos) continue;
+    c.who = s->second;
+    if (c.via == "exec") {
+      auto code = exit_codes_.find({c.session, c.channel});
+      if (code != exit_codes_.end()) c.exit_code = code->second;
+    }
+    out.push_back(std::move(c));
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const CommandRow& a, const CommandRow& b) { return a.time < b.time; });

@@ -38,6 +38,9 @@ class CommandIndex {
   void add_file(const MappedFile& file);
   // Rows matching `filter`, in time order.
   std::vector<CommandRow> rows(const CommandFilter& filter) const;
+  // Lines that looked like command, alert or channel-end events (or session events) but could
+  // not be read (cut short, not JSON): reported, never skipped silently.
+  size_t unreadable() const { return unreadable_ + catalog_.unreadable(); }
 
  private:
   void add_line(std::string_view line);
@@ -51,6 +54,7 @@ class CommandIndex {
   std::vector<CommandRow> commands_;
   std::vector<Alert> alerts_;
   std::map<std::pair<std::string, int>, int64_t> exit_codes_;  // (session, channel)
+  size_t unreadable_ = 0;
 };
 
 }  // namespace castgate::player

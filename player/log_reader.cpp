@@ -1,5 +1,7 @@
 #include "player/log_reader.h"
 
+#include "player/terminal_text.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -27,20 +29,22 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = owned_.data();
     size_ = owned_.size();
   } else {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    // O_NONBLOCK: a FIFO planted among the logs must not hang the player in open().
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      throw std::runtime_error("cannot open " + terminal_safe(path) + ": " + std::strerror(errno));
     struct stat st {};
     fstat(fd, &st);
     if (!S_ISREG(st.st_mode)) {
       ::close(fd);
-      throw std::runtime_error(path + " is not a regular file");
+      throw std::runtime_error(terminal_safe(path) + " is not a regular file");
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {
       void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
         ::close(fd);
-        throw std::runtime_error("cannot map " + path + ": " + std::strerror(errno));
+        throw std::runtime_error("cannot map " + terminal_safe(path) + ": " + std::strerror(errno));
       }
       madvise(p, size_, MADV_SEQUENTIAL);
       data_ = static_cast<const char*>(p);
@@ -64,8 +68,8 @@ class TempOutput {
     const char* dir = std::getenv("TMPDIR");
     fd_ = ::open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd_ < 0)
-      throw std::runtime_error("cannot create a temporary file to decompress " + for_ + ": " +
-                               std::strerror(errno));
+      throw std::runtime_error("cannot create a temporary file to decompress " +
+                               terminal_safe(for_) + ": " + std::strerror(errno));
   }
   ~TempOutput() {
     if (fd_ >= 0) ::close(fd_);
@@ -77,7 +81,7 @@ class TempOutput {
       ssize_t w = ::write(fd_, p, n);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0)
-        throw std::runtime_error("cannot write the decompressed " + for_ + ": " +
+        throw std::runtime_error("cannot write the decompressed " + terminal_safe(for_) + ": " +
                                  std::strerror(errno));
       p += w;
       n -= static_cast<size_t>(w);
@@ -95,6 +99,19 @@ class TempOutput {
 
 constexpr size_t kChunk = 1 << 18;
 
+// A decompression bomb stops here: 1,000 times the compressed size (logs compress 10 to 50
+// times), at least 1 GiB, at most 16 GiB.
+size_t decompressed_limit(size_t compressed) {
+  constexpr size_t kGiB = size_t{1} << 30;
+  return std::min(16 * kGiB, std::max(kGiB, compressed * 1000));
+}
+
+void check_limit(const TempOutput& out, size_t limit, const std::string& path) {
+  if (out.size() > limit)
+    throw std::runtime_error(terminal_safe(path) + " decompresses to more than " +
+                             std::to_string(limit) + " bytes (a decompression bomb?); not read");
+}
+
 // gzip, with every member (concatenated gzip files are one valid gzip file). False if the data
 // ends before its last member does.
 bool gunzip(std::string_view in, TempOutput& out, const std::string& path) {
@@ -105,6 +122,8 @@ bool gunzip(std::string_view in, TempOutput& out, const std::string& path) {
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   zs.avail_in = 0;
   size_t left = in.size();
+  const size_t limit = decompressed_limit(in.size());
+  bool members_done = false;  // at least one whole member
   for (;;) {
     if (zs.avail_in == 0 && left > 0) {
       auto take = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
@@ -115,15 +134,20 @@ bool gunzip(std::string_view in, TempOutput& out, const std::string& path) {
     zs.avail_out = static_cast<uInt>(buf.size());
     int rc = inflate(&zs, Z_NO_FLUSH);
     out.write(buf.data(), buf.size() - zs.avail_out);
+    check_limit(out, limit, path);
     if (rc == Z_STREAM_END) {
+      members_done = true;
       if (zs.avail_in == 0 && left == 0) return true;
       if (inflateReset(&zs) != Z_OK) throw std::runtime_error("zlib: reset failed");
       continue;
     }
     if (rc == Z_BUF_ERROR && zs.avail_in == 0 && left == 0) return false;  // cut short
+    // Padding or junk after whole members (gzip(1) ignores trailing zeros): keep what was read.
+    if (rc == Z_DATA_ERROR && members_done) return false;
     if (rc != Z_OK)
-      throw std::runtime_error(path + ": not valid gzip data (" + (zs.msg ? zs.msg : "error") +
-                               ") after " + std::to_string(out.size()) + " bytes");
+      throw std::runtime_error(terminal_safe(path) + ": not valid gzip data (" +
+                               (zs.msg ? zs.msg : "error") + ") after " +
+                               std::to_string(out.size()) + " bytes");
   }
 }
 
@@ -132,14 +156,21 @@ bool unzstd(std::string_view in, TempOutput& out, const std::string& path) {
   if (!ctx) throw std::runtime_error("zstd: out of memory");
   std::vector<char> buf(kChunk);
   ZSTD_inBuffer input{in.data(), in.size(), 0};
+  const size_t limit = decompressed_limit(in.size());
   size_t last = 0;  // 0 once a frame is whole and flushed
+  bool frame_done = false;
   while (input.pos < input.size) {
     ZSTD_outBuffer output{buf.data(), buf.size(), 0};
     last = ZSTD_decompressStream(ctx.get(), &output, &input);
-    if (ZSTD_isError(last))
-      throw std::runtime_error(path + ": not valid zstd data (" + ZSTD_getErrorName(last) +
-                               ") after " + std::to_string(out.size()) + " bytes");
+    if (ZSTD_isError(last)) {
+      if (frame_done) return false;  // junk after whole frames: keep what was read
+      throw std::runtime_error(terminal_safe(path) + ": not valid zstd data (" +
+                               ZSTD_getErrorName(last) + ") after " + std::to_string(out.size()) +
+                               " bytes");
+    }
     out.write(buf.data(), output.pos);
+    check_limit(out, limit, path);
+    if (last == 0) frame_done = true;
   }
   // What the last frame still holds; no output at all means it is cut short.
   while (last != 0) {
@@ -147,6 +178,7 @@ bool unzstd(std::string_view in, TempOutput& out, const std::string& path) {
     last = ZSTD_decompressStream(ctx.get(), &output, &input);
     if (ZSTD_isError(last) || output.pos == 0) break;
     out.write(buf.data(), output.pos);
+    check_limit(out, limit, path);
   }
   return last == 0;
 }
@@ -166,9 +198,10 @@ void MappedFile::decompress() {
   TempOutput out(path_);
   bool whole = gzip ? gunzip(in, out, path_) : unzstd(in, out, path_);
   if (!whole)
-    std::cerr << "castgate-player: " << path_ << ": the " << compression_
-              << " data ends early (a truncated file?); reading the " << out.size()
-              << " bytes it holds\n";
+    std::cerr << "castgate-player: " << terminal_safe(path_) << ": the " << compression_
+              << " data ends early or is followed by other bytes (a truncated or padded file?); "
+                 "reading the "
+              << out.size() << " bytes it holds\n";
   if (mapped_) munmap(const_cast<char*>(data_), mapped_);
   mapped_ = 0;
   owned_.clear();
@@ -178,7 +211,7 @@ void MappedFile::decompress() {
   if (size_ > 0) {
     void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, out.fd(), 0);
     if (p == MAP_FAILED)
-      throw std::runtime_error("cannot map the decompressed " + path_ + ": " +
+      throw std::runtime_error("cannot map the decompressed " + terminal_safe(path_) + ": " +
                                std::strerror(errno));
     madvise(p, size_, MADV_SEQUENTIAL);
     data_ = static_cast<const char*>(p);
@@ -222,7 +255,11 @@ LineCensus census(const MappedFile& file) {
     ++line_no;
     if (stop > p) {
       ++c.lines;
-      if (names_castgate(p, stop))
+      // Every stored shape (raw, Docker, CRI, a shipper's record) ends with the object's brace:
+      // a line cut short does not, and is no event either.
+      const char* last = stop - 1;
+      if (*last == '\r' && last > p) --last;
+      if (*last == '}' && names_castgate(p, stop))
         ++c.candidates;
       else if (c.first_other == 0)
         c.first_other = line_no;
@@ -241,10 +278,13 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths) {
       std::vector<std::string> found;
       for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
            it.increment(ec))
-        if (it->is_regular_file(ec)) found.push_back(it->path().string());
+        // Links are not followed: an object planted in the tree must not make the player read
+        // a file elsewhere on the analyst's machine (a link given by name still is).
+        if (!it->is_symlink(ec) && it->is_regular_file(ec)) found.push_back(it->path().string());
       if (ec) throw std::runtime_error("cannot read the directory " + path + ": " + ec.message());
       std::sort(found.begin(), found.end());
-      if (found.empty()) std::cerr << "castgate-player: " << path << ": no files in it\n";
+      if (found.empty())
+        std::cerr << "castgate-player: " << terminal_safe(path) << ": no files in it\n";
       out.insert(out.end(), found.begin(), found.end());
     } else {
       out.push_back(path);

@@ -38,8 +38,9 @@ class MappedFile {
   void decompress();
 };
 
-// How many lines of a file can hold a castgate event (they name "castgate", raw or escaped), and
-// the first that cannot: what the commands report instead of skipping lines silently.
+// How many lines of a file can hold a castgate event (they name "castgate", raw or escaped, and
+// end with the object's closing brace, so a line cut short does not count), and the first that
+// cannot: what the commands report instead of skipping lines silently.
 struct LineCensus {
   size_t lines = 0;  // not empty
   size_t candidates = 0;

@@ -75,10 +75,30 @@ std::unique_ptr<MappedFile> open_input(const std::string& path) {
               << c.lines << " lines\n";
   else if (c.others() > 0)
     std::cerr << "castgate-player: " << terminal_safe(path) << ": " << c.others() << " of "
-              << c.lines << " lines are not castgate events (the first: line " << c.first_other
-              << ")\n";
+              << c.lines << " lines are not castgate events or are cut short (the first: line "
+              << c.first_other << ")\n";
   g_other_lines += c.others();
   return file;
+}
+
+// Lines that looked like the events a command reads but could not be read: said on stderr, and
+// counted for --strict.
+void report_unreadable(size_t n) {
+  if (n == 0) return;
+  std::cerr << "castgate-player: " << n
+            << " lines that name castgate events could not be read (cut short, or not JSON)\n";
+  g_other_lines += n;
+}
+
+// A time bound as given (a date, or seconds without a fraction) made comparable, as text, with
+// castgate's timestamps (2026-03-03T09:14:02.118270Z): a date alone means the whole day.
+std::string time_bound(std::string t, bool upper) {
+  if (t.size() == 10) return upper ? t + "T23:59:59.999999Z" : t + "T00:00:00.000000Z";
+  if (t.size() == 20 && t.back() == 'Z') {
+    t.pop_back();
+    return t + (upper ? ".999999Z" : ".000000Z");
+  }
+  return t;
 }
 
 // --strict: lines that are not castgate events make the command fail.
@@ -150,11 +170,12 @@ int cmd_list(int argc, char** argv) {
   CatalogFilter f;
   if (vm.count("user")) f.user = vm["user"].as<std::string>();
   if (vm.count("target")) f.target = vm["target"].as<std::string>();
-  if (vm.count("since")) f.since = vm["since"].as<std::string>();
-  if (vm.count("until")) f.until = vm["until"].as<std::string>();
+  if (vm.count("since")) f.since = time_bound(vm["since"].as<std::string>(), false);
+  if (vm.count("until")) f.until = time_bound(vm["until"].as<std::string>(), true);
   f.include_denied = vm.count("denied") > 0;
   Catalog catalog;
   for (auto& path : files(vm)) catalog.add_file(*open_input(path));
+  report_unreadable(catalog.unreadable());
   auto sessions = catalog.sessions(f);
   if (vm.count("json")) {
     for (auto& s : sessions) {
@@ -219,12 +240,8 @@ int cmd_commands(int argc, char** argv) {
   CommandFilter f;
   if (vm.count("user")) f.user = vm["user"].as<std::string>();
   if (vm.count("target")) f.target = vm["target"].as<std::string>();
-  if (vm.count("since")) f.since = vm["since"].as<std::string>();
-  if (vm.count("until")) {
-    f.until = vm["until"].as<std::string>();
-    // "2026-03-03" means the whole day: everything that starts with it sorts before this.
-    if (f.until.size() < 27) f.until += "\x7f";
-  }
+  if (vm.count("since")) f.since = time_bound(vm["since"].as<std::string>(), false);
+  if (vm.count("until")) f.until = time_bound(vm["until"].as<std::string>(), true);
   if (vm.count("grep")) f.grep = vm["grep"].as<std::string>();
   CommandIndex index;
   std::optional<Verifier> verifier;
@@ -235,10 +252,24 @@ int cmd_commands(int argc, char** argv) {
     index.add_file(*file);
     if (verifier) verifier->add_file(*file);
   }
+  report_unreadable(index.unreadable());
   std::map<std::string, std::string> verdict;  // session -> "ok", "lost", "FAILED"
-  if (verifier)
-    for (auto& v : verifier->finish())
+  // With --key, every session that does not verify is named, rows or not: a record altered so
+  // that its commands or its start are gone (or that names another target) must not just vanish
+  // from the table.
+  int rc = 0;
+  if (verifier) {
+    for (auto& v : verifier->finish()) {
       verdict[v.session] = v.ok ? "ok" : v.lost ? "lost" : "FAILED";
+      if (v.ok) continue;
+      std::cerr << "castgate-player: session " << terminal_safe(v.session)
+                << (v.lost ? " is LOST (authentic, its end lost by the gateway)"
+                           : " FAILED verification: its commands may be missing, altered or "
+                             "attributed wrongly")
+                << '\n';
+      rc = v.lost && rc != 1 ? kVerifyExitLost : 1;
+    }
+  }
   auto rows = index.rows(f);
   auto verified = [&](const CommandRow& r) -> std::string {
     if (!verifier) return "";
@@ -264,7 +295,7 @@ int cmd_commands(int argc, char** argv) {
       if (verifier) j["verified"] = verified(r);
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     }
-    return strict_result(vm, 0);
+    return strict_result(vm, rc);
   }
   std::printf("%-27s %-24s %-8s %-15s %-16s %-10s %-18s %-4s %s\n", "TIME", "USER", "KIND",
               "SOURCE", "TARGET", "LOGIN", "SESSION", "EXIT", "COMMAND");
@@ -282,7 +313,8 @@ int cmd_commands(int argc, char** argv) {
                 terminal_safe(r.session).c_str(), exit.c_str(), terminal_safe(r.command).c_str(),
                 terminal_safe(marks).c_str());
   }
-  return strict_result(vm, 0);
+  if (!verifier) std::cerr << "castgate-player: not verified (no --key)\n";
+  return strict_result(vm, rc);
 }
 
 int cmd_verify(int argc, char** argv) {

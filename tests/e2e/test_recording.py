@@ -397,6 +397,21 @@ def test_inputs_as_stored_gzip_zstd_directories_and_stdin(recorded_session, keys
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"\x00" * 64)
     r = player("list", str(tmp_path / "bad.gz"))
     assert r.returncode == 2 and b"not valid gzip data" in r.stderr, r.stderr
+    # Padding after whole members (gzip(1) ignores it): what was read is kept, with a warning.
+    (tmp_path / "padded.gz").write_bytes(gzip.compress(raw) + b"\x00" * 512)
+    sessions, err = listed(str(tmp_path / "padded.gz"))
+    assert sessions == expected and "followed by other bytes" in err, err
+    # A cut line is reported, not skipped silently; --strict fails on it.
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(b"\n".join(l[:len(l) // 2] if b'"session.end"' in l else l for l in lines)
+                        + b"\n")
+    r = player("list", "--strict", str(damaged))
+    assert r.returncode == 1 and b"cut short" in r.stderr, r.stderr
+    # A FIFO planted among the logs does not hang the player.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = player("list", str(fifo), timeout=20)
+    assert r.returncode == 2 and b"not a regular file" in r.stderr, r.stderr
 
 
 def test_commands_answers_who_ran_what_where_and_when(gateway, keys, tmp_path):
@@ -405,7 +420,8 @@ def test_commands_answers_who_ran_what_where_and_when(gateway, keys, tmp_path):
     for cmd in ["echo audited", "sh -c 'exit 3'", "HISTSIZE=0 true"]:
         gateway.ssh(keys.alice, cmd, f"{LOGIN}@db1.int")
     typed_shell(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
-                [f"{LOGIN}@127.0.0.1"], [("echo typed-$((40+2))", "typed-42")])
+                [f"{LOGIN}@127.0.0.1"], [("echo typed-$((40+2))", "typed-42"),
+                                         ("HISTSIZE=0 true", "typed$ ")])
     wait_until(lambda: sum(e["event"]["action"] == "session.end" for e in gateway.events()) == 4,
                15, "four sessions")
     log = str(gateway.stdout_path)
@@ -440,6 +456,23 @@ def test_commands_answers_who_ran_what_where_and_when(gateway, keys, tmp_path):
     r = player("commands", "--json", "--key", str(keys.recording_pub), str(bad))
     flagged = {json.loads(l)["command"]: json.loads(l)["verified"] for l in r.stdout.splitlines()}
     assert flagged["echo audited"] == "FAILED" and flagged["sh -c 'exit 3'"] == "ok", flagged
+    assert r.returncode == 1 and f"session {victim} FAILED verification".encode() in r.stderr
+    # A session whose start was deleted has no rows, and is still named, and the exit says so.
+    start = next(i for i in idx if json.loads(lines[i])["event"]["action"] == "session.start")
+    gone = tmp_path / "no-start.jsonl"
+    gone.write_bytes(b"\n".join(l for i, l in enumerate(lines) if i != start) + b"\n")
+    r = player("commands", "--json", "--key", str(keys.recording_pub), str(gone))
+    assert "echo audited" not in r.stdout.decode()
+    assert r.returncode == 1 and f"session {victim} FAILED".encode() in r.stderr, r.stderr
+    # An alert stays on its own command whatever the filters leave.
+    r = player("commands", "--json", "--grep", "true", log)
+    assert [json.loads(l)["alerts"] for l in r.stdout.splitlines()] == [["disable-audit-logging"]] * 2
+    r = player("commands", "--json", "--grep", "echo", log)
+    assert all(json.loads(l)["alerts"] == [] for l in r.stdout.splitlines())
+    # Seconds without a fraction bound as they read: everything of that second is in.
+    second = by_cmd["echo audited"]["time"][:19] + "Z"
+    r = player("commands", "--json", "--since", second, "--until", second, log)
+    assert "echo audited" in r.stdout.decode()
 
 
 def test_list_finds_sessions_by_identity_and_target(recorded_session, gateway):
