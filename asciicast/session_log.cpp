@@ -166,6 +166,7 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
 }
 
 void SessionLog::submit(std::string line) {
+  if (seq_ == 0 && options_.ledger) options_.ledger->started(session_id_);
   prev_hash_ = chain_hash(line);
   ChainPoint point{seq_, prev_hash_, ended_};
   ++seq_;
@@ -319,6 +320,32 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   return taken;
 }
 
+std::string SessionLog::signed_line(json& j) {
+  if (!options_.signing_key) {
+    fit(j, options_.max_line, "");
+    return canonical_dump(j);
+  }
+  j["castgate"]["signer"] = recording_key_id(options_.signing_key->public_key_raw());
+  // Room for the signature (88 base64 characters) and its member name.
+  constexpr size_t kSignatureRoom = 112;
+  fit(j, options_.max_line - kSignatureRoom, "");
+  std::string unsigned_line = canonical_dump(j);
+  std::string sig = options_.signing_key->sign_line(unsigned_line);
+  if (sig.empty()) return unsigned_line;
+  j["castgate"]["sig"] = base64_encode(sig);
+  return canonical_dump(j);
+}
+
+void SessionLog::emit_signed(const EventKind& kind, json fields) {
+  if (ended_) return;
+  make_strings_valid(fields);
+  json j = base_event(kind, std::nullopt);
+  merge_fields(j, fields);
+  j["castgate"]["seq"] = seq_;
+  j["castgate"]["prev"] = prev_hash_;
+  submit(signed_line(j));
+}
+
 void SessionLog::end(const EventKind& kind, json fields) {
   if (ended_) return;
   make_strings_valid(fields);
@@ -327,19 +354,10 @@ void SessionLog::end(const EventKind& kind, json fields) {
   j["castgate"]["seq"] = seq_;
   j["castgate"]["prev"] = prev_hash_;
   j["castgate"]["final"] = true;
-  if (options_.signing_key) {
-    j["castgate"]["signer"] = recording_key_id(options_.signing_key->public_key_raw());
-    // Room for the signature (88 base64 characters) and its member name.
-    constexpr size_t kSignatureRoom = 112;
-    fit(j, options_.max_line - kSignatureRoom, "");
-    std::string unsigned_line = canonical_dump(j);
-    std::string sig = options_.signing_key->sign_line(unsigned_line);
-    if (!sig.empty()) j["castgate"]["sig"] = base64_encode(sig);
-  } else {
-    fit(j, options_.max_line, "");
-  }
+  std::string line = signed_line(j);
   ended_ = true;  // before submit: the line is marked final on its way to the sink
-  submit(canonical_dump(j));
+  submit(std::move(line));
+  if (options_.ledger) options_.ledger->ended(session_id_);
 }
 
 void SessionLog::resume(uint64_t next_seq, std::string prev_hash) {

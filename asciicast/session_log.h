@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "asciicast/checkpoint.h"
 #include "asciicast/line_sink.h"
 #include "asciicast/record_signer.h"
 #include "common/clock.h"
@@ -36,6 +37,9 @@ struct SessionLogOptions {
   std::string instance;  // gateway instance name
   size_t max_line = 8192;
   const RecordSigner* signing_key = nullptr;  // signs the last event (the recording key)
+  // Told when the chain starts (its first line) and ends, for the checkpoints of the process that
+  // writes it (checkpoint.h); null for chains no checkpoint covers.
+  CheckpointLedger* ledger = nullptr;
 };
 
 class SessionLog {
@@ -64,6 +68,8 @@ class SessionLog {
   size_t emit_asciicast(int channel, std::string_view action, int64_t t_micros, char code,
                         std::string_view data_utf8);
 
+  // An event signed like the last one, but not the last (a checkpoint): it stands on its own.
+  void emit_signed(const EventKind& kind, nlohmann::json fields);
   // The last event of the session: carries the final chain hash and the signature.
   void end(const EventKind& kind, nlohmann::json fields);
   // Continues a chain another process wrote up to `next_seq - 1` (whose line hashes to
@@ -82,6 +88,8 @@ class SessionLog {
   void emit_parts(nlohmann::json& j, const nlohmann::json::json_pointer& ptr,
                   const std::string& text);
   void submit(std::string line);
+  // The canonical line of `j`, signed when there is a signing key.
+  std::string signed_line(nlohmann::json& j);
   void rebuild_fragments();
 
   const SessionLogOptions options_;

@@ -45,6 +45,8 @@ struct GatewayConfig {
   std::chrono::seconds shutdown_grace{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds recording_stall_limit{10};
+  // Each process's signed checkpoints of the chains it started, ended and holds open.
+  std::chrono::seconds checkpoint_interval{60};
   // Before sign-in (see admission.h). max_unauthenticated is MaxStartups' FULL.
   int max_unauthenticated = 256;
   int max_startups_start = 64;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "asciicast/alert_rules.h"
+#include "asciicast/checkpoint.h"
 #include "asciicast/line_sink.h"
 #include "common/clock.h"
 #include "common/crypto.h"
@@ -56,6 +57,9 @@ struct GatewayContext {
   std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
   SessionTable* session_table = nullptr;    // where its chains reached stdout, for the parent
   int worker_index = 0;
+  std::string signer_chain;  // the signer process's audit chain ("signer-…")
+  // The worker process's sessions start and end their chains here, for its checkpoints.
+  asciicast::CheckpointLedger* checkpoints = nullptr;
   std::string session_prefix;  // the parent's, for this worker: every chain id it makes starts so
   // A connection it serves signed in or ended: the parent's startup count goes down.
   std::function<void(const std::string& ip)> startup_done = [](const std::string&) {};

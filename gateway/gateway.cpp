@@ -86,6 +86,7 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
   sopts.limits.max_line = config.max_line;
   sopts.instance = ctx->config.instance;
   sopts.audit = !printing;
+  sopts.audit_chain = ctx->signer_chain = "signer-" + random_id(8);
   sopts.output_lock = ctx->output_lock.get();
   ctx->signer = SignerClient::start(sopts);
   if (printing) return ctx;
@@ -279,6 +280,7 @@ void Gateway::spawn(WorkerSlot& w) {
   w.table->clear();
   w.startups.clear();
   w.prefix = random_id(3);
+  w.chain = "worker-" + w.prefix + random_id(6);
   w.handed = 0;
   std::vector<ListenSpec> specs;
   for (const auto& l : listeners_) specs.push_back(l.spec);
@@ -299,6 +301,7 @@ void Gateway::spawn(WorkerSlot& w) {
     setup.signer = signer_fd;
     setup.table = w.table.get();
     setup.session_prefix = w.prefix;
+    setup.chain = w.chain;
     setup.listeners = std::move(specs);
     run_worker_process(*context_, std::move(setup));
   }
@@ -315,8 +318,10 @@ void Gateway::spawn(WorkerSlot& w) {
   w.stuck_since = {};
   w.started = std::chrono::steady_clock::now();
   loop_.watch(w.channel, EPOLLIN, this);
-  gateway_log_->emit(EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
-                     json{{"castgate", {{"worker", {{"index", w.index}, {"pid", pid}}}}}});
+  w.chain_started = false;
+  gateway_log_->emit(
+      EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
+      json{{"castgate", {{"worker", {{"index", w.index}, {"pid", pid}, {"chain", w.chain}}}}}});
 }
 
 Gateway::WorkerSlot* Gateway::pick_worker(const std::string& ip) {
@@ -414,6 +419,12 @@ void Gateway::on_channel(WorkerSlot& w) {
       return;
     }
     auto m = worker_channel::decode(packet_);
+    if (m && m->type == worker_channel::Type::kChainStarted) {
+      // Once: from here the worker's chain must be in the store, and checkpoints say so.
+      if (!w.chain_started) ledger_.started(w.chain);
+      w.chain_started = true;
+      continue;
+    }
     auto held = m ? w.startups.find(m->address) : w.startups.end();
     // A worker can give back only the startups it holds: a compromised one must not free room
     // for connections of other workers' sources.
@@ -532,6 +543,8 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     how = "ended unexpectedly (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
   }
   auto open = w.table->open_chains();
+  // Its chain ended: with its own worker.stop, or with the worker.lost written below.
+  ledger_.ended(w.chain);
   size_t sessions = 0;
   for (const auto& c : open)
     if (c.session.rfind("worker-", 0) != 0) ++sessions;
@@ -625,8 +638,16 @@ void Gateway::report_refusals() {
   refused_sources_.clear();
 }
 
+void Gateway::checkpoint(bool last) {
+  last_checkpoint_ = std::chrono::steady_clock::now();
+  asciicast::write_checkpoint(*gateway_log_, ++checkpoints_, context_->config.checkpoint_interval,
+                              ledger_.take(), last);
+}
+
 void Gateway::watchdog() {
   report_refusals();
+  if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_->config.checkpoint_interval)
+    checkpoint(false);
   if (draining_) {
     bool any = false;
     for (const auto& w : workers_) any = any || w.pid > 0;
@@ -668,13 +689,17 @@ int Gateway::run() {
   f["castgate"]["worker_processes"] = workers_.size();
   gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
   for (auto& w : workers_) spawn(w);
+  // Attaching the workers was the signer's first work: its audit chain has begun.
+  ledger_.started(context_->signer_chain);
   write_ports_file();
   // Every file is read and written: from here on the parent reads only what its workers may.
   auto confined = sandbox::confine_parent(worker_readable(*context_));
   log::info("parent process confined: landlock " + confined.landlock);
+  last_checkpoint_ = std::chrono::steady_clock::now();
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();
 
+  checkpoint(true);
   gateway_log_->end(EventKind{"gateway.stop", {"process"}, {"end"}, "", "stopped"}, json::object());
   log::info("stopped");
   return out_->ok() ? exit_code_ : 1;

@@ -52,8 +52,10 @@ class Gateway : private FdHandler {
     std::chrono::steady_clock::time_point started{};
     int quick_deaths = 0;  // deaths soon after a start, in a row: the restart is delayed
     std::chrono::steady_clock::time_point stuck_since{};  // its channel has been full since
-    std::string prefix;   // of the chain ids of the running worker (fresh for each)
-    uint64_t handed = 0;  // connections handed to the running worker
+    std::string prefix;          // of the chain ids of the running worker (fresh for each)
+    std::string chain;           // the running worker's own chain
+    bool chain_started = false;  // the worker said its chain has its first line
+    uint64_t handed = 0;         // connections handed to the running worker
   };
   void on_fd_ready(int fd, uint32_t events) override;
   void accept_on(size_t listener);
@@ -69,6 +71,8 @@ class Gateway : private FdHandler {
   void begin_drain();
   void watchdog();
   void report_refusals();
+  // A signed checkpoint of the worker processes' chains into the parent's chain (checkpoint.h).
+  void checkpoint(bool last);
   void write_ports_file();
   WorkerSlot* pick_worker(const std::string& ip);
   size_t live_sessions() const;
@@ -79,6 +83,9 @@ class Gateway : private FdHandler {
   std::vector<Listener> listeners_;
   std::vector<WorkerSlot> workers_;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
+  asciicast::CheckpointLedger ledger_;  // the worker processes' chains
+  uint64_t checkpoints_ = 0;
+  std::chrono::steady_clock::time_point last_checkpoint_{};
   std::unique_ptr<HealthEndpoint> health_;
   int signal_fd_ = -1;
   bool draining_ = false;

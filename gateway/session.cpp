@@ -67,6 +67,7 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
   opts.instance = ctx.config.instance;
   opts.max_line = ctx.config.max_line;
   opts.signing_key = ctx.signer.get();
+  opts.ledger = ctx.checkpoints;
   auto backlog =
       std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
   if (ctx.session_table) {

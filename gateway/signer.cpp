@@ -42,7 +42,7 @@ std::chrono::system_clock::time_point from_unix(uint64_t s) {
 
 }  // namespace
 
-bool final_event_of_a_session(std::string_view line, size_t max_line, bool from_parent) {
+bool signable_event(std::string_view line, size_t max_line, bool from_parent) {
   if (line.size() > max_line || line.size() < 2 || line.front() != '{' || line.back() != '}' ||
       asciicast::valid_utf8(line) != line)
     return false;
@@ -50,15 +50,24 @@ bool final_event_of_a_session(std::string_view line, size_t max_line, bool from_
   if (!j.is_object() || !j.contains("castgate") || !j["castgate"].is_object()) return false;
   const json& c = j["castgate"];
   auto session = c.find("session");
+  if (session == c.end() || !session->is_string() || c.contains("sig")) return false;
+  const std::string& id = session->get_ref<const std::string&>();
+  // A checkpoint (checkpoint.h) is signed without ending its chain, and only in a process's own
+  // chain: the parent's ("gateway-") from the parent, a worker process's ("worker-") from either.
+  auto checkpoint = c.find("checkpoint");
+  if (checkpoint != c.end()) {
+    const json& event = j.contains("event") ? j["event"] : json();
+    return checkpoint->is_object() && !c.contains("final") && !c.contains("lost") &&
+           event.is_object() && event.value("action", "") == "checkpoint" &&
+           (id.rfind("worker-", 0) == 0 || (from_parent && id.rfind("gateway-", 0) == 0));
+  }
   auto final = c.find("final");
-  if (session == c.end() || !session->is_string() || final == c.end() || *final != true ||
-      c.contains("sig"))
-    return false;
+  if (final == c.end() || *final != true) return false;
   // The closing event of a chain a dead worker left open is the parent's word alone: a worker
   // must not make a record it cut short read as "lost by the gateway".
   if (c.contains("lost") && !from_parent) return false;
   // The signer's own chain is signed by the signer alone.
-  return session->get<std::string>().rfind("signer-", 0) != 0;
+  return id.rfind("signer-", 0) != 0;
 }
 
 Ed25519PrivateKey load_ed25519_key(const std::string& path) {
@@ -183,8 +192,8 @@ std::string Signer::handle_request(std::string_view packet, bool from_parent) {
         return certificate(*m);
       case Type::kSignLine: {
         auto line = decode_string(m->body);
-        if (!line || !final_event_of_a_session(*line, limits_.max_line, from_parent))
-          return refuse(m->id, "line", "not the last event of a session");
+        if (!line || !signable_event(*line, limits_.max_line, from_parent))
+          return refuse(m->id, "line", "not the last event of a session nor a checkpoint");
         ++lines_;
         return encode(
             Message{Type::kSignature, m->id,
@@ -322,8 +331,8 @@ void make_room_for_connections() {
     lopts.max_line = options.limits.max_line;
     lopts.signing_key = &self_signer;
     audit = std::make_unique<asciicast::SessionLog>(
-        lopts, "signer-" + random_id(8), asciicast::Endpoint{"", 0}, out,
-        std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
+        lopts, options.audit_chain.empty() ? "signer-" + random_id(8) : options.audit_chain,
+        asciicast::Endpoint{"", 0}, out, std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
     signer.set_audit(audit.get(), [&out] { return out.ok(); });
     audit->emit(
         EventKind{"signer.start", {"process"}, {"start"}, "success", ""},

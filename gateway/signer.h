@@ -99,7 +99,8 @@ struct ProcessOptions {
   bool generate_recording_key = false;  // --demo without a recording key
   Limits limits;
   std::string instance;
-  bool audit = true;  // write the signer's own events to stdout
+  bool audit = true;        // write the signer's own events to stdout
+  std::string audit_chain;  // its id ("signer-…"), chosen by the parent, whose checkpoints name it
   OutputLock* output_lock = nullptr;
 };
 
@@ -109,10 +110,12 @@ struct ProcessOptions {
 // connection; then it ends its audit chain and exits. Never returns.
 [[noreturn]] void run_process(int fd, const ProcessOptions& options);
 
-// What the recording key signs for castgate: one canonical event line, a JSON object with
-// castgate.final true and no sig yet, of a session that is not a signer's chain.
-// castgate.lost (a session.lost or worker.lost event) only `from_parent`.
-bool final_event_of_a_session(std::string_view line, size_t max_line, bool from_parent);
+// What the recording key signs for castgate: one canonical event line, a JSON object with no sig
+// yet, that is either the last event of a chain (castgate.final true) that is not a signer's
+// chain — castgate.lost (a session.lost or worker.lost event) only `from_parent` — or a
+// checkpoint in a worker process's own chain ("worker-…"), or in the parent's ("gateway-…") only
+// `from_parent`.
+bool signable_event(std::string_view line, size_t max_line, bool from_parent);
 
 // Reads an Ed25519 private key: an unencrypted OpenSSH file or a PKCS#8 PEM.
 // Everything read is zeroed. Throws std::runtime_error naming the file.

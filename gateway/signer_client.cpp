@@ -157,7 +157,7 @@ std::string SignerClient::sign_line(std::string_view unsigned_line) const {
   std::string answer, error;
   if (!ask(Type::kSignLine, signer::encode_string(unsigned_line), Type::kSignature, answer,
            error)) {
-    log::error("the last event could not be signed: " + error);
+    log::error("an event could not be signed: " + error);
     return {};
   }
   auto sig = signer::decode_string(answer);

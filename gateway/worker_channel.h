@@ -4,6 +4,8 @@
 //                                with the accepted connection's descriptor as SCM_RIGHTS
 //   worker -> parent  kSignedIn: u8 2 | string peer address — a connection it adopted signed in
 //                                or ended, so it no longer counts against --max-startups
+//   worker -> parent  kChainStarted: u8 3 — its own chain has its first line (worker.start): the
+//                                parent's checkpoints list the chain from then on (checkpoint.h)
 // The parent accepts and admits connections (admission.h) and hands each to a worker; the worker
 // is the less trusted side, so the parent's decoding is strict, and what a worker says is checked
 // against what the parent gave it (a worker can only release the startups it holds).
@@ -19,7 +21,7 @@ namespace castgate::worker_channel {
 inline constexpr size_t kMaxMessage = 512;
 inline constexpr size_t kMaxAddress = 64;
 
-enum class Type : uint8_t { kAdopt = 1, kSignedIn = 2 };
+enum class Type : uint8_t { kAdopt = 1, kSignedIn = 2, kChainStarted = 3 };
 
 struct Message {
   Type type{};

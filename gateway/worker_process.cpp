@@ -98,13 +98,14 @@ WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;
   lopts.signing_key = context_.signer.get();
-  std::string id = "worker-" + setup_.session_prefix + random_id(6);
+  const std::string& id = setup_.chain;
   auto backlog = std::make_shared<asciicast::Backlog>(SIZE_MAX);
   auto lease = setup_.table->open(id);
   if (!lease) throw std::runtime_error("the session table is full");
   backlog->attach(std::move(lease));
   log_ = std::make_unique<asciicast::SessionLog>(lopts, id, asciicast::Endpoint{"", 0}, *writer_,
                                                  std::move(backlog), *context_.clock);
+  context_.checkpoints = &ledger_;
   for (int i = 0; i < cfg.workers; ++i) workers_.push_back(std::make_unique<Worker>(context_, i));
 }
 
@@ -193,6 +194,8 @@ void WorkerProcess::watchdog() {
   size_t live = 0;
   for (auto& w : workers_) live += w->live_sessions();
   setup_.table->set_status(static_cast<uint32_t>(health), static_cast<uint32_t>(live));
+  if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_.config.checkpoint_interval)
+    checkpoint(false);
   if (draining_) {
     if (live == 0) {
       loop_.stop();
@@ -205,6 +208,12 @@ void WorkerProcess::watchdog() {
     }
   }
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
+}
+
+void WorkerProcess::checkpoint(bool last) {
+  last_checkpoint_ = std::chrono::steady_clock::now();
+  asciicast::write_checkpoint(*log_, ++checkpoints_, context_.config.checkpoint_interval,
+                              ledger_.take(), last);
 }
 
 int WorkerProcess::run() {
@@ -224,10 +233,15 @@ int WorkerProcess::run() {
              json{{"castgate",
                    {{"worker", {{"index", setup_.index}, {"pid", getpid()}}},
                     {"sandbox", sandbox_note_}}}});
+  worker_channel::Message started;
+  started.type = worker_channel::Type::kChainStarted;
+  worker_channel::send(setup_.channel, started);
+  last_checkpoint_ = std::chrono::steady_clock::now();
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();
 
   for (auto& w : workers_) w->stop_and_join();
+  checkpoint(true);
   log_->end(EventKind{"worker.stop", {"process"}, {"end"}, "", "stopped"},
             json{{"castgate", {{"worker", {{"index", setup_.index}, {"pid", getpid()}}}}}});
   bool drained = writer_->drain(std::chrono::seconds(10));

@@ -23,6 +23,7 @@ struct WorkerProcessSetup {
   int signer = -1;   // its connection to the signer
   SessionTable* table = nullptr;
   std::string session_prefix;         // every chain id it makes starts with it (or worker-PREFIX)
+  std::string chain;                  // its own chain's id, "worker-PREFIX...", named by the parent
   std::vector<ListenSpec> listeners;  // by the index the parent's kAdopt names
   std::vector<int> keep_fds;          // besides the standard streams, channel and signer
 };
@@ -43,6 +44,8 @@ class WorkerProcess : private FdHandler {
   void on_channel();
   void begin_drain();
   void watchdog();
+  // A signed checkpoint of its sessions' chains into its own chain (checkpoint.h).
+  void checkpoint(bool last);
   Worker& pick_worker();
 
   GatewayContext& context_;
@@ -52,6 +55,9 @@ class WorkerProcess : private FdHandler {
   EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<asciicast::SessionLog> log_;  // the process's own chain: "worker-..."
+  asciicast::CheckpointLedger ledger_;          // its sessions' chains
+  uint64_t checkpoints_ = 0;
+  std::chrono::steady_clock::time_point last_checkpoint_{};
   int signal_fd_ = -1;
   bool draining_ = false;
   bool closing_all_ = false;

@@ -3,7 +3,9 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -20,6 +22,19 @@ namespace castgate::player {
 using nlohmann::json;
 
 namespace {
+
+// The problem of a chain without its final event, until the checkpoints tell more.
+constexpr std::string_view kNoFinalEvent =
+    "no final event: the record is truncated (or the session is still open)";
+
+// Seconds since the epoch of an RFC 3339 time in UTC ("2026-03-03T09:15:02.123456Z"); 0 if it
+// is not one.
+int64_t utc_seconds(std::string_view text) {
+  std::tm tm{};
+  std::string s(text.substr(0, 19));
+  if (s.size() != 19 || !strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
 
 // How many broken or foreign lines are described one by one (the rest are counted).
 constexpr size_t kLinesDescribed = 20;
@@ -139,10 +154,13 @@ LineError Verifier::add_event(const StoredEvent& e) {
       root.at_pointer("/castgate/seq").get_uint64().get(seq) != simdjson::SUCCESS)
     return LineError::kNoSeqOrPrev;
   if (root.at_pointer("/castgate/final").get_bool().get(final) != simdjson::SUCCESS) final = false;
+  simdjson::dom::object checkpoint_member;
+  bool checkpoint = root.at_pointer("/castgate/checkpoint").get_object().get(checkpoint_member) ==
+                    simdjson::SUCCESS;
   // The signature is checked on another parse of the final event: it must read the same. A line
   // with a key twice (two "castgate" objects, say) would read one way here and another way there,
   // so a final event must be exactly its canonical form, which has each key once.
-  if (final) {
+  if (final || checkpoint) {
     json j = json::parse(e.canonical, nullptr, false);
     if (j.is_discarded() || asciicast::canonical_dump(j) != e.canonical)
       return LineError::kNotAnEvent;
@@ -154,8 +172,17 @@ LineError Verifier::add_event(const StoredEvent& e) {
   it.exact = e.exact;
   it.hash = asciicast::chain_hash(e.canonical);
   it.final = final;
-  if (it.final) it.canonical = std::string(e.canonical);
-  sessions_[std::string(session)].push_back(std::move(it));
+  it.checkpoint = checkpoint;
+  if (it.final || it.checkpoint) it.canonical = std::string(e.canonical);
+  auto& items = sessions_[std::string(session)];
+  auto& meta = meta_[std::string(session)];
+  std::string_view time, instance;
+  if (root["@timestamp"].get_string().get(time) == simdjson::SUCCESS && time > meta.newest)
+    meta.newest = std::string(time);
+  if (items.empty() &&
+      root.at_pointer("/castgate/instance").get_string().get(instance) == simdjson::SUCCESS)
+    meta.instance = std::string(instance);
+  items.push_back(std::move(it));
   return LineError::kNone;
 }
 
@@ -189,6 +216,7 @@ std::vector<SessionVerdict> Verifier::finish() {
     auto bad = bad_lines_.find(session);
     verdicts.push_back(judge(session, items, bad != bad_lines_.end() ? &bad->second : nullptr));
   }
+  check_completeness(verdicts);
   return verdicts;
 }
 
@@ -245,7 +273,7 @@ SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& it
   }
   LostClaim lost;
   if (chain.empty() || !chain.back()->final) {
-    v.problems.push_back("no final event: the record is truncated (or the session is still open)");
+    v.problems.push_back(std::string(kNoFinalEvent));
   } else {
     size_t before = v.problems.size();
     SignatureCheck sig = check_signature(*chain.back());
@@ -293,6 +321,190 @@ SessionVerdict Verifier::judge(const std::string& session, std::vector<Item>& it
   if (v.lost) v.lost_reason = std::move(lost.reason);
   v.ok = v.problems.empty() && !v.lost;
   return v;
+}
+
+namespace {
+
+// One checkpoint as its signed lines say (all its parts together).
+struct Checkpoint {
+  uint64_t number = 0;
+  std::string time;  // of its first part
+  int64_t interval = 0;
+  bool last = false;
+  uint64_t parts = 1;
+  std::set<uint64_t> parts_seen;
+  std::vector<std::string> started, ended, open;
+};
+
+void append_strings(const json& list, std::vector<std::string>& out) {
+  if (!list.is_array()) return;
+  for (const auto& id : list)
+    if (id.is_string()) out.push_back(id.get<std::string>());
+}
+
+// What the checkpoints last said of a chain they name.
+struct Named {
+  std::string state;   // "started", "ended" or "open"
+  std::string writer;  // the chain whose checkpoint said so
+  const Checkpoint* checkpoint = nullptr;
+};
+
+std::string describe(const std::string& writer, const Checkpoint& c) {
+  return "checkpoint " + std::to_string(c.number) + " of " + writer + " (" + c.time + ")";
+}
+
+}  // namespace
+
+void Verifier::check_completeness(std::vector<SessionVerdict>& verdicts) {
+  // The checkpoints each chain holds, by number; only lines whose signature holds count.
+  std::map<std::string, std::map<uint64_t, Checkpoint>> writers;
+  std::map<std::string, std::vector<std::string>> writer_problems;
+  for (const auto& [chain, items] : sessions_) {
+    for (const auto& it : items) {
+      if (!it.checkpoint) continue;
+      SignatureCheck sig = check_signature(it);
+      bool trusted =
+          sig.status == SignatureStatus::kValid ||
+          (!options_.require_signature && (sig.status == SignatureStatus::kUnsigned ||
+                                           sig.status == SignatureStatus::kUntrustedSigner));
+      if (!trusted) {
+        writer_problems[chain].push_back("checkpoint event " + std::to_string(it.seq) +
+                                         (sig.status == SignatureStatus::kInvalid
+                                              ? " was altered (its signature does not verify)"
+                                              : " is not signed by a trusted recording key"));
+        continue;
+      }
+      json line = json::parse(it.canonical, nullptr, false);
+      const json& c = line["castgate"]["checkpoint"];
+      if (!c.is_object() || !c.contains("number") || !c["number"].is_number_unsigned()) continue;
+      Checkpoint& cp = writers[chain][c["number"].get<uint64_t>()];
+      cp.number = c["number"].get<uint64_t>();
+      if (line.contains("@timestamp") && line["@timestamp"].is_string() &&
+          (cp.time.empty() || line["@timestamp"].get<std::string>() < cp.time))
+        cp.time = line["@timestamp"].get<std::string>();
+      if (c.contains("interval") && c["interval"].is_number_integer())
+        cp.interval = c["interval"].get<int64_t>();
+      if (c.contains("last") && c["last"].is_boolean()) cp.last = c["last"].get<bool>();
+      uint64_t index = 0;
+      if (c.contains("part") && c["part"].is_object()) {
+        index = c["part"].value("index", uint64_t{0});
+        cp.parts = c["part"].value("count", uint64_t{1});
+      }
+      if (!cp.parts_seen.insert(index).second) continue;  // the same part twice
+      append_strings(c["started"], cp.started);
+      append_strings(c["ended"], cp.ended);
+      append_strings(c["open"], cp.open);
+    }
+  }
+  // Newest line per instance: what "recent" means for that instance's checkpoints.
+  std::map<std::string, int64_t> newest;
+  for (const auto& [chain, meta] : meta_) {
+    int64_t t = utc_seconds(meta.newest);
+    auto& n = newest[meta.instance];
+    n = std::max(n, t);
+  }
+  auto recent = [&](const std::string& writer, const Checkpoint& cp) {
+    auto m = meta_.find(writer);
+    int64_t instance_newest = m == meta_.end() ? 0 : newest[m->second.instance];
+    // Three intervals: a checkpoint may come late by one watchdog pass, and lines of one
+    // instance reach the store in another order than they were written, a little.
+    int64_t slack = 3 * std::max<int64_t>(cp.interval, 1) + 2;
+    return instance_newest - utc_seconds(cp.time) <= slack;
+  };
+
+  std::map<std::string, Named> named;
+  for (const auto& [writer, checkpoints] : writers) {
+    auto& problems = writer_problems[writer];
+    uint64_t expect = 1;
+    for (const auto& [number, cp] : checkpoints) {
+      if (number > expect)
+        problems.push_back(number == expect + 1
+                               ? "checkpoint " + std::to_string(expect) + " is missing"
+                               : "checkpoints " + std::to_string(expect) + ".." +
+                                     std::to_string(number - 1) + " are missing");
+      if (cp.parts_seen.size() < cp.parts)
+        problems.push_back("parts of checkpoint " + std::to_string(number) + " are missing");
+      expect = number + 1;
+      for (const auto& id : cp.started) named[id] = {"started", writer, &cp};
+      for (const auto& id : cp.ended) named[id] = {"ended", writer, &cp};
+    }
+    if (checkpoints.empty()) continue;
+    const Checkpoint& latest = checkpoints.rbegin()->second;
+    for (const auto& id : latest.open) named[id] = {"open", writer, &latest};
+  }
+
+  std::map<std::string, SessionVerdict*> by_session;
+  for (auto& v : verdicts) by_session[v.session] = &v;
+  for (const auto& [writer, problems] : writer_problems) {
+    auto v = by_session.find(writer);
+    if (v == by_session.end() || problems.empty()) continue;
+    v->second->problems.insert(v->second->problems.end(), problems.begin(), problems.end());
+    v->second->ok = false;
+    v->second->lost = false;
+  }
+  // Named by a checkpoint, absent from the store: deleted whole (or not yet shipped).
+  for (const auto& [id, n] : named) {
+    if (by_session.count(id) || (!options_.session.empty() && id != options_.session)) continue;
+    SessionVerdict v;
+    v.session = id;
+    v.problems.push_back("no event of it is in the store, but " +
+                         describe(n.writer, *n.checkpoint) + " says it " +
+                         (n.state == "open" ? "was open" : n.state) +
+                         " (deleted from the store, or not yet shipped)");
+    verdicts.push_back(std::move(v));
+  }
+  // A chain without its final event: open or truncated?
+  for (auto& v : verdicts) {
+    auto at = std::find(v.problems.begin(), v.problems.end(), kNoFinalEvent);
+    if (at == v.problems.end()) continue;
+    auto n = named.find(v.session);
+    auto own = writers.find(v.session);
+    bool self_recent = false;  // a process chain whose own newest checkpoint is recent
+    const Checkpoint* own_latest = nullptr;
+    if (own != writers.end() && !own->second.empty()) {
+      own_latest = &own->second.rbegin()->second;
+      self_recent = !own_latest->last && recent(v.session, *own_latest);
+    }
+    if (n != named.end() && n->second.state == "ended") {
+      *at = "its final event is missing, but " + describe(n->second.writer, *n->second.checkpoint) +
+            " says it ended: the record was truncated";
+    } else if (n != named.end() && n->second.state == "open") {
+      const auto& writer = n->second.writer;
+      const Checkpoint& cp = *n->second.checkpoint;
+      if (cp.last) {
+        *at = "no final event, and the process that wrote it ended with it open (" +
+              describe(writer, cp) + "): truncated";
+      } else if (recent(writer, cp) && (!own_latest || self_recent)) {
+        v.open = true;
+        v.open_note = "still open at " + describe(writer, cp) + ", the newest for its instance";
+        v.problems.erase(at);
+      } else {
+        *at = "no final event; the newest checkpoint that names it open is " +
+              describe(writer, cp) +
+              ", but the store holds later lines of its instance: its end and the checkpoints "
+              "after that one are missing";
+      }
+    } else if (own_latest && self_recent) {
+      v.open = true;
+      v.open_note = "a castgate process still running: its newest checkpoint is " +
+                    describe(v.session, *own_latest);
+      v.problems.erase(at);
+    } else if (own_latest) {
+      *at = "no final event, and its newest checkpoint (" + describe(v.session, *own_latest) +
+            ") is older than the store's later lines of its instance: truncated";
+    } else if (!writers.empty()) {
+      *at = std::string(kNoFinalEvent) +
+            "; no checkpoint names it (it may have started after "
+            "the newest one)";
+    }
+    v.ok = false;
+    if (v.open && !v.problems.empty()) {
+      v.open = false;  // open, but something else is wrong with it
+      v.problems.push_back(v.open_note);
+    }
+  }
+  std::sort(verdicts.begin(), verdicts.end(),
+            [](const SessionVerdict& a, const SessionVerdict& b) { return a.session < b.session; });
 }
 
 Verifier::LostClaim Verifier::lost_claim(const Item& final) {
@@ -376,7 +588,7 @@ int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign
   for (const auto& v : verdicts) {
     if (v.lost && !v.ok) {
       lost = true;
-    } else if (!v.ok) {
+    } else if (!v.ok && !v.open) {
       return kVerifyExitFailed;
     }
   }
@@ -385,10 +597,12 @@ int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign
 
 std::string_view verdict_word(const SessionVerdict& v) {
   if (v.ok) return "OK";
+  if (v.open) return "OPEN";
   return v.lost ? "LOST" : "FAILED";
 }
 
 void write_findings(std::ostream& out, const SessionVerdict& v, std::string_view indent) {
+  if (v.open) out << indent << terminal_safe(v.open_note) << '\n';
   if (v.lost) {
     out << indent << "lost by the gateway: " << terminal_safe(v.lost_reason) << '\n';
     if (!v.lost_cut_line.empty())
@@ -400,15 +614,16 @@ void write_findings(std::ostream& out, const SessionVerdict& v, std::string_view
 
 int write_verify_report(std::ostream& out, const std::vector<SessionVerdict>& verdicts,
                         const std::vector<std::string>& foreign_lines, bool as_json) {
-  uint64_t ok = 0, lost = 0, failed = 0;
+  uint64_t ok = 0, lost = 0, open = 0, failed = 0;
   for (const auto& v : verdicts) {
-    ++(v.ok ? ok : v.lost ? lost : failed);
+    ++(v.ok ? ok : v.lost ? lost : v.open ? open : failed);
     if (as_json) {
       json j = {{"session", v.session},  {"ok", v.ok},
                 {"lost", v.lost},        {"events", v.events},
                 {"signed", v.signed_ok}, {"duplicates", v.exact_duplicates},
                 {"problems", v.problems}};
       if (v.lost) j["lost_reason"] = v.lost_reason;
+      if (v.open) j["open"] = v.open_note;
       if (!v.lost_cut_line.empty()) j["lost_cut_line"] = v.lost_cut_line;
       out << j.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
       continue;
@@ -423,8 +638,9 @@ int write_verify_report(std::ostream& out, const std::vector<SessionVerdict>& ve
   for (const auto& f : foreign_lines) out << "FAILED " << terminal_safe(f) << '\n';
   if (!as_json && !verdicts.empty())
     out << verdicts.size() << (verdicts.size() == 1 ? " session: " : " sessions: ") << ok << " OK, "
-        << lost << " LOST, " << failed << " FAILED"
-        << (foreign_lines.empty() ? "" : "; and lines that are not castgate events") << '\n';
+        << lost << " LOST, " << (open ? std::to_string(open) + " OPEN, " : "") << failed
+        << " FAILED" << (foreign_lines.empty() ? "" : "; and lines that are not castgate events")
+        << '\n';
   return verify_exit_status(verdicts, !foreign_lines.empty());
 }
 

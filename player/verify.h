@@ -57,6 +57,11 @@ struct SessionVerdict {
   // With castgate.lost.cut (the worker died while writing a line): where the one cut-short line
   // naming the session is ("FILE:LINE"), not a problem since the signed final event owns to it.
   std::string lost_cut_line;
+  // No final event, but the newest checkpoint of the process that writes it, recent for its
+  // instance, names it open: a session still running when the store was read, not a truncated
+  // one. `ok` stays false and `problems` empty; open_note says which checkpoint.
+  bool open = false;
+  std::string open_note;
   std::vector<std::string> problems;
   VerifiedChain verified;  // what may be shown of the session; all of it when ok or lost
 };
@@ -98,6 +103,11 @@ class Verifier {
     std::string canonical;  // kept only for final events, to check their signature
     bool exact = false;
     bool final = false;
+    bool checkpoint = false;  // a signed checkpoint (canonical kept too)
+  };
+  struct ChainMeta {
+    std::string instance;
+    std::string newest;  // the latest @timestamp among its lines (RFC 3339, castgate's form)
   };
   // What a final event says about a session the gateway lost (castgate.lost), if it does.
   struct LostClaim {
@@ -122,22 +132,26 @@ class Verifier {
   SignatureCheck check_signature(const Item& final) const;
   static LostClaim lost_claim(const Item& final);
   VerifiedChain verified_chain(const std::vector<Item>& by_seq) const;
+  // What the signed checkpoints say about the sessions: the ones missing from the store, open
+  // ones told from truncated ones, checkpoints missing (docs/events.md, "Completeness").
+  void check_completeness(std::vector<SessionVerdict>& verdicts);
 
   std::vector<RecordingKey> keys_;
   VerifyOptions options_;
   std::map<std::string, std::vector<Item>> sessions_;
   std::map<std::string, BadLines> bad_lines_;  // by the session the lines name
+  std::map<std::string, ChainMeta> meta_;      // by session
   std::vector<std::string> foreign_;
   uint64_t order_ = 0;
 };
 
 // What `castgate-player verify` exits with.
-inline constexpr int kVerifyExitOk = 0;      // every session OK
+inline constexpr int kVerifyExitOk = 0;      // every session OK (or OPEN: still running)
 inline constexpr int kVerifyExitFailed = 1;  // a session failed, a line is foreign, or no session
 inline constexpr int kVerifyExitLost = 3;    // the only sessions not OK are lost (authentic)
 int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign_lines);
 
-// "OK", "LOST" or "FAILED".
+// "OK", "LOST", "OPEN" or "FAILED".
 std::string_view verdict_word(const SessionVerdict& v);
 
 // A verdict's findings, one per line after `indent`, recorded text escaped (terminal_safe): the

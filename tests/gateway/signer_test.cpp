@@ -742,3 +742,30 @@ TEST_CASE("the signer process signs a lost session's closing event for the paren
   CHECK(ed25519_verify(control->public_key_raw(), asciicast::signature_payload(own),
                        worker->sign_line(own)));
 }
+
+TEST_CASE(
+    "the signer signs checkpoints in a process's own chain only: the parent's from the parent") {
+  KeyFiles keys;
+  auto control = SignerClient::start(keys.options());
+  auto worker = SignerClient::adopt(control->attach_worker(), control->ca_public_blob(),
+                                    control->public_key_raw());
+  auto checkpoint = [](const std::string& session, const std::string& extra = "") {
+    return R"({"castgate":{"checkpoint":{"number":1},)" + extra + R"("session":")" + session +
+           R"("},"event":{"action":"checkpoint"}})";
+  };
+  CHECK_FALSE(worker->sign_line(checkpoint("worker-abc")).empty());
+  CHECK_FALSE(control->sign_line(checkpoint("worker-abc")).empty());
+  CHECK_FALSE(control->sign_line(checkpoint("gateway-abc")).empty());
+  // A worker speaking for the parent's chain, or for a session's; a checkpoint that also ends or
+  // loses a chain; another action carrying a checkpoint member.
+  CHECK(worker->sign_line(checkpoint("gateway-abc")).empty());
+  CHECK(worker->sign_line(checkpoint("abc123")).empty());
+  CHECK(control->sign_line(checkpoint("signer-abc")).empty());
+  CHECK(worker->sign_line(checkpoint("worker-abc", R"("final":true,)")).empty());
+  CHECK(control->sign_line(checkpoint("worker-abc", R"("lost":{},)")).empty());
+  CHECK(
+      worker
+          ->sign_line(
+              R"({"castgate":{"checkpoint":{},"session":"worker-a"},"event":{"action":"session.end"}})")
+          .empty());
+}

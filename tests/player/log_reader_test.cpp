@@ -32,7 +32,7 @@ TEST_CASE("census: lines that can be castgate events, in every stored shape, and
       "2026-11-30T00:00:00.000000000Z stdout F {\"castgate\":{}}\n"            // CRI
       "\n"                                                                     // empty
       "cast cast castgat castgatX\n"                                           // near misses
-      "{\"@timestamp\":\"2026-11-30T00:00:00Z\",\"castgate\":{\"seq\":1\n"            // cut short
+      "{\"@timestamp\":\"2026-11-30T00:00:00Z\",\"castgate\":{\"seq\":1\n"     // cut short
       "kernel: something else\n"
       "{\"kubernetes\":{\"pod\":\"c\"},\"event\":{},\"castgate\":{}}");  // no final newline
   MappedFile m(f.path);
