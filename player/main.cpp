@@ -1,4 +1,5 @@
 // castgate-player: find, verify and replay castgate sessions from raw logs.
+#include <simdjson.h>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
@@ -6,11 +7,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "player/catalog.h"
 #include "player/commands.h"
 #include "player/export.h"
+#include "player/follow.h"
 #include "player/log_reader.h"
+#include "player/play.h"
 #include "player/terminal_text.h"
 #include "player/verify.h"
 #ifdef CASTGATE_WEB_PLAYER
@@ -36,9 +40,17 @@ commands:
   channels  the recorded channels of a session
   export    one channel of a session as an asciicast v2 file (asciinema play/cat)
   html      a self-contained web page replaying a session, with its timeline and verdict
+  play      replay a session's terminal here, like asciinema play (space: pause/resume,
+            .: step while paused, ]: next marker, +/-: speed, q: quit)
+  follow    live view: follow a growing stream (kubectl logs -f ... | castgate-player follow
+            --user alice, or a file it tails) and show the first matching session's terminal
+            as it happens, with who, from where, to which target in a status line
 
-With --key, export and html show only what the recording key vouches for. Recorded text printed
-to the terminal has its control characters escaped (\x1b, \u009b, \\).
+play and follow draw the recorded terminal from a terminal emulator: only its printable
+characters reach your terminal, never the recorded escape sequences.
+
+With --key, export, html and play show only what the recording key vouches for. Recorded text
+printed to the terminal has its control characters escaped (\x1b, \u009b, \\).
 
 verify says per session OK, FAILED (incomplete or altered), or LOST: authentic, but the gateway
 lost its end (the worker process serving it died; the parent closed the chain with a signed
@@ -129,8 +141,9 @@ struct SessionInput {
 };
 
 // Nothing (said on stderr) if --key was given and the input holds no line of the session.
-std::optional<SessionInput> open_session(const po::variables_map& vm) {
-  SessionInput in{vm["session"].as<std::string>(), open_inputs(vm), std::nullopt};
+std::optional<SessionInput> open_session(const po::variables_map& vm, std::string session,
+                                         Inputs inputs) {
+  SessionInput in{std::move(session), std::move(inputs), std::nullopt};
   if (!vm.count("key")) return in;
   VerifyOptions vo;
   vo.session = in.session;
@@ -366,7 +379,7 @@ int cmd_export(int argc, char** argv) {
       "strict", "fail if a line of the input is not a castgate event")(
       "output,o", po::value<std::string>(), "write here instead of standard output");
   auto vm = parse(argc, argv, opts);
-  auto in = open_session(vm);
+  auto in = open_session(vm, vm["session"].as<std::string>(), open_inputs(vm));
   if (!in) return 1;
   const auto& session = in->session;
   const auto& verdict = in->verdict;
@@ -421,7 +434,7 @@ int cmd_html(int argc, char** argv) {
       "strict", "fail if a line of the input is not a castgate event")(
       "output,o", po::value<std::string>()->required(), "the HTML file to write");
   auto vm = parse(argc, argv, opts);
-  auto in = open_session(vm);
+  auto in = open_session(vm, vm["session"].as<std::string>(), open_inputs(vm));
   if (!in) return 1;
   const auto& session = in->session;
   const auto& verdict = in->verdict;
@@ -465,6 +478,149 @@ int cmd_html(int argc, char** argv) {
 #endif
 }
 
+std::string first_string(const std::vector<std::string_view>& events, const char* pointer) {
+  thread_local simdjson::dom::parser parser;
+  for (auto json : events) {
+    simdjson::dom::element root;
+    std::string_view v;
+    if (parser.parse(json.data(), json.size()).get(root) == simdjson::SUCCESS &&
+        root.at_pointer(pointer).get_string().get(v) == simdjson::SUCCESS && !v.empty())
+      return std::string(v);
+  }
+  return {};
+}
+
+int cmd_play(int argc, char** argv) {
+  po::options_description opts("play options");
+  opts.add_options()("session", po::value<std::string>(),
+                     "session id (default: the only session with a terminal)")(
+      "channel", po::value<int>(), "channel number (default: the first terminal channel)")(
+      "speed", po::value<double>()->default_value(1.0), "playback speed (1/64 to 64)")(
+      "idle-time-limit", po::value<double>()->default_value(0.0),
+      "cut every pause between events to at most this many seconds (0: no limit)")(
+      "key", po::value<std::string>(),
+      "recording public key(s): play only the events the signed final event vouches for")(
+      "allow-reorder", "accept events out of file order (checked by sequence number)")(
+      "strict", "fail if a line of the input is not a castgate event");
+  auto vm = parse(argc, argv, opts);
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  Inputs inputs = open_inputs(vm);
+  std::string session;
+  if (vm.count("session")) {
+    session = vm["session"].as<std::string>();
+  } else {
+    std::vector<const MappedFile*> files;
+    for (auto& f : inputs) files.push_back(f.get());
+    auto found = terminal_sessions(files);
+    if (found.size() != 1) {
+      std::cerr << "castgate-player: "
+                << (found.empty() ? "no session with a terminal in the input"
+                                  : "several sessions with a terminal; choose one with --session:")
+                << '\n';
+      Catalog catalog;
+      for (auto* f : files) catalog.add_file(*f);
+      std::map<std::string, SessionSummary> known;
+      for (auto& s : catalog.sessions(CatalogFilter{"", "", "", "", true})) known[s.session] = s;
+      for (auto& id : found) {
+        auto& s = known[id];
+        std::cerr << "  " << terminal_safe(id) << "  " << terminal_safe(s.start) << "  "
+                  << terminal_safe(s.user_email.empty() ? s.user_name : s.user_email) << "  "
+                  << terminal_safe(s.target) << '\n';
+      }
+      return 2;
+    }
+    session = found.front();
+  }
+  auto in = open_session(vm, session, std::move(inputs));
+  if (!in) return 1;
+  const auto& verdict = in->verdict;
+  if (verdict && verdict->verified.empty()) {
+    std::cerr << "castgate-player: no event of session " << terminal_safe(session)
+              << " verifies, so nothing is played:\n";
+    write_findings(std::cerr, *verdict, "  - ");
+    return 1;
+  }
+  SessionExporter ex(session, /*keep_other_events=*/true, in->shown());
+  for (auto& f : in->files) ex.add_file(*f);
+  std::optional<int> channel;
+  if (vm.count("channel")) {
+    channel = vm["channel"].as<int>();
+  } else {
+    for (auto& c : ex.channels())
+      if (c.pty && !channel) channel = c.channel;
+  }
+  std::ostringstream cast;
+  std::string error;
+  if (!ex.write(cast, channel, error)) {
+    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
+    return 1;
+  }
+  TerminalRecording recording;
+  if (!parse_asciicast(cast.str(), recording)) {
+    std::cerr << "castgate-player: the recording of session " << terminal_safe(session)
+              << " has no readable header\n";
+    return 1;
+  }
+  StatusLine status;
+  auto others = ex.other_events();
+  status.user_id = first_string(others, "/user/id");
+  status.user_name = first_string(others, "/user/name");
+  status.source_ip = first_string(others, "/source/ip");
+  status.target = first_string(others, "/destination/address");
+  status.login = first_string(others, "/user/target/name");
+  status.session = session;
+  status.channel = channel ? *channel : ex.channels().front().channel;
+  if (verdict && !verdict->ok) status.note = verdict->lost ? "LOST (authentic)" : "NOT VERIFIED";
+  PlayOptions po;
+  po.speed = vm["speed"].as<double>();
+  po.idle_time_limit = vm["idle-time-limit"].as<double>();
+  if (!(po.speed > 0)) throw std::runtime_error("--speed must be more than 0");
+  int rc = play_recording(recording, status, po);
+  if (verdict && verdict->lost) {
+    std::cerr << "castgate-player: session " << terminal_safe(session)
+              << " is LOST: authentic, but the gateway lost its end:\n";
+    write_findings(std::cerr, *verdict, "  - ");
+    return rc ? rc : kVerifyExitLost;
+  }
+  if (verdict && !verdict->ok) {
+    std::cerr << "castgate-player: session " << terminal_safe(session)
+              << " is NOT VERIFIED; played only what its signed final event vouches for:\n";
+    write_findings(std::cerr, *verdict, "  - ");
+    return rc ? rc : 1;
+  }
+  if (!verdict && rc == 0) std::cerr << "castgate-player: not verified (no --key)\n";
+  return rc ? rc : strict_result(vm, 0);
+}
+
+int cmd_follow(int argc, char** argv) {
+  po::options_description opts("follow options");
+  opts.add_options()("user", po::value<std::string>(), "identity id, name or email")(
+      "target", po::value<std::string>(), "target name")("session", po::value<std::string>(),
+                                                         "only this session (exits when it ends)")(
+      "once", "exit when the followed session ends");
+  po::options_description all;
+  all.add(opts);
+  auto vm = parse(argc, argv, all);
+  if (vm.count("help")) {
+    std::cout << "usage: castgate-player follow [options] [FILE|-]\n" << opts;
+    return 0;
+  }
+  FollowOptions o;
+  if (vm.count("user")) o.filter.user = vm["user"].as<std::string>();
+  if (vm.count("target")) o.filter.target = vm["target"].as<std::string>();
+  if (vm.count("session")) o.filter.session = vm["session"].as<std::string>();
+  o.once = vm.count("once") > 0;
+  if (vm.count("files")) {
+    auto paths = vm["files"].as<std::vector<std::string>>();
+    if (paths.size() != 1) throw std::runtime_error("follow reads one stream (a file, or -)");
+    o.input = paths.front();
+  }
+  return follow_stream(o);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -480,6 +636,8 @@ int main(int argc, char** argv) {
     if (cmd == "channels") return cmd_channels(argc - 1, argv + 1);
     if (cmd == "export") return cmd_export(argc - 1, argv + 1);
     if (cmd == "html") return cmd_html(argc - 1, argv + 1);
+    if (cmd == "play") return cmd_play(argc - 1, argv + 1);
+    if (cmd == "follow") return cmd_follow(argc - 1, argv + 1);
     std::cerr << "castgate-player: unknown command " << cmd << "\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {
