@@ -266,21 +266,22 @@ int cmd_commands(int argc, char** argv) {
     if (verifier) verifier->add_file(*file);
   }
   report_unreadable(index.unreadable());
-  std::map<std::string, std::string> verdict;  // session -> "ok", "lost", "FAILED"
+  std::map<std::string, std::string> verdict;  // session -> "ok", "lost", "open", "FAILED"
   // With --key, every session that does not verify is named, rows or not: a record altered so
   // that its commands or its start are gone (or that names another target) must not just vanish
   // from the table.
   int rc = 0;
   if (verifier) {
     for (auto& v : verifier->finish()) {
-      verdict[v.session] = v.ok ? "ok" : v.lost ? "lost" : "FAILED";
+      verdict[v.session] = v.ok ? "ok" : v.lost ? "lost" : v.open ? "open" : "FAILED";
       if (v.ok) continue;
       std::cerr << "castgate-player: session " << terminal_safe(v.session)
-                << (v.lost ? " is LOST (authentic, its end lost by the gateway)"
-                           : " FAILED verification: its commands may be missing, altered or "
-                             "attributed wrongly")
+                << (v.lost   ? " is LOST (authentic, its end lost by the gateway)"
+                    : v.open ? " is OPEN (still running: no signature vouches for it yet)"
+                             : " FAILED verification: its commands may be missing, altered or "
+                               "attributed wrongly")
                 << '\n';
-      rc = v.lost && rc != 1 ? kVerifyExitLost : 1;
+      if (!v.open) rc = v.lost && rc != 1 ? kVerifyExitLost : 1;
     }
   }
   auto rows = index.rows(f);
