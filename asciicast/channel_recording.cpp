@@ -65,8 +65,7 @@ void ChannelRecording::start(const ChannelHeader& header) {
   fields["castgate"]["channel_kind"] = header.kind;
   fields["castgate"]["pty"] = header.pty;
   if (!file_transfer_.empty()) fields["castgate"]["file_transfer"] = file_transfer_;
-  log_.emit(EventKind{"asciicast.header", {"session"}, {"start"}, "", ""}, std::move(fields),
-            channel_);
+  log_.emit(EventKind{"asciicast.header", "", ""}, std::move(fields), channel_);
   if (header.kind == "exec") emit_command(header.command, "exec");
 }
 
@@ -76,7 +75,7 @@ void ChannelRecording::fall_back(const std::string& why) {
   sftp_.reset();
   scp_.reset();
   std::string reason = protocol + " protocol mismatch (" + why + "); recording the channel in full";
-  log_.emit(EventKind{"recording.fallback", {"session"}, {"change"}, "", reason},
+  log_.emit(EventKind{"recording.fallback", "", reason},
             json{{"castgate", {{"fallback", {{"protocol", protocol}, {"why", why}}}}}}, channel_);
   marker("alert: file transfer protocol mismatch");
   json f;
@@ -84,8 +83,7 @@ void ChannelRecording::fall_back(const std::string& why) {
   f["event"]["severity"] = 73;
   f["rule"] = {{"name", "file-transfer-protocol-mismatch"}};
   f["castgate"]["alert"] = {{"severity", "high"}, {"applies_to", "channel"}, {"matched", why}};
-  log_.emit(EventKind{"alert", {"intrusion_detection"}, {"indicator"}, "", reason}, std::move(f),
-            channel_);
+  log_.emit(EventKind{"alert", "", reason}, std::move(f), channel_);
 }
 
 // Data of a channel followed as a file transfer. Returns having recorded it as metadata, or
@@ -183,7 +181,7 @@ void ChannelRecording::marker(std::string_view label) {
 void ChannelRecording::emit_command(const std::string& command, const char* source) {
   if (command.empty()) return;
   log_.emit(
-      EventKind{"command", {"process"}, {"start"}, "", ""},
+      EventKind{"command", "", ""},
       json{{"process", {{"command_line", command}}}, {"castgate", {{"command_source", source}}}},
       channel_, "/process/command_line");
   check_alerts("command", command);
@@ -200,11 +198,7 @@ void ChannelRecording::check_alerts(std::string_view applies_to, const std::stri
     f["castgate"]["alert"] = {{"severity", rule->severity},
                               {"applies_to", std::string(applies_to)},
                               {"matched", text.substr(0, utf8_prefix_at_most(text, 1024))}};
-    log_.emit(EventKind{"alert",
-                        {"intrusion_detection"},
-                        {"indicator"},
-                        "",
-                        "risky " + std::string(applies_to) + ": " + rule->name},
+    log_.emit(EventKind{"alert", "", "risky " + std::string(applies_to) + ": " + rule->name},
               std::move(f), channel_);
   }
 }
@@ -213,6 +207,13 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
   for (auto& o : ops) {
     json f;
     f["file"]["path"] = o.path;
+    // ECS file.name and file.directory, as the path is written (remote paths are not resolved).
+    if (auto slash = o.path.rfind('/'); slash == std::string::npos) {
+      f["file"]["name"] = o.path;
+    } else {
+      if (slash + 1 < o.path.size()) f["file"]["name"] = o.path.substr(slash + 1);
+      f["file"]["directory"] = slash == 0 ? "/" : o.path.substr(0, slash);
+    }
     if (!o.target_path.empty()) f["file"]["target_path"] = o.target_path;
     if (o.mode) {
       char mode[8];
@@ -229,15 +230,9 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     }
     if (!o.status.empty()) details["status"] = o.status;
     f["castgate"]["file"] = std::move(details);
-    std::string type = o.action == "remove" || o.action == "rmdir" ? "deletion"
-                       : o.action == "mkdir" || o.action == "symlink" || o.action == "hardlink"
-                           ? "creation"
-                       : o.action == "rename" || o.action == "setstat" ? "change"
-                       : o.action == "transfer" ? (o.direction == "upload" ? "creation" : "access")
-                       : o.action == "open" || o.action == "list" ? "access"
-                                                                  : "info";
-    log_.emit(EventKind{"file." + o.action, {"file"}, {type}, o.ok ? "success" : "failure", ""},
-              std::move(f), channel_);
+    EventKind kind{"file." + o.action, o.ok ? "success" : "failure", ""};
+    if (o.action == "transfer" && o.direction == "upload") kind.type = {"creation"};
+    log_.emit(kind, std::move(f), channel_);
     check_alerts("path", o.path);
     if (!o.alternative_path.empty()) check_alerts("path", o.alternative_path);
     if (!o.target_path.empty() && o.action != "transfer") check_alerts("path", o.target_path);

@@ -80,7 +80,7 @@ void write_checkpoint(SessionLog& log, uint64_t number, std::chrono::seconds int
            {"digest", digest},
            {"last", last}};
     if (parts.size() > 1) c["part"] = {{"index", i}, {"count", parts.size()}};
-    log.emit_signed(EventKind{"checkpoint", {"process"}, {"info"}, "", ""},
+    log.emit_signed(EventKind{"checkpoint", "", ""},
                     json{{"castgate", {{"checkpoint", std::move(c)}}}});
   }
 }

@@ -1,8 +1,12 @@
 #include "asciicast/session_log.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cctype>
 
 #include "asciicast/chain.h"
+#include "asciicast/event_catalog.h"
 #include "asciicast/json_text.h"
 #include "asciicast/untrusted_text.h"
 #include "asciicast/utf8.h"
@@ -12,6 +16,10 @@
 namespace castgate::asciicast {
 
 using nlohmann::json;
+
+namespace {
+constexpr const char* kEventDataset = "castgate.audit";  // event.dataset of every event
+}  // namespace
 
 SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoint source,
                        LineSink& sink, std::shared_ptr<Backlog> backlog, const Clock& clock)
@@ -23,6 +31,12 @@ SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoi
       prev_hash_(kGenesisHash) {
   common_["castgate"]["instance"] = options_.instance;
   common_["castgate"]["session"] = session_id_;
+  common_["ecs"]["version"] = kEcsVersion;
+  // castgate itself, as ECS describes the device that saw the event.
+  common_["observer"] = {{"hostname", options_.instance},
+                         {"product", "castgate"},
+                         {"type", "proxy"},
+                         {"vendor", "castgate"}};
   if (!source.address.empty()) {  // gateway-level events have no peer
     common_["source"]["ip"] = source.address;
     common_["source"]["port"] = source.port;
@@ -33,6 +47,16 @@ SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoi
 namespace {
 // Members repeated on every line (identity, target, login) are kept short: a user name or key id
 // of megabytes would otherwise crowd out what the line is for.
+// Entra ID names groups by object id: 8-4-4-4-12 hex digits (ECS user.group.id, not .name).
+bool is_guid(std::string_view g) {
+  if (g.size() != 36) return false;
+  for (size_t i = 0; i < g.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? g[i] != '-' : !std::isxdigit(static_cast<unsigned char>(g[i]))) return false;
+  }
+  return true;
+}
+
 std::string common_value(std::string_view raw, size_t max_line) {
   std::string v = valid_utf8(raw);
   size_t cap = std::clamp<size_t>(max_line / 64, 16, 256);
@@ -55,26 +79,31 @@ void SessionLog::set_identity(const Identity& identity) {
   // once, in identity.groups events, and each line keeps only the count.
   bool groups_inline = true;
   if (!identity.groups.empty()) {
-    json names = json::array();
-    for (const auto& g : identity.groups) names.push_back(common_value(g, max));
-    if (canonical_dump(names).size() <= max / 8) {
-      user["group"]["name"] = std::move(names);
+    json names = json::array(), ids = json::array();
+    for (const auto& g : identity.groups)
+      (is_guid(g) ? ids : names).push_back(common_value(g, max));
+    if (canonical_dump(names).size() + canonical_dump(ids).size() <= max / 8) {
+      if (!names.empty()) user["group"]["name"] = std::move(names);
+      if (!ids.empty()) user["group"]["id"] = std::move(ids);
     } else {
       groups_inline = false;
       id["group_count"] = identity.groups.size();
     }
   }
-  if (common_.contains("user") && common_["user"].contains("target"))
-    user["target"] = common_["user"]["target"];
   common_["user"] = user;
   common_["castgate"]["identity"] = id;
-  rebuild_fragments();
+  rebuild_related();
   if (!groups_inline) {
     std::vector<std::string> chunk;
     size_t size = 0;
     auto flush = [&] {
-      emit(EventKind{"identity.groups", {"iam"}, {"info"}, "", "groups of the signed-in identity"},
-           json{{"castgate", {{"groups", chunk}}}});
+      // The same list as user.group.name/id, so that a search by group finds these events too.
+      json names = json::array(), ids = json::array();
+      for (const auto& g : chunk) (is_guid(g) ? ids : names).push_back(g);
+      json fields{{"castgate", {{"groups", chunk}}}};
+      if (!names.empty()) fields["user"]["group"]["name"] = std::move(names);
+      if (!ids.empty()) fields["user"]["group"]["id"] = std::move(ids);
+      emit(EventKind{"identity.groups", "", "groups of the signed-in identity"}, std::move(fields));
       chunk.clear();
       size = 0;
     };
@@ -89,14 +118,39 @@ void SessionLog::set_identity(const Identity& identity) {
   }
 }
 
+namespace {
+bool is_ip_address(const std::string& text) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+}  // namespace
+
 void SessionLog::set_target(const std::string& target_name, const Endpoint& target,
                             const std::string& login) {
   const size_t max = options_.max_line;
   common_["destination"]["address"] = common_value(target_name, max);
-  if (!target.address.empty() && target.address != target_name)
-    common_["destination"]["ip"] = common_value(target.address, max);
+  // The server: its address (ECS destination.ip holds IP addresses only) or its DNS name.
+  if (!target.address.empty() && is_ip_address(target.address))
+    common_["destination"]["ip"] = target.address;
+  else if (!target.address.empty())
+    common_["destination"]["domain"] = common_value(target.address, max);
   common_["destination"]["port"] = target.port;
-  common_["user"]["target"]["name"] = common_value(login, max);
+  // The login on the server (ECS: remote logons via ssh name it destination.user.name).
+  common_["destination"]["user"]["name"] = common_value(login, max);
+  rebuild_related();
+}
+
+void SessionLog::rebuild_related() {
+  json users = json::array();
+  if (common_.contains("user") && common_["user"].contains("name"))
+    users.push_back(common_["user"]["name"]);
+  if (common_.contains("destination") && common_["destination"].contains("user") &&
+      (users.empty() || users[0] != common_["destination"]["user"]["name"]))
+    users.push_back(common_["destination"]["user"]["name"]);
+  if (users.empty())
+    common_.erase("related");
+  else
+    common_["related"]["user"] = std::move(users);
   rebuild_fragments();
 }
 
@@ -155,9 +209,21 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
   j["@timestamp"] = rfc3339_micros(clock_.now());
   json ev;
   ev["action"] = kind.action;
-  ev["kind"] = "event";
-  ev["category"] = kind.category;
-  ev["type"] = kind.type;
+  ev["dataset"] = kEventDataset;
+  ev["module"] = "castgate";
+  ev["sequence"] = seq_;
+  const EventClass* c = event_class(kind.action);
+  if (!c) log::error("event " + kind.action + " is not in castgate's event catalog");
+  ev["kind"] = c ? c->kind : "event";
+  ev["category"] = json::array();
+  for (auto v : c ? c->category : std::vector<std::string_view>{"process"})
+    ev["category"].push_back(v);
+  if (!kind.type.empty()) {
+    ev["type"] = kind.type;
+  } else {
+    ev["type"] = json::array();
+    for (auto v : c ? c->type : std::vector<std::string_view>{"info"}) ev["type"].push_back(v);
+  }
   if (!kind.outcome.empty()) ev["outcome"] = kind.outcome;
   if (!kind.reason.empty()) ev["reason"] = valid_utf8(kind.reason);
   j["event"] = std::move(ev);
@@ -274,6 +340,7 @@ void SessionLog::emit_parts(json& j, const json::json_pointer& ptr, const std::s
     j[ptr] = std::string(parts[i]);
     j["castgate"]["part"] = {{"index", i}, {"count", parts.size()}};
     j["castgate"]["seq"] = seq_;
+    j["event"]["sequence"] = seq_;
     j["castgate"]["prev"] = prev_hash_;
     submit(canonical_dump(j));
   }
@@ -299,12 +366,17 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   suffix_ += frag_before_event_;
   suffix_ += R"("event":{"action":)";
   append_json_string(suffix_, action);
-  suffix_ += R"(,"category":["session"],"kind":"event","type":["info"]})";
-  suffix_ += frag_after_event_;
-  suffix_ += '}';
+  suffix_ +=
+      R"(,"category":["session"],"dataset":"castgate.audit","kind":"event","module":"castgate","sequence":)";
+  append_json_uint(suffix_, seq_);
+  suffix_ += R"(,"type":["info"]})";
+  // With searchable text, the same text again as ECS "message", right after "event" in key
+  // order (no common member sorts between them).
+  constexpr std::string_view kMessage = R"(,"message":)";
+  const size_t tail = frag_after_event_.size() + 1;
 
   std::string line;
-  line.reserve(std::min(options_.max_line, 128 + suffix_.size() + data_utf8.size() * 6));
+  line.reserve(std::min(options_.max_line, 128 + suffix_.size() + tail + data_utf8.size() * 12));
   line += R"({"@timestamp":")";
   append_rfc3339_micros(line, clock_.now());
   line += R"(","asciicast":{"event":[)";
@@ -312,10 +384,20 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   line += ",\"";
   line += code;
   line += "\",";
-  size_t used = line.size() + suffix_.size() + 2;
+  size_t used = line.size() + suffix_.size() + tail + 2;
+  if (options_.searchable_text) used += kMessage.size() + 2;
   size_t budget = options_.max_line > used ? options_.max_line - used : 0;
+  if (options_.searchable_text) budget /= 2;
+  const size_t start = line.size();
   size_t taken = append_json_string_bounded(line, data_utf8, budget);
+  const size_t length = line.size() - start;
   line += suffix_;
+  if (options_.searchable_text) {
+    line += kMessage;
+    line.append(line, start, length);
+  }
+  line += frag_after_event_;
+  line += '}';
   submit(std::move(line));
   return taken;
 }

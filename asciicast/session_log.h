@@ -24,13 +24,14 @@ struct Endpoint {
   int port = 0;
 };
 
-// What an event is, in Elastic Common Schema terms.
+// What an event is. Its ECS category and type come from the catalog (event_catalog.h).
 struct EventKind {
-  std::string action;                 // castgate's name: "session.start", "auth.failure", ...
-  std::vector<std::string> category;  // ECS event.category: "session", "authentication", ...
-  std::vector<std::string> type;      // ECS event.type: "start", "end", "info", "denied", ...
-  std::string outcome;                // ECS event.outcome: "success", "failure" or empty
-  std::string reason;                 // ECS event.reason: human-readable, never a secret
+  std::string action;   // castgate's name: "session.start", "auth.failure", ... (in the catalog)
+  std::string outcome;  // ECS event.outcome: "success", "failure" or empty
+  std::string reason;   // ECS event.reason: human-readable, never a secret
+  // ECS event.type when it depends on the event (an upload is creation, a download access):
+  // empty for the catalog's.
+  std::vector<std::string> type = {};
 };
 
 struct SessionLogOptions {
@@ -40,6 +41,9 @@ struct SessionLogOptions {
   // Told when the chain starts (its first line) and ends, for the checkpoints of the process that
   // writes it (checkpoint.h); null for chains no checkpoint covers.
   CheckpointLedger* ledger = nullptr;
+  // Terminal text also in ECS "message" (searchable where asciicast.event, a mixed-type array,
+  // is not indexed): each line then holds its text twice, and half as much of it.
+  bool searchable_text = false;
 };
 
 class SessionLog {
@@ -91,6 +95,8 @@ class SessionLog {
   // The canonical line of `j`, signed when there is a signing key.
   std::string signed_line(nlohmann::json& j);
   void rebuild_fragments();
+  // related.user from user.name and destination.user.name; then the fragments.
+  void rebuild_related();
 
   const SessionLogOptions options_;
   const std::string session_id_;

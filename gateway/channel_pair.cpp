@@ -78,9 +78,7 @@ void ChannelPair::fail_open(const std::string& why) {
   f["castgate"]["channel_type"] = type_ == ChannelType::kSession ? "session" : "direct-tcpip";
   if (type_ == ChannelType::kDirectTcpip)
     f["castgate"]["forward"] = {{"host", forward_host_}, {"port", forward_port_}};
-  host_.log().emit(
-      asciicast::EventKind{"channel.open_failed", {"session"}, {"denied"}, "failure", why},
-      std::move(f), id_);
+  host_.log().emit(asciicast::EventKind{"channel.open_failed", "failure", why}, std::move(f), id_);
   state_ = State::kFinished;
 }
 
@@ -248,10 +246,7 @@ void ChannelPair::on_downstream_request(ssh::Message request) {
   switch (subtype) {
     case SSH_CHANNEL_REQUEST_PTY: {
       if (!host_.decision().pty || program_started_) {
-        host_.log().emit(asciicast::EventKind{"channel.request_denied",
-                                              {"session"},
-                                              {"denied"},
-                                              "failure",
+        host_.log().emit(asciicast::EventKind{"channel.request_denied", "failure",
                                               "terminal (pty) not allowed by policy"},
                          json{{"castgate", {{"request", "pty-req"}}}}, id_);
         return deny();
@@ -310,10 +305,7 @@ void ChannelPair::on_downstream_request(ssh::Message request) {
       break;
     }
     case SSH_CHANNEL_REQUEST_X11:
-      host_.log().emit(asciicast::EventKind{"channel.request_denied",
-                                            {"session"},
-                                            {"denied"},
-                                            "failure",
+      host_.log().emit(asciicast::EventKind{"channel.request_denied", "failure",
                                             "X11 forwarding is not allowed"},
                        json{{"castgate", {{"request", "x11-req"}}}}, id_);
       return deny();
@@ -406,10 +398,7 @@ void ChannelPair::advance_requests() {
     }
     if (rc != SSH_OK &&
         (r.kind == Kind::kShell || r.kind == Kind::kExec || r.kind == Kind::kSubsystem)) {
-      host_.log().emit(asciicast::EventKind{"channel.request_denied",
-                                            {"session"},
-                                            {"denied"},
-                                            "failure",
+      host_.log().emit(asciicast::EventKind{"channel.request_denied", "failure",
                                             "the target refused the request"},
                        json{{"castgate", {{"request", program_kind_}}}}, id_);
     }
@@ -657,15 +646,13 @@ void ChannelPair::finish(const std::string& reason) {
                                 {"port", forward_port_},
                                 {"originator", forward_origin_},
                                 {"originator_port", forward_origin_port_}};
-    host_.log().emit(asciicast::EventKind{"port_forward.close", {"network"}, {"end"}, "", reason},
-                     std::move(f), id_);
+    host_.log().emit(asciicast::EventKind{"port_forward.close", "", reason}, std::move(f), id_);
     return;
   }
   if (!program_kind_.empty()) f["castgate"]["channel_kind"] = program_kind_;
   if (exit_status_) f["process"]["exit_code"] = *exit_status_;
   if (exit_signal_) f["castgate"]["exit_signal"] = *exit_signal_;
-  host_.log().emit(asciicast::EventKind{"channel.end", {"session"}, {"end"}, "", reason},
-                   std::move(f), id_);
+  host_.log().emit(asciicast::EventKind{"channel.end", "", reason}, std::move(f), id_);
 }
 
 void ChannelPair::emit_open_event() {
@@ -675,9 +662,7 @@ void ChannelPair::emit_open_event() {
                               {"port", forward_port_},
                               {"originator", forward_origin_},
                               {"originator_port", forward_origin_port_}};
-  host_.log().emit(
-      asciicast::EventKind{"port_forward.open", {"network"}, {"start", "allowed"}, "success", ""},
-      std::move(f), id_);
+  host_.log().emit(asciicast::EventKind{"port_forward.open", "success", ""}, std::move(f), id_);
 }
 
 void ChannelPair::step() {

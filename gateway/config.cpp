@@ -143,6 +143,9 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
                           "longest stdout line in bytes (container runtimes split at 16 KiB)")(
       "recording-stall-limit", po::value<std::string>()->default_value("10s"),
       "when stdout is blocked this long, live sessions end and new ones are refused")(
+      "searchable-text", po::bool_switch(),
+      "also write terminal text as ECS message, searchable in Elasticsearch/OpenSearch (each "
+      "line then holds it twice)")(
       "checkpoint-interval", po::value<std::string>()->default_value("60s"),
       "how often each castgate process writes a signed checkpoint of the records it started, "
       "ended and holds open (1s to 1h)")(
@@ -264,6 +267,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.connect_timeout = duration_option(vm, "connect-timeout");
   c.recording_stall_limit = duration_option(vm, "recording-stall-limit");
   c.checkpoint_interval = duration_option(vm, "checkpoint-interval");
+  c.searchable_text = vm["searchable-text"].as<bool>();
   if (c.checkpoint_interval.count() < 1 || c.checkpoint_interval.count() > 3600)
     throw std::runtime_error("--checkpoint-interval must be between 1s and 1h");
   auto startups = parse_startups(vm["max-startups"].as<std::string>());

@@ -47,6 +47,7 @@ struct GatewayConfig {
   std::chrono::seconds recording_stall_limit{10};
   // Each process's signed checkpoints of the chains it started, ended and holds open.
   std::chrono::seconds checkpoint_interval{60};
+  bool searchable_text = false;  // terminal text also as ECS message
   // Before sign-in (see admission.h). max_unauthenticated is MaxStartups' FULL.
   int max_unauthenticated = 256;
   int max_startups_start = 64;

@@ -320,7 +320,7 @@ void Gateway::spawn(WorkerSlot& w) {
   loop_.watch(w.channel, EPOLLIN, this);
   w.chain_started = false;
   gateway_log_->emit(
-      EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
+      EventKind{"worker.start", "success", ""},
       json{{"castgate", {{"worker", {{"index", w.index}, {"pid", pid}, {"chain", w.chain}}}}}});
 }
 
@@ -509,10 +509,7 @@ void Gateway::close_lost_records(WorkerSlot& w, const std::vector<SessionTable::
     asciicast::SessionLog log(lopts, chain.session, asciicast::Endpoint{"", 0}, *out_,
                               std::make_shared<asciicast::Backlog>(SIZE_MAX), *context_->clock);
     if (at.known) log.resume(at.seq + 1, at.hash);
-    log.end(EventKind{process_chain ? "worker.lost" : "session.lost",
-                      {process_chain ? "process" : "session"},
-                      {"end"},
-                      "failure",
+    log.end(EventKind{process_chain ? "worker.lost" : "session.lost", "failure",
                       process_chain ? "the castgate worker process " + how
                                     : "the castgate worker process serving this session " + how +
                                           "; events it had not yet written are lost"},
@@ -560,8 +557,7 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     json f{{"castgate",
             {{"worker", {{"index", w.index}, {"pid", pid}}}, {"sessions_lost", sessions}}}};
     f["castgate"]["lost"] = lost;
-    gateway_log_->emit(
-        EventKind{"worker.lost", {"process"}, {"end"}, "failure", "a worker process " + how}, f);
+    gateway_log_->emit(EventKind{"worker.lost", "failure", "a worker process " + how}, f);
   }
   w.table->clear();
   if (draining_) return;
@@ -602,7 +598,7 @@ void Gateway::begin_drain() {
   log::info("stop signal: no new connections; " + std::to_string(live) +
             " live sessions may continue for " + std::to_string(grace.count()) + "s");
   gateway_log_->emit(
-      EventKind{"gateway.draining", {"process"}, {"change"}, "", ""},
+      EventKind{"gateway.draining", "", ""},
       json{{"castgate", {{"live_sessions", live}, {"grace_seconds", grace.count()}}}});
   for (auto& w : workers_)
     if (w.pid > 0) kill(w.pid, SIGTERM);
@@ -628,10 +624,7 @@ void Gateway::report_refusals() {
         if (sources.size() < 16) sources.push_back(src);
       f["castgate"]["sources"] = std::move(sources);
     }
-    gateway_log_->emit(
-        EventKind{
-            "connection.refused", {"network"}, {"connection", "denied"}, "failure", kReasons[r]},
-        std::move(f));
+    gateway_log_->emit(EventKind{"connection.refused", "failure", kReasons[r]}, std::move(f));
     log::warn("refused " + std::to_string(refused_[r]) + " connections: " + kReasons[r]);
     refused_[r] = 0;
   }
@@ -687,7 +680,7 @@ int Gateway::run() {
   f["castgate"]["recording_key"] = asciicast::recording_key_id(context_->signer->public_key_raw());
   f["castgate"]["recording_enabled"] = context_->config.recording_enabled;
   f["castgate"]["worker_processes"] = workers_.size();
-  gateway_log_->emit(EventKind{"gateway.start", {"process"}, {"start"}, "success", ""}, f);
+  gateway_log_->emit(EventKind{"gateway.start", "success", ""}, f);
   for (auto& w : workers_) spawn(w);
   // Attaching the workers was the signer's first work: its audit chain has begun.
   ledger_.started(context_->signer_chain);
@@ -700,7 +693,7 @@ int Gateway::run() {
   loop_.run();
 
   checkpoint(true);
-  gateway_log_->end(EventKind{"gateway.stop", {"process"}, {"end"}, "", "stopped"}, json::object());
+  gateway_log_->end(EventKind{"gateway.stop", "", "stopped"}, json::object());
   log::info("stopped");
   return out_->ok() ? exit_code_ : 1;
 }

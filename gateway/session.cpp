@@ -68,6 +68,7 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
   opts.max_line = ctx.config.max_line;
   opts.signing_key = ctx.signer.get();
   opts.ledger = ctx.checkpoints;
+  opts.searchable_text = ctx.config.searchable_text;
   auto backlog =
       std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
   if (ctx.session_table) {
@@ -137,7 +138,7 @@ void Session::fault(const char* what) noexcept {
     state_ = State::kClosed;
     unwatch();
     if (down_ && ssh_is_connected(down_.get())) ssh_disconnect(down_.get());
-    log_->end(EventKind{"session.end", {"session"}, {"end"}, "", "internal_error"},
+    log_->end(EventKind{"session.end", "", "internal_error"},
               json{{"castgate", {{"end_reason", "internal_error"}}}});
   } catch (...) {
   }
@@ -166,8 +167,7 @@ void Session::start() {
   if (jump_)
     accepted["castgate"]["jump"] = {{"outer_session", jump_->outer_session},
                                     {"target", jump_->target}};
-  log_->emit(EventKind{"connection.accepted", {"network"}, {"connection", "start"}, "", ""},
-             std::move(accepted));
+  log_->emit(EventKind{"connection.accepted", "", ""}, std::move(accepted));
   if (untracked_) {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
     ::close(fd_);
@@ -257,7 +257,7 @@ void Session::step_once() {
     if (rc == SSH_AGAIN) return update_interest();
     if (rc != SSH_OK) return close("handshake_failed", "");
     state_ = State::kAuthenticating;
-    log_->emit(EventKind{"connection.handshake", {"network"}, {"info"}, "", ""},
+    log_->emit(EventKind{"connection.handshake", "", ""},
                json{{"castgate",
                      {{"client_banner",
                        printable(ssh_get_clientbanner(s) ? ssh_get_clientbanner(s) : "", 128)}}}});
@@ -351,7 +351,7 @@ bool Session::spend_request_budget() {
 
 void Session::limit_exceeded(const std::string& limit, const std::string& detail) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
-  log_->emit(EventKind{"limit.exceeded", {"session"}, {"denied"}, "failure", detail},
+  log_->emit(EventKind{"limit.exceeded", "failure", detail},
              json{{"castgate", {{"limit", limit}}}});
   log::warn("session " + id_ + ": " + detail + "; disconnecting " + peer_.address);
   close("limit_exceeded", detail + "; the connection was closed");
@@ -401,11 +401,7 @@ void Session::handle_message(ssh::Message m) {
     case SSH_REQUEST_GLOBAL:
       if (ssh_message_subtype(m.get()) == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
         log_->emit(
-            EventKind{"port_forward.denied",
-                      {"network"},
-                      {"denied"},
-                      "failure",
-                      "remote port forwarding is not allowed"},
+            EventKind{"port_forward.denied", "failure", "remote port forwarding is not allowed"},
             json{{"castgate",
                   {{"forward",
                     {{"type", "remote"}, {"port", ssh_message_global_request_port(m.get())}}}}}});
@@ -427,10 +423,24 @@ void Session::send_banner_once() {
   if (s) ssh_send_issue_banner(down_.get(), s.get());
 }
 
+json Session::attempted_user() const {
+  // Who tried to sign in, as far as the connection says: the login and target the SSH user name
+  // asks for (ECS user.name and destination.address, Splunk CIM's user and dest).
+  std::string login, target;
+  split_user(last_ssh_user_, login, target);
+  if (target.empty()) target = listener_.target;
+  json f = json::object();
+  if (!login.empty()) f["user"]["name"] = login;
+  if (!target.empty()) f["destination"]["address"] = target;
+  if (!login.empty()) f["related"]["user"] = json::array({login});
+  return f;
+}
+
 void Session::auth_failed(const std::string& method, const std::string& reason) {
   ++auth_failures_;
-  log_->emit(EventKind{"auth.failure", {"authentication"}, {"start"}, "failure", reason},
-             json{{"castgate", {{"auth_method", method}, {"ssh_user", last_ssh_user_}}}});
+  json f = attempted_user();
+  f["castgate"] = {{"auth_method", method}, {"ssh_user", last_ssh_user_}};
+  log_->emit(EventKind{"auth.failure", "failure", reason}, std::move(f));
   if (auth_failures_ >= worker_.context().config.max_auth_attempts)
     close("too_many_auth_failures", "");
 }
@@ -537,8 +547,7 @@ bool Session::device_flow_allowed() {
 }
 
 void Session::sign_in_progress(const std::string& action, const std::string& detail) {
-  log_->emit(EventKind{action, {"authentication"}, {"info"}, "", detail},
-             json{{"castgate", {{"ssh_user", last_ssh_user_}}}});
+  log_->emit(EventKind{action, "", detail}, json{{"castgate", {{"ssh_user", last_ssh_user_}}}});
 }
 
 void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to) {
@@ -560,13 +569,13 @@ void Session::signed_in(const oidc::SignInResult& result, ssh::Message reply_to)
 
 void Session::sign_in_failed(const std::string& method, const oidc::SignInResult& result) {
   send_text_banner("castgate: sign-in failed: " + result.user_message + "\n");
-  log_->emit(
-      EventKind{"auth.failure", {"authentication"}, {"start"}, "failure", result.user_message},
-      json{{"castgate",
-            {{"auth_method", method},
-             {"auth_error", result.error},
-             {"auth_detail", result.detail},
-             {"ssh_user", last_ssh_user_}}}});
+  json f = attempted_user();
+  f["castgate"] = {{"auth_method", method},
+                   {"auth_error", result.error},
+                   {"auth_detail", result.detail},
+                   {"ssh_user", last_ssh_user_}};
+  f["error"] = {{"code", result.error}, {"message", result.user_message}};
+  log_->emit(EventKind{"auth.failure", "failure", result.user_message}, std::move(f));
   // A rejected workload token may be followed by another on this connection, up to
   // --max-token-attempts (the sign-in flow refuses the one after with too_many_tokens). Any other
   // failure ends the connection: no retry loop, every attempt would start another sign-in at the
@@ -658,7 +667,7 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
   log_->set_identity(identity_);
   ssh_message_auth_reply_success(m.get(), 0);
   state_ = State::kAuthenticated;
-  log_->emit(EventKind{"auth.success", {"authentication"}, {"start"}, "success", ""},
+  log_->emit(EventKind{"auth.success", "success", ""},
              json{{"castgate",
                    {{"auth_method", identity_.auth_method},
                     {"auth_detail", detail},
@@ -681,8 +690,7 @@ void Session::authorize(const std::string& ssh_user) {
     if (code == "no_target")
       deferred_denial_ = std::move(fields);
     else
-      log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", message},
-                 std::move(fields));
+      log_->emit(EventKind{"policy.denied", "failure", message}, std::move(fields));
   };
   if (!listener_.target.empty()) {
     if (!requested_target.empty() && requested_target != listener_.target) {
@@ -728,7 +736,7 @@ void Session::authorize(const std::string& ssh_user) {
                               login_ + ": " + decision_.reason);
   }
   session_started_ = true;
-  log_->emit(EventKind{"session.start", {"session"}, {"start", "allowed"}, "success", ""},
+  log_->emit(EventKind{"session.start", "success", ""},
              json{{"castgate",
                    {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}});
   upstream_ = std::make_unique<Upstream>(worker_.loop(), *ctx.resolver, *target_, login_,
@@ -784,7 +792,7 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
       "certificate serial " + std::to_string(issued.serial) + " for " + login_ + ", valid " +
       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(valid_before - now).count()) +
       "s";
-  log_->emit(EventKind{"credential.issued", {"iam"}, {"creation"}, "success", ""},
+  log_->emit(EventKind{"credential.issued", "success", ""},
              json{{"castgate",
                    {{"certificate",
                      {{"serial", std::to_string(issued.serial)},
@@ -797,14 +805,12 @@ ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::str
 }
 
 void Session::on_upstream_ready() {
-  log_->emit(
-      EventKind{
-          "upstream.connected", {"network", "session"}, {"connection", "start"}, "success", ""},
-      json{{"castgate",
-            {{"upstream",
-              {{"address", upstream_->address()},
-               {"host_key", upstream_->host_key_fingerprint()},
-               {"credential", upstream_->credential_description()}}}}}});
+  log_->emit(EventKind{"upstream.connected", "success", ""},
+             json{{"castgate",
+                   {{"upstream",
+                     {{"address", upstream_->address()},
+                      {"host_key", upstream_->host_key_fingerprint()},
+                      {"credential", upstream_->credential_description()}}}}}});
   for (auto& [id, pair] : pairs_) pair->open_upstream();
   step();
 }
@@ -812,8 +818,7 @@ void Session::on_upstream_ready() {
 void Session::on_upstream_failed(const UpstreamFailure& failure) {
   refusal_ = failure.message;
   log_->emit(
-      EventKind{
-          "upstream.failed", {"network", "session"}, {"connection"}, "failure", failure.message},
+      EventKind{"upstream.failed", "failure", failure.message},
       json{{"castgate",
             {{"upstream",
               {{"error", failure.code}, {"address", upstream_ ? upstream_->address() : ""}}}}}});
@@ -835,11 +840,7 @@ void Session::handle_channel_open(ssh::Message m) {
   }
   auto& ctx = worker_.context();
   if (static_cast<int>(pairs_.size() + tunnels_.size()) >= ctx.config.max_channels) {
-    log_->emit(EventKind{"channel.open_failed",
-                         {"session"},
-                         {"denied"},
-                         "failure",
-                         "too many channels on one connection"});
+    log_->emit(EventKind{"channel.open_failed", "failure", "too many channels on one connection"});
     ssh_message_reply_default(msg);
     return;
   }
@@ -847,8 +848,7 @@ void Session::handle_channel_open(ssh::Message m) {
   if (subtype == SSH_CHANNEL_SESSION) {
     type = ChannelType::kSession;
     if (deferred_denial_) {
-      log_->emit(EventKind{"policy.denied", {"session", "iam"}, {"denied"}, "failure", refusal_},
-                 std::move(*deferred_denial_));
+      log_->emit(EventKind{"policy.denied", "failure", refusal_}, std::move(*deferred_denial_));
       deferred_denial_.reset();
     }
   } else if (subtype == SSH_CHANNEL_DIRECT_TCPIP) {
@@ -859,10 +859,7 @@ void Session::handle_channel_open(ssh::Message m) {
     if (const Target* jump_to = ctx.targets.find_ssh_address(
             host ? host : "", ssh_message_channel_request_open_destination_port(msg))) {
       if (jump_) {  // no jump from a jump: one level is all ProxyJump needs
-        log_->emit(EventKind{"jump.denied",
-                             {"network"},
-                             {"denied"},
-                             "failure",
+        log_->emit(EventKind{"jump.denied", "failure",
                              "a ProxyJump inside a ProxyJump connection is not served"},
                    json{{"castgate", {{"jump", {{"target", jump_to->name}}}}}});
         ssh_message_reply_default(msg);
@@ -874,7 +871,7 @@ void Session::handle_channel_open(ssh::Message m) {
       std::string why = deferred_denial_   ? "not the SSH address of a configured target"
                         : refusal_.empty() ? "port forwarding is not allowed by policy"
                                            : refusal_;
-      log_->emit(EventKind{"port_forward.denied", {"network"}, {"denied"}, "failure", why},
+      log_->emit(EventKind{"port_forward.denied", "failure", why},
                  json{{"castgate",
                        {{"forward",
                          {{"type", "local"},
@@ -884,10 +881,7 @@ void Session::handle_channel_open(ssh::Message m) {
       return;
     }
   } else {
-    log_->emit(EventKind{"channel.open_failed",
-                         {"session"},
-                         {"denied"},
-                         "failure",
+    log_->emit(EventKind{"channel.open_failed", "failure",
                          "channel type not allowed (agent and X11 forwarding are refused)"});
     ssh_message_reply_default(msg);
     return;
@@ -911,7 +905,7 @@ void Session::open_jump(ssh::Message m, const Target& target) {
                  {"host", printable(ssh_message_channel_request_open_destination(msg), 255)},
                  {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}};
   auto refuse = [&](const std::string& why) {
-    log_->emit(EventKind{"jump.denied", {"network"}, {"denied"}, "failure", why}, std::move(where));
+    log_->emit(EventKind{"jump.denied", "failure", why}, std::move(where));
     ssh_message_reply_default(msg);
   };
   if (std::string why = recording_refusal(); !why.empty() && recording_enabled())
@@ -939,8 +933,7 @@ void Session::open_jump(ssh::Message m, const Target& target) {
   auto tunnel = std::make_unique<JumpTunnel>(*this, worker_.loop(), id, std::move(m), sv[0], inner,
                                              target.name);
   where["castgate"]["jump"]["session"] = inner;
-  log_->emit(EventKind{"jump.open", {"network", "session"}, {"connection", "start"}, "success", ""},
-             std::move(where), id);
+  log_->emit(EventKind{"jump.open", "success", ""}, std::move(where), id);
   last_jump_end_.reset();
   JumpTunnel* t = tunnel.get();
   auto it = tunnels_.emplace(id, std::move(tunnel)).first;
@@ -963,7 +956,7 @@ void Session::end_jump(JumpTunnel& tunnel, const std::string& reason) {
   bytes_to_user_ += tunnel.bytes_to_user();
   bytes_to_target_ += tunnel.bytes_to_target();
   log_->emit(
-      EventKind{"jump.close", {"network", "session"}, {"connection", "end"}, "", reason},
+      EventKind{"jump.close", "", reason},
       json{{"castgate",
             {{"jump", {{"session", tunnel.inner_session()}}},
              {"bytes",
@@ -1140,10 +1133,9 @@ void Session::finalize() {
   if (last_exit_status_) f["process"]["exit_code"] = *last_exit_status_;
   if (last_exit_signal_) f["castgate"]["exit_signal"] = *last_exit_signal_;
   if (session_started_) {
-    log_->end(EventKind{"session.end", {"session"}, {"end"}, "", close_reason_}, std::move(f));
+    log_->end(EventKind{"session.end", "", close_reason_}, std::move(f));
   } else {
-    log_->end(EventKind{"connection.closed", {"network"}, {"connection", "end"}, "", close_reason_},
-              std::move(f));
+    log_->end(EventKind{"connection.closed", "", close_reason_}, std::move(f));
   }
   worker_.session_finished(id_);
 }

@@ -140,6 +140,8 @@ class Session final : public FdHandler,
   void handle_channel_request(ssh::Message m);
   void accept_identity(const Identity& identity, ssh::Message m, const std::string& detail);
   void authorize(const std::string& ssh_user);
+  // user.name, destination.address and related.user of a failed sign-in (auth.failure).
+  nlohmann::json attempted_user() const;
   void auth_failed(const std::string& method, const std::string& reason);
   void send_banner_once();
   void send_text_banner(const std::string& text);

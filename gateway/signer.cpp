@@ -100,7 +100,7 @@ Signer::Signer(std::unique_ptr<UserCertificateSigner> ca, Ed25519PrivateKey reco
 std::string Signer::refuse(uint32_t id, const std::string& what, const std::string& reason) {
   ++refusals_;
   if (audit_)
-    audit_->emit(EventKind{"signer.refused", {"iam"}, {"denied"}, "failure", reason},
+    audit_->emit(EventKind{"signer.refused", "failure", reason},
                  json{{"castgate", {{"signed", {{"request", what}, {"refusals", refusals_}}}}}});
   return encode(Message{Type::kRefused, id, encode_string(reason)});
 }
@@ -151,7 +151,7 @@ std::string Signer::certificate(const Message& request) {
   if (blob.empty()) return refuse(request.id, "certificate", "the certificate could not be made");
   ++certificates_;
   if (audit_)
-    audit_->emit(EventKind{"signer.certificate", {"iam"}, {"creation"}, "success", ""},
+    audit_->emit(EventKind{"signer.certificate", "success", ""},
                  json{{"castgate",
                        {{"certificate",
                          {{"serial", std::to_string(req.serial)},
@@ -335,7 +335,7 @@ void make_room_for_connections() {
         asciicast::Endpoint{"", 0}, out, std::make_shared<asciicast::Backlog>(SIZE_MAX), clock);
     signer.set_audit(audit.get(), [&out] { return out.ok(); });
     audit->emit(
-        EventKind{"signer.start", {"process"}, {"start"}, "success", ""},
+        EventKind{"signer.start", "success", ""},
         json{{"castgate",
               {{"recording_key", asciicast::recording_key_id(signer.recording_public_key())}}}});
   };
@@ -372,7 +372,7 @@ void make_room_for_connections() {
     std::erase_if(workers, [](const UniqueFd& w) { return !w; });
   }
   if (audit)
-    audit->end(EventKind{"signer.stop", {"process"}, {"end"}, "", "castgate closed the signer"},
+    audit->end(EventKind{"signer.stop", "", "castgate closed the signer"},
                json{{"castgate",
                      {{"signed",
                        {{"certificates", signer.certificates()},

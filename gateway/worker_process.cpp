@@ -229,7 +229,7 @@ int WorkerProcess::run() {
   log::info("worker process " + std::to_string(setup_.index) + " (pid " + std::to_string(getpid()) +
             ") serving with " + std::to_string(workers_.size()) +
             " threads; sandbox: " + sandbox_note_);
-  log_->emit(EventKind{"worker.start", {"process"}, {"start"}, "success", ""},
+  log_->emit(EventKind{"worker.start", "success", ""},
              json{{"castgate",
                    {{"worker", {{"index", setup_.index}, {"pid", getpid()}}},
                     {"sandbox", sandbox_note_}}}});
@@ -242,7 +242,7 @@ int WorkerProcess::run() {
 
   for (auto& w : workers_) w->stop_and_join();
   checkpoint(true);
-  log_->end(EventKind{"worker.stop", {"process"}, {"end"}, "", "stopped"},
+  log_->end(EventKind{"worker.stop", "", "stopped"},
             json{{"castgate", {{"worker", {{"index", setup_.index}, {"pid", getpid()}}}}}});
   bool drained = writer_->drain(std::chrono::seconds(10));
   if (!drained) log::error("recording output did not drain within 10s; some events may be missing");

@@ -51,7 +51,9 @@ void Catalog::add_line(std::string_view line) {
   std::string uid = get_string(root, "/user/id");
   std::string uname = get_string(root, "/user/name");
   std::string uemail = get_string(root, "/user/email");
-  std::string login = get_string(root, "/user/target/name");
+  // The login on the target: destination.user.name (user.target.name in records before 2026-12).
+  std::string login = get_string(root, "/destination/user/name");
+  if (login.empty()) login = get_string(root, "/user/target/name");
   std::string reason = get_string(root, "/event/reason");
   int64_t lost_signal = get_int(root, "/castgate/lost/signal", -1);
   int64_t lost_status = get_int(root, "/castgate/lost/exit_status", -1);

@@ -111,7 +111,8 @@ void SessionFollower::line(std::string_view line) {
   std::string_view email = string_at(root, "/user/email");
   std::string_view source_ip = string_at(root, "/source/ip");
   std::string_view target = string_at(root, "/destination/address");
-  std::string_view login = string_at(root, "/user/target/name");
+  std::string_view login = string_at(root, "/destination/user/name");
+  if (login.empty()) login = string_at(root, "/user/target/name");  // records before 2026-12
   uint64_t seq = 0;
   int64_t channel = -1;
   if (session.empty() || root.at_pointer("/castgate/seq").get_uint64().get(seq)) return;

@@ -571,7 +571,8 @@ int cmd_play(int argc, char** argv) {
   status.user_name = first_string(others, "/user/name");
   status.source_ip = first_string(others, "/source/ip");
   status.target = first_string(others, "/destination/address");
-  status.login = first_string(others, "/user/target/name");
+  status.login = first_string(others, "/destination/user/name");
+  if (status.login.empty()) status.login = first_string(others, "/user/target/name");
   status.session = session;
   status.channel = channel ? *channel : ex.channels().front().channel;
   if (verdict && !verdict->ok) status.note = verdict->lost ? "LOST (authentic)" : "NOT VERIFIED";

@@ -8,6 +8,7 @@ timeout and every process is stopped when its test ends.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import json
 import os
 import pathlib
@@ -542,6 +543,54 @@ def player(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 _validator = None
+_templates = None
+
+
+def index_templates() -> list[dict]:
+    """The Elasticsearch and OpenSearch index templates shipped in deploy/siem."""
+    global _templates
+    if _templates is None:
+        root = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "siem"
+        _templates = [json.loads((root / f"{e}-index-template.json").read_text())
+                      for e in ("elasticsearch", "opensearch")]
+    return _templates
+
+
+def template_problems(doc: dict, mapping: dict, path: str = "") -> list[str]:
+    """What in `doc` a search engine would reject under `mapping` (an index template's mappings):
+    a mapped field whose value is not of its type. Unmapped fields (dynamic: false) and disabled
+    objects are stored, not indexed."""
+    problems = []
+    props = mapping.get("properties", {})
+    for key, value in doc.items():
+        name = f"{path}{key}"
+        m = props.get(key)
+        if m is None:
+            continue
+        if m.get("enabled") is False:
+            continue
+        if "properties" in m or m.get("type") == "object":
+            if not isinstance(value, dict):
+                problems.append(f"{name} is mapped as an object but is {value!r:.80}")
+            else:
+                problems += template_problems(value, m, name + ".")
+            continue
+        for v in (value if isinstance(value, list) else [value]):
+            kind = m["type"]
+            ok = {"keyword": lambda x: isinstance(x, str), "text": lambda x: isinstance(x, str),
+                  "match_only_text": lambda x: isinstance(x, str),
+                  "date": lambda x: isinstance(x, str),
+                  "long": lambda x: isinstance(x, int) and not isinstance(x, bool),
+                  "boolean": lambda x: isinstance(x, bool)}.get(kind)
+            if kind == "ip":
+                try:
+                    ipaddress.ip_address(v)
+                    continue
+                except (ValueError, TypeError):
+                    ok = None
+            if ok is None or not ok(v):
+                problems.append(f"{name} is {v!r:.80}, not of type {kind}")
+    return problems
 
 
 def schema_validator():
@@ -570,6 +619,11 @@ def check_record(gw: Gateway, full_schema: bool = False, lost: set[str] | None =
         assert isinstance(event, dict)
         errors = sorted(validator.iter_errors(event), key=lambda e: e.path)
         assert not errors, f"line {i + 1} does not match the schema: {errors[0].message}\n{text[:500]}"
+        # Accepted by the shipped index templates (Elasticsearch rejects a whole document whose
+        # field is not of its mapped type, an IP address that is not one, say).
+        for template in index_templates():
+            bad = template_problems(event, template["template"]["mappings"])
+            assert not bad, f"line {i + 1} would be rejected by the index template: {bad}\n{text[:500]}"
     if lines and lost:
         # A worker process died: its sessions (and its own chain) are LOST, every other one OK.
         r = player("verify", "--strict", "--json", "--key", str(gw.keys.recording_pub),

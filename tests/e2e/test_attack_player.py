@@ -218,7 +218,7 @@ def test_escape_sequences_written_into_the_store_are_printed_escaped(target_gate
         if e["castgate"]["session"] == session and action in ("session.start", "asciicast.header",
                                                                  "session.end"):
             e["user"]["email"] = osc_title + "mallory@example.com"
-            e["user"]["target"]["name"] = "jos\u00e9" + csi8
+            e["destination"]["user"]["name"] = "jos\u00e9" + csi8
             e["destination"]["address"] = clear + "db1.int"
             if action == "session.end":
                 e["castgate"]["end_reason"] = "closed\x7f\x1b[1A"

@@ -3,6 +3,7 @@ by castgate itself: a gateway started from the chart's files serves a real sessi
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import zipfile
@@ -10,7 +11,7 @@ import zipfile
 import pytest
 import yaml
 
-from harness import CASTGATE, LOGIN, REPO, Gateway, keygen, pubkey, run
+from harness import CASTGATE, LOGIN, REPO, Gateway, index_templates, keygen, pubkey, run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -132,3 +133,44 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
              "--gateway", "gw.example.com", "--format", "known-hosts"])
     assert r.stdout.decode().startswith("gw.example.com,db1.int " +
                                         " ".join(pubkey(keys.gateway_host).split()[:2]))
+
+
+def test_siem_searches_use_the_schemas_field_names():
+    """Every field docs/siem.md searches exists in the published event schema and is mapped
+    (searchable) by the shipped index templates."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    schema = json.loads((root / "docs" / "events.schema.json").read_text())
+    text = (root / "docs" / "siem.md").read_text()
+    blocks = re.findall(r"```(?:spl|kql|esql|kusto)\n(.*?)```", text, re.S)
+    assert len(blocks) >= 16, "each question in SPL, KQL, ES|QL and Sentinel KQL"
+    fields = set()
+    for b in blocks:
+        fields |= set(re.findall(
+            r"\b((?:event|user|destination|source|process|file|rule|castgate|related|observer|error|ecs)"
+            r"(?:\.[a-z_]+)+)", b))
+    fields.discard("file.md")
+    assert {"destination.address", "process.command_line", "user.name", "event.action"} <= fields
+
+    def in_schema(name):
+        node = schema
+        for part in name.split("."):
+            props = node.get("properties", {})
+            if part not in props:
+                return False
+            node = props[part]
+        return True
+
+    def in_template(template, name):
+        node = template["template"]["mappings"]
+        for part in name.split("."):
+            props = node.get("properties", {})
+            if part not in props:
+                return "fields" in node and part in node["fields"]
+            node = props[part]
+        return True
+
+    missing = sorted(f for f in fields if not in_schema(f))
+    assert not missing, f"not in docs/events.schema.json: {missing}"
+    for template in index_templates():
+        unmapped = sorted(f for f in fields if not in_template(template, f))
+        assert not unmapped, f"not mapped by the index template: {unmapped}"

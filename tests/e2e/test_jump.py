@@ -113,7 +113,7 @@ def test_generated_config_runs_exec_pty_sftp_and_scp_through_the_jump(gateway, k
     start = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
                                e["event"]["action"] == "session.start")
     assert start["destination"]["address"] == "db1.int"
-    assert start["user"]["target"]["name"] == LOGIN
+    assert start["destination"]["user"]["name"] == LOGIN
     out = gateway.wait_event(lambda e: e["castgate"]["session"] == inner and
                              e["event"]["action"] == "asciicast.output")
     assert "through-the-jump" in out["asciicast"]["event"][2]

@@ -131,6 +131,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   rec.finish();
-  log.end(EventKind{"session.end", {"session"}, {"end"}, "", "done"}, nlohmann::json::object());
+  log.end(EventKind{"session.end", "", "done"}, nlohmann::json::object());
   return 0;
 }

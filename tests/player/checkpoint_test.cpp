@@ -45,11 +45,9 @@ struct Gateway {
                                         sink, std::make_shared<asciicast::Backlog>(SIZE_MAX),
                                         clock);
   }
-  void connection(SessionLog& log) {
-    log.emit(EventKind{"connection.accepted", {"network"}, {"start"}, "", ""});
-  }
+  void connection(SessionLog& log) { log.emit(EventKind{"connection.accepted", "", ""}); }
   void close(SessionLog& log) {
-    log.end(EventKind{"connection.closed", {"network"}, {"end"}, "", "closed"}, json::object());
+    log.end(EventKind{"connection.closed", "", "closed"}, json::object());
   }
   void checkpoint(SessionLog& worker, bool last = false) {
     clock.advance(seconds(1));
@@ -82,7 +80,9 @@ std::vector<std::string> without(std::vector<std::string> lines,
   return lines;
 }
 
-bool of(const json& j, const std::string& session) { return j["castgate"]["session"] == session; }
+bool of(const json& j, const std::string& session) {
+  return j["castgate"]["session"] == session;
+}
 bool is_checkpoint(const json& j, uint64_t number) {
   return j["castgate"].contains("checkpoint") && j["castgate"]["checkpoint"]["number"] == number;
 }
@@ -195,12 +195,12 @@ TEST_CASE("a long list of open sessions is written in signed parts within the li
   }
   CHECK(parts > 1);
   auto verdicts = gw.verify(gw.sink.lines);
-  CHECK(std::all_of(verdicts.begin(), verdicts.end(), [](const SessionVerdict& v) {
-    return v.open && v.problems.empty();
-  }));
+  CHECK(std::all_of(verdicts.begin(), verdicts.end(),
+                    [](const SessionVerdict& v) { return v.open && v.problems.empty(); }));
   // One part less: the parts' sessions are not said to be open any more.
   auto fewer = without(gw.sink.lines, [](const json& j) {
-    return j["castgate"].contains("checkpoint") && j["castgate"]["checkpoint"]["part"]["index"] == 1;
+    return j["castgate"].contains("checkpoint") &&
+           j["castgate"]["checkpoint"]["part"]["index"] == 1;
   });
   auto partial = gw.verify(fewer);
   CHECK(mentions(find(partial, "worker-abc"), "parts of checkpoint 1 are missing"));

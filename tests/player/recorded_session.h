@@ -27,10 +27,7 @@ using asciicast::testing::MemorySink;
 // The end castgate's parent process writes for a session whose worker process died: session.lost,
 // continuing the chain, final and signed, with castgate.lost.
 inline asciicast::EventKind session_lost_kind() {
-  return {"session.lost",
-          {"session"},
-          {"end"},
-          "failure",
+  return {"session.lost", "failure",
           "the castgate worker process serving this session ended unexpectedly (killed by signal "
           "9); events it had not yet written are lost"};
 }
@@ -44,7 +41,7 @@ inline nlohmann::json session_lost_fields(bool cut = false) {
 // the signed end (`end_kind` with `end_fields`).
 inline std::vector<std::string> record_session(
     const std::string& id, const Ed25519PrivateKey& key, const std::vector<std::string>& outputs,
-    const asciicast::EventKind& end_kind = {"session.end", {"session"}, {"end"}, "", "closed"},
+    const asciicast::EventKind& end_kind = {"session.end", "", "closed"},
     const nlohmann::json& end_fields = nlohmann::json::object()) {
   MemorySink sink;
   ManualClock clock;
@@ -59,7 +56,7 @@ inline std::vector<std::string> record_session(
   alice.email = "alice@example.com";
   log.set_identity(alice);
   log.set_target("db1.int", asciicast::Endpoint{"10.0.0.5", 22}, "ubuntu");
-  log.emit(asciicast::EventKind{"session.start", {"session"}, {"start"}, "success", ""});
+  log.emit(asciicast::EventKind{"session.start", "success", ""});
   {
     asciicast::ChannelRecording rec(log, 0, clock, nullptr);
     asciicast::ChannelHeader h;

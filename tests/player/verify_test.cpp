@@ -211,10 +211,9 @@ std::vector<std::string> record_with_lost_member_inside(const Ed25519PrivateKey&
   opts.signing_key = &signer;
   asciicast::SessionLog log(opts, "sess1", asciicast::Endpoint{"192.0.2.7", 50000}, sink,
                             std::make_shared<asciicast::Backlog>(1 << 20), clock);
-  log.emit(asciicast::EventKind{"session.start", {"session"}, {"start"}, "success", ""});
+  log.emit(asciicast::EventKind{"session.start", "success", ""});
   log.emit(session_lost_kind(), session_lost_fields());  // not final: means nothing
-  log.end(asciicast::EventKind{"session.end", {"session"}, {"end"}, "", "closed"},
-          nlohmann::json::object());
+  log.end(asciicast::EventKind{"session.end", "", "closed"}, nlohmann::json::object());
   return sink.lines;
 }
 
@@ -262,9 +261,9 @@ TEST_CASE_FIXTURE(Fixture, "a session the gateway lost is authentic but incomple
 }
 
 TEST_CASE_FIXTURE(Fixture, "the lost reason is printed with its control characters escaped") {
-  auto hostile = record_session(
-      "sess1", key, kOutputs, {"session.lost", {"session"}, {"end"}, "failure", "died\x1b]0;x\x07"},
-      session_lost_fields());
+  auto hostile =
+      record_session("sess1", key, kOutputs, {"session.lost", "failure", "died\x1b]0;x\x07"},
+                     session_lost_fields());
   auto v = verdict(hostile);
   REQUIRE(v.lost);
   CHECK(v.lost_reason == "died\x1b]0;x\x07");  // as recorded (verify --json keeps it exact)
