@@ -75,7 +75,8 @@ const std::vector<EventClass>& event_catalog() {
 
 const EventClass* event_class(std::string_view action) {
   const auto& c = event_catalog();
-  auto at = std::find_if(c.begin(), c.end(), [&](const EventClass& e) { return e.action == action; });
+  auto at =
+      std::find_if(c.begin(), c.end(), [&](const EventClass& e) { return e.action == action; });
   return at == c.end() ? nullptr : &*at;
 }
 

@@ -13,10 +13,10 @@ namespace castgate::asciicast {
 inline constexpr std::string_view kEcsVersion = "9.4.0";
 
 struct EventClass {
-  std::string_view action;                  // event.action, castgate's name
-  std::string_view kind;                    // event.kind: "event" or "alert"
-  std::vector<std::string_view> category;   // event.category
-  std::vector<std::string_view> type;       // event.type
+  std::string_view action;                 // event.action, castgate's name
+  std::string_view kind;                   // event.kind: "event" or "alert"
+  std::vector<std::string_view> category;  // event.category
+  std::vector<std::string_view> type;      // event.type
 };
 
 const std::vector<EventClass>& event_catalog();

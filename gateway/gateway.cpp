@@ -269,9 +269,12 @@ void Gateway::spawn(WorkerSlot& w) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
     throw std::runtime_error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  // Named before the signer hears of the worker: it signs checkpoints for that chain only.
+  w.prefix = random_id(3);
+  w.chain = "worker-" + w.prefix + random_id(6);
   int signer_fd;
   try {
-    signer_fd = context_->signer->attach_worker();
+    signer_fd = context_->signer->attach_worker(w.chain);
   } catch (...) {
     close(fds[0]);
     close(fds[1]);
@@ -279,8 +282,6 @@ void Gateway::spawn(WorkerSlot& w) {
   }
   w.table->clear();
   w.startups.clear();
-  w.prefix = random_id(3);
-  w.chain = "worker-" + w.prefix + random_id(6);
   w.handed = 0;
   std::vector<ListenSpec> specs;
   for (const auto& l : listeners_) specs.push_back(l.spec);

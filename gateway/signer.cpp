@@ -42,7 +42,41 @@ std::chrono::system_clock::time_point from_unix(uint64_t s) {
 
 }  // namespace
 
-bool signable_event(std::string_view line, size_t max_line, bool from_parent) {
+namespace {
+
+// The prefix every chain of the worker whose own chain is `chain` ("worker-", the prefix, and 10
+// more characters: gateway.cpp names them so); empty if `chain` is not of that form.
+std::string worker_prefix(const std::string& chain) {
+  constexpr size_t kHead = 7, kTail = 10;
+  if (chain.rfind("worker-", 0) != 0 || chain.size() <= kHead + kTail) return "";
+  return chain.substr(kHead, chain.size() - kHead - kTail);
+}
+
+bool well_formed_checkpoint(const json& c, const std::string& prefix) {
+  if (!c.is_object()) return false;
+  auto number = c.find("number"), interval = c.find("interval");
+  if (number == c.end() || !number->is_number_unsigned() || number->get<uint64_t>() < 1 ||
+      interval == c.end() || !interval->is_number_integer() || interval->get<int64_t>() < 1 ||
+      interval->get<int64_t>() > 3600)
+    return false;
+  for (const char* name : {"started", "ended", "open"}) {
+    auto list = c.find(name);
+    if (list == c.end() || !list->is_array()) return false;
+    for (const auto& id : *list) {
+      if (!id.is_string() || id.get_ref<const std::string&>().empty()) return false;
+      // A worker's checkpoint names only its own sessions' chains.
+      if (!prefix.empty() && (id.get_ref<const std::string&>().rfind(prefix, 0) != 0 ||
+                              id.get_ref<const std::string&>().rfind("worker-", 0) == 0))
+        return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool signable_event(std::string_view line, size_t max_line, bool from_parent,
+                    const std::string& worker_chain) {
   if (line.size() > max_line || line.size() < 2 || line.front() != '{' || line.back() != '}' ||
       asciicast::valid_utf8(line) != line)
     return false;
@@ -57,9 +91,14 @@ bool signable_event(std::string_view line, size_t max_line, bool from_parent) {
   auto checkpoint = c.find("checkpoint");
   if (checkpoint != c.end()) {
     const json& event = j.contains("event") ? j["event"] : json();
-    return checkpoint->is_object() && !c.contains("final") && !c.contains("lost") &&
-           event.is_object() && event.value("action", "") == "checkpoint" &&
-           (id.rfind("worker-", 0) == 0 || (from_parent && id.rfind("gateway-", 0) == 0));
+    if (c.contains("final") || c.contains("lost") || !event.is_object() ||
+        event.value("action", "") != "checkpoint")
+      return false;
+    if (from_parent)
+      return (id.rfind("worker-", 0) == 0 || id.rfind("gateway-", 0) == 0) &&
+             well_formed_checkpoint(*checkpoint, "");
+    std::string prefix = worker_prefix(worker_chain);
+    return !prefix.empty() && id == worker_chain && well_formed_checkpoint(*checkpoint, prefix);
   }
   auto final = c.find("final");
   if (final == c.end() || *final != true) return false;
@@ -175,10 +214,11 @@ std::string Signer::certificate(const Message& request) {
 }
 
 std::string Signer::handle(std::string_view packet) {
-  return handle_request(packet, true);
+  return handle_request(packet, true, "");
 }
 
-std::string Signer::handle_request(std::string_view packet, bool from_parent) {
+std::string Signer::handle_request(std::string_view packet, bool from_parent,
+                                   const std::string& chain) {
   try {
     std::string error;
     auto m = decode(packet, error);
@@ -192,7 +232,7 @@ std::string Signer::handle_request(std::string_view packet, bool from_parent) {
         return certificate(*m);
       case Type::kSignLine: {
         auto line = decode_string(m->body);
-        if (!line || !signable_event(*line, limits_.max_line, from_parent))
+        if (!line || !signable_event(*line, limits_.max_line, from_parent, chain))
           return refuse(m->id, "line", "not the last event of a session nor a checkpoint");
         ++lines_;
         return encode(
@@ -225,7 +265,13 @@ std::string Signer::attach(const Message& request, Arrival& arrival, UniqueFd& a
   // A worker that could attach would open channels the parent does not know of.
   if (!arrival.control)
     return refuse(request.id, "attach", "only the control connection attaches connections");
-  if (!request.body.empty()) return refuse(request.id, "attach", "malformed attach");
+  // The body names the worker's own chain (checkpoints): "worker-" and letters and digits.
+  const std::string& chain = request.body;
+  if (chain.size() > 64 || (!chain.empty() && worker_prefix(chain).empty()) ||
+      !std::all_of(chain.begin(), chain.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
+      }))
+    return refuse(request.id, "attach", "malformed attach");
   if (arrival.fds.size() != 1 || arrival.truncated)
     return refuse(request.id, "attach", "an attach carries exactly one connection");
   if (arrival.open_connections >= kMaxConnections)
@@ -234,22 +280,25 @@ std::string Signer::attach(const Message& request, Arrival& arrival, UniqueFd& a
     return refuse(request.id, "attach", "the connection is not an AF_UNIX SOCK_SEQPACKET socket");
   attached = std::move(arrival.fds[0]);
   arrival.fds.clear();
+  arrival.chain = chain;  // handed back to the caller with the connection
   ++connections_;
   return encode(Message{Type::kAttached, request.id, ""});
 }
 
-std::string Signer::handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached) {
+std::string Signer::handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached,
+                                   std::string* attached_chain) {
   attached.reset();
   std::string answer;
   try {
     std::string error;
     auto m = decode(packet, error);
-    if (m && m->type == Type::kAttach)
+    if (m && m->type == Type::kAttach) {
       answer = attach(*m, arrival, attached);
-    else if (!arrival.fds.empty() || arrival.truncated)
+      if (attached && attached_chain) *attached_chain = arrival.chain;
+    } else if (!arrival.fds.empty() || arrival.truncated)
       answer = refuse(m ? m->id : 0, "frame", "descriptors came with a request that takes none");
     else
-      answer = handle_request(packet, arrival.control);
+      answer = handle_request(packet, arrival.control, arrival.chain);
   } catch (const std::exception& e) {
     attached.reset();
     answer = refuse(0, "frame", std::string("internal error: ") + e.what());
@@ -339,17 +388,23 @@ void make_room_for_connections() {
         json{{"castgate",
               {{"recording_key", asciicast::recording_key_id(signer.recording_public_key())}}}});
   };
-  std::vector<UniqueFd> workers;  // the attached connections
+  struct Attached {
+    UniqueFd fd;
+    std::string chain;  // the worker's own chain, as the parent named it
+  };
+  std::vector<Attached> workers;  // the attached connections
   // Serves one message from `conn`; false when the connection is done for.
-  auto serve_one = [&](int conn, bool control) {
+  auto serve_one = [&](int conn, bool control, const std::string& chain) {
     Received in = receive_packet(conn, packet, MSG_DONTWAIT);
     if (in.size < 0 && (in.error == EAGAIN || in.error == EWOULDBLOCK)) return true;
     if (in.size <= 0) return false;  // closed (or died)
     start_audit();
-    Arrival arrival{control, std::move(in.fds), in.truncated, workers.size()};
+    Arrival arrival{control, std::move(in.fds), in.truncated, workers.size(), chain};
     UniqueFd attached;
-    std::string answer = signer.handle_arrival(view(in), std::move(arrival), attached);
-    if (attached) workers.push_back(std::move(attached));
+    std::string attached_chain;
+    std::string answer =
+        signer.handle_arrival(view(in), std::move(arrival), attached, &attached_chain);
+    if (attached) workers.push_back({std::move(attached), std::move(attached_chain)});
     // castgate's parent reads its answers, and is waited on as before. A worker's answer that
     // cannot be queued at once means it sends without reading: it loses its connection rather
     // than hold up the others.
@@ -359,17 +414,18 @@ void make_room_for_connections() {
   std::vector<pollfd> ready;
   for (;;) {
     ready.assign(1, pollfd{fd, POLLIN, 0});
-    for (const auto& w : workers) ready.push_back(pollfd{w.get(), POLLIN, 0});
+    for (const auto& w : workers) ready.push_back(pollfd{w.fd.get(), POLLIN, 0});
     if (poll(ready.data(), ready.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     // One message per ready connection per round: a worker that floods the signer cannot starve
     // the others. Connections attached in this round are polled from the next.
-    if (ready[0].revents && !serve_one(fd, true)) break;  // the chain ends with the control one
+    if (ready[0].revents && !serve_one(fd, true, "")) break;  // the chain ends with the control one
     for (size_t i = 1; i < ready.size(); ++i)
-      if (ready[i].revents && !serve_one(ready[i].fd, false)) workers[i - 1].reset();
-    std::erase_if(workers, [](const UniqueFd& w) { return !w; });
+      if (ready[i].revents && !serve_one(ready[i].fd, false, workers[i - 1].chain))
+        workers[i - 1].fd.reset();
+    std::erase_if(workers, [](const Attached& w) { return !w.fd; });
   }
   if (audit)
     audit->end(EventKind{"signer.stop", "", "castgate closed the signer"},

@@ -45,6 +45,9 @@ struct Arrival {
   std::vector<UniqueFd> fds;    // passed with it (SCM_RIGHTS)
   bool truncated = false;       // the kernel dropped descriptors that did not fit (MSG_CTRUNC)
   size_t open_connections = 0;  // attached connections open now
+  // The worker process's own chain, as the parent named it when it attached the connection: the
+  // only chain whose checkpoints the signer signs for it. Empty on the control connection.
+  std::string chain;
 };
 
 class Signer {
@@ -61,7 +64,9 @@ class Signer {
   // only, carrying exactly one AF_UNIX SOCK_SEQPACKET socket, while fewer than kMaxConnections
   // are open: that socket moves to `attached`. Descriptors passed with any other request are a
   // refusal. Every descriptor not moved to `attached` is closed before this returns. Never throws.
-  std::string handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached);
+  // `attached_chain` gets the chain the parent named for an attached connection.
+  std::string handle_arrival(std::string_view packet, Arrival arrival, UniqueFd& attached,
+                             std::string* attached_chain = nullptr);
 
   uint64_t certificates() const { return certificates_; }
   uint64_t lines() const { return lines_; }
@@ -77,7 +82,7 @@ class Signer {
   }
 
  private:
-  std::string handle_request(std::string_view packet, bool from_parent);
+  std::string handle_request(std::string_view packet, bool from_parent, const std::string& chain);
   std::string certificate(const Message& request);
   std::string attach(const Message& request, Arrival& arrival, UniqueFd& attached);
   std::string refuse(uint32_t id, const std::string& what, const std::string& reason);
@@ -115,7 +120,12 @@ struct ProcessOptions {
 // chain — castgate.lost (a session.lost or worker.lost event) only `from_parent` — or a
 // checkpoint in a worker process's own chain ("worker-…"), or in the parent's ("gateway-…") only
 // `from_parent`.
-bool signable_event(std::string_view line, size_t max_line, bool from_parent);
+// A checkpoint must be well formed (number, interval of 1 s to 1 h, lists of chain ids), and one
+// from a worker must be in `worker_chain` (the chain of its connection) and name only chains
+// that carry its prefix.
+bool signable_event(std::string_view line, size_t max_line, bool from_parent,
+                    const std::string& worker_chain = "");
+// `attached` (kAttach) takes the worker's chain id from the attach message's body.
 
 // Reads an Ed25519 private key: an unencrypted OpenSSH file or a PKCS#8 PEM.
 // Everything read is zeroed. Throws std::runtime_error naming the file.

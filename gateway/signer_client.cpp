@@ -53,7 +53,7 @@ std::unique_ptr<SignerClient> SignerClient::adopt(int fd, std::string ca_blob,
   return client;
 }
 
-int SignerClient::attach_worker() {
+int SignerClient::attach_worker(const std::string& chain) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
     throw std::runtime_error(std::string("cannot attach a worker to the signer: ") +
@@ -61,7 +61,7 @@ int SignerClient::attach_worker() {
   signer::UniqueFd ours(pair[0]), theirs(pair[1]);
   std::string answer, error;
   // Once sent, the signer's end is in flight with its own reference: ours closes either way.
-  bool ok = ask(Type::kAttach, "", Type::kAttached, answer, error, theirs.get());
+  bool ok = ask(Type::kAttach, chain, Type::kAttached, answer, error, theirs.get());
   theirs.reset();
   if (!ok) throw std::runtime_error("cannot attach a worker to the signer: " + error);
   if (!answer.empty()) throw std::runtime_error("the signer's attach answer is malformed");

@@ -59,7 +59,9 @@ class SignerClient final : public asciicast::RecordSigner {
   // A new connection to the signer for a worker process, on the control connection (the parent
   // side): returns its descriptor (close-on-exec) for the worker to adopt(). Throws
   // std::runtime_error if the signer refused it or is gone.
-  int attach_worker();
+  // `chain`: the worker's own chain ("worker-…"), the only one whose checkpoints the signer will
+  // sign on that connection.
+  int attach_worker(const std::string& chain = "");
 
   pid_t pid() const { return pid_; }  // 0 for an adopted client: the process is the parent's
   // The signer process has ended (found when a request failed): castgate reports itself

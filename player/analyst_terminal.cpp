@@ -39,7 +39,7 @@ FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
 namespace {
 
 int g_signal_write_fd = -1;
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
 struct sigaction g_saved[std::size(kSignals)];
 
 extern "C" void on_signal(int sig) {
@@ -104,6 +104,7 @@ AnalystScreen::AnalystScreen(int fd) : fd_(fd), size_(terminal_size(fd)) {
 AnalystScreen::~AnalystScreen() {
   std::string end = std::string(seq::kNormal) + seq::cursor_to(size_.rows, 1) + "\r\n";
   end += seq::kShowCursor;
+  end += seq::kWrap;
   write_all(fd_, end);
 }
 

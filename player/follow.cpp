@@ -117,6 +117,9 @@ void SessionFollower::line(std::string_view line) {
   int64_t channel = -1;
   if (session.empty() || root.at_pointer("/castgate/seq").get_uint64().get(seq)) return;
   if (root.at_pointer("/castgate/channel").get_int64().get(channel)) channel = -1;
+  // The quick test above reads the first "session" member of the line, which may be another's
+  // (an outer connection's jump.* events name the inner session first).
+  if (live && session != status_.session) return;
   if (!live) {
     bool pty = false;
     if (action != "asciicast.header" || root.at_pointer("/castgate/pty").get_bool().get(pty) ||

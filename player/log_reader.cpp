@@ -323,15 +323,17 @@ void for_each_line(const MappedFile& file, std::string_view needle,
   }
 }
 
+const std::vector<std::string_view>& castgate_top_level_members() {
+  static const std::vector<std::string_view> keys = {
+      "@timestamp", "asciicast", "castgate", "destination", "ecs",  "error",  "event", "file",
+      "message",    "observer",  "process",  "related",     "rule", "source", "user"};
+  return keys;
+}
+
 namespace {
 
-// The top-level members a castgate event may have (docs/events.schema.json); a log shipper's
-// own members (kubernetes, stream, time, log, ...) are not part of the signed event.
 bool castgate_member(std::string_view key) {
-  static constexpr std::string_view kKeys[] = {"@timestamp", "asciicast", "castgate", "destination",
-                                               "event",      "file",      "process",  "rule",
-                                               "source",     "user"};
-  for (auto k : kKeys)
+  for (auto k : castgate_top_level_members())
     if (k == key) return true;
   return false;
 }
@@ -345,6 +347,9 @@ bool reencode(const nlohmann::json& j, StoredEvent& out) {
   nlohmann::json e = nlohmann::json::object();
   for (auto& [k, v] : j.items())
     if (castgate_member(k)) e[k] = v;
+  // castgate writes "message" only on terminal events (--searchable-text); elsewhere it is a log
+  // shipper's (many add one), not part of the signed event.
+  if (!j.contains("asciicast")) e.erase("message");
   out.owned = e.dump();
   out.canonical = out.owned;
   out.exact = false;

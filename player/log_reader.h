@@ -13,6 +13,10 @@
 
 namespace castgate::player {
 
+// The top-level members a castgate event may have (docs/events.schema.json): a log shipper's own
+// members (kubernetes, stream, time, log, ...) are not part of the signed event.
+const std::vector<std::string_view>& castgate_top_level_members();
+
 class MappedFile {
  public:
   // "-" reads stdin; throws on failure. Compressed data that ends early (a truncated object) is

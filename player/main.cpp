@@ -52,11 +52,14 @@ characters reach your terminal, never the recorded escape sequences.
 With --key, export, html and play show only what the recording key vouches for. Recorded text
 printed to the terminal has its control characters escaped (\x1b, \u009b, \\).
 
-verify says per session OK, FAILED (incomplete or altered), or LOST: authentic, but the gateway
+verify says per session OK, FAILED (incomplete or altered), LOST: authentic, but the gateway
 lost its end (the worker process serving it died; the parent closed the chain with a signed
-session.lost event). It exits 0 when every session is OK, 3 when the only sessions that are not
-OK are LOST, and 1 when any session failed or there was none; export and html with --key exit
-the same way for their session. Usage errors exit 2.
+session.lost event), or OPEN: still running (the newest signed checkpoint of its gateway lists
+it open, and the gateway was writing when the store was read). It also names sessions the
+checkpoints list that the store lacks (deleted whole) and checkpoints that are missing. It exits
+0 when every session is OK, 3 when the only sessions that are not OK are LOST, 4 when some are
+OPEN and none failed, and 1 when any session failed or there was none; export and html with
+--key exit the same way for their session. Usage errors exit 2.
 )";
 
 po::variables_map parse(int argc, char** argv, po::options_description& opts) {
@@ -281,7 +284,12 @@ int cmd_commands(int argc, char** argv) {
                              : " FAILED verification: its commands may be missing, altered or "
                                "attributed wrongly")
                 << '\n';
-      if (!v.open) rc = v.lost && rc != 1 ? kVerifyExitLost : 1;
+      if (v.open)
+        rc = rc == 0 || rc == kVerifyExitLost ? kVerifyExitOpen : rc;
+      else if (v.lost)
+        rc = rc == 0 ? kVerifyExitLost : rc;
+      else
+        rc = 1;
     }
   }
   auto rows = index.rows(f);
@@ -338,7 +346,9 @@ int cmd_verify(int argc, char** argv) {
       "session", po::value<std::string>(), "only this session")(
       "allow-reorder", "accept events out of file order (checked by sequence number)")(
       "strict", "fail on any line that is not a castgate event (for raw castgate logs)")(
-      "json", "one JSON verdict per session");
+      "as-of", po::value<std::string>(),
+      "when the store was read (RFC 3339; default now): a session without its end is OPEN only "
+      "if its gateway was still writing then")("json", "one JSON verdict per session");
   auto vm = parse(argc, argv, opts);
   if (vm.count("help")) {
     std::cout << opts;
@@ -346,6 +356,10 @@ int cmd_verify(int argc, char** argv) {
   }
   if (!vm.count("key")) throw std::runtime_error("verify needs --key (the recording public key)");
   VerifyOptions vo;
+  if (vm.count("as-of")) {
+    vo.now = rfc3339_seconds(time_bound(vm["as-of"].as<std::string>(), true));
+    if (vo.now <= 0) throw std::runtime_error("--as-of: not an RFC 3339 time");
+  }
   if (vm.count("session")) vo.session = vm["session"].as<std::string>();
   vo.allow_reorder = vm.count("allow-reorder") > 0;
   vo.strict = vm.count("strict") > 0;

@@ -28,10 +28,15 @@ void append_utf8(std::string& out, uint32_t cp) {
 }
 
 // A code point a terminal only displays: not a C0 or C1 control or DEL, not a surrogate, not
-// above U+10FFFF (libvterm decodes up to six-byte sequences).
+// above U+10FFFF (libvterm decodes up to six-byte sequences), and not an invisible format
+// character that reorders or hides text (bidi overrides and isolates, zero-width ones).
 bool displayable(uint32_t cp) {
   if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) return false;
   if (cp >= 0xd800 && cp <= 0xdfff) return false;
+  if (cp == 0xad || cp == 0x61c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+      (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+      (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0xe0000 && cp <= 0xe007f))
+    return false;
   return cp <= 0x10ffff;
 }
 
@@ -101,6 +106,7 @@ int ScreenView::on_settermprop(int prop, void* value, void* self) {
 void ScreenView::reset(int cols, int rows) {
   cols_ = clamp_cols(cols);
   rows_ = clamp_rows(rows);
+  if (cols_ * rows_ > kMaxCells) rows_ = std::max(2, kMaxCells / cols_);
   vt_.reset(vterm_new(rows_, cols_));
   vterm_set_utf8(vt_.get(), 1);
   // Answers to the recorded program's queries (device attributes, cursor position) go nowhere.
@@ -122,8 +128,14 @@ void ScreenView::reset(int cols, int rows) {
 }
 
 void ScreenView::resize(int cols, int rows) {
-  cols_ = clamp_cols(cols);
-  rows_ = clamp_rows(rows);
+  cols = clamp_cols(cols);
+  rows = clamp_rows(rows);
+  // At most as many cells as castgate lets a session's terminal have (every resize costs the
+  // emulator time in proportion); the same size again costs nothing.
+  if (cols * rows > kMaxCells) rows = std::max(2, kMaxCells / cols);
+  if (cols == cols_ && rows == rows_) return;
+  cols_ = cols;
+  rows_ = rows;
   vterm_set_size(vt_.get(), rows_, cols_);
   invalidate();
 }
@@ -153,7 +165,7 @@ void ScreenView::output(std::string_view text) {
   vterm_input_write(vt_.get(), text.data(), text.size());
 }
 
-std::string ScreenView::row_text(int row, int max_cols) const {
+std::string ScreenView::row_text(int row, int max_cols, int anchor_row) const {
   std::string out;
   int limit = std::min(max_cols, cols_);
   for (int col = 0; col < limit;) {
@@ -174,6 +186,8 @@ std::string ScreenView::row_text(int row, int max_cols) const {
     } else {
       for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell.chars[i]; ++i)
         if (displayable(cell.chars[i])) append_utf8(out, cell.chars[i]);
+      if (anchor_row > 0 && cell.chars[0] >= 0x80)
+        out += seq::cursor_to(anchor_row, col + width + 1);
     }
     col += width;
   }
@@ -190,10 +204,11 @@ std::string ScreenView::frame(TerminalSize analyst, const std::string& status) {
     drawn_size_ = analyst;
   }
   out += seq::kHideCursor;
+  out += seq::kNoWrap;
   // The last row is the status line; the recorded screen gets the rows above it (clipped).
   int screen_rows = analyst.rows - 1;
   for (int row = 0; row < screen_rows; ++row) {
-    std::string text = row < rows_ ? row_text(row, analyst.cols) : std::string();
+    std::string text = row < rows_ ? row_text(row, analyst.cols, row + 1) : std::string();
     while (!text.empty() && text.back() == ' ') text.pop_back();
     auto& drawn = drawn_[static_cast<size_t>(row)];
     if (text == drawn) continue;
@@ -204,16 +219,14 @@ std::string ScreenView::frame(TerminalSize analyst, const std::string& status) {
   }
   // One column short of the edge: printing into the last column of the last row would make
   // some terminals scroll.
+  // Drawn every frame: nothing the recording drew can stand for it.
   std::string line = clip(status, std::max(0, analyst.cols - 1));
-  auto& drawn_status = drawn_[static_cast<size_t>(analyst.rows - 1)];
-  if (line != drawn_status) {
-    out += seq::cursor_to(analyst.rows, 1);
-    out += seq::kReverse;
-    out += line;
-    out += seq::kNormal;
-    out += seq::kEraseLine;
-    drawn_status = line;
-  }
+  out += seq::cursor_to(analyst.rows, 1);
+  out += seq::kReverse;
+  out += line;
+  out += seq::kNormal;
+  out += seq::kEraseLine;
+  drawn_[static_cast<size_t>(analyst.rows - 1)] = std::move(line);
   VTermPos cursor;
   vterm_state_get_cursorpos(vterm_obtain_state(vt_.get()), &cursor);
   if (cursor_visible_ && cursor.row < screen_rows && cursor.col < analyst.cols) {

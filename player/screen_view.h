@@ -40,6 +40,7 @@ class ScreenView {
   // player allocate gigabytes.
   static constexpr int kMaxCols = 1000;
   static constexpr int kMaxRows = 500;
+  static constexpr int kMaxCells = 250000;  // castgate's own limit on a terminal's size
 
   ScreenView(int cols, int rows);
   ~ScreenView();
@@ -59,7 +60,10 @@ class ScreenView {
   // Row `row` of the emulated screen as printable UTF-8: control and C1 characters, and code
   // points that are no characters, become spaces or U+FFFD; at most `max_cols` columns (a wide
   // character that would not fit whole becomes a space).
-  std::string row_text(int row, int max_cols) const;
+  // With `anchor_row` (1-based, on the analyst's terminal), each character that is not ASCII is
+  // followed by a cursor move to where the emulator put the next cell: a terminal that draws it
+  // wider or narrower than libvterm does cannot shift the rest of the row.
+  std::string row_text(int row, int max_cols, int anchor_row = 0) const;
 
   // The bytes that make the analyst's terminal (of size `analyst`) show the emulated screen,
   // clipped to it, with `status` on its last row. Only the rows that changed since the last
@@ -106,6 +110,10 @@ inline constexpr std::string_view kHideCursor = "\x1b[?25l";
 inline constexpr std::string_view kShowCursor = "\x1b[?25h";
 inline constexpr std::string_view kReverse = "\x1b[7m";
 inline constexpr std::string_view kNormal = "\x1b[0m";
+// Autowrap off while castgate draws (a character wider on the analyst's terminal than the
+// emulator thought must not wrap onto the next row), on again when it is done.
+inline constexpr std::string_view kNoWrap = "\x1b[?7l";
+inline constexpr std::string_view kWrap = "\x1b[?7h";
 std::string cursor_to(int row, int col);  // 1-based
 }  // namespace seq
 

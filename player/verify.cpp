@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <unordered_set>
 
 #include "asciicast/chain.h"
+#include "asciicast/checkpoint.h"
 #include "asciicast/untrusted_text.h"
 #include "asciicast/utf8.h"
 #include "common/crypto.h"
@@ -26,15 +28,6 @@ namespace {
 // The problem of a chain without its final event, until the checkpoints tell more.
 constexpr std::string_view kNoFinalEvent =
     "no final event: the record is truncated (or the session is still open)";
-
-// Seconds since the epoch of an RFC 3339 time in UTC ("2026-03-03T09:15:02.123456Z"); 0 if it
-// is not one.
-int64_t utc_seconds(std::string_view text) {
-  std::tm tm{};
-  std::string s(text.substr(0, 19));
-  if (s.size() != 19 || !strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
-  return static_cast<int64_t>(timegm(&tm));
-}
 
 // How many broken or foreign lines are described one by one (the rest are counted).
 constexpr size_t kLinesDescribed = 20;
@@ -66,6 +59,13 @@ LineError unreadable_line_error(std::string_view line) {
 }
 
 }  // namespace
+
+int64_t rfc3339_seconds(std::string_view text) {
+  std::tm tm{};
+  std::string s(text.substr(0, 19));
+  if (s.size() != 19 || !strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
 
 std::string_view to_string(LineError error) {
   switch (error) {
@@ -332,19 +332,83 @@ struct Checkpoint {
   int64_t interval = 0;
   bool last = false;
   uint64_t parts = 1;
+  std::string digest;
   std::set<uint64_t> parts_seen;
   std::vector<std::string> started, ended, open;
 };
 
-void append_strings(const json& list, std::vector<std::string>& out) {
-  if (!list.is_array()) return;
-  for (const auto& id : list)
-    if (id.is_string()) out.push_back(id.get<std::string>());
+// The members of a checkpoint, strictly: null when anything is missing or of another type (a
+// signed line can still be malformed: verify must neither crash nor believe it).
+struct CheckpointLine {
+  uint64_t number = 0, index = 0, count = 1;
+  int64_t interval = 0;
+  bool last = false;
+  std::string time, digest;
+  std::vector<std::string> started, ended, open;
+};
+
+std::optional<CheckpointLine> read_checkpoint(const json& line) {
+  auto c = line.find("castgate");
+  if (c == line.end() || !c->is_object()) return std::nullopt;
+  auto cp = c->find("checkpoint");
+  auto time = line.find("@timestamp");
+  if (cp == c->end() || !cp->is_object() || time == line.end() || !time->is_string())
+    return std::nullopt;
+  CheckpointLine out;
+  out.time = time->get<std::string>();
+  auto number = cp->find("number"), interval = cp->find("interval"), last = cp->find("last"),
+       digest = cp->find("digest");
+  if (number == cp->end() || !number->is_number_unsigned() || interval == cp->end() ||
+      !interval->is_number_integer() || last == cp->end() || !last->is_boolean() ||
+      digest == cp->end() || !digest->is_string())
+    return std::nullopt;
+  out.number = number->get<uint64_t>();
+  out.interval = interval->get<int64_t>();
+  out.last = last->get<bool>();
+  out.digest = digest->get<std::string>();
+  if (out.number < 1 || out.interval < 1 || out.interval > 3600) return std::nullopt;
+  for (auto [name, list] : {std::pair{"started", &out.started}, std::pair{"ended", &out.ended},
+                            std::pair{"open", &out.open}}) {
+    auto l = cp->find(name);
+    if (l == cp->end() || !l->is_array()) return std::nullopt;
+    for (const auto& id : *l) {
+      if (!id.is_string() || id.get_ref<const std::string&>().empty()) return std::nullopt;
+      list->push_back(id.get<std::string>());
+    }
+  }
+  if (auto part = cp->find("part"); part != cp->end()) {
+    if (!part->is_object()) return std::nullopt;
+    auto index = part->find("index"), count = part->find("count");
+    if (index == part->end() || count == part->end() || !index->is_number_unsigned() ||
+        !count->is_number_unsigned())
+      return std::nullopt;
+    out.index = index->get<uint64_t>();
+    out.count = count->get<uint64_t>();
+    if (out.count < 2 || out.count > 100000 || out.index >= out.count) return std::nullopt;
+  }
+  return out;
 }
 
-// What the checkpoints last said of a chain they name.
+// The prefix every chain a worker process makes starts with: its own id is "worker-", the
+// prefix, and 10 more characters (gateway.cpp names it so).
+std::string worker_prefix(const std::string& chain) {
+  constexpr size_t kHead = 7, kTail = 10;
+  return chain.size() > kHead + kTail ? chain.substr(kHead, chain.size() - kHead - kTail) : "";
+}
+
+// Whether `writer` may speak of chain `id` in its checkpoints: the parent of its worker
+// processes' chains and the signer's; a worker process of the chains it made.
+bool may_name(const std::string& writer, const std::string& id) {
+  if (writer.rfind("gateway-", 0) == 0)
+    return id.rfind("worker-", 0) == 0 || id.rfind("signer-", 0) == 0;
+  if (writer.rfind("worker-", 0) != 0) return false;
+  std::string prefix = worker_prefix(writer);
+  return !prefix.empty() && id.rfind(prefix, 0) == 0 && id.rfind("worker-", 0) != 0;
+}
+
+// What the checkpoints say of a chain they name.
 struct Named {
-  std::string state;   // "started", "ended" or "open"
+  std::string state;   // "ended" (wins: it cannot be undone) or "open"/"started" (the newest)
   std::string writer;  // the chain whose checkpoint said so
   const Checkpoint* checkpoint = nullptr;
 };
@@ -374,42 +438,68 @@ void Verifier::check_completeness(std::vector<SessionVerdict>& verdicts) {
                                               : " is not signed by a trusted recording key"));
         continue;
       }
-      json line = json::parse(it.canonical, nullptr, false);
-      const json& c = line["castgate"]["checkpoint"];
-      if (!c.is_object() || !c.contains("number") || !c["number"].is_number_unsigned()) continue;
-      Checkpoint& cp = writers[chain][c["number"].get<uint64_t>()];
-      cp.number = c["number"].get<uint64_t>();
-      if (line.contains("@timestamp") && line["@timestamp"].is_string() &&
-          (cp.time.empty() || line["@timestamp"].get<std::string>() < cp.time))
-        cp.time = line["@timestamp"].get<std::string>();
-      if (c.contains("interval") && c["interval"].is_number_integer())
-        cp.interval = c["interval"].get<int64_t>();
-      if (c.contains("last") && c["last"].is_boolean()) cp.last = c["last"].get<bool>();
-      uint64_t index = 0;
-      if (c.contains("part") && c["part"].is_object()) {
-        index = c["part"].value("index", uint64_t{0});
-        cp.parts = c["part"].value("count", uint64_t{1});
+      auto line = read_checkpoint(json::parse(it.canonical, nullptr, false));
+      if (!line) {
+        writer_problems[chain].push_back("checkpoint event " + std::to_string(it.seq) +
+                                         " is malformed; not believed");
+        continue;
       }
-      if (!cp.parts_seen.insert(index).second) continue;  // the same part twice
-      append_strings(c["started"], cp.started);
-      append_strings(c["ended"], cp.ended);
-      append_strings(c["open"], cp.open);
+      Checkpoint& cp = writers[chain][line->number];
+      cp.number = line->number;
+      if (cp.time.empty() || line->time < cp.time) cp.time = line->time;
+      cp.interval = line->interval;
+      cp.last = cp.last || line->last;
+      cp.parts = line->count;
+      cp.digest = line->digest;
+      if (!cp.parts_seen.insert(line->index).second) continue;  // the same part twice
+      for (auto [from, to] : {std::pair{&line->started, &cp.started},
+                              std::pair{&line->ended, &cp.ended}, std::pair{&line->open, &cp.open}})
+        to->insert(to->end(), from->begin(), from->end());
     }
   }
-  // Newest line per instance: what "recent" means for that instance's checkpoints.
+  // A worker process's checkpoints count only if a parent's checkpoint names its chain: a chain
+  // made up in the store (or signed for a compromised worker under another name) vouches for
+  // nothing.
+  std::set<std::string> vouched;
+  for (const auto& [writer, checkpoints] : writers) {
+    if (writer.rfind("gateway-", 0) != 0) continue;
+    vouched.insert(writer);
+    for (const auto& [number, cp] : checkpoints)
+      for (const auto* list : {&cp.started, &cp.ended, &cp.open})
+        for (const auto& id : *list)
+          if (id.rfind("worker-", 0) == 0) vouched.insert(id);
+  }
+  for (auto it = writers.begin(); it != writers.end();) {
+    if (vouched.count(it->first)) {
+      ++it;
+      continue;
+    }
+    writer_problems[it->first].push_back(
+        "its checkpoints are not believed: no checkpoint of a castgate parent process names it");
+    it = writers.erase(it);
+  }
+
+  // Newest line per instance: what "recent" means for that instance's checkpoints; and the
+  // instance must still have been writing when the store was read (--as-of, or now).
   std::map<std::string, int64_t> newest;
   for (const auto& [chain, meta] : meta_) {
-    int64_t t = utc_seconds(meta.newest);
+    int64_t t = rfc3339_seconds(meta.newest);
     auto& n = newest[meta.instance];
     n = std::max(n, t);
   }
+  const int64_t now = options_.now ? options_.now : static_cast<int64_t>(std::time(nullptr));
+  auto instance_of = [&](const std::string& chain) {
+    auto m = meta_.find(chain);
+    return m == meta_.end() ? std::string() : m->second.instance;
+  };
+  // One interval, and time for a late watchdog pass, a slow signer and a shipper's reordering.
+  auto slack = [](const Checkpoint& cp) { return cp.interval + 10; };
   auto recent = [&](const std::string& writer, const Checkpoint& cp) {
-    auto m = meta_.find(writer);
-    int64_t instance_newest = m == meta_.end() ? 0 : newest[m->second.instance];
-    // Three intervals: a checkpoint may come late by one watchdog pass, and lines of one
-    // instance reach the store in another order than they were written, a little.
-    int64_t slack = 3 * std::max<int64_t>(cp.interval, 1) + 2;
-    return instance_newest - utc_seconds(cp.time) <= slack;
+    int64_t instance_newest = newest[instance_of(writer)];
+    return instance_newest - rfc3339_seconds(cp.time) <= slack(cp);
+  };
+  auto still_writing = [&](const std::string& writer, const Checkpoint& cp) {
+    return now - newest[instance_of(writer)] <= slack(cp);
   };
 
   std::map<std::string, Named> named;
@@ -424,13 +514,27 @@ void Verifier::check_completeness(std::vector<SessionVerdict>& verdicts) {
                                      std::to_string(number - 1) + " are missing");
       if (cp.parts_seen.size() < cp.parts)
         problems.push_back("parts of checkpoint " + std::to_string(number) + " are missing");
+      else if (asciicast::checkpoint_digest({cp.started, cp.ended, {}, 0, 0}) != cp.digest)
+        problems.push_back("checkpoint " + std::to_string(number) +
+                           "'s lists do not match its digest");
       expect = number + 1;
-      for (const auto& id : cp.started) named[id] = {"started", writer, &cp};
-      for (const auto& id : cp.ended) named[id] = {"ended", writer, &cp};
+      for (const auto* list : {&cp.started, &cp.ended, &cp.open})
+        for (const auto& id : *list)
+          if (!may_name(writer, id)) {
+            problems.push_back("checkpoint " + std::to_string(number) + " names " + id +
+                               ", which is not one of its chains");
+            break;
+          }
+      for (const auto& id : cp.started)
+        if (may_name(writer, id) && named[id].state != "ended")
+          named[id] = {"started", writer, &cp};
+      for (const auto& id : cp.ended)
+        if (may_name(writer, id) && named[id].state != "ended") named[id] = {"ended", writer, &cp};
     }
     if (checkpoints.empty()) continue;
     const Checkpoint& latest = checkpoints.rbegin()->second;
-    for (const auto& id : latest.open) named[id] = {"open", writer, &latest};
+    for (const auto& id : latest.open)
+      if (may_name(writer, id) && named[id].state != "ended") named[id] = {"open", writer, &latest};
   }
 
   std::map<std::string, SessionVerdict*> by_session;
@@ -459,12 +563,17 @@ void Verifier::check_completeness(std::vector<SessionVerdict>& verdicts) {
     if (at == v.problems.end()) continue;
     auto n = named.find(v.session);
     auto own = writers.find(v.session);
-    bool self_recent = false;  // a process chain whose own newest checkpoint is recent
     const Checkpoint* own_latest = nullptr;
+    bool self_recent = false;  // a process chain whose own newest checkpoint is recent
     if (own != writers.end() && !own->second.empty()) {
       own_latest = &own->second.rbegin()->second;
       self_recent = !own_latest->last && recent(v.session, *own_latest);
     }
+    auto stopped = [&](const std::string& writer, const Checkpoint& cp) {
+      return "no final event, and its instance's newest line in the store is older than " +
+             std::to_string(slack(cp)) + "s (" + describe(writer, cp) +
+             " names it open): the whole gateway stopped without closing it, or the store was cut";
+    };
     if (n != named.end() && n->second.state == "ended") {
       *at = "its final event is missing, but " + describe(n->second.writer, *n->second.checkpoint) +
             " says it ended: the record was truncated";
@@ -474,28 +583,34 @@ void Verifier::check_completeness(std::vector<SessionVerdict>& verdicts) {
       if (cp.last) {
         *at = "no final event, and the process that wrote it ended with it open (" +
               describe(writer, cp) + "): truncated";
-      } else if (recent(writer, cp) && (!own_latest || self_recent)) {
-        v.open = true;
-        v.open_note = "still open at " + describe(writer, cp) + ", the newest for its instance";
-        v.problems.erase(at);
-      } else {
+      } else if (!recent(writer, cp) || (own_latest && !self_recent)) {
         *at = "no final event; the newest checkpoint that names it open is " +
               describe(writer, cp) +
               ", but the store holds later lines of its instance: its end and the checkpoints "
               "after that one are missing";
+      } else if (!still_writing(writer, cp)) {
+        *at = stopped(writer, cp);
+      } else {
+        v.open = true;
+        v.open_note = "still open at " + describe(writer, cp) + ", the newest for its instance";
+        v.problems.erase(at);
       }
-    } else if (own_latest && self_recent) {
-      v.open = true;
-      v.open_note = "a castgate process still running: its newest checkpoint is " +
-                    describe(v.session, *own_latest);
-      v.problems.erase(at);
+    } else if (own_latest && self_recent && v.session.rfind("gateway-", 0) == 0) {
+      if (!still_writing(v.session, *own_latest)) {
+        *at = stopped(v.session, *own_latest);
+      } else {
+        v.open = true;
+        v.open_note = "a castgate parent process still running: its newest checkpoint is " +
+                      describe(v.session, *own_latest);
+        v.problems.erase(at);
+      }
     } else if (own_latest) {
       *at = "no final event, and its newest checkpoint (" + describe(v.session, *own_latest) +
-            ") is older than the store's later lines of its instance: truncated";
+            ") is older than the store's later lines of its instance, or no parent's checkpoint "
+            "names it open: truncated";
     } else if (!writers.empty()) {
       *at = std::string(kNoFinalEvent) +
-            "; no checkpoint names it (it may have started after "
-            "the newest one)";
+            "; no checkpoint names it (it may have started after the newest one)";
     }
     v.ok = false;
     if (v.open && !v.problems.empty()) {
@@ -584,15 +699,17 @@ VerifiedChain Verifier::verified_chain(const std::vector<Item>& by_seq) const {
 
 int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign_lines) {
   if (verdicts.empty() || foreign_lines) return kVerifyExitFailed;
-  bool lost = false;
+  bool lost = false, open = false;
   for (const auto& v : verdicts) {
     if (v.lost && !v.ok) {
       lost = true;
-    } else if (!v.ok && !v.open) {
+    } else if (v.open) {
+      open = true;
+    } else if (!v.ok) {
       return kVerifyExitFailed;
     }
   }
-  return lost ? kVerifyExitLost : kVerifyExitOk;
+  return open ? kVerifyExitOpen : lost ? kVerifyExitLost : kVerifyExitOk;
 }
 
 std::string_view verdict_word(const SessionVerdict& v) {

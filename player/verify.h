@@ -71,6 +71,9 @@ struct VerifyOptions {
   bool allow_reorder = false;     // order by sequence number instead of file order
   bool require_signature = true;  // false: an unsigned final event (castgate.lost too) is accepted
   bool strict = false;            // every line must be a castgate event (a raw castgate log)
+  // When the store was read (Unix seconds; 0: now): a session is OPEN only if its instance was
+  // still writing then.
+  int64_t now = 0;
 };
 
 // Why a stored line is not a castgate event.
@@ -146,10 +149,15 @@ class Verifier {
 };
 
 // What `castgate-player verify` exits with.
-inline constexpr int kVerifyExitOk = 0;      // every session OK (or OPEN: still running)
+inline constexpr int kVerifyExitOk = 0;      // every session OK
 inline constexpr int kVerifyExitFailed = 1;  // a session failed, a line is foreign, or no session
 inline constexpr int kVerifyExitLost = 3;    // the only sessions not OK are lost (authentic)
+inline constexpr int kVerifyExitOpen = 4;    // ... are OPEN (still running), or LOST
 int verify_exit_status(const std::vector<SessionVerdict>& verdicts, bool foreign_lines);
+
+// Seconds since the epoch of an RFC 3339 time in UTC ("2026-03-03T09:15:02.123456Z"); 0 if it
+// is not one.
+int64_t rfc3339_seconds(std::string_view text);
 
 // "OK", "LOST", "OPEN" or "FAILED".
 std::string_view verdict_word(const SessionVerdict& v);

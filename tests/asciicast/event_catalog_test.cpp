@@ -16,6 +16,7 @@
 #include "asciicast/channel_recording.h"
 #include "asciicast/session_log.h"
 #include "common/clock.h"
+#include "player/log_reader.h"
 #include "tests/asciicast/memory_sink.h"
 
 using namespace castgate;
@@ -28,8 +29,9 @@ const std::set<std::string_view> kEcsKinds = {"alert",  "asset",          "enric
                                               "metric", "pipeline_error", "signal",     "state"};
 // event.category -> expected event.type (ECS 9.4.0).
 const std::map<std::string_view, std::set<std::string_view>> kExpectedTypes = {
-    {"api", {"access", "admin", "allowed", "change", "creation", "deletion", "denied", "end", "info",
-             "start", "user"}},
+    {"api",
+     {"access", "admin", "allowed", "change", "creation", "deletion", "denied", "end", "info",
+      "start", "user"}},
     {"authentication", {"start", "end", "info"}},
     {"configuration", {"access", "change", "creation", "deletion", "info"}},
     {"database", {"access", "change", "info", "error"}},
@@ -52,25 +54,44 @@ const std::map<std::string_view, std::set<std::string_view>> kExpectedTypes = {
 };
 // ECS 9.4.0 types of the fields castgate writes ("ip", "long", "keyword"; text kinds as keyword).
 const std::map<std::string, std::string> kFieldTypes = {
-    {"destination.address", "keyword"}, {"destination.domain", "keyword"},
-    {"destination.ip", "ip"},           {"destination.port", "long"},
-    {"destination.user.name", "keyword"}, {"ecs.version", "keyword"},
-    {"event.action", "keyword"},        {"event.category", "keyword"},
-    {"event.dataset", "keyword"},       {"event.duration", "long"},
-    {"event.kind", "keyword"},          {"event.module", "keyword"},
-    {"event.outcome", "keyword"},       {"event.reason", "keyword"},
-    {"event.sequence", "long"},         {"event.type", "keyword"},
-    {"file.directory", "keyword"},      {"file.mode", "keyword"},
-    {"file.name", "keyword"},           {"file.path", "keyword"},
-    {"file.size", "long"},              {"observer.hostname", "keyword"},
-    {"observer.product", "keyword"},    {"observer.type", "keyword"},
-    {"observer.vendor", "keyword"},     {"process.command_line", "keyword"},
-    {"process.exit_code", "long"},      {"related.user", "keyword"},
-    {"rule.name", "keyword"},           {"source.ip", "ip"},
-    {"source.port", "long"},            {"user.email", "keyword"},
-    {"user.group.id", "keyword"},       {"user.group.name", "keyword"},
-    {"user.id", "keyword"},             {"user.name", "keyword"},
-    {"error.code", "keyword"},          {"error.message", "keyword"},
+    {"destination.address", "keyword"},
+    {"destination.domain", "keyword"},
+    {"destination.ip", "ip"},
+    {"destination.port", "long"},
+    {"destination.user.name", "keyword"},
+    {"ecs.version", "keyword"},
+    {"event.action", "keyword"},
+    {"event.category", "keyword"},
+    {"event.dataset", "keyword"},
+    {"event.duration", "long"},
+    {"event.kind", "keyword"},
+    {"event.module", "keyword"},
+    {"event.outcome", "keyword"},
+    {"event.reason", "keyword"},
+    {"event.sequence", "long"},
+    {"event.type", "keyword"},
+    {"file.directory", "keyword"},
+    {"file.mode", "keyword"},
+    {"file.name", "keyword"},
+    {"file.path", "keyword"},
+    {"file.size", "long"},
+    {"observer.hostname", "keyword"},
+    {"observer.product", "keyword"},
+    {"observer.type", "keyword"},
+    {"observer.vendor", "keyword"},
+    {"process.command_line", "keyword"},
+    {"process.exit_code", "long"},
+    {"related.user", "keyword"},
+    {"rule.name", "keyword"},
+    {"source.ip", "ip"},
+    {"source.port", "long"},
+    {"user.email", "keyword"},
+    {"user.group.id", "keyword"},
+    {"user.group.name", "keyword"},
+    {"user.id", "keyword"},
+    {"user.name", "keyword"},
+    {"error.code", "keyword"},
+    {"error.message", "keyword"},
 };
 
 bool is_ip(const std::string& s) {
@@ -137,13 +158,23 @@ TEST_CASE("the catalog lists exactly the actions of the published JSON Schema") 
   CHECK(in_schema == in_catalog);
 }
 
+TEST_CASE("the player keeps exactly the schema's top-level members of a re-encoded event") {
+  std::ifstream in(std::string(CASTGATE_SOURCE_DIR) + "/docs/events.schema.json");
+  REQUIRE(in);
+  json schema = json::parse(in);
+  std::set<std::string> in_schema, in_player;
+  for (auto& [key, value] : schema["properties"].items()) in_schema.insert(key);
+  for (auto key : player::castgate_top_level_members()) in_player.insert(std::string(key));
+  CHECK(in_schema == in_player);
+}
+
 TEST_CASE("written events carry their catalog class, ECS's common fields and ECS field types") {
   testing::MemorySink sink;
   ManualClock clock;
   SessionLogOptions opts;
   opts.instance = "gw-1";
-  SessionLog log(opts, "s1", Endpoint{"192.0.2.7", 50000}, sink,
-                 std::make_shared<Backlog>(1 << 20), clock);
+  SessionLog log(opts, "s1", Endpoint{"192.0.2.7", 50000}, sink, std::make_shared<Backlog>(1 << 20),
+                 clock);
   log.emit(EventKind{"connection.accepted", "", ""});
   Identity id;
   id.subject = "oidc:t:o";

@@ -174,3 +174,33 @@ def test_siem_searches_use_the_schemas_field_names():
     for template in index_templates():
         unmapped = sorted(f for f in fields if not in_template(template, f))
         assert not unmapped, f"not mapped by the index template: {unmapped}"
+
+
+def test_index_templates_are_well_formed_composable_templates():
+    """The shape Elasticsearch 8/9 and OpenSearch 2 accept for PUT _index_template (their API
+    specifications: index_patterns, priority, data_stream, template.settings/mappings, _meta), with
+    field types each engine knows. No engine runs here; every document the tests record is
+    checked against the mappings (harness.check_record)."""
+    known = {"elasticsearch": {"keyword", "text", "match_only_text", "long", "ip", "date", "boolean",
+                               "object"},
+             "opensearch": {"keyword", "text", "long", "ip", "date", "boolean", "object"}}
+    for engine, template in zip(("elasticsearch", "opensearch"), index_templates()):
+        assert set(template) <= {"index_patterns", "priority", "data_stream", "template", "_meta",
+                                 "composed_of", "version"}
+        assert template["index_patterns"] == ["castgate-*"]
+        assert set(template["template"]) <= {"settings", "mappings", "aliases"}
+        types = set()
+
+        def walk(node):
+            for name, m in node.get("properties", {}).items():
+                assert set(m) <= {"type", "properties", "enabled", "dynamic", "ignore_above",
+                                  "fields", "index"}, (engine, name, m)
+                if "type" in m:
+                    types.add(m["type"])
+                for sub in m.get("fields", {}).values():
+                    types.add(sub["type"])
+                walk(m)
+        walk(template["template"]["mappings"])
+        assert types <= known[engine], (engine, types - known[engine])
+        assert template["template"]["mappings"]["properties"]["asciicast"] == {"type": "object",
+                                                                               "enabled": False}

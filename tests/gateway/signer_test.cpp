@@ -747,25 +747,39 @@ TEST_CASE(
     "the signer signs checkpoints in a process's own chain only: the parent's from the parent") {
   KeyFiles keys;
   auto control = SignerClient::start(keys.options());
-  auto worker = SignerClient::adopt(control->attach_worker(), control->ca_public_blob(),
+  const std::string mine = "worker-pfx12abcdefghij", other = "worker-qqqqqabcdefghij";
+  auto worker = SignerClient::adopt(control->attach_worker(mine), control->ca_public_blob(),
                                     control->public_key_raw());
-  auto checkpoint = [](const std::string& session, const std::string& extra = "") {
-    return R"({"castgate":{"checkpoint":{"number":1},)" + extra + R"("session":")" + session +
+  auto unnamed = SignerClient::adopt(control->attach_worker(), control->ca_public_blob(),
+                                     control->public_key_raw());
+  auto checkpoint = [](const std::string& session, const std::string& ids = R"("pfx12-s1")",
+                       const std::string& extra = "") {
+    return R"({"castgate":{"checkpoint":{"ended":[],"interval":60,"number":1,"open":[)" + ids +
+           R"(],"started":[]},)" + extra + R"("session":")" + session +
            R"("},"event":{"action":"checkpoint"}})";
   };
-  CHECK_FALSE(worker->sign_line(checkpoint("worker-abc")).empty());
-  CHECK_FALSE(control->sign_line(checkpoint("worker-abc")).empty());
-  CHECK_FALSE(control->sign_line(checkpoint("gateway-abc")).empty());
-  // A worker speaking for the parent's chain, or for a session's; a checkpoint that also ends or
-  // loses a chain; another action carrying a checkpoint member.
+  CHECK_FALSE(worker->sign_line(checkpoint(mine)).empty());
+  CHECK_FALSE(control->sign_line(checkpoint(mine)).empty());
+  CHECK_FALSE(control->sign_line(checkpoint("gateway-abc", R"("worker-x")")).empty());
+  // Another worker's chain, sessions without the worker's prefix or named "worker-…", a worker
+  // connection attached without a chain; the parent's chain or a session's from a worker; the
+  // signer's chain; a checkpoint that also ends or loses a chain; another action; malformed ones.
+  CHECK(worker->sign_line(checkpoint(other)).empty());
+  CHECK(worker->sign_line(checkpoint(mine, R"("qqqqq-s1")")).empty());
+  CHECK(worker->sign_line(checkpoint(mine, R"("worker-pfx12zz")")).empty());
+  CHECK(unnamed->sign_line(checkpoint(mine)).empty());
   CHECK(worker->sign_line(checkpoint("gateway-abc")).empty());
-  CHECK(worker->sign_line(checkpoint("abc123")).empty());
+  CHECK(worker->sign_line(checkpoint("pfx12-s1")).empty());
   CHECK(control->sign_line(checkpoint("signer-abc")).empty());
-  CHECK(worker->sign_line(checkpoint("worker-abc", R"("final":true,)")).empty());
-  CHECK(control->sign_line(checkpoint("worker-abc", R"("lost":{},)")).empty());
-  CHECK(
-      worker
-          ->sign_line(
-              R"({"castgate":{"checkpoint":{},"session":"worker-a"},"event":{"action":"session.end"}})")
-          .empty());
+  CHECK(worker->sign_line(checkpoint(mine, R"("pfx12-s1")", R"("final":true,)")).empty());
+  CHECK(control->sign_line(checkpoint(mine, R"("pfx12-s1")", R"("lost":{},)")).empty());
+  CHECK(worker
+            ->sign_line(R"({"castgate":{"checkpoint":{},"session":"worker-pfx12abcdefghij"},)"
+                        R"("event":{"action":"session.end"}})")
+            .empty());
+  CHECK(worker->sign_line(checkpoint(mine, "5")).empty());
+  CHECK(control
+            ->sign_line(R"({"castgate":{"checkpoint":{"number":1},"session":"gateway-a"},)"
+                        R"("event":{"action":"checkpoint"}})")
+            .empty());
 }

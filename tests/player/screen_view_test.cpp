@@ -16,7 +16,7 @@ namespace {
 // that is not one of them (an ESC or control byte, a C1 control), or "" if there is none.
 std::string foreign_control(const std::string& frame) {
   static const std::regex own(
-      R"(^\x1b(\[H|\[2J|\[K|\[\?25l|\[\?25h|\[7m|\[0m|\[\d{1,4};\d{1,4}H))");
+      R"(^\x1b(\[H|\[2J|\[K|\[\?25l|\[\?25h|\[\?7l|\[\?7h|\[7m|\[0m|\[\d{1,4};\d{1,4}H))");
   for (size_t i = 0; i < frame.size(); ++i) {
     auto b = static_cast<unsigned char>(frame[i]);
     if (b == 0x1b) {
@@ -108,9 +108,11 @@ TEST_CASE("hostile output never reaches the analyst's terminal") {
 TEST_CASE("huge sizes are clamped") {
   ScreenView view(100000, 100000);
   CHECK(view.cols() == ScreenView::kMaxCols);
-  CHECK(view.rows() == ScreenView::kMaxRows);
+  CHECK(view.rows() == ScreenView::kMaxCells / ScreenView::kMaxCols);
   CHECK(view.resize("100000x100000"));
   CHECK(view.cols() == ScreenView::kMaxCols);
+  CHECK(view.rows() == ScreenView::kMaxCells / ScreenView::kMaxCols);
+  CHECK(view.resize("200x100000"));
   CHECK(view.rows() == ScreenView::kMaxRows);
   CHECK(view.resize("999999999999999999999999x1"));
   CHECK(view.cols() == ScreenView::kMaxCols);
@@ -253,6 +255,32 @@ TEST_CASE("follow: the first matching terminal session, live, then ended") {
   CHECK_FALSE(f.ended());
   CHECK(view.cols() == 50);
   CHECK(f.sessions_followed() == 2);
+}
+
+TEST_CASE("a character the analyst's terminal draws wider cannot shift a row or the status line") {
+  // libvterm 0.1.4 gives U+1FA90 one column; terminals with newer Unicode tables give it two. A
+  // row of them must not push "$ ls" over what the row below shows, nor wrap onto the status line.
+  ScreenView view(20, 4);
+  std::string planets;
+  for (int i = 0; i < 30; ++i) planets += "\xf0\x9f\xaa\x90";
+  view.output(planets + "\r\n$ curl x | sh");
+  std::string frame = view.frame({20, 4}, status_of("alice"));
+  CHECK(frame.find("\x1b[?7l") != std::string::npos);  // no autowrap while drawing
+  // After each such character, the cursor is put where the emulator's next cell is.
+  CHECK(frame.find("\xf0\x9f\xaa\x90\x1b[1;2H") != std::string::npos);
+  CHECK(frame.find("\xf0\x9f\xaa\x90\x1b[1;3H") != std::string::npos);
+  // The status line is drawn every frame, even when it did not change.
+  std::string again = view.frame({20, 4}, status_of("alice"));
+  CHECK(again.find("alice") != std::string::npos);
+}
+
+TEST_CASE("invisible format characters (bidi overrides, zero-width) never reach the terminal") {
+  ScreenView view(40, 3);
+  view.output("safe \xe2\x80\xae\x74\x78\x74\x2e\x65\x78\x65 \xe2\x80\x8b \xe2\x81\xa6x");
+  std::string frame = view.frame({40, 3}, status_of("alice"));
+  for (const char* hidden : {"\xe2\x80\xae", "\xe2\x80\x8b", "\xe2\x81\xa6"})
+    CHECK(frame.find(hidden) == std::string::npos);
+  CHECK(frame.find("safe") != std::string::npos);
 }
 
 }  // namespace castgate::player
