@@ -293,11 +293,7 @@ bool SessionLog::fit(json& j, size_t limit, const std::string& keep) {
 void SessionLog::emit(const EventKind& kind, json fields, std::optional<int> channel,
                       const char* split_pointer) {
   if (ended_) return;
-  make_strings_valid(fields);
-  json j = base_event(kind, channel);
-  merge_fields(j, fields);
-  j["castgate"]["seq"] = seq_;
-  j["castgate"]["prev"] = prev_hash_;
+  json j = next_event(kind, std::move(fields), channel);
   std::string line = canonical_dump(j);
   if (line.size() <= options_.max_line) return submit(std::move(line));
   json::json_pointer ptr(split_pointer ? split_pointer : "");
@@ -418,23 +414,24 @@ std::string SessionLog::signed_line(json& j) {
   return canonical_dump(j);
 }
 
-void SessionLog::emit_signed(const EventKind& kind, json fields) {
-  if (ended_) return;
+json SessionLog::next_event(const EventKind& kind, json fields, std::optional<int> channel) {
   make_strings_valid(fields);
-  json j = base_event(kind, std::nullopt);
+  json j = base_event(kind, channel);
   merge_fields(j, fields);
   j["castgate"]["seq"] = seq_;
   j["castgate"]["prev"] = prev_hash_;
+  return j;
+}
+
+void SessionLog::emit_signed(const EventKind& kind, json fields) {
+  if (ended_) return;
+  json j = next_event(kind, std::move(fields), std::nullopt);
   submit(signed_line(j));
 }
 
 void SessionLog::end(const EventKind& kind, json fields) {
   if (ended_) return;
-  make_strings_valid(fields);
-  json j = base_event(kind, std::nullopt);
-  merge_fields(j, fields);
-  j["castgate"]["seq"] = seq_;
-  j["castgate"]["prev"] = prev_hash_;
+  json j = next_event(kind, std::move(fields), std::nullopt);
   j["castgate"]["final"] = true;
   std::string line = signed_line(j);
   ended_ = true;  // before submit: the line is marked final on its way to the sink

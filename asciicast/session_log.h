@@ -86,6 +86,10 @@ class SessionLog {
 
  private:
   nlohmann::json base_event(const EventKind& kind, std::optional<int> channel);
+  // The next event of the chain: common members, `fields` (through the untrusted-text gate),
+  // seq and prev.
+  nlohmann::json next_event(const EventKind& kind, nlohmann::json fields,
+                            std::optional<int> channel);
   // Cuts the longest strings of `j` (not `keep`, never the chain members) with a marker and
   // digest, each named in castgate.truncated, until its line is at most `limit` bytes.
   bool fit(nlohmann::json& j, size_t limit, const std::string& keep);

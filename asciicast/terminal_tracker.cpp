@@ -1,5 +1,7 @@
 #include "asciicast/terminal_tracker.h"
 
+#include "asciicast/utf8.h"
+
 #include <regex.h>
 #include <vterm.h>
 
@@ -39,27 +41,6 @@ class SecretPromptPattern {
   regex_t re_{};
   bool ok_ = false;
 };
-
-void append_utf8(std::string& out, uint32_t cp) {
-  // libvterm decodes up to six-byte sequences, so a cell can hold a code point above U+10FFFF
-  // (or a surrogate): those are not characters and become U+FFFD.
-  if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 std::string rtrim(std::string s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();

@@ -34,4 +34,9 @@ size_t utf8_prefix_at_most(std::string_view s, size_t max_bytes);
 // True if `s` is entirely valid UTF-8.
 bool utf8_valid(std::string_view s);
 
+// Appends code point `cp` as UTF-8. libvterm decodes up to six-byte sequences, so a terminal cell
+// can hold a code point above U+10FFFF (or a surrogate): those are not characters and become
+// U+FFFD.
+void append_utf8(std::string& out, uint32_t cp);
+
 }  // namespace castgate::asciicast

@@ -574,7 +574,13 @@ int cmd_play(int argc, char** argv) {
     return 1;
   }
   TerminalRecording recording;
-  if (!parse_asciicast(cast.str(), recording)) {
+  bool readable = false;
+  {
+    // Moved out of the stream and dropped once parsed: the session is held once more, not thrice.
+    std::string text = std::move(cast).str();
+    readable = parse_asciicast(text, recording);
+  }
+  if (!readable) {
     std::cerr << "castgate-player: the recording of session " << terminal_safe(session)
               << " has no readable header\n";
     return 1;

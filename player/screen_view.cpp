@@ -1,5 +1,7 @@
 #include "player/screen_view.h"
 
+#include "asciicast/utf8.h"
+
 #include <vterm.h>
 
 #include <algorithm>
@@ -8,24 +10,6 @@
 
 namespace castgate::player {
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 // A code point a terminal only displays: not a C0 or C1 control or DEL, not a surrogate, not
 // above U+10FFFF (libvterm decodes up to six-byte sequences), and not an invisible format
@@ -185,7 +169,7 @@ std::string ScreenView::row_text(int row, int max_cols, int anchor_row) const {
       if (width == 2) out += ' ';
     } else {
       for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell.chars[i]; ++i)
-        if (displayable(cell.chars[i])) append_utf8(out, cell.chars[i]);
+        if (displayable(cell.chars[i])) asciicast::append_utf8(out, cell.chars[i]);
       if (anchor_row > 0 && cell.chars[0] >= 0x80)
         out += seq::cursor_to(anchor_row, col + width + 1);
     }
