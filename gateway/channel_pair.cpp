@@ -636,6 +636,8 @@ void ChannelPair::finish(const std::string& reason) {
   json f;
   f["castgate"]["end_reason"] = reason;
   f["castgate"]["bytes"] = {{"to_user", bytes_to_user_}, {"to_target", bytes_to_target_}};
+  f["source"]["bytes"] = bytes_to_target_;
+  f["destination"]["bytes"] = bytes_to_user_;
   if (opened_at_ != std::chrono::steady_clock::time_point{})
     f["event"]["duration"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  host_.clock().steady_now() - opened_at_)

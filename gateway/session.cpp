@@ -167,6 +167,7 @@ void Session::start() {
   if (jump_)
     accepted["castgate"]["jump"] = {{"outer_session", jump_->outer_session},
                                     {"target", jump_->target}};
+  accepted["network"] = {{"protocol", "ssh"}, {"transport", "tcp"}};
   log_->emit(EventKind{"connection.accepted", "", ""}, std::move(accepted));
   if (untracked_) {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
@@ -1133,6 +1134,10 @@ void Session::finalize() {
   if (last_exit_status_) f["process"]["exit_code"] = *last_exit_status_;
   if (last_exit_signal_) f["castgate"]["exit_signal"] = *last_exit_signal_;
   if (session_started_) {
+    // ECS: what the user (the source) sent towards the target, and what came back.
+    f["source"]["bytes"] = bytes_to_target_;
+    f["destination"]["bytes"] = bytes_to_user_;
+    f["network"] = {{"protocol", "ssh"}, {"transport", "tcp"}};
     log_->end(EventKind{"session.end", "", close_reason_}, std::move(f));
   } else {
     log_->end(EventKind{"connection.closed", "", close_reason_}, std::move(f));

@@ -325,8 +325,8 @@ void for_each_line(const MappedFile& file, std::string_view needle,
 
 const std::vector<std::string_view>& castgate_top_level_members() {
   static const std::vector<std::string_view> keys = {
-      "@timestamp", "asciicast", "castgate", "destination", "ecs",  "error",  "event", "file",
-      "message",    "observer",  "process",  "related",     "rule", "source", "user"};
+      "@timestamp", "asciicast", "castgate", "destination", "ecs",     "error", "event",  "file",
+      "message",    "network",   "observer", "process",     "related", "rule",  "source", "user"};
   return keys;
 }
 

@@ -92,6 +92,10 @@ const std::map<std::string, std::string> kFieldTypes = {
     {"user.name", "keyword"},
     {"error.code", "keyword"},
     {"error.message", "keyword"},
+    {"network.protocol", "keyword"},
+    {"network.transport", "keyword"},
+    {"source.bytes", "long"},
+    {"destination.bytes", "long"},
 };
 
 bool is_ip(const std::string& s) {
