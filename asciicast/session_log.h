@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "asciicast/checkpoint.h"
@@ -34,6 +35,11 @@ struct EventKind {
   std::vector<std::string> type = {};
 };
 
+// ECS event.id of the line `seq` of chain `chain` (castgate.session): "<chain>:<seq>". What makes
+// a line unique in castgate's hash chains, so every copy of a line (a shipper retrying) has the
+// same id and a store can deduplicate on it.
+std::string event_id(std::string_view chain, uint64_t seq);
+
 struct SessionLogOptions {
   std::string instance;  // gateway instance name
   size_t max_line = 8192;
@@ -58,6 +64,12 @@ class SessionLog {
   // Called once the user is known; every later line carries identity, target and login.
   void set_identity(const Identity& identity);
   void set_target(const std::string& target_name, const Endpoint& target, const std::string& login);
+
+  // The bytes a channel or session carried, into `fields`: castgate.bytes, and ECS's
+  // source.bytes (sent by the user) and destination.bytes (sent back by the target) where the
+  // line names a source and a destination. A connection refused before it was routed has no
+  // destination: an ECS destination is its address, not a byte count.
+  void add_byte_counts(nlohmann::json& fields, uint64_t to_target, uint64_t to_user) const;
 
   // A generic event. `fields` holds extra top-level members (ECS "file", "process", ... or
   // "castgate" members, which are merged); every string in it passes the untrusted-text gate
@@ -87,9 +99,11 @@ class SessionLog {
  private:
   nlohmann::json base_event(const EventKind& kind, std::optional<int> channel);
   // The next event of the chain: common members, `fields` (through the untrusted-text gate),
-  // seq and prev.
+  // and its place in the chain.
   nlohmann::json next_event(const EventKind& kind, nlohmann::json fields,
                             std::optional<int> channel);
+  // The line's place in its chain: castgate.seq and .prev, ECS event.sequence and event.id.
+  void place_in_chain(nlohmann::json& j) const;
   // Cuts the longest strings of `j` (not `keep`, never the chain members) with a marker and
   // digest, each named in castgate.truncated, until its line is at most `limit` bytes.
   bool fit(nlohmann::json& j, size_t limit, const std::string& keep);
@@ -113,6 +127,7 @@ class SessionLog {
   std::string frag_castgate_tail_;  // members of "castgate" after "seq"
   std::string frag_before_event_;   // top-level members between "castgate" and "event"
   std::string frag_after_event_;    // top-level members after "event"
+  std::string frag_event_id_;       // "id":"<session>:  (event.id without its sequence number)
   uint64_t seq_ = 0;
   std::string prev_hash_;
   std::string suffix_;  // scratch: the part of an asciicast line after its data

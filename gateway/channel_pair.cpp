@@ -635,9 +635,7 @@ void ChannelPair::finish(const std::string& reason) {
   if (recording_) recording_->finish();
   json f;
   f["castgate"]["end_reason"] = reason;
-  f["castgate"]["bytes"] = {{"to_user", bytes_to_user_}, {"to_target", bytes_to_target_}};
-  f["source"]["bytes"] = bytes_to_target_;
-  f["destination"]["bytes"] = bytes_to_user_;
+  host_.log().add_byte_counts(f, bytes_to_target_, bytes_to_user_);
   if (opened_at_ != std::chrono::steady_clock::time_point{})
     f["event"]["duration"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  host_.clock().steady_now() - opened_at_)

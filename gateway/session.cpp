@@ -1130,13 +1130,10 @@ void Session::finalize() {
   f["event"]["duration"] = duration.count();
   f["castgate"]["end_reason"] = close_reason_.empty() ? "closed" : close_reason_;
   f["castgate"]["channels"] = next_channel_id_;
-  f["castgate"]["bytes"] = {{"to_user", bytes_to_user_}, {"to_target", bytes_to_target_}};
+  log_->add_byte_counts(f, bytes_to_target_, bytes_to_user_);
   if (last_exit_status_) f["process"]["exit_code"] = *last_exit_status_;
   if (last_exit_signal_) f["castgate"]["exit_signal"] = *last_exit_signal_;
   if (session_started_) {
-    // ECS: what the user (the source) sent towards the target, and what came back.
-    f["source"]["bytes"] = bytes_to_target_;
-    f["destination"]["bytes"] = bytes_to_user_;
     f["network"] = {{"protocol", "ssh"}, {"transport", "tcp"}};
     log_->end(EventKind{"session.end", "", close_reason_}, std::move(f));
   } else {

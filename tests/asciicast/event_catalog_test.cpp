@@ -64,6 +64,7 @@ const std::map<std::string, std::string> kFieldTypes = {
     {"event.category", "keyword"},
     {"event.dataset", "keyword"},
     {"event.duration", "long"},
+    {"event.id", "keyword"},
     {"event.kind", "keyword"},
     {"event.module", "keyword"},
     {"event.outcome", "keyword"},
@@ -199,8 +200,14 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
   h.kind = "shell";
   rec.start(h);
   rec.from_target("hello\r\n", false);
-  log.end(EventKind{"session.end", "", "closed"}, json::object());
-  REQUIRE(sink.lines.size() >= 5);
+  rec.finish();
+  json channel_end;
+  log.add_byte_counts(channel_end, 3, 7);
+  log.emit(EventKind{"channel.end", "", "closed"}, std::move(channel_end), 0);
+  json session_end{{"network", {{"protocol", "ssh"}, {"transport", "tcp"}}}};
+  log.add_byte_counts(session_end, 3, 7);
+  log.end(EventKind{"session.end", "", "closed"}, std::move(session_end));
+  REQUIRE(sink.lines.size() >= 6);
   for (const auto& line : sink.lines) {
     json j = json::parse(line);
     CAPTURE(line);
@@ -216,6 +223,7 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
     CHECK(j["event"]["module"] == "castgate");
     CHECK(j["event"]["dataset"] == "castgate.audit");
     CHECK(j["event"]["sequence"] == j["castgate"]["seq"]);
+    CHECK(j["event"]["id"] == "s1:" + j["castgate"]["seq"].dump());
     CHECK(j["observer"]["hostname"] == "gw-1");
     std::vector<std::string> wrong;
     check_types(j, "", wrong);
@@ -227,6 +235,11 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
       CHECK(j["user"]["group"]["id"] == json::array({"0b6f5c1e-2a4d-4c1b-9f3e-7d8a9b0c1d2e"}));
       CHECK(j["destination"].contains("domain") != j["destination"].contains("ip"));
       CHECK_FALSE(j["user"].contains("target"));
+    }
+    if (j["event"]["action"] == "session.end") {
+      CHECK(j["source"]["bytes"] == 3);
+      CHECK(j["destination"]["bytes"] == 7);
+      CHECK(j["network"]["transport"] == "tcp");
     }
   }
 }

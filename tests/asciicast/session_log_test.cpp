@@ -72,6 +72,8 @@ TEST_CASE("every line is canonical JSON, chained and signed") {
     CHECK(j.dump() == line);  // canonical: exactly what nlohmann writes
     CHECK(j["castgate"]["seq"] == i);
     CHECK(j["castgate"]["prev"] == prev);
+    CHECK(j["event"]["sequence"] == i);
+    CHECK(j["event"]["id"] == "sess1:" + std::to_string(i));  // json and asciicast lines alike
     CHECK(j["castgate"]["session"] == "sess1");
     CHECK(j["castgate"]["instance"] == "gw-test");
     CHECK(j["source"]["ip"] == "192.0.2.7");
@@ -112,8 +114,65 @@ TEST_CASE("a long exec command is split over several lines that each fit") {
     json j = json::parse(l);
     joined += j["process"]["command_line"].get<std::string>();
     CHECK(j["castgate"]["part"]["count"] == sink.lines.size());
+    CHECK(j["event"]["id"] == "s:" + j["castgate"]["seq"].dump());  // each part its own id
   }
   CHECK(joined == cmd);
+}
+
+TEST_CASE("byte counts name a destination only when the record has one") {
+  MemorySink sink;
+  ManualClock clock;
+  SessionLog log(SessionLogOptions{}, "s", Endpoint{"192.0.2.7", 50000}, sink,
+                 std::make_shared<Backlog>(1 << 20), clock);
+  log.set_identity(alice());
+  auto ended_with_bytes = [&](const char* action) {
+    json f;
+    log.add_byte_counts(f, 12, 345);
+    if (std::string_view(action) == "channel.end")
+      log.emit(EventKind{action, "", "closed"}, std::move(f), 0);
+    else
+      log.end(EventKind{action, "", "closed"}, std::move(f));
+    return json::parse(sink.lines.back());
+  };
+  SUBCASE("refused before routing: no target, so no destination") {
+    for (const char* action : {"channel.end", "connection.closed"}) {
+      CAPTURE(action);
+      json j = ended_with_bytes(action);
+      CHECK_FALSE(j.contains("destination"));
+      CHECK(j["source"] == json{{"ip", "192.0.2.7"}, {"port", 50000}, {"bytes", 12}});
+      CHECK(j["castgate"]["bytes"] == json{{"to_user", 345}, {"to_target", 12}});
+    }
+  }
+  SUBCASE("routed: the destination's bytes next to its address") {
+    log.set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
+    for (const char* action : {"channel.end", "session.end"}) {
+      CAPTURE(action);
+      json j = ended_with_bytes(action);
+      CHECK(j["destination"]["address"] == "db1.int");
+      CHECK(j["destination"]["bytes"] == 345);
+      CHECK(j["source"]["bytes"] == 12);
+    }
+  }
+  SUBCASE("a caller's destination without an address never reaches a line") {
+    log.emit(EventKind{"channel.end", "", "closed"}, json{{"destination", {{"bytes", 1}}}}, 0);
+    json j = json::parse(sink.lines.back());
+    CHECK_FALSE(j.contains("destination"));
+    CHECK(j["event"]["id"] == "s:" + j["castgate"]["seq"].dump());
+  }
+}
+
+TEST_CASE("a gateway-level chain names no source: its byte counts stay castgate's") {
+  MemorySink sink;
+  ManualClock clock;
+  SessionLog log(SessionLogOptions{}, "gateway-x", Endpoint{"", 0}, sink,
+                 std::make_shared<Backlog>(1 << 20), clock);
+  json f;
+  log.add_byte_counts(f, 1, 2);
+  log.emit(EventKind{"gateway.stop", "", ""}, std::move(f));
+  json j = json::parse(sink.lines.back());
+  CHECK_FALSE(j.contains("source"));
+  CHECK_FALSE(j.contains("destination"));
+  CHECK(j["event"]["id"] == "gateway-x:0");
 }
 
 TEST_CASE("backlog pauses producers and wakes them once drained") {

@@ -619,6 +619,10 @@ def check_record(gw: Gateway, full_schema: bool = False, lost: set[str] | None =
         assert isinstance(event, dict)
         errors = sorted(validator.iter_errors(event), key=lambda e: e.path)
         assert not errors, f"line {i + 1} does not match the schema: {errors[0].message}\n{text[:500]}"
+        # What a JSON Schema cannot say: event.id and event.sequence name the line's place in its chain.
+        place = f"{event['castgate']['session']}:{event['castgate']['seq']}"
+        assert event["event"]["id"] == place and event["event"]["sequence"] == event["castgate"]["seq"], \
+            f"line {i + 1}: event.id {event['event']['id']!r} is not {place!r}"
         # Accepted by the shipped index templates (Elasticsearch rejects a whole document whose
         # field is not of its mapped type, an IP address that is not one, say).
         for template in index_templates():
