@@ -35,6 +35,13 @@ CheckpointLedger::Period CheckpointLedger::take() {
   return p;
 }
 
+std::string worker_chain_prefix(std::string_view chain) {
+  constexpr std::string_view kHead = "worker-";
+  constexpr size_t kTail = 10;
+  if (!chain.starts_with(kHead) || chain.size() <= kHead.size() + kTail) return "";
+  return std::string(chain.substr(kHead.size(), chain.size() - kHead.size() - kTail));
+}
+
 std::string checkpoint_digest(const CheckpointLedger::Period& period) {
   std::string text = "started\n";
   for (const auto& id : period.started) text += id + "\n";

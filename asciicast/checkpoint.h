@@ -45,6 +45,10 @@ class CheckpointLedger {
   uint64_t total_ended_ = 0;
 };
 
+// The prefix of every chain a worker process starts: a worker's own chain is "worker-", that
+// prefix and 10 more characters (gateway.cpp names them so). Empty if `chain` is not of that form.
+std::string worker_chain_prefix(std::string_view chain);
+
 // SHA-256 (hex) over what a checkpoint lists as started and ended, in order: the "digest" member.
 std::string checkpoint_digest(const CheckpointLedger::Period& period);
 

@@ -1,6 +1,6 @@
 #include "asciicast/event_catalog.h"
 
-#include <algorithm>
+#include <unordered_map>
 
 namespace castgate::asciicast {
 
@@ -74,10 +74,13 @@ const std::vector<EventClass>& event_catalog() {
 }
 
 const EventClass* event_class(std::string_view action) {
-  const auto& c = event_catalog();
-  auto at =
-      std::find_if(c.begin(), c.end(), [&](const EventClass& e) { return e.action == action; });
-  return at == c.end() ? nullptr : &*at;
+  static const auto by_action = [] {
+    std::unordered_map<std::string_view, const EventClass*> m;
+    for (const auto& e : event_catalog()) m.emplace(e.action, &e);
+    return m;
+  }();
+  auto at = by_action.find(action);
+  return at == by_action.end() ? nullptr : at->second;
 }
 
 }  // namespace castgate::asciicast

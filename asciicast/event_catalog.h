@@ -11,6 +11,9 @@ namespace castgate::asciicast {
 
 // The ECS release whose field definitions the catalog follows (written as ecs.version).
 inline constexpr std::string_view kEcsVersion = "9.4.0";
+// event.dataset and event.module of every event castgate writes.
+inline constexpr std::string_view kEventDataset = "castgate.audit";
+inline constexpr std::string_view kEventModule = "castgate";
 
 struct EventClass {
   std::string_view action;                 // event.action, castgate's name

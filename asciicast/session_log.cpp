@@ -17,10 +17,6 @@ namespace castgate::asciicast {
 
 using nlohmann::json;
 
-namespace {
-constexpr const char* kEventDataset = "castgate.audit";  // event.dataset of every event
-}  // namespace
-
 std::string event_id(std::string_view chain, uint64_t seq) {
   std::string id(chain);
   id += ':';
@@ -227,7 +223,7 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
   json ev;
   ev["action"] = kind.action;
   ev["dataset"] = kEventDataset;
-  ev["module"] = "castgate";
+  ev["module"] = kEventModule;
   const EventClass* c = event_class(kind.action);
   if (!c) log::error("event " + kind.action + " is not in castgate's event catalog");
   ev["kind"] = c ? c->kind : "event";
@@ -375,10 +371,14 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   suffix_ += frag_before_event_;
   suffix_ += R"("event":{"action":)";
   append_json_string(suffix_, action);
-  suffix_ += R"(,"category":["session"],"dataset":"castgate.audit",)";
+  suffix_ += R"(,"category":["session"],"dataset":")";
+  suffix_ += kEventDataset;
+  suffix_ += R"(",)";
   suffix_ += frag_event_id_;
   append_json_uint(suffix_, seq_);
-  suffix_ += R"(","kind":"event","module":"castgate","sequence":)";
+  suffix_ += R"(","kind":"event","module":")";
+  suffix_ += kEventModule;
+  suffix_ += R"(","sequence":)";
   append_json_uint(suffix_, seq_);
   suffix_ += R"(,"type":["info"]})";
   // With searchable text, the same text again as ECS "message", right after "event" in key

@@ -64,41 +64,28 @@ int TerminalTracker::on_settermprop(int prop, void* value, void* self) {
 
 TerminalTracker::TerminalTracker(int cols, int rows)
     : cols_(std::clamp(cols, 2, 1000)), rows_(std::clamp(rows, 2, 1000)) {
-  vt_ = vterm_new(rows_, cols_);
-  vterm_set_utf8(vt_, 1);
-  screen_ = vterm_obtain_screen(vt_);
-  static const VTermScreenCallbacks callbacks = [] {
-    VTermScreenCallbacks c{};
-    c.settermprop = [](VTermProp prop, VTermValue* val, void* user) {
-      return on_settermprop(prop, val, user);
-    };
-    return c;
-  }();
-  vterm_screen_set_callbacks(screen_, &callbacks, this);
-  vterm_screen_enable_altscreen(screen_, 1);
-  vterm_screen_reset(screen_, 1);
+  terminal_ = std::make_unique<EmulatedTerminal>(rows_, cols_, &on_settermprop, this);
 }
 
-TerminalTracker::~TerminalTracker() {
-  vterm_free(vt_);
-}
+TerminalTracker::~TerminalTracker() = default;
 
 void TerminalTracker::resize(int cols, int rows) {
   cols_ = std::clamp(cols, 2, 1000);
   rows_ = std::clamp(rows, 2, 1000);
-  vterm_set_size(vt_, rows_, cols_);
+  vterm_set_size(terminal_->vt(), rows_, cols_);
 }
 
 // The logical line holding the cursor: rows filled to the last column continue on the next row
 // (libvterm 0.1 does not say which rows were wrapped, a full row is the best sign).
 std::string TerminalTracker::cursor_line(bool up_to_cursor) const {
-  VTermState* state = vterm_obtain_state(vt_);
+  VTermState* state = vterm_obtain_state(terminal_->vt());
   VTermPos cursor;
   vterm_state_get_cursorpos(state, &cursor);
   auto row_full = [&](int row) {
     VTermScreenCell cell;
     VTermPos p{row, cols_ - 1};
-    return vterm_screen_get_cell(screen_, p, &cell) && cell.chars[0] != 0 && cell.chars[0] != ' ';
+    return vterm_screen_get_cell(terminal_->screen(), p, &cell) && cell.chars[0] != 0 &&
+           cell.chars[0] != ' ';
   };
   int first = cursor.row;
   while (first > 0 && row_full(first - 1)) --first;
@@ -112,7 +99,7 @@ std::string TerminalTracker::cursor_line(bool up_to_cursor) const {
     for (int col = 0; col < end_col;) {
       VTermScreenCell cell;
       VTermPos p{row, col};
-      if (!vterm_screen_get_cell(screen_, p, &cell)) break;
+      if (!vterm_screen_get_cell(terminal_->screen(), p, &cell)) break;
       if (cell.chars[0] == 0) {
         row_text += ' ';
       } else {
@@ -168,10 +155,10 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
   while (!bytes.empty()) {
     size_t nl = pending_.empty() ? std::string_view::npos : bytes.find('\n');
     if (nl == std::string_view::npos) {
-      vterm_input_write(vt_, bytes.data(), bytes.size());
+      vterm_input_write(terminal_->vt(), bytes.data(), bytes.size());
       break;
     }
-    vterm_input_write(vt_, bytes.data(), nl);
+    vterm_input_write(terminal_->vt(), bytes.data(), nl);
     // The first waiting line whose echo this is; the ones before it were never echoed (typed
     // with echo off) and are kept out of the record.
     size_t match = pending_.size();
@@ -194,7 +181,7 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
       pending_.pop_front();
       pending_newlines_ = 0;
     }
-    vterm_input_write(vt_, "\n", 1);
+    vterm_input_write(terminal_->vt(), "\n", 1);
     bytes.remove_prefix(nl + 1);
   }
   // What is being typed is recordable as soon as the terminal shows it.

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "asciicast/emulated_terminal.h"
+
 struct VTerm;
 struct VTermScreen;
 
@@ -64,8 +66,7 @@ class TerminalTracker {
   void release(Line& line, bool masked);
   static int on_settermprop(int prop, void* value, void* self);
 
-  VTerm* vt_ = nullptr;
-  VTermScreen* screen_ = nullptr;
+  std::unique_ptr<EmulatedTerminal> terminal_;
   int cols_, rows_;
   bool alt_screen_ = false;
   bool secret_ = false;        // the current line is typed at a password prompt

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "asciicast/chain.h"
+#include "asciicast/checkpoint.h"
 #include "asciicast/locked_stdout.h"
 #include "asciicast/untrusted_text.h"
 #include "common/log.h"
@@ -38,18 +39,6 @@ bool plain_principal(std::string_view p) {
 
 std::chrono::system_clock::time_point from_unix(uint64_t s) {
   return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<int64_t>(s)));
-}
-
-}  // namespace
-
-namespace {
-
-// The prefix every chain of the worker whose own chain is `chain` ("worker-", the prefix, and 10
-// more characters: gateway.cpp names them so); empty if `chain` is not of that form.
-std::string worker_prefix(const std::string& chain) {
-  constexpr size_t kHead = 7, kTail = 10;
-  if (chain.rfind("worker-", 0) != 0 || chain.size() <= kHead + kTail) return "";
-  return chain.substr(kHead, chain.size() - kHead - kTail);
 }
 
 bool well_formed_checkpoint(const json& c, const std::string& prefix) {
@@ -97,7 +86,7 @@ bool signable_event(std::string_view line, size_t max_line, bool from_parent,
     if (from_parent)
       return (id.rfind("worker-", 0) == 0 || id.rfind("gateway-", 0) == 0) &&
              well_formed_checkpoint(*checkpoint, "");
-    std::string prefix = worker_prefix(worker_chain);
+    std::string prefix = asciicast::worker_chain_prefix(worker_chain);
     return !prefix.empty() && id == worker_chain && well_formed_checkpoint(*checkpoint, prefix);
   }
   auto final = c.find("final");
@@ -267,7 +256,7 @@ std::string Signer::attach(const Message& request, Arrival& arrival, UniqueFd& a
     return refuse(request.id, "attach", "only the control connection attaches connections");
   // The body names the worker's own chain (checkpoints): "worker-" and letters and digits.
   const std::string& chain = request.body;
-  if (chain.size() > 64 || (!chain.empty() && worker_prefix(chain).empty()) ||
+  if (chain.size() > 64 || (!chain.empty() && asciicast::worker_chain_prefix(chain).empty()) ||
       !std::all_of(chain.begin(), chain.end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
       }))

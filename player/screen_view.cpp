@@ -70,10 +70,6 @@ std::string status_text(const StatusLine& s) {
   return out;
 }
 
-void ScreenView::VTermFree::operator()(VTerm* vt) const {
-  vterm_free(vt);
-}
-
 ScreenView::ScreenView(int cols, int rows) : cols_(clamp_cols(cols)), rows_(clamp_rows(rows)) {
   reset(cols, rows);
 }
@@ -91,22 +87,7 @@ void ScreenView::reset(int cols, int rows) {
   cols_ = clamp_cols(cols);
   rows_ = clamp_rows(rows);
   if (cols_ * rows_ > kMaxCells) rows_ = std::max(2, kMaxCells / cols_);
-  vt_.reset(vterm_new(rows_, cols_));
-  vterm_set_utf8(vt_.get(), 1);
-  // Answers to the recorded program's queries (device attributes, cursor position) go nowhere.
-  vterm_output_set_callback(
-      vt_.get(), [](const char*, size_t, void*) {}, nullptr);
-  screen_ = vterm_obtain_screen(vt_.get());
-  static const VTermScreenCallbacks callbacks = [] {
-    VTermScreenCallbacks c{};
-    c.settermprop = [](VTermProp prop, VTermValue* val, void* user) {
-      return on_settermprop(prop, val, user);
-    };
-    return c;
-  }();
-  vterm_screen_set_callbacks(screen_, &callbacks, this);
-  vterm_screen_enable_altscreen(screen_, 1);
-  vterm_screen_reset(screen_, 1);
+  terminal_ = std::make_unique<asciicast::EmulatedTerminal>(rows_, cols_, &on_settermprop, this);
   cursor_visible_ = true;
   invalidate();
 }
@@ -120,7 +101,7 @@ void ScreenView::resize(int cols, int rows) {
   if (cols == cols_ && rows == rows_) return;
   cols_ = cols;
   rows_ = rows;
-  vterm_set_size(vt_.get(), rows_, cols_);
+  vterm_set_size(terminal_->vt(), rows_, cols_);
   invalidate();
 }
 
@@ -146,7 +127,7 @@ bool ScreenView::resize(std::string_view text) {
 }
 
 void ScreenView::output(std::string_view text) {
-  vterm_input_write(vt_.get(), text.data(), text.size());
+  vterm_input_write(terminal_->vt(), text.data(), text.size());
 }
 
 std::string ScreenView::row_text(int row, int max_cols, int anchor_row) const {
@@ -154,7 +135,7 @@ std::string ScreenView::row_text(int row, int max_cols, int anchor_row) const {
   int limit = std::min(max_cols, cols_);
   for (int col = 0; col < limit;) {
     VTermScreenCell cell;
-    if (!vterm_screen_get_cell(screen_, VTermPos{row, col}, &cell)) break;
+    if (!vterm_screen_get_cell(terminal_->screen(), VTermPos{row, col}, &cell)) break;
     int width = cell.width > 0 ? cell.width : 1;
     if (col + width > limit) {
       out.append(static_cast<size_t>(limit - col), ' ');
@@ -212,7 +193,7 @@ std::string ScreenView::frame(TerminalSize analyst, const std::string& status) {
   out += seq::kEraseLine;
   drawn_[static_cast<size_t>(analyst.rows - 1)] = std::move(line);
   VTermPos cursor;
-  vterm_state_get_cursorpos(vterm_obtain_state(vt_.get()), &cursor);
+  vterm_state_get_cursorpos(vterm_obtain_state(terminal_->vt()), &cursor);
   if (cursor_visible_ && cursor.row < screen_rows && cursor.col < analyst.cols) {
     out += seq::cursor_to(cursor.row + 1, cursor.col + 1);
     out += seq::kShowCursor;

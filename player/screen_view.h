@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "asciicast/emulated_terminal.h"
+
 struct VTerm;
 struct VTermScreen;
 
@@ -73,11 +75,7 @@ class ScreenView {
   void invalidate() { drawn_.clear(); }
 
  private:
-  struct VTermFree {
-    void operator()(VTerm* vt) const;
-  };
-  std::unique_ptr<VTerm, VTermFree> vt_;
-  VTermScreen* screen_ = nullptr;  // owned by vt_
+  std::unique_ptr<asciicast::EmulatedTerminal> terminal_;
   int cols_, rows_;
   bool cursor_visible_ = true;
   std::vector<std::string> drawn_;  // what each analyst row shows now

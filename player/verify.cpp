@@ -389,20 +389,13 @@ std::optional<CheckpointLine> read_checkpoint(const json& line) {
   return out;
 }
 
-// The prefix every chain a worker process makes starts with: its own id is "worker-", the
-// prefix, and 10 more characters (gateway.cpp names it so).
-std::string worker_prefix(const std::string& chain) {
-  constexpr size_t kHead = 7, kTail = 10;
-  return chain.size() > kHead + kTail ? chain.substr(kHead, chain.size() - kHead - kTail) : "";
-}
-
 // Whether `writer` may speak of chain `id` in its checkpoints: the parent of its worker
 // processes' chains and the signer's; a worker process of the chains it made.
 bool may_name(const std::string& writer, const std::string& id) {
   if (writer.rfind("gateway-", 0) == 0)
     return id.rfind("worker-", 0) == 0 || id.rfind("signer-", 0) == 0;
   if (writer.rfind("worker-", 0) != 0) return false;
-  std::string prefix = worker_prefix(writer);
+  std::string prefix = asciicast::worker_chain_prefix(writer);
   return !prefix.empty() && id.rfind(prefix, 0) == 0 && id.rfind("worker-", 0) != 0;
 }
 
