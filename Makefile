@@ -3,8 +3,14 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
+E2E_WORKERS ?= $(JOBS)
 PYTEST     := /usr/bin/python3 -m pytest
 CMAKE_ARGS ?=
+# The builds only the tests use (sanitizer, fuzz) are unity builds: several source files compiled
+# as one, so the headers they share (nlohmann/json, simdjson, doctest) are compiled once, not once
+# per file; UNITY=OFF builds them file by file (quicker to rebuild after changing one file). The
+# release build, which the demo and the benchmarks use too, is always built file by file.
+UNITY      ?= ON
 
 .PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench bench-libssh-0.11 format check-format clean
 
@@ -18,7 +24,8 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCASTGATE_SANITIZE=ON -DCASTGATE_FAULT_INJECTION=ON $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCASTGATE_SANITIZE=ON -DCASTGATE_FAULT_INJECTION=ON \
+	  -DCMAKE_UNITY_BUILD=$(UNITY) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 # Unit tests in both builds, fuzz targets over their seed corpora, then the end-to-end suite
@@ -33,10 +40,15 @@ unit:
 	@echo "== unit tests (release)"; $(BUILD)/tests/castgate_unit_tests -m
 	@echo "== unit tests (ASan+UBSan)"; $(ASAN_BUILD)/tests/castgate_unit_tests -m
 
+# The end-to-end tests run E2E_WORKERS at a time (pytest-xdist), except those that bound how long
+# something takes (marked timing), which run one at a time after them, and the bulk transfers.
 e2e:
-	@echo "== end-to-end tests (castgate built with ASan+UBSan, real peers)"
+	@echo "== end-to-end tests (castgate built with ASan+UBSan, real peers; $(E2E_WORKERS) at a time)"
 	@CASTGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/gateway/castgate \
-	  $(PYTEST) -q -p no:cacheprovider -m "not bulk" tests/e2e $(PYTEST_ARGS)
+	  $(PYTEST) -q -p no:cacheprovider -n $(E2E_WORKERS) -m "not bulk and not timing" tests/e2e $(PYTEST_ARGS)
+	@echo "== end-to-end tests that bound a time (ASan+UBSan build, one at a time)"
+	@CASTGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/gateway/castgate \
+	  $(PYTEST) -q -p no:cacheprovider -m "timing and not bulk" tests/e2e $(PYTEST_ARGS)
 	@echo "== end-to-end bulk transfers (release build)"
 	@CASTGATE_BIN=$(CURDIR)/$(BUILD)/gateway/castgate \
 	  $(PYTEST) -q -p no:cacheprovider -m bulk tests/e2e $(PYTEST_ARGS)
@@ -44,8 +56,8 @@ e2e:
 fuzz-smoke:
 	@echo "== fuzz targets (short run)"
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-	  -DCASTGATE_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	  -DCASTGATE_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_UNITY_BUILD=$(UNITY) $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	@bash tests/fuzz/run.sh $(FUZZ_BUILD) 4
 
 fuzz: 

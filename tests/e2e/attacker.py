@@ -51,7 +51,7 @@ def target_gateway(gateway_factory, sshd, keys):
 
 
 @pytest.fixture
-def test_user_password():
+def test_user_password(test_account):
     """A password for the unprivileged test account (sudo asks for it), removed afterwards."""
     password = "pw-" + secrets.token_hex(12)
     run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)

@@ -6,14 +6,25 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from harness import CASTGATE, Gateway, Keys, Sshd, check_record, run  # noqa: E402
+from harness import CASTGATE, Gateway, Keys, Sshd, check_record, exclusive, run  # noqa: E402
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "bulk: moves hundreds of megabytes; make test runs these "
                             "against the release build (the rest against the sanitizer build)")
+    config.addinivalue_line("markers", "timing: bounds how long something takes (an echo during an "
+                            "attack, a health probe): make test runs these one at a time, after the "
+                            "others have run in parallel, so that no other test's load adds to it")
     if not os.path.exists(CASTGATE):
         raise pytest.UsageError(f"castgate binary not found at {CASTGATE}; run make build")
+
+
+@pytest.fixture
+def test_account():
+    """The castgate-test account (scripts/test-setup.sh) to this test alone, for a test that sets
+    its password or writes into its home directory."""
+    with exclusive("castgate-test-account"):
+        yield
 
 
 @pytest.fixture(scope="session")

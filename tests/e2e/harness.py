@@ -7,6 +7,8 @@ timeout and every process is stopped when its test ends.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import ipaddress
 import json
@@ -17,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from typing import Callable, Iterable
 
@@ -44,6 +47,19 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         if time.monotonic() > deadline:
             raise TimeoutError_(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def exclusive(name: str):
+    """Holds a lock that every castgate test run on this machine shares, for a test that changes
+    something they all share (the castgate-test account, a fixed path): parallel workers
+    (pytest -n) and other checkouts' runs take turns."""
+    with open(pathlib.Path(tempfile.gettempdir()) / f"castgate-e2e-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -476,8 +492,10 @@ class Tmux:
         self._tmux("send-keys", "-t", "t", *keys)
 
     def wait_for(self, text: str, timeout: float = 15) -> str:
-        return wait_until(lambda: self.screen() if text in self.screen() else None, timeout,
-                          f"{text!r} on the screen")
+        def shown():
+            screen = self.screen()
+            return screen if text in screen else None
+        return wait_until(shown, timeout, f"{text!r} on the screen")
 
     def resize(self, width: int, height: int):
         self._tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))

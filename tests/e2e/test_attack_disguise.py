@@ -70,6 +70,7 @@ def test_scp_command_with_a_shell_behind_it(watched, keys):
                for e in events_of(gw, session, "command"))
 
 
+@pytest.mark.usefixtures("test_account")
 def test_a_program_named_scp(watched, keys, tmp_path):
     """A program uploaded as `scp` and run as `./scp -f x` is not scp."""
     gw, mark = watched, marker()
@@ -168,6 +169,7 @@ def test_sftp_where_the_target_speaks_first(gateway_factory, keys, tmp_path):
         shutil.rmtree(place)
 
 
+@pytest.mark.usefixtures("test_account")
 def test_user_rc_files_do_not_run_on_targets(watched, keys):
     """~/.ssh/rc would run before every command, SFTP included, and could speak for it: the
     per-session certificates do not grant permit-user-rc."""

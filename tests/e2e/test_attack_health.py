@@ -131,6 +131,7 @@ def probes_pass(port: int, times: int = 6):
         time.sleep(0.2)
 
 
+@pytest.mark.timing
 def test_idle_connections_do_not_starve_the_health_probe(health_gateway, keys):
     gw = health_gateway
     assert gw.health_port
@@ -150,6 +151,7 @@ def test_idle_connections_do_not_starve_the_health_probe(health_gateway, keys):
     probes_pass(gw.health_port, times=2)
 
 
+@pytest.mark.timing
 def test_slowloris_clients_do_not_starve_the_health_probe(health_gateway, keys):
     gw = health_gateway
     bystander = Bystander(gw, keys)
@@ -165,6 +167,7 @@ def test_slowloris_clients_do_not_starve_the_health_probe(health_gateway, keys):
     probes_pass(gw.health_port, times=2)
 
 
+@pytest.mark.timing
 def test_a_dripping_client_is_closed_after_the_short_timeout(health_gateway):
     """Without any pressure on the cap, a client that never finishes its request is still closed
     after castgate's client timeout (2 s), however steadily it drips bytes."""

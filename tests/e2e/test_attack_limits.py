@@ -367,7 +367,7 @@ def test_absurd_terminal_sizes(watched, keys, attack):
 
 
 @pytest.fixture
-def watched_with_dropbear(gateway_factory, sshd, keys, tmp_path):
+def watched_with_dropbear(test_account, gateway_factory, sshd, keys, tmp_path):
     """Like `watched`, with a dropbear target (legacy.int, signed in to with a static key) beside
     OpenSSH (db1.int)."""
     static = keygen(tmp_path / "dropbear-static")

@@ -126,6 +126,7 @@ def watched(gateway_factory, sshd, keys):
             made["bystander"].close()
 
 
+@pytest.mark.timing
 def test_a_thousand_half_open_connections_from_one_address(watched, keys):
     """1,000 pre-auth connections from one address in waves of 100 (a third idle, a third with a
     client banner, a third with a banner and a KEXINIT cut off), each wave held for a second,
@@ -193,6 +194,7 @@ def test_a_thousand_half_open_connections_from_one_address(watched, keys):
     assert end < rss.start + 32, (rss.start, rss.peak, end)
 
 
+@pytest.mark.timing
 def test_ten_thousand_connect_disconnect_cycles(watched, keys):
     """10,000 connections opened and dropped as fast as 8 threads can: closed at once, closed
     after the client banner, closed after reading castgate's banner, and a share doing a real key

@@ -1,6 +1,7 @@
 """Gateway core: real OpenSSH clients through castgate to a real OpenSSH sshd."""
 
 import hashlib
+import itertools
 import os
 import pathlib
 import signal
@@ -47,9 +48,15 @@ def test_interactive_shell_through_a_real_pty(gateway, keys):
         term.type("stty size")
         term.wait_for("30 100")
         term.resize(120, 40)
-        time.sleep(0.5)
-        term.type("stty size")
-        term.wait_for("40 120")
+        # The new size travels from the terminal through ssh, castgate and sshd to the target's
+        # pty: ask until it has arrived there.
+        asked = itertools.count()
+
+        def target_size():
+            n = next(asked)
+            term.type(f"echo size-{n}=$(stty size | tr ' ' x)")
+            return f"\nsize-{n}=40x120" in term.wait_for(f"\nsize-{n}=")
+        wait_until(target_size, 15, "the target's pty to be 120x40", interval=0.2)
         term.type("exit 7")
         term.wait_for("CLIENT-EXIT=7")
     finally:

@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from attacker import Bystander, attack_gateway, mallory_session, marker, still_serving
-from harness import CASTGATE, LOGIN, check_record, player, run, wait_until
+from harness import CASTGATE, LOGIN, check_record, exclusive, player, run, wait_until
 
 FAULTS = "fault injection" in run([CASTGATE, "--version"]).stdout.decode()
 ESCAPE = pathlib.Path("/tmp/castgate-sandbox-escape")
@@ -26,12 +26,20 @@ def worker_of(gw, session: str) -> int:
     return accepted["castgate"]["worker"]["pid"]
 
 
+@pytest.fixture
+def no_escape():
+    """ESCAPE, the file a sandboxed worker tries to create (common/fault_injection.cpp), absent and
+    this test's alone until it ends (a fixed path: other workers and runs wait)."""
+    with exclusive("sandbox-escape"):
+        ESCAPE.unlink(missing_ok=True)
+        yield
+
+
 @pytest.mark.parametrize("how", ["kill", "abort", "forbidden"])
-def test_a_worker_that_dies_costs_only_its_own_sessions(gateway_factory, sshd, keys, how):
+def test_a_worker_that_dies_costs_only_its_own_sessions(no_escape, gateway_factory, sshd, keys, how):
     if how != "kill" and not FAULTS:
         pytest.skip("castgate was built without -DCASTGATE_FAULT_INJECTION (make asan has it)")
     mark = marker("CRASH")
-    ESCAPE.unlink(missing_ok=True)
     gw = attack_gateway(gateway_factory, sshd, keys,
                         extra_args=["--worker-processes", "2"],
                         env={"CASTGATE_TEST_FAULT": f"input!{how}:{mark}"} if how != "kill" else None)

@@ -92,6 +92,7 @@ def test_slow_reader_on_the_target_side(gateway, keys):
     assert max(samples) - base < 80, f"castgate grew from {base:.0f} to {max(samples):.0f} MB"
 
 
+@pytest.mark.timing
 def test_a_stuck_user_stalls_only_their_own_session(gateway, keys):
     stuck = subprocess.Popen(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"]) +
                              [f"{LOGIN}@127.0.0.1", "cat /dev/urandom"], stdout=subprocess.PIPE)

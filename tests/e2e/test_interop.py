@@ -11,6 +11,7 @@ from harness import LOGIN, TEST_USER, Dropbear, keygen, pubkey, run
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.usefixtures("test_account")
 def test_dropbear_target_with_a_static_key(gateway_factory, keys, tmp_path):
     static = keygen(tmp_path / "dropbear-static")
     home = pathlib.Path(pwd.getpwnam(TEST_USER).pw_dir)

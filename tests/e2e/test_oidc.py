@@ -290,6 +290,7 @@ def test_identity_provider_unreachable(gateway_factory, sshd, tmp_path):
     assert f["castgate"]["auth_error"] == "idp_unreachable"
 
 
+@pytest.mark.timing
 def test_twenty_people_at_once_while_a_session_keeps_echoing(gateway_factory, sshd, idp, tmp_path, keys):
     # Twenty people behind one address (the tests' 127.0.0.1): lift the per-source limits that
     # would otherwise (rightly) slow one address down.

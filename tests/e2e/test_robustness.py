@@ -26,6 +26,7 @@ def echo_roundtrip(term, token: str, timeout: float = 5) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.timing
 def test_garbage_and_truncated_handshakes_do_not_disturb_a_live_session(gateway, keys):
     term = open_shell(gateway, keys)
     try:
@@ -50,6 +51,7 @@ def test_garbage_and_truncated_handshakes_do_not_disturb_a_live_session(gateway,
     assert gateway.proc.alive()
 
 
+@pytest.mark.timing
 def test_200_idle_unauthenticated_connections(gateway_factory, sshd, keys):
     # All from one address: the per-source cap (tested in test_attack_preauth.py) is lifted here.
     gateway = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
@@ -73,6 +75,7 @@ def test_200_idle_unauthenticated_connections(gateway_factory, sshd, keys):
         term.close()
 
 
+@pytest.mark.timing
 def test_cap_on_unauthenticated_connections(gateway_factory, sshd, keys):
     gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                          [sshd.known_hosts_line()], bound={"db1.int": "db1.int"},
@@ -93,6 +96,7 @@ def test_cap_on_unauthenticated_connections(gateway_factory, sshd, keys):
         term.close()
 
 
+@pytest.mark.timing
 def test_preauth_timeout(gateway_factory, sshd, keys):
     gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                          [sshd.known_hosts_line()], extra_args=["--preauth-timeout", "2s"])

@@ -50,7 +50,7 @@ std::string ed25519_blob(const std::string& raw) {
   return w.take();
 }
 
-const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+const auto kSignerNow = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
 
 CertificateOrder good_order() {
   CertificateOrder o;
@@ -64,8 +64,8 @@ CertificateOrder good_order() {
   return o;
 }
 
-struct Fixture {
-  ManualClock clock{kNow};
+struct SignerFixture {
+  ManualClock clock{kSignerNow};
   asciicast::testing::MemorySink sink;
   asciicast::SessionLog audit{asciicast::SessionLogOptions{"gw-test", 8192, nullptr},
                               "signer-t",
@@ -231,7 +231,7 @@ struct RawSigner {
 }  // namespace
 
 TEST_CASE("the signer signs a certificate for one principal and writes its own audit event") {
-  Fixture f;
+  SignerFixture f;
   auto m = f.ask(Type::kSignCertificate, encode_order(good_order()));
   REQUIRE(m.type == Type::kCertificate);
   uint64_t serial = 0;
@@ -258,7 +258,7 @@ TEST_CASE("the signer signs a certificate for one principal and writes its own a
 }
 
 TEST_CASE("the signer refuses what it cannot check, each with an audit event") {
-  Fixture f;
+  SignerFixture f;
   auto o = good_order();
   o.principal = "root,ubuntu";  // two principals in one
   CHECK(f.refusal(o).find("principal") != std::string::npos);
@@ -304,7 +304,7 @@ TEST_CASE("the signer refuses what it cannot check, each with an audit event") {
 }
 
 TEST_CASE("the signer refuses garbage frames and signs event lines only") {
-  Fixture f;
+  SignerFixture f;
   std::string error;
   for (std::string junk : {std::string(), std::string("\x00\x00\x00\x01", 4),
                            std::string("\x00\x00\x00\x06\x02\x02\x00\x00\x00\x01", 10),  // v2
@@ -402,7 +402,7 @@ TEST_CASE("the signer process: keys read there, requests straight to its socket,
 }
 
 TEST_CASE("no certificate leaves the signer unless its audit line was written") {
-  Fixture f;
+  SignerFixture f;
   bool written = true;
   f.signer.set_audit(&f.audit, [&written] { return written; });
   CHECK(f.ask(Type::kSignCertificate, encode_order(good_order())).type == Type::kCertificate);

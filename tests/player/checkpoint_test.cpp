@@ -87,7 +87,7 @@ const SessionVerdict& find(const std::vector<SessionVerdict>& verdicts, const st
   return *at;
 }
 
-bool mentions(const SessionVerdict& v, const std::string& text) {
+bool checkpoint_mentions(const SessionVerdict& v, const std::string& text) {
   for (const auto& p : v.problems)
     if (p.find(text) != std::string::npos) return true;
   return false;
@@ -135,19 +135,19 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
     auto verdicts = gw.verify(without(lines, [](const json& j) { return of(j, kA); }));
     const auto& a_verdict = find(verdicts, kA);
     CHECK(!a_verdict.ok);
-    CHECK(mentions(a_verdict, "no event of it is in the store"));
+    CHECK(checkpoint_mentions(a_verdict, "no event of it is in the store"));
     CHECK(verify_exit_status(verdicts, false) == kVerifyExitFailed);
   }
   SUBCASE("a session whose end was deleted is truncated, not open") {
     auto verdicts = gw.verify(
         without(lines, [](const json& j) { return of(j, kA) && j["castgate"]["seq"] == 1; }));
-    CHECK(mentions(find(verdicts, kA), "says it ended: the record was truncated"));
+    CHECK(checkpoint_mentions(find(verdicts, kA), "says it ended: the record was truncated"));
   }
   SUBCASE("a removed checkpoint is named, besides the gap in its chain") {
     auto verdicts = gw.verify(without(lines, [](const json& j) { return is_checkpoint(j, 1); }));
     const auto& w = find(verdicts, kWorker);
-    CHECK(mentions(w, "checkpoint 1 is missing"));
-    CHECK(mentions(w, "are missing"));
+    CHECK(checkpoint_mentions(w, "checkpoint 1 is missing"));
+    CHECK(checkpoint_mentions(w, "are missing"));
     CHECK(!w.open);
   }
   SUBCASE("an altered checkpoint does not count and is reported") {
@@ -158,7 +158,7 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
         if (at != std::string::npos) l.replace(at, 6, "sess-x");
       }
     auto verdicts = gw.verify(edited);
-    CHECK(mentions(find(verdicts, kWorker), "signature does not verify"));
+    CHECK(checkpoint_mentions(find(verdicts, kWorker), "signature does not verify"));
     CHECK(std::none_of(verdicts.begin(), verdicts.end(),
                        [](const SessionVerdict& v) { return v.session == "sess-x"; }));
   }
@@ -170,7 +170,7 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
     verifier.add_file(log.file());
     auto verdicts = verifier.finish();
     CHECK(!find(verdicts, kB).open);
-    CHECK(mentions(find(verdicts, kB), "the whole gateway stopped without closing it"));
+    CHECK(checkpoint_mentions(find(verdicts, kB), "the whole gateway stopped without closing it"));
     CHECK(verify_exit_status(verdicts, false) == kVerifyExitFailed);
   }
   SUBCASE("a worker chain no parent names vouches for nothing") {
@@ -183,7 +183,7 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
     asciicast::write_checkpoint(*forged, 1, seconds(1), p, false);
     auto stored = gw.sink.lines;
     auto verdicts = gw.verify(stored);
-    CHECK(mentions(find(verdicts, "worker-zzzzzyyyyyyyyyy"), "not believed"));
+    CHECK(checkpoint_mentions(find(verdicts, "worker-zzzzzyyyyyyyyyy"), "not believed"));
     CHECK(std::none_of(verdicts.begin(), verdicts.end(),
                        [](const SessionVerdict& v) { return v.session == "zzzzz-victim"; }));
   }
@@ -194,7 +194,7 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
     gw.clock.advance(seconds(1));
     asciicast::write_checkpoint(*worker, ++gw.number, seconds(1), p, false);
     auto verdicts = gw.verify(gw.sink.lines);
-    CHECK(mentions(find(verdicts, kWorker), "which is not one of its chains"));
+    CHECK(checkpoint_mentions(find(verdicts, kWorker), "which is not one of its chains"));
     CHECK(std::none_of(verdicts.begin(), verdicts.end(),
                        [](const SessionVerdict& v) { return v.session == "other-session"; }));
   }
@@ -207,7 +207,7 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
       worker->emit_signed(EventKind{"checkpoint", "", ""},
                           json{{"castgate", {{"checkpoint", json::parse(body)}}}});
       auto verdicts = gw.verify(gw.sink.lines);
-      CHECK(mentions(find(verdicts, kWorker), "is malformed"));
+      CHECK(checkpoint_mentions(find(verdicts, kWorker), "is malformed"));
     }
   }
   SUBCASE("checkpoints that stop while the instance wrote on: truncated, not open") {
@@ -222,8 +222,8 @@ TEST_CASE("checkpoints tell a deleted session, a removed checkpoint, open from t
     auto verdicts = gw.verify(stored);
     const auto& b_verdict = find(verdicts, kB);
     CHECK(!b_verdict.open);
-    CHECK(mentions(b_verdict, "the store holds later lines of its instance"));
-    CHECK(mentions(find(verdicts, kWorker), "later lines of its instance"));
+    CHECK(checkpoint_mentions(b_verdict, "the store holds later lines of its instance"));
+    CHECK(checkpoint_mentions(find(verdicts, kWorker), "later lines of its instance"));
   }
 }
 
@@ -273,7 +273,7 @@ TEST_CASE("a long list of open sessions is written in signed parts within the li
            j["castgate"]["checkpoint"]["part"]["index"] == 1;
   });
   auto partial = gw.verify(fewer);
-  CHECK(mentions(find(partial, kWorker), "parts of checkpoint 1 are missing"));
+  CHECK(checkpoint_mentions(find(partial, kWorker), "parts of checkpoint 1 are missing"));
 }
 
 TEST_CASE("the ledger lists what started and ended since the last take, and what is open") {
