@@ -11,7 +11,7 @@ PACKAGES=(
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux rsync git
   zbar-tools  # zbarimg decodes the sign-in QR code off a rendered screen
-  python3 python3-pytest python3-pytest-timeout python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq
+  python3 python3-pytest python3-pytest-timeout python3-pytest-xdist python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq
   chromium  # headless, for the web player test
   nodejs npm
 )
