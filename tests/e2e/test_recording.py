@@ -163,13 +163,16 @@ def test_shell_commands_with_history_and_tab_completion(gateway, keys, tmp_path)
     try:
         term.type("export PS1='cmd$ '")
         term.wait_for("cmd$")
+        # Each time, the next prompt before the next keys: keys typed ahead are echoed by the
+        # target's tty before bash redraws them after its prompt, and the screen (so the command
+        # line derived from it) then holds both.
         term.type("echo first-command")
-        term.wait_for("\nfirst-command")
+        term.wait_for("\nfirst-command\ncmd$")
         # History: arrow up recalls "echo first-command"; edit it to "echo first-command-edited".
         term.keys("Up")
         time.sleep(0.3)
         term.type("-edited")
-        term.wait_for("\nfirst-command-edited")
+        term.wait_for("\nfirst-command-edited\ncmd$")
         # Tab completion of a unique file name.
         term.type(f"cat {tmp_path}/completion-targ", enter=False)
         time.sleep(0.2)
