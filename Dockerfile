@@ -9,7 +9,7 @@ FROM debian:${DEBIAN}-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake ninja-build g++ pkg-config ca-certificates \
       libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev \
-      doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev zlib1g-dev libzstd-dev npm \
+      doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev libisal-dev libzstd-dev npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

@@ -1,14 +1,12 @@
 #include "player/log_reader.h"
 
+#include "player/decompressor.h"
 #include "player/terminal_text.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <zlib.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -99,109 +97,16 @@ class TempOutput {
 
 constexpr size_t kChunk = 1 << 18;
 
-// A decompression bomb stops here: 1,000 times the compressed size (logs compress 10 to 50
-// times), at least 1 GiB, at most 16 GiB.
-size_t decompressed_limit(size_t compressed) {
-  constexpr size_t kGiB = size_t{1} << 30;
-  return std::min(16 * kGiB, std::max(kGiB, compressed * 1000));
-}
-
-void check_limit(const TempOutput& out, size_t limit, const std::string& path) {
-  if (out.size() > limit)
-    throw std::runtime_error(terminal_safe(path) + " decompresses to more than " +
-                             std::to_string(limit) + " bytes (a decompression bomb?); not read");
-}
-
-// gzip, with every member (concatenated gzip files are one valid gzip file). False if the data
-// ends before its last member does.
-bool gunzip(std::string_view in, TempOutput& out, const std::string& path) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw std::runtime_error("zlib: out of memory");
-  std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&zs, &inflateEnd);
-  std::vector<char> buf(kChunk);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = 0;
-  size_t left = in.size();
-  const size_t limit = decompressed_limit(in.size());
-  bool members_done = false;  // at least one whole member
-  for (;;) {
-    if (zs.avail_in == 0 && left > 0) {
-      auto take = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
-      zs.avail_in = take;
-      left -= take;
-    }
-    zs.next_out = reinterpret_cast<Bytef*>(buf.data());
-    zs.avail_out = static_cast<uInt>(buf.size());
-    int rc = inflate(&zs, Z_NO_FLUSH);
-    out.write(buf.data(), buf.size() - zs.avail_out);
-    check_limit(out, limit, path);
-    if (rc == Z_STREAM_END) {
-      members_done = true;
-      if (zs.avail_in == 0 && left == 0) return true;
-      if (inflateReset(&zs) != Z_OK) throw std::runtime_error("zlib: reset failed");
-      continue;
-    }
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && left == 0) return false;  // cut short
-    // Padding or junk after whole members (gzip(1) ignores trailing zeros): keep what was read.
-    if (rc == Z_DATA_ERROR && members_done) return false;
-    if (rc != Z_OK)
-      throw std::runtime_error(terminal_safe(path) + ": not valid gzip data (" +
-                               (zs.msg ? zs.msg : "error") + ") after " +
-                               std::to_string(out.size()) + " bytes");
-  }
-}
-
-bool unzstd(std::string_view in, TempOutput& out, const std::string& path) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
-  if (!ctx) throw std::runtime_error("zstd: out of memory");
-  std::vector<char> buf(kChunk);
-  ZSTD_inBuffer input{in.data(), in.size(), 0};
-  const size_t limit = decompressed_limit(in.size());
-  size_t last = 0;  // 0 once a frame is whole and flushed
-  bool frame_done = false;
-  while (input.pos < input.size) {
-    ZSTD_outBuffer output{buf.data(), buf.size(), 0};
-    last = ZSTD_decompressStream(ctx.get(), &output, &input);
-    if (ZSTD_isError(last)) {
-      if (frame_done) return false;  // junk after whole frames: keep what was read
-      throw std::runtime_error(terminal_safe(path) + ": not valid zstd data (" +
-                               ZSTD_getErrorName(last) + ") after " + std::to_string(out.size()) +
-                               " bytes");
-    }
-    out.write(buf.data(), output.pos);
-    check_limit(out, limit, path);
-    if (last == 0) frame_done = true;
-  }
-  // What the last frame still holds; no output at all means it is cut short.
-  while (last != 0) {
-    ZSTD_outBuffer output{buf.data(), buf.size(), 0};
-    last = ZSTD_decompressStream(ctx.get(), &output, &input);
-    if (ZSTD_isError(last) || output.pos == 0) break;
-    out.write(buf.data(), output.pos);
-    check_limit(out, limit, path);
-  }
-  return last == 0;
-}
-
 }  // namespace
 
 void MappedFile::decompress() {
-  std::string_view in(data_, size_);
-  bool gzip = in.size() >= 2 && static_cast<unsigned char>(in[0]) == 0x1f &&
-              static_cast<unsigned char>(in[1]) == 0x8b;
-  bool zstd = in.size() >= 4 && static_cast<unsigned char>(in[0]) == 0x28 &&
-              static_cast<unsigned char>(in[1]) == 0xb5 &&
-              static_cast<unsigned char>(in[2]) == 0x2f &&
-              static_cast<unsigned char>(in[3]) == 0xfd;
-  if (!gzip && !zstd) return;
-  compression_ = gzip ? "gzip" : "zstd";
+  auto decompressor = Decompressor::open(data(), path_);
+  if (!decompressor) return;
+  compression_ = to_string(decompressor->compression());
   TempOutput out(path_);
-  bool whole = gzip ? gunzip(in, out, path_) : unzstd(in, out, path_);
-  if (!whole)
-    std::cerr << "castgate-player: " << terminal_safe(path_) << ": the " << compression_
-              << " data ends early or is followed by other bytes (a truncated or padded file?); "
-                 "reading the "
-              << out.size() << " bytes it holds\n";
+  std::vector<char> buf(kChunk);
+  while (size_t n = decompressor->read(buf.data(), buf.size())) out.write(buf.data(), n);
+  std::cerr << decompressor->warning();
   if (mapped_) munmap(const_cast<char*>(data_), mapped_);
   mapped_ = 0;
   owned_.clear();

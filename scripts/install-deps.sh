@@ -7,10 +7,11 @@ PACKAGES=(
   # build
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config clang-format
   libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev
-  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev zlib1g-dev libzstd-dev
+  doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev libisal-dev libzstd-dev
   # real peers for the tests and the demo
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux rsync git
   zbar-tools  # zbarimg decodes the sign-in QR code off a rendered screen
+  zstd  # compresses the logs the player tests read
   python3 python3-pytest python3-pytest-timeout python3-pytest-xdist python3-paramiko python3-pyte python3-jsonschema python3-yaml asciinema jq
   chromium  # headless, for the web player test
   nodejs npm
