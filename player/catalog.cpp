@@ -23,9 +23,9 @@ int64_t get_int(element e, const char* path, int64_t fallback) {
 
 }  // namespace
 
-void Catalog::add_file(const MappedFile& file) {
+void Catalog::add_text(std::string_view text) {
   for (std::string_view needle : {"session.start", "session.end", "session.lost", "policy.denied"})
-    for_each_line(file, needle, [&](std::string_view line, size_t) { add_line(line); });
+    for_each_line(text, needle, [&](std::string_view line, size_t) { add_line(line); });
 }
 
 void Catalog::add_line(std::string_view line) {

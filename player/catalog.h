@@ -38,7 +38,9 @@ struct CatalogFilter {
 
 class Catalog {
  public:
-  void add_file(const MappedFile& file);
+  void add_file(const MappedFile& file) { add_text(file.data()); }
+  // Whole lines of a log: a file's content, or a piece of it (see InputChunks).
+  void add_text(std::string_view text);
   std::vector<SessionSummary> sessions(const CatalogFilter& filter) const;
   // Lines that looked like session events but could not be read (cut short, not JSON).
   size_t unreadable() const { return unreadable_; }

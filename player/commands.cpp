@@ -18,13 +18,13 @@ std::string text_at(element e, const char* path) {
 
 }  // namespace
 
-void CommandIndex::add_file(const MappedFile& file) {
-  catalog_.add_file(file);
+void CommandIndex::add_text(std::string_view text) {
+  catalog_.add_text(text);
   // `"command` is in every command event (the action, process.command_line) raw or escaped;
   // `"alert` in every alert; the rest of those lines are parsed and dropped by their action.
   for (std::string_view needle : {std::string_view("\"command"), std::string_view("\"alert"),
                                   std::string_view("channel.end")})
-    for_each_line(file, needle, [&](std::string_view line, size_t) { add_line(line); });
+    for_each_line(text, needle, [&](std::string_view line, size_t) { add_line(line); });
 }
 
 void CommandIndex::add_line(std::string_view line) {

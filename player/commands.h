@@ -35,7 +35,9 @@ struct CommandFilter {
 class CommandIndex {
  public:
   // Reads command, alert and channel.end events, and the session events `list` reads.
-  void add_file(const MappedFile& file);
+  void add_file(const MappedFile& file) { add_text(file.data()); }
+  // Whole lines of a log: a file's content, or a piece of it (see InputChunks).
+  void add_text(std::string_view text);
   // Rows matching `filter`, in time order.
   std::vector<CommandRow> rows(const CommandFilter& filter) const;
   // Lines that looked like command, alert or channel-end events (or session events) but could

@@ -21,7 +21,7 @@
 
 namespace castgate::player {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, Content content) : path_(path) {
   if (path == "-") {
     owned_.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     data_ = owned_.data();
@@ -50,7 +50,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     ::close(fd);
   }
-  decompress();
+  if (content == Content::kDecompressed) decompress();
 }
 
 MappedFile::~MappedFile() {
@@ -148,29 +148,31 @@ bool names_castgate(const char* p, const char* stop) {
 
 }  // namespace
 
-LineCensus census(const MappedFile& file) {
-  LineCensus c;
-  std::string_view all = file.data();
-  const char* p = all.data();
-  const char* end = p + all.size();
-  size_t line_no = 0;  // in the file, empty lines included
+void LineCensus::add(std::string_view text) {
+  const char* p = text.data();
+  const char* end = p + text.size();
   while (p < end) {
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     const char* stop = nl ? nl : end;
-    ++line_no;
+    ++numbered;
     if (stop > p) {
-      ++c.lines;
+      ++lines;
       // Every stored shape (raw, Docker, CRI, a shipper's record) ends with the object's brace:
       // a line cut short does not, and is no event either.
       const char* last = stop - 1;
       if (*last == '\r' && last > p) --last;
       if (*last == '}' && names_castgate(p, stop))
-        ++c.candidates;
-      else if (c.first_other == 0)
-        c.first_other = line_no;
+        ++candidates;
+      else if (first_other == 0)
+        first_other = numbered;
     }
     p = stop + 1;
   }
+}
+
+LineCensus census(const MappedFile& file) {
+  LineCensus c;
+  c.add(file.data());
   return c;
 }
 
@@ -198,9 +200,8 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths) {
   return out;
 }
 
-void for_each_line(const MappedFile& file, std::string_view needle,
+void for_each_line(std::string_view all, std::string_view needle,
                    const std::function<void(std::string_view, size_t)>& fn) {
-  std::string_view all = file.data();
   const char* base = all.data();
   const char* end = base + all.size();
   if (needle.empty()) {

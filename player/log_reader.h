@@ -19,9 +19,12 @@ const std::vector<std::string_view>& castgate_top_level_members();
 
 class MappedFile {
  public:
+  // kDecompressed: compressed data is decompressed into an unlinked temporary file, which is
+  // mapped instead; kStored: the bytes as stored.
+  enum class Content { kDecompressed, kStored };
   // "-" reads stdin; throws on failure. Compressed data that ends early (a truncated object) is
   // kept as far as it goes, with a warning on stderr.
-  explicit MappedFile(const std::string& path);
+  explicit MappedFile(const std::string& path, Content content = Content::kDecompressed);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -49,7 +52,10 @@ struct LineCensus {
   size_t lines = 0;  // not empty
   size_t candidates = 0;
   size_t first_other = 0;  // its line number in the file, 0 if none
+  size_t numbered = 0;     // lines counted so far, empty ones included
   size_t others() const { return lines - candidates; }
+  // Counts the lines of `text`, the next piece of the file: it starts where a line does.
+  void add(std::string_view text);
 };
 LineCensus census(const MappedFile& file);
 
@@ -74,8 +80,15 @@ bool unwrap_line(std::string_view line, StoredEvent& out);
 std::string_view session_named_in(std::string_view line);
 
 // Calls `fn(line, line_number)` for every line of `file` that contains `needle` (all lines if
-// `needle` is empty). Finding the needle first and the line second is what makes selection fast.
-void for_each_line(const MappedFile& file, std::string_view needle,
+// `needle` is empty; line numbers only then). Finding the needle first and the line second is
+// what makes selection fast.
+// `text` is whole lines: a file's content, or a piece of it that starts at a line's start
+// (line numbers then count from there).
+void for_each_line(std::string_view text, std::string_view needle,
                    const std::function<void(std::string_view, size_t)>& fn);
+inline void for_each_line(const MappedFile& file, std::string_view needle,
+                          const std::function<void(std::string_view, size_t)>& fn) {
+  for_each_line(file.data(), needle, fn);
+}
 
 }  // namespace castgate::player

@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "player/commands.h"
 #include "player/export.h"
 #include "player/follow.h"
+#include "player/input_chunks.h"
 #include "player/log_reader.h"
 #include "player/play.h"
 #include "player/terminal_text.h"
@@ -81,10 +83,8 @@ std::vector<std::string> files(const po::variables_map& vm) {
 // Lines of the inputs that cannot be castgate events, over all files read so far.
 size_t g_other_lines = 0;
 
-// Opens an input and says on stderr what in it is not castgate's: nothing is skipped silently.
-std::unique_ptr<MappedFile> open_input(const std::string& path) {
-  auto file = std::make_unique<MappedFile>(path);
-  auto c = census(*file);
+// Says on stderr what in an input is not castgate's: nothing is skipped silently.
+void report_census(const std::string& path, const LineCensus& c) {
   if (c.lines > 0 && c.candidates == 0)
     std::cerr << "castgate-player: " << terminal_safe(path) << ": no castgate events in its "
               << c.lines << " lines\n";
@@ -93,7 +93,30 @@ std::unique_ptr<MappedFile> open_input(const std::string& path) {
               << c.lines << " lines are not castgate events or are cut short (the first: line "
               << c.first_other << ")\n";
   g_other_lines += c.others();
+}
+
+std::unique_ptr<MappedFile> open_input(const std::string& path) {
+  auto file = std::make_unique<MappedFile>(path);
+  report_census(path, census(*file));
   return file;
+}
+
+// list and commands read every input once, front to back, in pieces of whole lines (see
+// InputChunks: compressed inputs are decompressed ahead of the scan, without a temporary file).
+void scan_inputs(const po::variables_map& vm, const std::function<void(std::string_view)>& add) {
+  auto paths = files(vm);
+  InputChunks inputs(paths);
+  LineCensus c;
+  inputs.read(
+      [&](std::string_view text) {
+        c.add(text);
+        add(text);
+      },
+      [&](size_t i, const std::string& warning) {
+        std::cerr << warning;
+        report_census(paths[i], c);
+        c = {};
+      });
 }
 
 // Lines that looked like the events a command reads but could not be read: said on stderr, and
@@ -190,7 +213,7 @@ int cmd_list(int argc, char** argv) {
   if (vm.count("until")) f.until = time_bound(vm["until"].as<std::string>(), true);
   f.include_denied = vm.count("denied") > 0;
   Catalog catalog;
-  for (auto& path : files(vm)) catalog.add_file(*open_input(path));
+  scan_inputs(vm, [&](std::string_view text) { catalog.add_text(text); });
   report_unreadable(catalog.unreadable());
   auto sessions = catalog.sessions(f);
   if (vm.count("json")) {
@@ -263,10 +286,15 @@ int cmd_commands(int argc, char** argv) {
   std::optional<Verifier> verifier;
   if (vm.count("key"))
     verifier.emplace(load_recording_keys(vm["key"].as<std::string>()), VerifyOptions{});
-  for (auto& path : files(vm)) {
-    auto file = open_input(path);
-    index.add_file(*file);
-    if (verifier) verifier->add_file(*file);
+  if (verifier) {
+    // The verifier needs each file whole.
+    for (auto& path : files(vm)) {
+      auto file = open_input(path);
+      index.add_file(*file);
+      verifier->add_file(*file);
+    }
+  } else {
+    scan_inputs(vm, [&](std::string_view text) { index.add_text(text); });
   }
   report_unreadable(index.unreadable());
   std::map<std::string, std::string> verdict;  // session -> "ok", "lost", "open", "FAILED"

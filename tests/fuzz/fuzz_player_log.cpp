@@ -1,17 +1,22 @@
-// A whole stored log (many lines, any wrapping) through every player command: list, verify,
-// channels and export. Stored logs are untrusted: a crafted line must never crash the player.
+// A whole stored log (many lines, any wrapping, plain, gzip or zstd) through every player
+// command: list and commands (read in pieces, as they read compressed inputs), verify, channels
+// and export. Stored logs are untrusted: a crafted line or a damaged compressed object must never
+// crash the player (what it refuses, it refuses with an error).
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "player/catalog.h"
+#include "player/commands.h"
 #include "player/export.h"
+#include "player/input_chunks.h"
 #include "player/verify.h"
 
 namespace {
@@ -42,8 +47,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto keys = seed_keys();
   int fd = memfd_with(std::string_view(reinterpret_cast<const char*>(data), size));
   if (fd < 0) return 0;
-  {
-    MappedFile file("/proc/self/fd/" + std::to_string(fd));
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  try {
+    CommandIndex index;
+    InputChunks({path}, 1).read([&](std::string_view text) { index.add_text(text); },
+                                [](size_t, const std::string&) {});
+    index.rows({});
+  } catch (const std::runtime_error&) {
+    // Not valid compressed data, or a decompression bomb: refused as the player refuses it.
+  }
+  try {
+    MappedFile file(path);
     Catalog catalog;
     catalog.add_file(file);
     CatalogFilter all;
@@ -71,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         verified.write(out, std::nullopt, error);
       }
     }
+  } catch (const std::runtime_error&) {
+    // The same refusal, through the temporary-file path verify and export read.
   }
   close(fd);
   return 0;

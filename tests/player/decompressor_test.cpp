@@ -1,44 +1,30 @@
-// The decompressor (ISA-L's gzip, zstd) on the shapes log stores hand over. Compressed data is
+// The decompressor (ISA-L's gzip, zstd) on the shapes log stores hand over, and list and commands
+// reading plain, gzip and zstd inputs through InputChunks to the same answers. Compressed data is
 // made by the real gzip(1) and zstd(1).
 #include "player/decompressor.h"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "player/catalog.h"
+#include "player/commands.h"
+#include "player/input_chunks.h"
 #include "player/log_reader.h"
+#include "tests/player/temp_file.h"
 
 namespace castgate::player {
 namespace {
 
-// A temporary file, removed when the test ends.
-struct TempPath {
-  std::string path;
-  explicit TempPath(const std::string& bytes = "") {
-    char name[] = "/tmp/castgate-decompress-XXXXXX";
-    int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = name;
-    std::ofstream(path, std::ios::binary) << bytes;
-  }
-  ~TempPath() { std::remove(path.c_str()); }
-  std::string bytes() const {
-    std::ostringstream s;
-    s << std::ifstream(path, std::ios::binary).rdbuf();
-    return s.str();
-  }
-};
+using testing::TempFile;
 
 // `text` through `tool` (gzip -c, zstd -q -c), as a file named `text` would be compressed.
 std::string compressed(const std::string& tool, const std::string& text) {
-  TempPath in(text), out;
+  TempFile in(text), out;
   REQUIRE(std::system((tool + " " + in.path + " > " + out.path).c_str()) == 0);
   return out.bytes();
 }
@@ -155,7 +141,7 @@ TEST_CASE("gzip and zstd: empty data, an empty file") {
     CHECK(r.text.empty());
     CHECK(r.warning.empty());
   }
-  TempPath empty;
+  TempFile empty;
   MappedFile f(empty.path);
   CHECK(f.data().empty());
   CHECK(std::string(f.compression()).empty());
@@ -174,6 +160,131 @@ TEST_CASE("zstd: frames, padding and a cut") {
   auto cut = decompress(zst.substr(0, zst.size() / 2));
   CHECK(a.compare(0, cut.text.size(), cut.text) == 0);
   CHECK(cut.warning.find("the zstd data ends early") != std::string::npos);
+}
+
+namespace {
+
+// Sessions, commands, alerts and channel ends of many interleaved sessions, enough to make
+// several pieces, with a line longer than a piece and lines that are not castgate's.
+std::string interleaved_log() {
+  auto line = [](size_t session, uint64_t seq, const std::string& action, nlohmann::json more) {
+    nlohmann::json j = {{"@timestamp", numbered("2026-11-30T10:", 10 + seq) + ":00.000000Z"},
+                        {"castgate", {{"session", numbered("s", session)}, {"seq", seq}}},
+                        {"event", {{"action", action}}}};
+    j.merge_patch(more);
+    return j.dump() + "\n";
+  };
+  std::string text;
+  constexpr size_t kSessions = 4000;
+  for (size_t s = 0; s < kSessions; ++s)
+    text += line(s, 0, "session.start",
+                 {{"user", {{"email", numbered("u", s % 7) + "@example.com"}}},
+                  {"destination", {{"address", numbered("db", s % 3)}}}});
+  text += "kernel: not castgate's\n\n";
+  for (size_t s = 0; s < kSessions; ++s) {
+    text += line(s, 1, "command",
+                 {{"castgate", {{"channel", 0}, {"command_source", "exec"}}},
+                  {"process", {{"command_line", numbered("make check ", s)}}}});
+    text += line(s, 2, "alert", {{"castgate", {{"channel", 0}}}, {"rule", {{"name", "r"}}}});
+    if (s == kSessions / 2)
+      text += line(s, 3, "output", {{"message", std::string(3 << 20, 'x')}});  // > one piece
+    text += line(s, 4, "channel.end",
+                 {{"castgate", {{"channel", 0}}}, {"process", {{"exit_code", int(s % 4)}}}});
+  }
+  for (size_t s = 0; s < kSessions; s += 2)
+    text += line(s, 5, "session.end", {{"castgate", {{"end_reason", "closed"}}}});
+  std::string cut = line(1, 9, "session.end", nlohmann::json::object());
+  text += cut.substr(0, cut.size() - 3);  // cut short, and the last line
+  return text;
+}
+
+struct Answers {
+  std::string sessions, commands;
+  size_t unreadable = 0, lines = 0, others = 0, first_other = 0;
+  bool operator==(const Answers&) const = default;
+};
+
+std::string sessions_of(const Catalog& catalog) {
+  CatalogFilter all;
+  all.include_denied = true;
+  std::string out;
+  for (const auto& s : catalog.sessions(all))
+    out += s.session + " " + s.start + " " + s.end + " " + s.user_email + " " + s.target + " " +
+           s.end_reason + "\n";
+  return out;
+}
+
+std::string commands_of(const CommandIndex& index) {
+  std::string out;
+  for (const auto& r : index.rows({}))
+    out += r.time + " " + r.session + " " + r.command + " " +
+           std::to_string(r.exit_code.value_or(-1)) + " " + std::to_string(r.alerts.size()) + " " +
+           r.who.user_email + "\n";
+  return out;
+}
+
+Answers through_chunks(const std::vector<std::string>& paths, unsigned threads) {
+  Catalog catalog;
+  CommandIndex index;
+  LineCensus census;
+  InputChunks(paths, threads)
+      .read(
+          [&](std::string_view text) {
+            census.add(text);
+            catalog.add_text(text);
+            index.add_text(text);
+          },
+          [](size_t, const std::string& warning) { CHECK(warning.empty()); });
+  return {sessions_of(catalog), commands_of(index), catalog.unreadable(),
+          census.lines,         census.others(),    census.first_other};
+}
+
+}  // namespace
+
+TEST_CASE("list and commands: the same answers from plain, gzip and zstd inputs") {
+  std::string text = interleaved_log();
+  TempFile plain(text),
+      gz(gzipped(text.substr(0, text.size() / 3)) + gzipped(text.substr(text.size() / 3))),
+      zst(zstded(text));
+  Answers expected;
+  {
+    MappedFile f(plain.path);
+    Catalog catalog;
+    CommandIndex index;
+    catalog.add_file(f);
+    index.add_file(f);
+    auto c = census(f);
+    expected = {sessions_of(catalog), commands_of(index), catalog.unreadable(), c.lines,
+                c.others(),           c.first_other};
+  }
+  REQUIRE(expected.sessions.size() > 100000);
+  REQUIRE(expected.commands.size() > 100000);
+  CHECK(expected.unreadable == 1);
+  CHECK(expected.others == 2);
+  for (const auto& path : {plain.path, gz.path, zst.path}) {
+    CAPTURE(path);
+    CHECK(through_chunks({path}, 1) == expected);
+    CHECK(through_chunks({path}, 2) == expected);
+    MappedFile whole(path);  // the temporary-file path, for verify and export
+    CHECK(whole.data() == text);
+  }
+  // Several inputs decompressed at once read in order: the file numbering of each is its own.
+  Answers parts = through_chunks({gz.path, zst.path, plain.path}, 2);
+  CHECK(parts.lines == 3 * expected.lines);
+}
+
+TEST_CASE("InputChunks: an error is raised in the input's turn, after the inputs before it") {
+  std::string text = log_text(10);
+  TempFile good(gzipped(text)), bad(std::string("\x1f\x8b", 2) + std::string(64, '\0'));
+  std::vector<size_t> done;
+  InputChunks chunks({good.path, bad.path, good.path}, 2);
+  CHECK_THROWS_WITH_AS(chunks.read([](std::string_view) {},
+                                   [&](size_t i, const std::string&) { done.push_back(i); }),
+                       doctest::Contains("not valid gzip data"), std::runtime_error);
+  CHECK(done == std::vector<size_t>{0});
+  CHECK_THROWS_WITH_AS(InputChunks({"/nonexistent/x.gz"})
+                           .read([](std::string_view) {}, [](size_t, const std::string&) {}),
+                       doctest::Contains("cannot open"), std::runtime_error);
 }
 
 }  // namespace castgate::player

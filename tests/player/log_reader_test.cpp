@@ -1,29 +1,14 @@
 #include "player/log_reader.h"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <string>
+
+#include "tests/player/temp_file.h"
 
 using namespace castgate::player;
 
-namespace {
-// A temporary file holding `text`, removed when the test ends.
-struct TempFile {
-  std::string path;
-  explicit TempFile(const std::string& text) {
-    char name[] = "/tmp/castgate-census-XXXXXX";
-    int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = name;
-    std::ofstream(path, std::ios::binary) << text;
-  }
-  ~TempFile() { std::remove(path.c_str()); }
-};
-}  // namespace
+using testing::TempFile;
 
 TEST_CASE("census: lines that can be castgate events, in every stored shape, and the others") {
   TempFile f(
