@@ -366,14 +366,25 @@ def bench_many_sessions(s: Setup, count: int) -> dict:
             c.close()
 
 
-def bench_player(work: pathlib.Path, log: pathlib.Path) -> dict:
-    """castgate-player list/export against jq doing the same selection, on the same file."""
+def bench_player(work: pathlib.Path, log: pathlib.Path, parts: int = 16) -> dict:
+    """castgate-player list, commands and export against jq doing the same selection, on the same
+    log: plain, gzip -6 as one file, and split into `parts` files of whole lines, each gzip -6, as a
+    bucket prefix of S3 objects is (jq reads the gzip forms through zcat). MB/s count decompressed
+    bytes."""
     player = os.environ.get("CASTGATE_PLAYER_BIN", str(REPO / "build" / "player" / "castgate-player"))
     sessions = json.loads("[" + ",".join(
         subprocess.run([player, "list", "--json", str(log)], capture_output=True, check=True)
         .stdout.decode().splitlines()) + "]")
     target = sessions[len(sessions) // 2]["session"]
     size = log.stat().st_size
+    gz = work / "log.jsonl.gz"
+    subprocess.run(f"gzip -6 -c {log} > {gz}", shell=True, check=True)
+    objects = work / "objects"
+    objects.mkdir(exist_ok=True)
+    subprocess.run(["split", "-n", f"l/{parts}", "-d", "-a", "3", str(log), str(objects / "part-")],
+                   check=True)
+    for part in sorted(objects.iterdir()):
+        subprocess.run(["gzip", "-6", str(part)], check=True)
 
     def timed(cmd, reps=3):
         ts = []
@@ -384,18 +395,33 @@ def bench_player(work: pathlib.Path, log: pathlib.Path) -> dict:
         return median(ts)
 
     # Page cache warm for everyone.
-    subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL)
-    t_list = timed([player, "list", str(log)])
-    t_list_jq = timed(f"jq -c 'select(.event.action==\"session.start\" or .event.action==\"session.end\") | "
-                      f"{{s:.castgate.session,u:.user.email,t:.destination.address,a:.event.action}}' {log}", 1)
+    subprocess.run(f"cat {log} {gz} {objects}/* > /dev/null", shell=True)
+    selections = {
+        "list": "select(.event.action==\"session.start\" or .event.action==\"session.end\") | "
+                "{s:.castgate.session,u:.user.email,t:.destination.address,a:.event.action}",
+        "commands": "select(.event.action==\"command\" or .event.action==\"alert\" or "
+                    ".event.action==\"channel.end\" or .event.action==\"session.start\" or "
+                    ".event.action==\"session.end\") | {t:.\"@timestamp\",s:.castgate.session,"
+                    "c:.process.command_line,a:.event.action,x:.process.exit_code}",
+    }
+    forms = {"plain": (str(log), f"cat {log}"), "gzip": (str(gz), f"zcat {gz}"),
+             "gzip_parts": (str(objects), f"zcat {objects}/*.gz")}
+    r = {"log_bytes": size, "gzip_bytes": gz.stat().st_size, "parts": parts,
+         "sessions": len(sessions)}
+    for command, selection in selections.items():
+        for form, (path, source) in forms.items():
+            t = timed([player, command, path])
+            t_jq = timed(f"{source} | jq -c '{selection}'", 1) if form != "plain" else \
+                timed(f"jq -c '{selection}' {log}", 1)
+            key = f"{command}_{form}"
+            r.update({f"{key}_s": t, f"{key}_mb_s": size / t / 1e6, f"{key}_jq_s": t_jq,
+                      f"{key}_speedup": t_jq / t})
     t_export = timed([player, "export", "--session", target, "--channel", "0", str(log)])
     t_export_jq = timed(f"jq -c 'select(.castgate.session==\"{target}\" and .castgate.channel==0 and "
                         f".asciicast != null) | (.asciicast.header // .asciicast.event)' {log}", 1)
-    return {"log_bytes": size, "sessions": len(sessions),
-            "list_s": t_list, "list_mb_s": size / t_list / 1e6, "list_jq_s": t_list_jq,
-            "list_speedup": t_list_jq / t_list,
-            "export_s": t_export, "export_mb_s": size / t_export / 1e6, "export_jq_s": t_export_jq,
-            "export_speedup": t_export_jq / t_export}
+    r.update({"export_s": t_export, "export_mb_s": size / t_export / 1e6, "export_jq_s": t_export_jq,
+              "export_speedup": t_export_jq / t_export})
+    return r
 
 
 def make_interleaved_log(s: Setup, target_bytes: int) -> pathlib.Path:
@@ -474,9 +500,16 @@ def report(results: dict, path: pathlib.Path):
     if "player" in results:
         p = results["player"]
         lines += ["| player over a " + f"{p['log_bytes'] / GIB:.2f} GiB log ({p['sessions']} sessions) | castgate-player | jq | speed-up | castgate-player MB/s |",
-                  "|---|---|---|---|---|",
-                  f"| list sessions | {p['list_s']:.2f} s | {p['list_jq_s']:.1f} s | {p['list_speedup']:.0f}x | {p['list_mb_s']:.0f} |",
-                  f"| export one channel | {p['export_s']:.2f} s | {p['export_jq_s']:.1f} s | {p['export_speedup']:.0f}x | {p['export_mb_s']:.0f} |", ""]
+                  "|---|---|---|---|---|"]
+        names = {"plain": "", "gzip": f", gzip -6 ({p.get('gzip_bytes', 0) / 1e6:.0f} MB)",
+                 "gzip_parts": f", {p.get('parts', 0)} gzip files"}
+        for command in ("list", "commands"):
+            for form, name in names.items():
+                key = f"{command}_{form}"
+                if f"{key}_s" in p:
+                    lines.append(f"| {command}{name} | {p[key + '_s']:.2f} s | {p[key + '_jq_s']:.1f} s | "
+                                 f"{p[key + '_speedup']:.1f}x | {p[key + '_mb_s']:.0f} |")
+        lines += [f"| export one channel | {p['export_s']:.2f} s | {p['export_jq_s']:.1f} s | {p['export_speedup']:.1f}x | {p['export_mb_s']:.0f} |", ""]
     path.write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -486,6 +519,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (smoke)")
     ap.add_argument("--only", default="", help="comma-separated: bulk,sftp,echo,first,recording,many,player")
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--player-log", default="",
+                    help="measure the player on this log instead of recording a new one")
     ap.add_argument("--results", default=str(HERE / "results"),
                     help="directory for report.md and results.json (default bench/results)")
     args = ap.parse_args()
@@ -498,15 +533,18 @@ def main():
     reps = 1 if args.quick else 3
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    # Payloads, in the page cache: text (base64 of random bytes, like logs and terminal output),
-    # random binary, zeros.
-    text = work / "text.txt"
-    with open(text, "wb") as f:
-        subprocess.run(f"head -c {size * 3 // 4 + (1 << 20)} /dev/urandom | base64 -w 120", shell=True,
-                       stdout=f, check=True)
-    binary = work / "random.bin"
-    subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=open(binary, "wb"), check=True)
-    s = Setup(work)
+    # The player alone, on a log given, needs no gateway.
+    s = None
+    if only - {"player"} or not args.player_log:
+        # Payloads, in the page cache: text (base64 of random bytes, like logs and terminal
+        # output), random binary, zeros.
+        text = work / "text.txt"
+        with open(text, "wb") as f:
+            subprocess.run(f"head -c {size * 3 // 4 + (1 << 20)} /dev/urandom | base64 -w 120",
+                           shell=True, stdout=f, check=True)
+        binary = work / "random.bin"
+        subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=open(binary, "wb"), check=True)
+        s = Setup(work)
     # A partial run (--only) updates the figures of an earlier full run.
     previous = results_dir / "results.json"
     results = json.loads(previous.read_text()) if args.only and previous.exists() else {}
@@ -532,11 +570,15 @@ def main():
             s.truncate_recordings()
             results["many"] = bench_many_sessions(s, 50 if args.quick else args.sessions)
         if "player" in only:
-            s.truncate_recordings()
-            log = make_interleaved_log(s, (128 << 20) if args.quick else GIB)
+            if args.player_log:
+                log = pathlib.Path(args.player_log)
+            else:
+                s.truncate_recordings()
+                log = make_interleaved_log(s, (128 << 20) if args.quick else GIB)
             results["player"] = bench_player(work, log)
     finally:
-        s.stop()
+        if s:
+            s.stop()
         (results_dir / "results.json").write_text(json.dumps(results, indent=2))
         report(results, results_dir / "report.md")
         shutil.rmtree(work, ignore_errors=True)
