@@ -61,8 +61,11 @@ void Decompressor::invalid(const std::string& why, size_t pending) const {
 
 namespace {
 
-// isal_inflate's counters are 32-bit: input is handed over a slice at a time.
+// isal_inflate's counters are 32-bit: input is handed over a slice at a time, topped up while
+// half a slice is left (the input is one mapping, so ISA-L's view of it only grows).
 constexpr size_t kSlice = size_t{1} << 30;
+// Not one of ISA-L's codes: a member header with FLG's reserved bits set.
+constexpr int kReservedFlags = -100;
 
 std::string isal_error(int rc) {
   switch (rc) {
@@ -74,6 +77,8 @@ std::string isal_error(int rc) {
       return "invalid distance too far back";
     case ISAL_INVALID_WRAPPER:
       return "incorrect header check";
+    case kReservedFlags:
+      return "reserved header flags set";
     case ISAL_UNSUPPORTED_METHOD:
       return "unknown compression method";
     case ISAL_INCORRECT_CHECKSUM:
@@ -84,7 +89,9 @@ std::string isal_error(int rc) {
 }
 
 // ISA-L's inflate: about twice zlib's speed on castgate's logs. Every member is read
-// (concatenated gzip files are one valid gzip file).
+// (concatenated gzip files are one valid gzip file). Each member's header is read here into a
+// header kept across calls (isal_inflate's own header reading does not resume a header cut by
+// the end of its input reliably), then its deflate data and trailer by isal_inflate.
 class GzipDecompressor final : public Decompressor {
  public:
   GzipDecompressor(std::string_view in, const std::string& path, size_t limit)
@@ -92,15 +99,60 @@ class GzipDecompressor final : public Decompressor {
         state_(std::make_unique<inflate_state>()),
         left_(in.size()) {
     isal_inflate_init(state_.get());
-    state_->crc_flag = ISAL_GZIP;
     state_->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(in.data()));
     state_->avail_in = 0;
+    new_member();
   }
 
  private:
   std::unique_ptr<inflate_state> state_;  // 80 KiB: not on the stack
-  size_t left_;                           // input not yet handed to ISA-L
-  bool members_done_ = false;             // at least one whole member
+  isal_gzip_header header_{};             // the member header being read
+  bool in_header_ = true;
+  bool flags_checked_ = false;  // of this member's header
+  size_t left_;                 // input not yet handed to ISA-L
+  bool members_done_ = false;   // at least one whole member
+
+  void new_member() {
+    header_ = isal_gzip_header{};
+    isal_gzip_header_init(&header_);
+    header_.flags = 0;  // not set by isal_gzip_header_init (ISA-L 2.30)
+    in_header_ = true;
+    flags_checked_ = false;
+  }
+
+  void top_up() {
+    inflate_state& s = *state_;
+    if (left_ == 0 || s.avail_in >= kSlice / 2) return;
+    auto take = static_cast<uint32_t>(std::min(left_, kSlice - s.avail_in));
+    s.avail_in += take;
+    left_ -= take;
+  }
+
+  // Reads (more of) a member header: true once it is whole.
+  bool read_header(size_t produced) {
+    inflate_state& s = *state_;
+    // FLG's reserved bits (RFC 1952: must be zero; gzip(1) refuses them), checked before ISA-L
+    // reads the header (fewer than 4 bytes left: the file is cut short anyway).
+    if (!flags_checked_ && s.avail_in >= 4) {
+      flags_checked_ = true;
+      if ((s.next_in[3] & 0xe0) != 0) return fail(kReservedFlags, produced);
+    }
+    int rc = isal_read_gzip_header(&s, &header_);
+    if (rc == ISAL_END_INPUT) return false;
+    if (rc != ISAL_DECOMP_OK) return fail(rc, produced);
+    in_header_ = false;
+    s.crc_flag = ISAL_GZIP_NO_HDR_VER;
+    return true;
+  }
+
+  // Data that is not valid: after whole members, padding or junk (gzip(1) ignores trailing
+  // zeros), kept apart; otherwise an error.
+  bool fail(int rc, size_t produced) {
+    if (!members_done_) invalid(isal_error(rc), produced);
+    failed_ = true;
+    return false;
+  }
+  bool failed_ = false;
 
   size_t fill(char* out, size_t room) override {
     inflate_state& s = *state_;
@@ -109,18 +161,20 @@ class GzipDecompressor final : public Decompressor {
     const uint32_t offered = s.avail_out;
     auto produced = [&] { return size_t{offered - s.avail_out}; };
     for (;;) {
-      if (s.avail_in == 0 && left_ > 0) {
-        auto take = static_cast<uint32_t>(std::min(left_, kSlice));
-        s.avail_in = take;
-        left_ -= take;
-      }
+      top_up();
       const uint32_t avail_in = s.avail_in, avail_out = s.avail_out;
+      if (in_header_) {
+        if (!read_header(produced())) {
+          if (failed_) return end(false, produced());
+          if (s.avail_in == 0 && left_ == 0) return end(false, produced());  // cut short
+          if (s.avail_in == avail_in) invalid("no progress", produced());
+        }
+        continue;
+      }
       int rc = isal_inflate(&s);
       if (rc != ISAL_DECOMP_OK) {
-        // Padding or junk after whole members (gzip(1) ignores trailing zeros): keep what was
-        // read.
-        if (members_done_) return end(false, produced());
-        invalid(isal_error(rc), produced());
+        fail(rc, produced());
+        return end(false, produced());
       }
       if (s.block_state == ISAL_BLOCK_FINISH) {
         members_done_ = true;
@@ -129,9 +183,9 @@ class GzipDecompressor final : public Decompressor {
         uint8_t* next = s.next_in;
         uint32_t avail = s.avail_in;
         isal_inflate_reset(&s);
-        s.crc_flag = ISAL_GZIP;
         s.next_in = next;
         s.avail_in = avail;
+        new_member();
         continue;
       }
       if (s.avail_out == 0) break;

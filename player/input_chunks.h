@@ -1,10 +1,13 @@
 // What `list` and `commands` read: every input once, front to back, in pieces of whole lines.
 // A plain file is one piece, its mapping. Compressed inputs are decompressed by background threads
-// ahead of the reader, into pieces of about 1 MiB, without a temporary file: the reader scans one
-// piece while the next is inflated, and on several files (a bucket's objects) the threads inflate
-// several at once. Memory stays bounded: at most threads + 1 inputs are open at a time, each with
-// at most 4 pieces waiting and 2 being filled, so at most (threads + 1) x 6 MiB, 18 MiB on two
-// cores (a piece grows only to hold a line longer than itself).
+// ahead of the reader, into pieces of 2 MiB, without a temporary file: the reader scans one piece
+// while the next is inflated, and on several files (a bucket's objects) the threads inflate
+// several at once. Standard input ("-") is read by the reader's own thread in its turn. Memory
+// stays bounded: at most threads + 1 inputs are open at a time, each with at most 4 pieces
+// waiting and 2 being filled, so at most (threads + 1) x 12 MiB, 36 MiB on two cores. A line that
+// does not fit a piece with the start of the piece (2 MiB; at least 1 MiB of it is left for a
+// line carried over; no castgate event is longer than 64 KiB) is not held but skipped, and
+// counted as one line that is not a castgate event.
 #pragma once
 
 #include <condition_variable>
@@ -43,7 +46,9 @@ class InputChunks {
   struct Piece;
   struct Input;
   void work();
-  void produce(size_t i);
+  void stop();  // stops and joins the threads
+  // Opens input i and hands its pieces to `emit` (false: stop) in order; returns its warning.
+  std::string produce(size_t i, const std::function<bool(Piece)>& emit);
   bool push(size_t i, Piece piece);  // false once stopping
 
   std::vector<std::string> paths_;

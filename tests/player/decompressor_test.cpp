@@ -124,6 +124,19 @@ TEST_CASE("gzip: data that is not gzip after all is an error, not an empty file"
   CHECK(Decompressor::open("plain text\n", "x") == nullptr);
 }
 
+TEST_CASE("gzip: a header with reserved flags set is refused as gzip(1) refuses it") {
+  std::string first = gzipped("first\n"), second = gzipped("second\n");
+  std::string reserved = second;
+  reserved[3] = static_cast<char>(reserved[3] | 0xe0);
+  CHECK_THROWS_WITH_AS(decompress(reserved), doctest::Contains("reserved header flags set"),
+                       std::runtime_error);
+  // After a whole member: kept apart like padding, with the warning.
+  auto r = decompress(first + reserved);
+  CHECK(r.text == "first\n");
+  CHECK(r.warning.find("ends early or is followed by other bytes") != std::string::npos);
+  CHECK(decompress(first + second).text == "first\nsecond\n");
+}
+
 TEST_CASE("gzip and zstd: a decompression bomb is refused") {
   std::string zeros(1 << 20, '\0');
   CHECK_THROWS_WITH_AS(decompress(gzipped(zeros), 1 << 16, 100000),
@@ -165,7 +178,8 @@ TEST_CASE("zstd: frames, padding and a cut") {
 namespace {
 
 // Sessions, commands, alerts and channel ends of many interleaved sessions, enough to make
-// several pieces, with a line longer than a piece and lines that are not castgate's.
+// several pieces, with a line of most of a piece (carried across pieces) and lines that are not
+// castgate's.
 std::string interleaved_log() {
   auto line = [](size_t session, uint64_t seq, const std::string& action, nlohmann::json more) {
     nlohmann::json j = {{"@timestamp", numbered("2026-11-30T10:", 10 + seq) + ":00.000000Z"},
@@ -187,7 +201,7 @@ std::string interleaved_log() {
                   {"process", {{"command_line", numbered("make check ", s)}}}});
     text += line(s, 2, "alert", {{"castgate", {{"channel", 0}}}, {"rule", {{"name", "r"}}}});
     if (s == kSessions / 2)
-      text += line(s, 3, "output", {{"message", std::string(3 << 20, 'x')}});  // > one piece
+      text += line(s, 3, "output", {{"message", std::string(900 << 10, 'x')}});
     text += line(s, 4, "channel.end",
                  {{"castgate", {{"channel", 0}}}, {"process", {{"exit_code", int(s % 4)}}}});
   }
@@ -285,6 +299,50 @@ TEST_CASE("InputChunks: an error is raised in the input's turn, after the inputs
   CHECK_THROWS_WITH_AS(InputChunks({"/nonexistent/x.gz"})
                            .read([](std::string_view) {}, [](size_t, const std::string&) {}),
                        doctest::Contains("cannot open"), std::runtime_error);
+}
+
+TEST_CASE(
+    "InputChunks: a compressed line longer than 1 MiB is not held, it counts as not an event") {
+  const std::string before = R"({"castgate":{"session":"s-1","seq":0},"event":{"action":"a"}})"
+                             "\n",
+                    after = R"({"castgate":{"session":"s-2","seq":0},"event":{"action":"b"}})"
+                            "\n";
+  for (size_t length : {size_t{2} << 20, size_t{5} << 20, size_t{9} << 20}) {
+    CAPTURE(length);
+    std::string text = before + std::string(length, 'A') + "\n" + after + std::string(length, 'B');
+    TempFile gz(gzipped(text));
+    std::string seen;
+    size_t pieces = 0;
+    InputChunks({gz.path}, 1)
+        .read(
+            [&](std::string_view piece) {
+              seen += piece;
+              ++pieces;
+              CHECK(piece.size() <= (size_t{2} << 20));
+            },
+            [](size_t, const std::string& warning) { CHECK(warning.empty()); });
+    const std::string skipped = "castgate-player: a line longer than 1 MiB, not read\n";
+    bool as_expected = seen == before + skipped + after + skipped;  // not printed: megabytes
+    CHECK(as_expected);
+    LineCensus census;
+    census.add(seen);
+    CHECK(census.lines == 4);
+    CHECK(census.others() == 2);
+  }
+}
+
+TEST_CASE("InputChunks: standard input is read once, by the reader, in its turn") {
+  // A bad input before "-" is reported without reading stdin (stdin here is the test runner's:
+  // reading it would block or consume it).
+  TempFile bad(std::string("\x1f\x8b\x08\x00garbage-not-deflate", 22));
+  bool threw = false;
+  try {
+    InputChunks({bad.path, "-"}, 2)
+        .read([](std::string_view) {}, [](size_t, const std::string&) {});
+  } catch (const std::runtime_error& e) {
+    threw = std::string(e.what()).find("not valid gzip data") != std::string::npos;
+  }
+  CHECK(threw);
 }
 
 }  // namespace castgate::player
