@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <future>
 #include <iterator>
 
 namespace castgate::player {
@@ -19,12 +20,19 @@ std::string text_at(element e, const char* path) {
 }  // namespace
 
 void CommandIndex::add_text(std::string_view text) {
-  catalog_.add_text(text);
+  // A large piece (a plain file's mapping) is catalogued on another core meanwhile: the catalog
+  // and the rows below touch nothing in common.
+  std::future<void> catalogued;
+  if (text.size() >= (size_t{16} << 20))
+    catalogued = std::async(std::launch::async, [&] { catalog_.add_text(text); });
+  else
+    catalog_.add_text(text);
   // `"command` is in every command event (the action, process.command_line) raw or escaped;
   // `"alert` in every alert; the rest of those lines are parsed and dropped by their action.
   for (std::string_view needle : {std::string_view("\"command"), std::string_view("\"alert"),
                                   std::string_view("channel.end")})
     for_each_line(text, needle, [&](std::string_view line, size_t) { add_line(line); });
+  if (catalogued.valid()) catalogued.get();
 }
 
 void CommandIndex::add_line(std::string_view line) {

@@ -21,6 +21,10 @@
 
 namespace castgate::player {
 
+namespace {
+constexpr size_t kPopulateUpTo = size_t{2} << 30;
+}  // namespace
+
 MappedFile::MappedFile(const std::string& path, Content content) : path_(path) {
   if (path == "-") {
     owned_.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -39,7 +43,10 @@ MappedFile::MappedFile(const std::string& path, Content content) : path_(path) {
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {
-      void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      // Faulted in up front while that is cheap (about 10% of a scan); a larger file page by
+      // page, so that it need not fit the page cache.
+      const int populate = size_ <= kPopulateUpTo ? MAP_POPULATE : 0;
+      void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | populate, fd, 0);
       if (p == MAP_FAILED) {
         ::close(fd);
         throw std::runtime_error("cannot map " + terminal_safe(path) + ": " + std::strerror(errno));
