@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMaxLine = size_t{1} << 20;
 constexpr std::string_view kLongLine = "castgate-player: a line longer than 1 MiB, not read\n";
 constexpr size_t kPiece = 2 * kMaxLine;  // room for a carried line and at least as much again
-constexpr size_t kWaiting = 4;           // pieces of one input ready and not yet read
+constexpr size_t kWaiting = 16;          // pieces of one input ready and not yet read
 }  // namespace
 
 struct InputChunks::Piece {

@@ -2,12 +2,13 @@
 // A plain file is one piece, its mapping. Compressed inputs are decompressed by background threads
 // ahead of the reader, into pieces of 2 MiB, without a temporary file: the reader scans one piece
 // while the next is inflated, and on several files (a bucket's objects) the threads inflate
-// several at once. Standard input ("-") is read by the reader's own thread in its turn. Memory
-// stays bounded: at most threads + 1 inputs are open at a time, each with at most 4 pieces
-// waiting and 2 being filled, so at most (threads + 1) x 12 MiB, 36 MiB on two cores. A line that
-// does not fit a piece with the start of the piece (2 MiB; at least 1 MiB of it is left for a
-// line carried over; no castgate event is longer than 64 KiB) is not held but skipped, and
-// counted as one line that is not a castgate event.
+// several at once. Standard input ("-") is read by the reader's own thread in its turn.
+// Memory stays bounded: at most threads + 1 inputs are open at a time, each with at most 16
+// pieces waiting (enough for the next inputs to be inflated meanwhile) and 2 being filled, so at
+// most (threads + 1) x 36 MiB, 108 MiB on two cores. A line that does not fit a piece with the
+// start of the piece (2 MiB; at least 1 MiB of it is left for a line carried over; no castgate
+// event is longer than 64 KiB) is not held but skipped, and counted as one line that is not a
+// castgate event.
 #pragma once
 
 #include <condition_variable>
