@@ -505,6 +505,9 @@ def test_jumps_signing_in_at_once_are_capped_and_idle_connections_close(gateway_
             except paramiko.ChannelException:
                 refused += 1
         assert len(opened) == 4 and refused == 6
+        # The refusal reaches the client before its event reaches the log (written by another
+        # thread): wait for all six, and no more.
+        wait_until(lambda: len(events(gw, "jump.denied")) >= 6, 10, "six jump.denied events")
         assert len(events(gw, "jump.denied")) == 6
         for c in opened:
             c.close()
