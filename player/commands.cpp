@@ -23,7 +23,7 @@ void CommandIndex::add_text(std::string_view text) {
   // A large piece (a plain file's mapping) is catalogued on another core meanwhile: the catalog
   // and the rows below touch nothing in common.
   std::future<void> catalogued;
-  if (text.size() >= (size_t{16} << 20))
+  if (text.size() >= kParallelScanFrom)
     catalogued = std::async(std::launch::async, [&] { catalog_.add_text(text); });
   else
     catalog_.add_text(text);

@@ -17,6 +17,10 @@ namespace castgate::player {
 // members (kubernetes, stream, time, log, ...) are not part of the signed event.
 const std::vector<std::string_view>& castgate_top_level_members();
 
+// A piece of a log at least this large (a plain file's mapping, not a decompressed piece) is
+// worth a second core: list counts its lines, commands catalogues it, while the first scans.
+inline constexpr size_t kParallelScanFrom = size_t{16} << 20;
+
 class MappedFile {
  public:
   // kDecompressed: compressed data is decompressed into an unlinked temporary file, which is

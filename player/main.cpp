@@ -105,7 +105,6 @@ std::unique_ptr<MappedFile> open_input(const std::string& path) {
 // list and commands read every input once, front to back, in pieces of whole lines (see
 // InputChunks: compressed inputs are decompressed ahead of the scan, without a temporary file).
 void scan_inputs(const po::variables_map& vm, const std::function<void(std::string_view)>& add) {
-  constexpr size_t kParallelScan = size_t{16} << 20;
   auto paths = files(vm);
   InputChunks inputs(paths);
   LineCensus c;
@@ -113,7 +112,7 @@ void scan_inputs(const po::variables_map& vm, const std::function<void(std::stri
       [&](std::string_view text) {
         // A plain file comes as one piece, its mapping: its lines are counted on another core
         // meanwhile (decompressed pieces are small, and the other cores inflate).
-        if (text.size() < kParallelScan) {
+        if (text.size() < kParallelScanFrom) {
           c.add(text);
           add(text);
           return;
