@@ -319,8 +319,8 @@ def test_port_forwarding_only_where_policy_allows(gateway, keys, sshd):
         fwd.terminate()
         fwd.wait(timeout=10)
         service.close()
-    assert any(e["event"]["action"] == "port_forward.open" for e in gateway.events())
-    assert any(e["event"]["action"] == "jump.open" for e in gateway.events())
+    gateway.wait_event(lambda e: e["event"]["action"] == "port_forward.open", what="port_forward.open")
+    gateway.wait_event(lambda e: e["event"]["action"] == "jump.open", what="jump.open")
 
 
 def test_agent_and_x11_forwarding_are_refused(gateway, keys):

@@ -455,4 +455,5 @@ def test_workload_certificate_from_a_trusted_ca(gateway_factory, sshd, idp, tmp_
     certify("-n", LOGIN, "-V", "20200101:20200102")
     r = gw.ssh(key, "echo nope", f"{LOGIN}@db1.int", extra=["-o", f"CertificateFile={key}-cert.pub"])
     assert r.returncode == 255
-    assert any("not valid now" in e["event"]["reason"] for e in failures(gw))
+    wait_until(lambda: any("not valid now" in e["event"]["reason"] for e in failures(gw)), 15,
+               "auth.failure saying the certificate is not valid now")
