@@ -31,6 +31,7 @@ SessionLog::SessionLog(SessionLogOptions options, std::string session_id, Endpoi
       sink_(sink),
       backlog_(std::move(backlog)),
       clock_(clock),
+      started_(clock.steady_now()),
       prev_hash_(kGenesisHash) {
   common_["castgate"]["instance"] = options_.instance;
   common_["castgate"]["session"] = session_id_;
@@ -82,6 +83,8 @@ void SessionLog::set_identity(const Identity& identity) {
   if (!identity.email.empty()) id["email_verified"] = identity.email_verified;
   id["issuer"] = common_value(identity.issuer, max);
   id["auth_method"] = common_value(identity.auth_method, max);
+  // Whether an identity provider's sign-in used several factors (policy "mfa" rules need it).
+  if (identity.auth_method == "oidc-device") id["mfa"] = identity.mfa;
   // A long group list (an IdP's full directory) would not fit in every line: it is written
   // once, in identity.groups events, and each line keeps only the count.
   bool groups_inline = true;
@@ -451,7 +454,15 @@ void drop_unnamed_endpoints(json& j, const std::string& action) {
 }
 }  // namespace
 
+void SessionLog::observe(const EventKind& kind, const json& fields) {
+  if (!options_.observer) return;
+  options_.observer->observe(
+      kind, fields,
+      std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - started_));
+}
+
 json SessionLog::next_event(const EventKind& kind, json fields, std::optional<int> channel) {
+  observe(kind, fields);
   make_strings_valid(fields);
   json j = base_event(kind, channel);
   merge_fields(j, fields);

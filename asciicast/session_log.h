@@ -40,6 +40,16 @@ struct EventKind {
 // same id and a store can deduplicate on it.
 std::string event_id(std::string_view chain, uint64_t seq);
 
+// Told of every event a session log writes, except the terminal's asciicast lines, with the time
+// since the log began: the gateway's metrics count what the record says. Called on the thread
+// that writes the event; must not block.
+class EventObserver {
+ public:
+  virtual ~EventObserver() = default;
+  virtual void observe(const EventKind& kind, const nlohmann::json& fields,
+                       std::chrono::microseconds since_start) = 0;
+};
+
 struct SessionLogOptions {
   std::string instance;  // gateway instance name
   size_t max_line = 8192;
@@ -50,6 +60,7 @@ struct SessionLogOptions {
   // Terminal text also in ECS "message" (searchable where asciicast.event, a mixed-type array,
   // is not indexed): each line then holds its text twice, and half as much of it.
   bool searchable_text = false;
+  EventObserver* observer = nullptr;  // none: nobody counts
 };
 
 class SessionLog {
@@ -110,6 +121,7 @@ class SessionLog {
   void emit_parts(nlohmann::json& j, const nlohmann::json::json_pointer& ptr,
                   const std::string& text);
   void submit(std::string line);
+  void observe(const EventKind& kind, const nlohmann::json& fields);
   // The canonical line of `j`, signed when there is a signing key.
   std::string signed_line(nlohmann::json& j);
   void rebuild_fragments();
@@ -121,6 +133,7 @@ class SessionLog {
   LineSink& sink_;
   std::shared_ptr<Backlog> backlog_;
   const Clock& clock_;
+  const std::chrono::steady_clock::time_point started_;
   nlohmann::json common_;  // castgate/destination/source/user members shared by all events
   // Fragments of the canonical line around the variable parts, for emit_asciicast().
   std::string frag_castgate_mid_;   // members of "castgate" between "channel" and "prev"

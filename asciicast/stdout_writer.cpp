@@ -54,7 +54,7 @@ void StdoutWriter::submit(std::string&& line, const ChainPoint& point,
 
 bool StdoutWriter::has_room() const {
   if (total_bytes_.load(std::memory_order_relaxed) < options_.global_high_water) return true;
-  wants_room_.store(true);
+  if (!wants_room_.exchange(true)) backpressure_.fetch_add(1, std::memory_order_relaxed);
   return total_bytes_.load(std::memory_order_relaxed) < options_.global_high_water;
 }
 
@@ -111,6 +111,7 @@ bool StdoutWriter::write_all(const std::deque<Item>& batch) {
         return false;
       }
       size_t left = static_cast<size_t>(n);
+      bytes_written_.fetch_add(left, std::memory_order_relaxed);
       while (left > 0 && done_iov < iov.size()) {
         if (left >= iov[done_iov].iov_len) {
           left -= iov[done_iov].iov_len;

@@ -38,6 +38,10 @@ class StdoutWriter final : public LineSink {
   bool drain(std::chrono::milliseconds timeout);
   uint64_t lines_written() const { return written_.load(); }
   uint64_t lines_lost() const { return lost_.load(); }
+  uint64_t bytes_written() const { return bytes_written_.load(std::memory_order_relaxed); }
+  uint64_t bytes_queued() const { return total_bytes_.load(std::memory_order_relaxed); }
+  // Times producers found the queue full (and paused reading from their peers until it drained).
+  uint64_t backpressure_events() const { return backpressure_.load(std::memory_order_relaxed); }
 
  private:
   struct Item {
@@ -66,6 +70,8 @@ class StdoutWriter final : public LineSink {
   std::atomic<bool> broken_{false};
   std::atomic<uint64_t> written_{0};
   std::atomic<uint64_t> lost_{0};
+  std::atomic<uint64_t> bytes_written_{0};
+  mutable std::atomic<uint64_t> backpressure_{0};
   std::thread thread_;
 };
 

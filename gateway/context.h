@@ -29,6 +29,10 @@
 #include "gateway/targets.h"
 #include "oidc/service.h"
 
+namespace castgate::asciicast {
+class EventObserver;
+}
+
 namespace castgate {
 
 struct GatewayContext {
@@ -56,6 +60,7 @@ struct GatewayContext {
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
   SessionTable* session_table = nullptr;    // where its chains reached stdout, for the parent
+  asciicast::EventObserver* event_observer = nullptr;  // counts its sessions' events (metrics)
   int worker_index = 0;
   std::string signer_chain;  // the signer process's audit chain ("signer-…")
   // The worker process's sessions start and end their chains here, for its checkpoints.

@@ -209,27 +209,54 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i].index = static_cast<int>(i);
     workers_[i].table = std::make_unique<SessionTable>(kSessionTableSlots);
+    workers_[i].metrics = std::make_unique<WorkerMetrics>();
   }
   if (cfg.health_listen)
     health_ = std::make_unique<HealthEndpoint>(
-        loop_, cfg.health_listen->address, cfg.health_listen->port, [this]() -> std::string {
-          if (draining_) return "draining";
+        loop_, cfg.health_listen->address, cfg.health_listen->port,
+        [this](HealthRoute probe) -> std::string {
           if (context_->signer->gone()) return "the signer process is gone";
-          bool any = false;
-          for (const auto& w : workers_) {
-            if (w.pid == 0) continue;
-            any = true;
-            switch (static_cast<asciicast::SinkHealth>(w.table->health())) {
-              case asciicast::SinkHealth::kStalled:
-                return "recording output stalled";
-              case asciicast::SinkHealth::kBroken:
-                return "recording output failed";
-              default:
-                break;
-            }
-          }
-          return any ? "" : "no worker process is running";
-        });
+          return probe == HealthRoute::kLive ? "" : readiness();
+        },
+        [this] { return metrics_text(); });
+}
+
+std::string Gateway::readiness() const {
+  if (context_->signer->gone()) return "the signer process is gone";
+  if (draining_) return "draining";
+  bool any = false;
+  for (const auto& w : workers_) {
+    if (w.pid == 0) continue;
+    any = true;
+    switch (static_cast<asciicast::SinkHealth>(w.table->health())) {
+      case asciicast::SinkHealth::kStalled:
+        return "recording output stalled";
+      case asciicast::SinkHealth::kBroken:
+        return "recording output failed";
+      default:
+        break;
+    }
+  }
+  return any ? "" : "no worker process is running";
+}
+
+std::string Gateway::metrics_text() const {
+  MetricValues totals = retired_metrics_;
+  GatewayGauges g;
+  for (const auto& w : workers_) {
+    g.workers_configured++;
+    if (w.pid == 0) continue;
+    g.workers_running++;
+    g.live_sessions += w.table->live();
+    MetricValues v = w.metrics->read();
+    for (size_t i = 0; i < totals.size(); ++i) totals[i] += v[i];
+  }
+  g.draining = draining_;
+  g.ready = readiness().empty();
+  g.signer_up = !context_->signer->gone();
+  g.worker_restarts = worker_restarts_;
+  for (size_t r = 0; r < refused_total_.size(); ++r) g.refused[r] = refused_total_[r] + refused_[r];
+  return prometheus_text(totals, g);
 }
 
 Gateway::~Gateway() {
@@ -294,13 +321,17 @@ void Gateway::spawn(WorkerSlot& w) {
   }
   if (pid == 0) {
     // The other workers' tables are theirs: this worker must neither read nor write them.
-    for (auto& other : workers_)
-      if (&other != &w) other.table.reset();
+    for (auto& other : workers_) {
+      if (&other == &w) continue;
+      other.table.reset();
+      other.metrics.reset();
+    }
     WorkerProcessSetup setup;
     setup.index = w.index;
     setup.channel = fds[1];
     setup.signer = signer_fd;
     setup.table = w.table.get();
+    setup.metrics = w.metrics.get();
     setup.session_prefix = w.prefix;
     setup.chain = w.chain;
     setup.listeners = std::move(specs);
@@ -559,7 +590,9 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
             {{"worker", {{"index", w.index}, {"pid", pid}}}, {"sessions_lost", sessions}}}};
     f["castgate"]["lost"] = lost;
     gateway_log_->emit(EventKind{"worker.lost", "failure", "a worker process " + how}, f);
+    ++worker_restarts_;
   }
+  w.metrics->retire_into(retired_metrics_);
   w.table->clear();
   if (draining_) return;
   // A worker that dies right after it started will likely do so again: wait before the next
@@ -614,11 +647,10 @@ void Gateway::report_refusals() {
       "many connections are signing in: random early drop",
       "too many connections from one source are signing in at once",
       "no worker process is running"};
-  static constexpr const char* kCodes[] = {"draining", "full", "early_drop", "per_source",
-                                           "no_worker"};
   for (size_t r = 0; r < refused_.size(); ++r) {
     if (refused_[r] == 0) continue;
-    json f{{"castgate", {{"count", refused_[r]}, {"refusal", kCodes[r]}}}};
+    refused_total_[r] += refused_[r];
+    json f{{"castgate", {{"count", refused_[r]}, {"refusal", kAdmissionRefusals[r]}}}};
     if (r == static_cast<size_t>(Refusal::kSourceFull)) {
       json sources = json::array();
       for (const auto& src : refused_sources_)

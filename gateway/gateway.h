@@ -19,6 +19,7 @@
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
 #include "gateway/health_endpoint.h"
+#include "gateway/metrics.h"
 #include "gateway/sandbox.h"
 
 namespace castgate {
@@ -48,6 +49,7 @@ class Gateway : private FdHandler {
     pid_t pid = 0;  // 0: not running
     int channel = -1;
     std::unique_ptr<SessionTable> table;
+    std::unique_ptr<WorkerMetrics> metrics;
     std::map<std::string, int> startups;  // connections handed to it, not yet signed in
     std::chrono::steady_clock::time_point started{};
     int quick_deaths = 0;  // deaths soon after a start, in a row: the restart is delayed
@@ -67,6 +69,8 @@ class Gateway : private FdHandler {
   void close_lost_records(WorkerSlot& w, const std::vector<SessionTable::OpenChain>& open,
                           const std::string& how, const nlohmann::json& lost);
   void spawn(WorkerSlot& w);
+  std::string readiness() const;     // empty when ready, else why not (GET /readyz)
+  std::string metrics_text() const;  // GET /metrics
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
   void watchdog();
@@ -92,7 +96,10 @@ class Gateway : private FdHandler {
   bool closing_all_ = false;
   int exit_code_ = 0;
   enum class Refusal { kDraining, kFull, kEarlyDrop, kSourceFull, kNoWorker };
-  std::array<uint64_t, 5> refused_{};  // since the last report, by Refusal
+  std::array<uint64_t, 5> refused_{};        // since the last report, by Refusal
+  std::array<uint64_t, 5> refused_total_{};  // since the start, by Refusal (metrics)
+  MetricValues retired_metrics_{};           // what workers that have ended counted
+  uint64_t worker_restarts_ = 0;
   std::set<std::string> refused_sources_;
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::string packet_;

@@ -21,9 +21,24 @@ constexpr int kListenBacklog = 1024;
 constexpr int kAcceptsPerPass = 64;
 }  // namespace
 
+HealthRoute route_health_request(std::string_view request) {
+  std::string_view line = request.substr(0, request.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  auto sp = line.find(' ');
+  if (sp == std::string_view::npos || line.substr(0, sp) != "GET") return HealthRoute::kBadMethod;
+  std::string_view target = line.substr(sp + 1);
+  target = target.substr(0, target.find(' '));
+  target = target.substr(0, target.find('?'));
+  if (target == "/readyz" || target == "/healthz") return HealthRoute::kReady;
+  if (target == "/livez") return HealthRoute::kLive;
+  if (target == "/metrics") return HealthRoute::kMetrics;
+  return HealthRoute::kNotFound;
+}
+
 HealthEndpoint::HealthEndpoint(EventLoop& loop, const std::string& address, int port,
-                               std::function<std::string()> status)
-    : loop_(loop), status_(std::move(status)) {
+                               std::function<std::string(HealthRoute)> status,
+                               std::function<std::string()> metrics)
+    : loop_(loop), status_(std::move(status)), metrics_(std::move(metrics)) {
   std::string error;
   auto addrs = resolve_now(address, port, true, error);
   if (addrs.empty()) throw std::runtime_error("--health-listen: " + error);
@@ -127,14 +142,28 @@ void HealthEndpoint::read_request(int fd) {
 }
 
 void HealthEndpoint::answer(int fd) {
-  std::string reason = status_();
-  std::string body = reason.empty() ? "ok\n" : reason + "\n";
-  std::string head = reason.empty() ? "HTTP/1.0 200 OK" : "HTTP/1.0 503 Service Unavailable";
-  std::string response =
-      head + "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n\r\n" + body;
-  // A fresh socket's send buffer takes these few bytes whole; a client that does not read them
-  // loses its answer, never the loop's time.
+  HealthRoute route = route_health_request(clients_.at(fd).request);
+  std::string head = "HTTP/1.0 200 OK";
+  std::string body = "ok\n";
+  std::string type = "text/plain";
+  if (route == HealthRoute::kMetrics) {
+    body = metrics_();
+    type = "text/plain; version=0.0.4; charset=utf-8";
+  } else if (route == HealthRoute::kBadMethod) {
+    head = "HTTP/1.0 405 Method Not Allowed";
+    body = "only GET\n";
+  } else if (route == HealthRoute::kNotFound) {
+    head = "HTTP/1.0 404 Not Found";
+    body = "probes: /readyz, /livez; metrics: /metrics\n";
+  } else if (std::string reason = status_(route); !reason.empty()) {
+    head = "HTTP/1.0 503 Service Unavailable";
+    body = reason + "\n";
+  }
+  std::string response = head + "\r\nContent-Type: " + type +
+                         "\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\nConnection: close\r\n\r\n" + body;
+  // A fresh socket's send buffer takes these few bytes (metrics: a few KiB) whole; a client that
+  // does not read them loses its answer, never the loop's time.
   ssize_t w = ::write(fd, response.data(), response.size());
   (void)w;
   drop(fd);

@@ -1,6 +1,13 @@
 // A tiny HTTP endpoint for orchestrators (Kubernetes probes), apart from the SSH port so that
-// probes do not show up as connections in the audit stream: "GET /healthz" answers 200 while
-// castgate can record, 503 when its recording output is stalled or broken or it is draining.
+// probes do not show up as connections in the audit stream:
+//  - "GET /readyz" (and "/healthz", its older name) answers 200 while castgate can take and
+//    record sessions, 503 when its recording output is stalled or broken or it is draining;
+//  - "GET /livez" answers 200 while castgate's loop answers and nothing a restart would cure is
+//    wrong (503 when the signer process is gone). A stalled log shipper makes castgate unready,
+//    not dead: restarting the pod would only cut every live session.
+//  - "GET /metrics" answers castgate's counters in Prometheus text format (metrics.h): counts
+//    only, never a name, address or anything a user sent.
+// Any other path is 404, any other method 405.
 //
 // Anyone who can reach the port must not be able to make the probes fail (and so have the pod
 // restarted or taken out of service). A client is answered as soon as its request head
@@ -26,10 +33,15 @@
 #include <list>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "gateway/event_loop.h"
 
 namespace castgate {
+
+// What a request head (untrusted bytes, at most kMaxRequest of them) asks for.
+enum class HealthRoute { kReady, kLive, kMetrics, kNotFound, kBadMethod };
+HealthRoute route_health_request(std::string_view request);
 
 class HealthEndpoint final : public FdHandler {
  public:
@@ -37,9 +49,11 @@ class HealthEndpoint final : public FdHandler {
   static constexpr size_t kMaxRequest = 4096;
   static constexpr std::chrono::milliseconds kClientTimeout{2000};
 
-  // `status` returns an empty string when healthy, else the reason.
+  // `status` returns an empty string when the probe (kReady or kLive) passes, else the reason;
+  // `metrics`, the Prometheus text for GET /metrics.
   HealthEndpoint(EventLoop& loop, const std::string& address, int port,
-                 std::function<std::string()> status);
+                 std::function<std::string(HealthRoute)> status,
+                 std::function<std::string()> metrics);
   ~HealthEndpoint() override;
   HealthEndpoint(const HealthEndpoint&) = delete;
   HealthEndpoint& operator=(const HealthEndpoint&) = delete;
@@ -61,7 +75,8 @@ class HealthEndpoint final : public FdHandler {
   void drop(int fd);
 
   EventLoop& loop_;
-  std::function<std::string()> status_;
+  std::function<std::string(HealthRoute)> status_;
+  std::function<std::string()> metrics_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::map<int, Client> clients_;             // every one still sending its request

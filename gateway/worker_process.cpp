@@ -83,7 +83,10 @@ void run_worker_process(GatewayContext& ctx, WorkerProcessSetup setup) {
 
 WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
                              std::string sandbox_note)
-    : context_(context), setup_(std::move(setup)), sandbox_note_(std::move(sandbox_note)) {
+    : context_(context),
+      setup_(std::move(setup)),
+      sandbox_note_(std::move(sandbox_note)),
+      metrics_recorder_(*setup_.metrics) {
   auto& cfg = context_.config;
   asciicast::StdoutWriter::Options wopts;
   wopts.fd = STDOUT_FILENO;
@@ -94,6 +97,7 @@ WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
     for (auto& w : workers_) w->resume_all();
   });
   context_.sink = writer_.get();
+  context_.event_observer = &metrics_recorder_;
   asciicast::SessionLogOptions lopts;
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;
@@ -194,6 +198,12 @@ void WorkerProcess::watchdog() {
   size_t live = 0;
   for (auto& w : workers_) live += w->live_sessions();
   setup_.table->set_status(static_cast<uint32_t>(health), static_cast<uint32_t>(live));
+  WorkerMetrics& m = *setup_.metrics;
+  m.set(Metric::kRecordedLines, writer_->lines_written());
+  m.set(Metric::kRecordedBytes, writer_->bytes_written());
+  m.set(Metric::kLostLines, writer_->lines_lost());
+  m.set(Metric::kBackpressure, writer_->backpressure_events());
+  m.set(Metric::kBacklogBytes, writer_->bytes_queued());
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_.config.checkpoint_interval)
     checkpoint(false);
   if (draining_) {

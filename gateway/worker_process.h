@@ -13,6 +13,7 @@
 #include "asciicast/stdout_writer.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
+#include "gateway/metrics.h"
 #include "gateway/worker.h"
 
 namespace castgate {
@@ -22,6 +23,7 @@ struct WorkerProcessSetup {
   int channel = -1;  // its end of the parent's channel
   int signer = -1;   // its connection to the signer
   SessionTable* table = nullptr;
+  WorkerMetrics* metrics = nullptr;   // what it counts, read by the parent (/metrics)
   std::string session_prefix;         // every chain id it makes starts with it (or worker-PREFIX)
   std::string chain;                  // its own chain's id, "worker-PREFIX...", named by the parent
   std::vector<ListenSpec> listeners;  // by the index the parent's kAdopt names
@@ -52,6 +54,7 @@ class WorkerProcess : private FdHandler {
   WorkerProcessSetup setup_;
   std::string sandbox_note_;
   std::unique_ptr<asciicast::StdoutWriter> writer_;
+  MetricsRecorder metrics_recorder_;  // its sessions' events, counted into setup_.metrics
   EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<asciicast::SessionLog> log_;  // the process's own chain: "worker-..."

@@ -107,11 +107,12 @@ class Holders:
                         pass  # not connected yet, or closed: the select loop replaces it
 
 
-def probe(port: int) -> tuple[int, bytes]:
-    """What a kubelet does: connect, GET /healthz, read the answer, within a short timeout."""
+def probe(port: int, path: str = "/readyz") -> tuple[int, bytes]:
+    """What a kubelet does: connect, GET the probe's path, read the answer, within a short
+    timeout."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_TIMEOUT)
     try:
-        conn.request("GET", "/healthz")
+        conn.request("GET", path)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
@@ -122,7 +123,7 @@ def probes_pass(port: int, times: int = 6):
     for i in range(times):
         start = time.monotonic()
         try:
-            status, body = probe(port)
+            status, body = probe(port, "/livez" if i % 2 else "/readyz")
         except OSError as e:  # refused, reset, closed without an answer, timed out
             pytest.fail(f"probe {i + 1} of {times} failed after "
                         f"{time.monotonic() - start:.2f}s: {e!r}")
@@ -190,3 +191,32 @@ def test_a_dripping_client_is_closed_after_the_short_timeout(health_gateway):
     finally:
         s.close()
     assert closed_after is not None and closed_after < 4, closed_after
+
+
+def raw_answer(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+        return out
+
+
+def test_odd_requests_get_plain_refusals_and_probes_keep_passing(health_gateway, keys):
+    """The health port parses what anyone sends it: wrong methods, unknown or crafted paths,
+    NUL bytes, a request line as long as the buffer. Each gets a short answer; none passes for
+    a probe, none disturbs the next probe."""
+    port = health_gateway.health_port
+    for request, status in [(b"POST /readyz HTTP/1.1\r\n\r\n", b"405"),
+                            (b"get /livez HTTP/1.1\r\n\r\n", b"405"),
+                            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"405"),  # TLS
+                            (b"GET / HTTP/1.1\r\n\r\n", b"404"),
+                            (b"GET /livez/../readyz HTTP/1.1\r\n\r\n", b"404"),
+                            (b"GET /readyz\x00 HTTP/1.1\r\n\r\n", b"404"),
+                            (b"GET /" + b"a" * 4091, b"404"),  # fills the 4 KiB buffer
+                            (b"GET /livez?x HTTP/1.1\r\n\r\n", b"200")]:
+        answer = raw_answer(port, request)
+        assert answer.startswith(b"HTTP/1.0 " + status), (request[:40], answer)
+        probes_pass(port, times=2)
+    still_serving(health_gateway, keys)
