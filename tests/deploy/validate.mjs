@@ -1,6 +1,7 @@
 // Validates Kubernetes objects (a JSON array on stdin) against the Kubernetes API schemas of
-// npm kubernetes-models (1.34), plus the name and label rules the API server enforces that the
-// OpenAPI document does not express. Prints a JSON array of problems, one string each.
+// npm kubernetes-models (1.34) and, for the Prometheus Operator's ServiceMonitor, of
+// @kubernetes-models/prometheus-operator, plus the name and label rules the API server enforces
+// that the OpenAPI document does not express. Prints a JSON array of problems, one string each.
 import { readFileSync } from "node:fs";
 
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -20,6 +21,8 @@ function qualifiedKey(key) {
 
 function modelPath(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : [null, apiVersion];
+  if (group === "monitoring.coreos.com")  // the Prometheus Operator's custom resources
+    return `@kubernetes-models/prometheus-operator/${group}/${version}/${kind}`;
   return group ? `kubernetes-models/${group}/${version}/${kind}` : `kubernetes-models/${version}/${kind}`;
 }
 

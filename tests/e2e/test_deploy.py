@@ -119,7 +119,9 @@ def production_values():
         {"ports": [{"port": 443, "protocol": "TCP"}]}]}
     v["extraEnv"] = [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}]
     v["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cg"}}
-    v["gateway"] = {"maxLine": 1048576, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
+    v["gateway"] = {"maxLine": 65536, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
+    v["metrics"] = {"service": {"enabled": True},
+                    "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}
     return v
 
 
@@ -135,7 +137,7 @@ def adversarial_values():
                            {"target": LONG, "containerPort": 2302},
                            {"target": LONG.replace("internal", "external"), "containerPort": 2303},
                            {"target": "_odd__name_.", "containerPort": 2304}]
-    v["gateway"] = {"banner": BANNER, "maxLine": 1048576}
+    v["gateway"] = {"banner": BANNER, "maxUnauthenticated": 1048576}
     v["replicaCount"] = 1
     return v
 
@@ -209,6 +211,7 @@ def test_chart_schema_refuses_values_of_the_wrong_shape(helm, tmp_path):
     for key, bad, needle in [("service", {"type": "LoadBalancr"}, "service.type"),
                              ("gateway", {"shutdownGrace": "5 minutes"}, "gateway.shutdownGrace"),
                              ("gateway", {"maxLine": "big"}, "gateway.maxLine"),
+                             ("gateway", {"maxLine": 1048576}, "gateway.maxLine"),
                              ("targetServices", [{"target": "db1.int", "containerPort": "2301"}],
                               "containerPort"),
                              ("replicaCount", 0, "replicaCount"),
@@ -266,8 +269,11 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     internal, restricted gateway does not grow public, open addresses per target."""
     docs = render(helm, tmp_path, production_values())
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
-    assert set(services) == {"cg-castgate", "cg-castgate-db1-int", "cg-castgate-db2-int"}
+    assert set(services) == {"cg-castgate", "cg-castgate-db1-int", "cg-castgate-db2-int",
+                             "cg-castgate-metrics"}
     for name, svc in services.items():
+        if name == "cg-castgate-metrics":
+            continue
         assert svc["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-scheme"] == \
             "internal", name
         assert svc["spec"]["type"] == "LoadBalancer"
@@ -287,10 +293,18 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     assert {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"} in c["env"]
     assert pod["terminationGracePeriodSeconds"] == 15 + 120 + 30
     conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["castgate.conf"]
-    assert "max-line = 1048576\n" in conf and "max-unauthenticated = 2000000\n" in conf
+    assert "max-line = 65536\n" in conf and "max-unauthenticated = 2000000\n" in conf
     assert "shutdown-grace = 120s\n" in conf
     netpol = next(d for d in docs if d["kind"] == "NetworkPolicy")
     assert {"port": 443, "protocol": "TCP"} in netpol["spec"]["egress"][-1]["ports"]
+    # Metrics: scraped inside the cluster only, from the health port.
+    assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert services["cg-castgate-metrics"]["spec"]["type"] == "ClusterIP"
+    monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
+        services["cg-castgate-metrics"]["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
 
 
 def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
@@ -309,7 +323,7 @@ def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
     cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     assert cm["banner"] == BANNER
     assert "banner-file = /etc/castgate/config/banner\n" in cm["castgate.conf"]
-    assert "max-line = 1048576\n" in cm["castgate.conf"]
+    assert "max-unauthenticated = 1048576\n" in cm["castgate.conf"]
     assert f"listen = 0.0.0.0:2302={LONG}\n" in cm["castgate.conf"]
 
 
@@ -342,7 +356,7 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     vals = values(sshd.port, sshd.known_hosts_line())
     vals["identities"] = f'identity="alice",groups="ops" {pubkey(keys.alice)}'
     vals["oidc"] = {"enabled": False}
-    vals["gateway"] = {"banner": BANNER, "maxLine": 1048576}
+    vals["gateway"] = {"banner": BANNER, "maxUnauthenticated": 1000000}
     docs = render(helm, tmp_path, vals)
     cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     etc = tmp_path / "etc-castgate"
@@ -366,6 +380,7 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     r = gw.ssh(keys.alice, "echo deployed", LOGIN, port=gw.bound_ports["db1.int"],
                extra=["-o", "LogLevel=INFO"])
     assert r.stdout == b"deployed\n", r.stderr
+    assert "max-unauthenticated = 1000000\n" in cm["castgate.conf"]  # castgate accepted it
     # The whole multi-line banner, "#" and all, reaches the user.
     assert BANNER.encode() in r.stderr.replace(b"\r\n", b"\n"), r.stderr
     # The probes the chart's Deployment names answer.
