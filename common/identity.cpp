@@ -36,4 +36,16 @@ std::string Identity::describe() const {
   return out;
 }
 
+std::string Identity::describe_factors() const {
+  if (auth_method != "oidc-device") return "signed in with " + auth_method;
+  if (amr.empty() && acr.empty()) return "the identity provider did not say which factors";
+  std::string out;
+  if (!amr.empty()) {
+    out = "amr: ";
+    for (size_t i = 0; i < amr.size(); ++i) out += (i ? ", " : "") + amr[i];
+  }
+  if (!acr.empty()) out += (out.empty() ? "acr: " : "; acr: ") + acr;
+  return out;
+}
+
 }  // namespace castgate

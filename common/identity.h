@@ -37,6 +37,15 @@ struct Identity {
   std::string issuer;       // who vouched for it: "castgate:identities", an OIDC issuer URL, a CA
   std::string auth_method;  // "publickey", "oidc-device", "certificate", "workload-jwt"
   IdentityKind kind = IdentityKind::kHuman;
+  // The sign-in used several factors, as the identity provider's token says (its amr or acr
+  // claim, read as the provider's preset spells them), or as the operator says the provider
+  // enforces for castgate. Never true for keys, certificates or workloads.
+  bool mfa = false;
+  std::vector<std::string> amr;  // the token's authentication methods, as it lists them
+  std::string acr;               // the token's authentication context class
+
+  // "amr: pwd, otp; acr: urn:..." or "a key" etc.: what the sign-in is known to have used.
+  std::string describe_factors() const;
 
   bool in_group(std::string_view group) const;
   // One line for messages to the user and diagnostics: "alice <alice@example.com> (groups: a, b)".

@@ -36,6 +36,11 @@ std::optional<Identity> KeyBindings::find(const std::string& key_blob,
   return it->second.identity;
 }
 
+void KeyBindings::forget(const std::string& key_blob) {
+  std::lock_guard lock(mu_);
+  by_key_.erase(key_blob);
+}
+
 size_t KeyBindings::size() {
   std::lock_guard lock(mu_);
   return by_key_.size();

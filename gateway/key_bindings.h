@@ -26,6 +26,9 @@ class KeyBindings {
   std::optional<Identity> find(const std::string& key_blob,
                                std::chrono::system_clock::time_point now, const std::string& source,
                                std::chrono::system_clock::time_point* expires = nullptr);
+  // Ends the key's binding, if any (its sign-in did not satisfy a rule: the next connection
+  // signs in afresh).
+  void forget(const std::string& key_blob);
   size_t size();
 
  private:

@@ -28,7 +28,7 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
   for (auto& r : top.array("rules")) {
     ConfigObject c(r, origin + ": rules[" + std::to_string(index) + "]");
     c.allow_only({"name", "identities", "emails", "groups", "kinds", "targets", "logins",
-                  "port_forwarding", "pty"});
+                  "port_forwarding", "pty", "mfa"});
     Rule rule;
     rule.name = c.str("name", "rule-" + std::to_string(index++));
     rule.identities = c.list("identities");
@@ -46,6 +46,7 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
     if (rule.logins.empty()) throw std::runtime_error(c.where() + ": logins is required");
     rule.port_forwarding = c.boolean("port_forwarding", rule.port_forwarding);
     rule.pty = c.boolean("pty", rule.pty);
+    rule.mfa = c.boolean("mfa", rule.mfa);
     policy.rules_.push_back(std::move(rule));
   }
   return policy;
@@ -66,19 +67,29 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
                                 std::string_view login) const {
   PolicyDecision d;
   bool subject_seen = false, target_seen = false;
+  std::string mfa_rule;  // a rule that would have granted access after a multi-factor sign-in
   for (const auto& rule : rules_) {
     if (!subject_matches(rule, identity)) continue;
     subject_seen = true;
     if (!any_match(rule.targets, target)) continue;
     target_seen = true;
     if (!any_match(rule.logins, login)) continue;
+    if (rule.mfa && !identity.mfa) {
+      if (mfa_rule.empty()) mfa_rule = rule.name;
+      continue;
+    }
     d.allowed = true;
     d.port_forwarding = d.port_forwarding || rule.port_forwarding;
     d.pty = d.pty || rule.pty;
     d.rules.push_back(rule.name);
   }
   if (!d.allowed) {
-    if (!subject_seen) {
+    if (!mfa_rule.empty()) {
+      d.mfa_missing = true;
+      d.reason = "policy rule " + mfa_rule +
+                 " requires a multi-factor sign-in, and this sign-in did not use one (" +
+                 identity.describe_factors() + "): sign in again with a second factor";
+    } else if (!subject_seen) {
       d.reason = "no policy rule grants this identity any access";
     } else if (!target_seen) {
       d.reason = "no policy rule grants access to target " + std::string(target);

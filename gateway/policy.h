@@ -3,13 +3,15 @@
 // JSON: {"rules": [{"name": "ops-db", "groups": ["ops"], "identities": ["alice"],
 //                   "emails": ["bob@example.com"], "kinds": ["human"],
 //                   "targets": ["db*.int"], "logins": ["ubuntu"],
-//                   "port_forwarding": false, "pty": true}]}
+//                   "port_forwarding": false, "pty": true, "mfa": true}]}
 // A rule applies when the identity matches one of its identities/emails/groups (glob patterns),
 // its kind is listed (default: any), and both the target and the login match. Access is granted
 // if any rule applies; anything else is refused. "identities" match the issuer-qualified subject
 // ("alice" for a registered key, "oidc:<sub>", "cert:<ca>:<key id>", "<issuer>:<sub>") or the
 // name an administrator assigned (a registered key's, a workload rule's), never a display name;
-// "emails" match only an email its issuer verified (see common/identity.h).
+// "emails" match only an email its issuer verified (see common/identity.h). A rule with
+// "mfa": true grants access only to an identity whose sign-in used several factors
+// (Identity::mfa: an OIDC sign-in whose token says so; never a key, certificate or workload).
 #pragma once
 
 #include <string>
@@ -26,6 +28,8 @@ struct PolicyDecision {
   bool pty = false;
   std::vector<std::string> rules;  // names of the rules that granted access
   std::string reason;              // why it was refused, for the user and the audit event
+  bool mfa_missing =
+      false;  // refused, and a rule would have granted it with a multi-factor sign-in
 };
 
 class Policy {
@@ -41,6 +45,7 @@ class Policy {
     std::vector<std::string> identities, emails, groups, kinds, targets, logins;
     bool port_forwarding = false;
     bool pty = true;
+    bool mfa = false;  // grants only to a multi-factor sign-in
   };
   static bool subject_matches(const Rule& rule, const Identity& identity);
   std::vector<Rule> rules_;

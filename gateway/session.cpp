@@ -69,6 +69,7 @@ Session::Session(Worker& worker, std::string id, int fd, ListenSpec listener,
   opts.signing_key = ctx.signer.get();
   opts.ledger = ctx.checkpoints;
   opts.searchable_text = ctx.config.searchable_text;
+  opts.observer = ctx.event_observer;
   auto backlog =
       std::make_shared<asciicast::Backlog>(ctx.config.session_backlog, worker_.make_waker(id_));
   if (ctx.session_table) {
@@ -668,11 +669,14 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
   log_->set_identity(identity_);
   ssh_message_auth_reply_success(m.get(), 0);
   state_ = State::kAuthenticated;
-  log_->emit(EventKind{"auth.success", "success", ""},
-             json{{"castgate",
-                   {{"auth_method", identity_.auth_method},
-                    {"auth_detail", detail},
-                    {"ssh_user", printable(ssh_user, 128)}}}});
+  json f{{"castgate",
+          {{"auth_method", identity_.auth_method},
+           {"auth_detail", detail},
+           {"ssh_user", printable(ssh_user, 128)}}}};
+  // The factors the identity provider says the sign-in used, as it spelt them.
+  if (!identity_.amr.empty()) f["castgate"]["amr"] = identity_.amr;
+  if (!identity_.acr.empty()) f["castgate"]["acr"] = identity_.acr;
+  log_->emit(EventKind{"auth.success", "success", ""}, std::move(f));
   authorize(ssh_user);
 }
 
@@ -733,8 +737,12 @@ void Session::authorize(const std::string& ssh_user) {
   decision_ = ctx.policy.evaluate(identity_, target_->name, login_);
   if (!decision_.allowed) {
     target_ = nullptr;
-    return deny("policy", identity_.describe() + " may not log in to " + requested_target + " as " +
-                              login_ + ": " + decision_.reason);
+    // A key bound after a sign-in without a second factor would keep bringing that sign-in
+    // back: the next connection signs in afresh, and can use one.
+    if (decision_.mfa_missing && !verified_key_.empty()) ctx.key_bindings.forget(verified_key_);
+    return deny(decision_.mfa_missing ? "mfa_required" : "policy",
+                identity_.describe() + " may not log in to " + requested_target + " as " + login_ +
+                    ": " + decision_.reason);
   }
   session_started_ = true;
   log_->emit(EventKind{"session.start", "success", ""},

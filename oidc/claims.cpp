@@ -1,5 +1,7 @@
 #include "oidc/claims.h"
 
+#include <algorithm>
+
 #include "common/text.h"
 
 namespace castgate::oidc {
@@ -22,6 +24,30 @@ std::vector<std::string> list(const json& c, const std::string& name) {
       if (v.is_string()) out.push_back(v.get<std::string>());
   }
   return out;
+}
+
+bool short_and_printable(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (unsigned char ch : s)
+    if (ch < 0x21 || ch > 0x7e) return false;
+  return true;
+}
+
+bool listed(const std::vector<std::string>& values, const std::string& v) {
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+// amr and acr as the token states them (a few short printable values, recorded and shown to
+// the user), and whether they make the sign-in multi-factor.
+void read_factors(const MfaEvidence& mfa, const json& c, Identity& id) {
+  constexpr size_t kMaxValues = 8, kMaxAmr = 32, kMaxAcr = 128;
+  for (auto& v : list(c, "amr"))
+    if (id.amr.size() < kMaxValues && short_and_printable(v, kMaxAmr)) id.amr.push_back(v);
+  std::string acr = str(c, "acr");
+  if (short_and_printable(acr, kMaxAcr)) id.acr = acr;
+  id.mfa = mfa.enforced_by_provider || (!id.acr.empty() && listed(mfa.acr, id.acr)) ||
+           std::any_of(id.amr.begin(), id.amr.end(),
+                       [&](const std::string& v) { return listed(mfa.amr, v); });
 }
 
 }  // namespace
@@ -64,6 +90,7 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
     }
     id.subject = "oidc:" + sub;
   }
+  read_factors(p.mfa, c, id);
   id.name = str(c, p.claims.name);
   if (id.name.empty()) id.name = str(c, "name");
   if (id.name.empty()) id.name = id.subject;

@@ -48,16 +48,22 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
   if (doc.contains("provider")) {
     ConfigObject r(doc["provider"], origin + ": provider");
     r.allow_only({"preset", "issuer", "tenant", "client_id", "client_secret", "scopes",
-                  "algorithms", "claims", "clock_skew", "max_token_age"});
+                  "algorithms", "claims", "mfa", "clock_skew", "max_token_age"});
     ProviderConfig p;
     std::string preset = r.str("preset", "generic");
     if (preset == "okta") {
       p.preset = Preset::kOkta;
       // Okta's authorization servers release the groups claim only when `groups` is asked for.
       p.scopes.push_back("groups");
+      // Okta's amr lists "mfa" after several factors; its acr names the assurance asked for
+      // (Okta Identity Engine): two factors, phishing-resistant, hardware-protected.
+      p.mfa.acr = {"urn:okta:loa:2fa:any", "phr", "phrh"};
     } else if (preset == "entra") {
       p.preset = Preset::kEntra;
       p.claims.subject = "oid";  // with tid: see the identity mapping
+      // Entra's v1.0 tokens list "mfa" (or "ngcmfa", its equivalent for some credentials); its
+      // v2.0 tokens have no amr: see MfaEvidence::enforced_by_provider.
+      p.mfa.amr = {"mfa", "ngcmfa"};
     } else if (preset != "generic") {
       throw std::runtime_error(r.where() + ": preset must be okta, entra or generic");
     }
@@ -85,6 +91,13 @@ OidcConfig OidcConfig::parse(std::string_view json_text, const std::string& orig
       p.claims.name = cl.str("name", p.claims.name);
       p.claims.email = cl.str("email", p.claims.email);
       p.claims.groups = cl.str("groups", p.claims.groups);
+    }
+    if (r.has("mfa")) {
+      ConfigObject m(doc["provider"]["mfa"], r.where() + ": mfa");
+      m.allow_only({"amr", "acr", "enforced_by_provider"});
+      p.mfa.amr = m.list("amr", p.mfa.amr);
+      p.mfa.acr = m.list("acr", p.mfa.acr);
+      p.mfa.enforced_by_provider = m.boolean("enforced_by_provider", false);
     }
     c.provider = std::move(p);
   }

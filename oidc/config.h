@@ -19,6 +19,16 @@ struct ClaimMapping {
   std::string groups = "groups";  // Entra: "groups" or "roles" (app roles)
 };
 
+// What makes a sign-in multi-factor (policy rules with "mfa": true): any of `amr` among the
+// token's amr values, or its acr among `acr`; or every sign-in, when the operator says the
+// provider requires a second factor for castgate (Entra ID's v2.0 tokens carry no amr: a
+// Conditional Access policy requiring MFA for the castgate application is how Entra enforces it).
+struct MfaEvidence {
+  std::vector<std::string> amr = {"mfa"};
+  std::vector<std::string> acr;
+  bool enforced_by_provider = false;
+};
+
 struct ProviderConfig {
   Preset preset = Preset::kGeneric;
   std::string issuer;  // exact; Entra: derived from the tenant unless given
@@ -28,6 +38,7 @@ struct ProviderConfig {
   std::vector<std::string> scopes = {"openid", "profile", "email"};
   std::vector<std::string> algorithms = {"RS256"};
   ClaimMapping claims;
+  MfaEvidence mfa;
   std::chrono::seconds clock_skew{60};
   std::chrono::seconds max_token_age{3600};
 };

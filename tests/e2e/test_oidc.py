@@ -120,7 +120,8 @@ def test_device_flow_signs_a_person_in_with_groups_from_the_provider(gw, idp):
     assert ok["user"]["id"] == "oidc:alice"  # qualified by its issuer: never a key identity
     assert ok["user"]["group"]["name"] == ["ops"]
     assert ok["castgate"]["identity"] == {"auth_method": "oidc-device", "issuer": idp.issuer,
-                                          "kind": "human", "email_verified": False}
+                                          "kind": "human", "email_verified": False,
+                                          "mfa": False}  # the test provider's login: one factor
     start = gw.wait_event(lambda e: e["event"]["action"] == "session.start")
     assert start["castgate"]["rules"] == ["ops"]
     # A person without the group gets a clear refusal from policy.
@@ -457,3 +458,62 @@ def test_workload_certificate_from_a_trusted_ca(gateway_factory, sshd, idp, tmp_
     assert r.returncode == 255
     wait_until(lambda: any("not valid now" in e["event"]["reason"] for e in failures(gw)), 15,
                "auth.failure saying the certificate is not valid now")
+
+
+# --- multi-factor sign-in required by policy ------------------------------------------------------
+
+MFA_POLICY = {"rules": [
+    {"name": "prod-admins", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN], "mfa": True},
+]}
+MFA_ACCOUNTS = {"alice": {"groups": ["ops"], "amr": ["pwd"]},
+                "carol": {"groups": ["ops"], "amr": ["pwd", "mfa", "otp"]},
+                "dave": {"groups": ["ops"], "acr": "urn:okta:loa:2fa:any"},
+                "erin": {"groups": ["ops"]}}
+
+
+@pytest.mark.parametrize("shape", ["okta", "entra"])
+def test_a_rule_that_requires_mfa_refuses_a_single_factor_sign_in(gateway_factory, sshd, keys,
+                                                                  tmp_path, shape):
+    """Tokens from a real oidc-provider, with and without a second factor in amr/acr as Okta and
+    Entra ID spell them: only the multi-factor sign-ins pass the rule, the others are told
+    what is missing, and the record says which factors each sign-in used."""
+    idp = Idp(tmp_path, shape=shape, accounts=MFA_ACCOUNTS)
+    try:
+        cfg = idp.oidc_config(tmp_path / "oidc.json")
+        gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                             [sshd.known_hosts_line()], policy=MFA_POLICY,
+                             extra_args=["--oidc-config", str(cfg)])
+        # Okta's acr for two factors counts at Okta only; Entra's preset reads amr.
+        people = [("carol", True), ("alice", False), ("erin", False),
+                  ("dave", shape == "okta")]
+        for login, passes in people:
+            key = keygen(tmp_path / f"{login}-laptop")
+            term, _ = openssh_sign_in(gw, login=login, key=key, command=f"echo in-as-{login}")
+            try:
+                screen = term.screen()
+            finally:
+                term.close()
+            assert (f"in-as-{login}" in screen) == passes, (login, screen)
+            if not passes:
+                assert "requires a multi-factor sign-in" in screen, screen
+                denied = gw.wait_event(lambda e: e["event"]["action"] == "policy.denied" and
+                                       e["user"]["name"].startswith(login), what="the denial")
+                assert denied["castgate"]["denial"] == "mfa_required"
+                assert denied["castgate"]["identity"]["mfa"] is False
+                assert "prod-admins requires a multi-factor sign-in" in denied["event"]["reason"]
+            ok = gw.wait_event(lambda e: e["event"]["action"] == "auth.success" and
+                               e["user"]["name"].startswith(login), what="the sign-in")
+            assert ok["castgate"]["identity"]["mfa"] is passes
+            assert ok["castgate"].get("amr") == MFA_ACCOUNTS[login].get("amr")
+            assert ok["castgate"].get("acr") == MFA_ACCOUNTS[login].get("acr")
+        # alice's refused sign-in is not remembered for her key: her next connection signs in
+        # afresh (with a second factor this time) instead of bringing the old sign-in back.
+        idp.control("accounts", {"alice": {"groups": ["ops"], "amr": ["pwd", "mfa"]}})
+        term, _ = openssh_sign_in(gw, login="alice", key=tmp_path / "alice-laptop",
+                                  command="echo in-as-alice-again")
+        try:
+            assert "in-as-alice-again" in term.screen(), term.screen().strip()
+        finally:
+            term.close()
+    finally:
+        idp.stop()

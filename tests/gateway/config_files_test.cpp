@@ -129,3 +129,43 @@ TEST_CASE("SSH user names route to login and target") {
   CHECK(parse_listen("[::1]:22").address == "::1");
   CHECK_THROWS_AS(parse_listen("nohost"), std::runtime_error);
 }
+
+TEST_CASE("policy rules with mfa grant only to a multi-factor sign-in") {
+  auto p = Policy::parse(R"({"rules": [
+      {"name": "prod-admin", "groups": ["ops"], "targets": ["prod*"], "logins": ["root"], "mfa": true},
+      {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["ubuntu"], "port_forwarding": true}
+    ]})",
+                         "policy");
+  Identity alice;
+  alice.subject = "oidc:00u1";
+  alice.name = "alice";
+  alice.groups = {"ops"};
+  alice.auth_method = "oidc-device";
+  alice.amr = {"pwd"};
+  auto d = p.evaluate(alice, "prod1", "root");
+  CHECK_FALSE(d.allowed);
+  CHECK(d.mfa_missing);
+  CHECK(d.reason ==
+        "policy rule prod-admin requires a multi-factor sign-in, and this sign-in did not use "
+        "one (amr: pwd): sign in again with a second factor");
+  // Another rule still grants what it grants, without a second factor.
+  CHECK(p.evaluate(alice, "prod1", "ubuntu").allowed);
+  alice.mfa = true;
+  alice.amr = {"pwd", "mfa", "otp"};
+  d = p.evaluate(alice, "prod1", "root");
+  CHECK(d.allowed);
+  CHECK_FALSE(d.port_forwarding);  // only the mfa rule applies to root
+  // A key never counts as a second factor, and is told so.
+  Identity key;
+  key.subject = "alice";
+  key.groups = {"ops"};
+  key.auth_method = "publickey";
+  CHECK(p.evaluate(key, "prod1", "root").reason.find("(signed in with publickey)") !=
+        std::string::npos);
+  // A refusal for any other reason is not blamed on the factors.
+  CHECK_FALSE(p.evaluate(key, "prod1", "postgres").mfa_missing);
+  CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
+                                   "mfa": "yes"}]})",
+                                "p"),
+                  std::runtime_error);
+}

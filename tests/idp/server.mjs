@@ -93,6 +93,22 @@ function buildProvider(issuer) {
   return p;
 }
 
+// The factors an account signed in with (its `amr`/`acr` in `accounts`), as the provider's own
+// login would have recorded them in the session: oidc-provider's development login records
+// none, so they are set on the ID token it issued, signed again with the same key.
+async function withFactors(idToken) {
+  const [h, pl] = idToken.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const payload = JSON.parse(Buffer.from(pl, 'base64url'));
+  const account = accounts[payload.sub] || {};
+  if (account.amr === undefined && account.acr === undefined) return idToken;
+  const key = keys.find((k) => k.kid === header.kid);
+  const body = { ...payload };
+  if (account.amr !== undefined) body.amr = account.amr;
+  if (account.acr !== undefined) body.acr = account.acr;
+  return new jose.SignJWT(body).setProtectedHeader(header).sign(await jose.importJWK(key, key.alg));
+}
+
 // Re-signs the id_token of a token response the way a test asked it to be spoiled.
 async function spoil(idToken, mode) {
   const [h, pl] = idToken.split('.');
@@ -219,6 +235,7 @@ async function handle(req, res) {
     return relay(req, res, body, async (status, text) => {
       let json;
       try { json = JSON.parse(text); } catch { return { status, body: text }; }
+      if (status === 200 && json.id_token) json.id_token = await withFactors(json.id_token);
       if (status === 200 && json.id_token && tamper) {
         json.id_token = await spoil(json.id_token, tamper);
         tamper = null;

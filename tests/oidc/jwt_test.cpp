@@ -352,3 +352,50 @@ TEST_CASE("the identity provider's answers are read strictly") {
   CHECK_FALSE(id_token_of(R"({"id_token":{"a":1}})"));
   CHECK_FALSE(id_token_of("not json"));
 }
+
+TEST_CASE("multi-factor sign-ins as each provider spells them") {
+  auto okta =
+      *OidcConfig::parse(
+           R"({"provider":{"preset":"okta","issuer":"https://acme.okta.com","client_id":"c"}})",
+           "x")
+           .provider;
+  auto entra =
+      *OidcConfig::parse(R"({"provider":{"preset":"entra","tenant":"t-1","client_id":"c"}})", "x")
+           .provider;
+  auto base = nlohmann::json{{"sub", "00u1"}, {"tid", "t-1"}, {"oid", "o-1"}};
+  auto with = [&](nlohmann::json extra) {
+    auto c = base;
+    c.update(extra);
+    return c;
+  };
+  CHECK_FALSE(map_person(okta, base).identity.mfa);  // nothing said: not multi-factor
+  CHECK(map_person(okta, with({{"amr", {"pwd", "mfa", "otp"}}})).identity.mfa);
+  CHECK_FALSE(map_person(okta, with({{"amr", {"pwd"}}})).identity.mfa);
+  CHECK(map_person(okta, with({{"acr", "urn:okta:loa:2fa:any"}})).identity.mfa);
+  CHECK(map_person(okta, with({{"acr", "phr"}})).identity.mfa);
+  CHECK_FALSE(map_person(okta, with({{"acr", "urn:okta:loa:1fa:any"}})).identity.mfa);
+  CHECK_FALSE(map_person(okta, with({{"amr", "mfa pwd"}})).identity.mfa);  // one odd value
+  CHECK_FALSE(map_person(okta, with({{"amr", {{{"mfa", true}}}}})).identity.mfa);
+  CHECK(map_person(entra, with({{"amr", {"pwd", "ngcmfa"}}})).identity.mfa);
+  auto m = map_person(entra, with({{"amr", {"pwd", "rsa"}}, {"acr", "1"}}));
+  CHECK_FALSE(m.identity.mfa);
+  CHECK(m.identity.amr == std::vector<std::string>{"pwd", "rsa"});
+  CHECK(m.identity.acr == "1");
+  // Values are recorded and shown to users: a few short printable ones only.
+  m = map_person(okta, with({{"amr",
+                              {"pwd", std::string(40, 'x'), "a b", "\x1b[2J", "otp", "1", "2", "3",
+                               "4", "5", "6", "7"}}}));
+  CHECK(m.identity.amr == std::vector<std::string>{"pwd", "otp", "1", "2", "3", "4", "5", "6"});
+  // Entra's v2.0 tokens carry no amr: the operator may say the provider enforces MFA for
+  // castgate (Conditional Access).
+  auto ca = *OidcConfig::parse(
+                 R"({"provider":{"preset":"entra","tenant":"t-1","client_id":"c",
+                                 "mfa":{"enforced_by_provider":true}}})",
+                 "x")
+                 .provider;
+  CHECK(map_person(ca, base).identity.mfa);
+  CHECK_THROWS_AS(OidcConfig::parse(R"({"provider":{"preset":"okta","issuer":"https://a",
+                                        "client_id":"c","mfa":{"amrs":["mfa"]}}})",
+                                    "x"),
+                  std::runtime_error);
+}
