@@ -41,6 +41,11 @@ class Text {
     out_ += type;
     out_ += '\n';
   }
+  // A family of one unlabelled sample.
+  void single(std::string_view name, std::string_view type, std::string_view help, uint64_t value) {
+    family(name, type, help);
+    sample(name, "", value);
+  }
   void sample(std::string_view name, std::string_view labels, uint64_t value) {
     sample(name, labels, std::to_string(value));
   }
@@ -106,30 +111,27 @@ void MetricsRecorder::observe(const asciicast::EventKind& kind, const json& fiel
 std::string prometheus_text(const MetricValues& v, const GatewayGauges& g) {
   auto at = [&](Metric m) { return v[metric_index(m)]; };
   Text t;
-  t.family("up", "gauge", "1 while castgate serves (this answer).");
-  t.sample("up", "", uint64_t{1});
-  t.family("ready", "gauge", "1 while castgate takes and records new sessions (GET /readyz).");
-  t.sample("ready", "", uint64_t{g.ready});
-  t.family("draining", "gauge", "1 after a stop signal, while live sessions finish.");
-  t.sample("draining", "", uint64_t{g.draining});
-  t.family("signer_up", "gauge", "1 while the signer process (keys) runs.");
-  t.sample("signer_up", "", uint64_t{g.signer_up});
+  t.single("up", "gauge", "1 while castgate serves (this answer).", uint64_t{1});
+  t.single("ready", "gauge", "1 while castgate takes and records new sessions (GET /readyz).",
+           uint64_t{g.ready});
+  t.single("draining", "gauge", "1 after a stop signal, while live sessions finish.",
+           uint64_t{g.draining});
+  t.single("signer_up", "gauge", "1 while the signer process (keys) runs.", uint64_t{g.signer_up});
   t.family("worker_processes", "gauge", "Worker processes running, of those configured.");
   t.sample("worker_processes", label("state", "running"), g.workers_running);
   t.sample("worker_processes", label("state", "configured"), g.workers_configured);
-  t.family("worker_restarts_total", "counter", "Worker processes that ended unexpectedly.");
-  t.sample("worker_restarts_total", "", g.worker_restarts);
+  t.single("worker_restarts_total", "counter", "Worker processes that ended unexpectedly.",
+           g.worker_restarts);
 
-  t.family("connections_total", "counter", "SSH connections accepted by a worker.");
-  t.sample("connections_total", "", at(Metric::kConnections));
+  t.single("connections_total", "counter", "SSH connections accepted by a worker.",
+           at(Metric::kConnections));
   t.family("connections_refused_total", "counter",
            "SSH connections refused before sign-in by admission control, by reason.");
   for (size_t i = 0; i < kAdmissionRefusals.size(); ++i)
     t.sample("connections_refused_total", label("reason", kAdmissionRefusals[i]), g.refused[i]);
-  t.family("sessions_active", "gauge", "Connections being served now.");
-  t.sample("sessions_active", "", g.live_sessions);
-  t.family("sessions_total", "counter", "Sessions started (signed in and routed to a target).");
-  t.sample("sessions_total", "", at(Metric::kSessions));
+  t.single("sessions_active", "gauge", "Connections being served now.", g.live_sessions);
+  t.single("sessions_total", "counter", "Sessions started (signed in and routed to a target).",
+           at(Metric::kSessions));
 
   t.family("sign_ins_total", "counter", "Sign-in attempts by method and outcome.");
   for (size_t m = 0; m < kSignInMethods.size(); ++m)
@@ -157,30 +159,28 @@ std::string prometheus_text(const MetricValues& v, const GatewayGauges& g) {
   for (size_t r = 0; r < kRefusalReasons.size(); ++r)
     t.sample("policy_refusals_total", label("reason", kRefusalReasons[r]),
              at(Metric::kRefusals + r));
-  t.family("upstream_failures_total", "counter",
-           "Connections to a target that failed (connect, host key, sign-in).");
-  t.sample("upstream_failures_total", "", at(Metric::kUpstreamFailures));
-  t.family("alerts_total", "counter", "Alert events (alert rules matched).");
-  t.sample("alerts_total", "", at(Metric::kAlerts));
-  t.family("limits_exceeded_total", "counter", "Connections closed for exceeding a limit.");
-  t.sample("limits_exceeded_total", "", at(Metric::kLimitsExceeded));
+  t.single("upstream_failures_total", "counter",
+           "Connections to a target that failed (connect, host key, sign-in).",
+           at(Metric::kUpstreamFailures));
+  t.single("alerts_total", "counter", "Alert events (alert rules matched).", at(Metric::kAlerts));
+  t.single("limits_exceeded_total", "counter", "Connections closed for exceeding a limit.",
+           at(Metric::kLimitsExceeded));
   t.family("relayed_bytes_total", "counter",
            "Bytes relayed between users and targets, added when each session ends.");
   t.sample("relayed_bytes_total", label("direction", "to_target"), at(Metric::kBytesToTarget));
   t.sample("relayed_bytes_total", label("direction", "to_user"), at(Metric::kBytesToUser));
 
-  t.family("recorded_lines_total", "counter", "Event lines written whole to stdout.");
-  t.sample("recorded_lines_total", "", at(Metric::kRecordedLines));
-  t.family("recorded_bytes_total", "counter", "Bytes of event lines written to stdout.");
-  t.sample("recorded_bytes_total", "", at(Metric::kRecordedBytes));
-  t.family("recording_lost_lines_total", "counter",
-           "Event lines that could not be written (stdout failed).");
-  t.sample("recording_lost_lines_total", "", at(Metric::kLostLines));
-  t.family("recording_backlog_bytes", "gauge", "Event lines queued for stdout.");
-  t.sample("recording_backlog_bytes", "", at(Metric::kBacklogBytes));
-  t.family("recording_backpressure_total", "counter",
-           "Times the stdout queue was full and sessions paused reading from their peers.");
-  t.sample("recording_backpressure_total", "", at(Metric::kBackpressure));
+  t.single("recorded_lines_total", "counter", "Event lines written whole to stdout.",
+           at(Metric::kRecordedLines));
+  t.single("recorded_bytes_total", "counter", "Bytes of event lines written to stdout.",
+           at(Metric::kRecordedBytes));
+  t.single("recording_lost_lines_total", "counter",
+           "Event lines that could not be written (stdout failed).", at(Metric::kLostLines));
+  t.single("recording_backlog_bytes", "gauge", "Event lines queued for stdout.",
+           at(Metric::kBacklogBytes));
+  t.single("recording_backpressure_total", "counter",
+           "Times the stdout queue was full and sessions paused reading from their peers.",
+           at(Metric::kBackpressure));
   return t.take();
 }
 
