@@ -17,10 +17,9 @@ namespace castgate {
 inline constexpr std::array<std::string_view, 6> kSignInMethods = {
     "publickey", "certificate", "oidc-device", "workload-jwt", "jump", "other"};
 // Policy refusals (policy.denied's castgate.denial, and forwarding refused by policy).
-inline constexpr std::array<std::string_view, 10> kRefusalReasons = {
-    "policy",    "mfa_required",   "unknown_target",
-    "bad_login", "listener_bound", "certificate_principal",
-    "no_target", "port_forward",   "jump",
+inline constexpr std::array<std::string_view, 11> kRefusalReasons = {
+    "policy",         "mfa_required",          "locked",    "unknown_target", "bad_login",
+    "listener_bound", "certificate_principal", "no_target", "port_forward",   "jump",
     "other"};
 // Upper bounds of the sign-in duration histogram, in seconds: a key takes milliseconds, a device
 // sign-in as long as the person takes to approve it.

@@ -156,7 +156,10 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "banner-file", po::value<std::string>(), "read the banner from this file")(
       "alert-rules", po::value<std::string>(),
       "extra alert patterns for commands and file paths (JSON list)")(
-      "no-default-alerts", po::bool_switch(), "do not use the built-in alert patterns")(
+      "locks", po::value<std::string>(),
+      "locks (JSON): identities, groups or targets whose sessions are ended and refused; the "
+      "file is watched, changes apply within seconds")("no-default-alerts", po::bool_switch(),
+                                                       "do not use the built-in alert patterns")(
       "demo", po::bool_switch(), "generate host and recording keys in memory (make demo)");
 
   // Read from the command line only: a deployment's environment or config file cannot switch
@@ -253,6 +256,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   str("banner", c.banner);
   str("ports-file", c.ports_file);
   str("alert-rules", c.alert_rules_file);
+  str("locks", c.locks_file);
   c.default_alerts = !vm["no-default-alerts"].as<bool>();
   str("log-level", c.log_level);
   if (vm.count("banner-file")) c.banner = read_file(vm["banner-file"].as<std::string>());

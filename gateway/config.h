@@ -34,6 +34,7 @@ struct GatewayConfig {
   std::string banner;  // shown before sign-in (USERAUTH_BANNER)
   std::string ports_file;
   std::string alert_rules_file;  // extra alert rules (JSON)
+  std::string locks_file;        // locks (JSON, locks.h), watched while castgate runs
   bool default_alerts = true;    // where to write the bound ports (tests/demo); empty = don't
   std::chrono::seconds certificate_validity{300};
   std::chrono::seconds max_certificate_validity{3600};  // enforced by the signer process

@@ -22,6 +22,7 @@
 #include "gateway/identities.h"
 #include "gateway/key_bindings.h"
 #include "gateway/known_hosts.h"
+#include "gateway/lock_watcher.h"
 #include "gateway/policy.h"
 #include "gateway/resolver.h"
 #include "gateway/signer_client.h"
@@ -61,6 +62,7 @@ struct GatewayContext {
   std::unique_ptr<oidc::OidcService> oidc;  // null without --oidc-config
   SessionTable* session_table = nullptr;    // where its chains reached stdout, for the parent
   asciicast::EventObserver* event_observer = nullptr;  // counts its sessions' events (metrics)
+  LockState locks;  // the locks in force (--locks); a worker process's watcher updates them
   int worker_index = 0;
   std::string signer_chain;  // the signer process's audit chain ("signer-…")
   // The worker process's sessions start and end their chains here, for its checkpoints.

@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <stdexcept>
@@ -154,6 +155,7 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
   if (!config.oidc_config_file.empty())
     ctx->oidc_config =
         oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
+  if (!config.locks_file.empty()) ctx->locks.set(load_locks(config.locks_file));
   return ctx;
 }
 
@@ -161,6 +163,9 @@ sandbox::Options worker_readable(const GatewayContext& ctx) {
   sandbox::Options options;
   if (ctx.oidc_config && !ctx.oidc_config->ca_bundle.empty())
     options.readable.push_back(ctx.oidc_config->ca_bundle);
+  // The lock file's directory, not the file: a ConfigMap (or an editor) replaces the file.
+  if (!ctx.config.locks_file.empty())
+    options.readable.push_back(std::filesystem::path(ctx.config.locks_file).parent_path().string());
   return options;
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/identity.h"
+#include "gateway/identity_selector.h"
 
 namespace castgate {
 
@@ -42,12 +43,12 @@ class Policy {
  private:
   struct Rule {
     std::string name;
-    std::vector<std::string> identities, emails, groups, kinds, targets, logins;
+    IdentitySelector who;
+    std::vector<std::string> targets, logins;
     bool port_forwarding = false;
     bool pty = true;
     bool mfa = false;  // grants only to a multi-factor sign-in
   };
-  static bool subject_matches(const Rule& rule, const Identity& identity);
   std::vector<Rule> rules_;
 };
 

@@ -680,6 +680,12 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
   authorize(ssh_user);
 }
 
+void Session::enforce_locks(const Locks& locks) {
+  if (!authenticated_ || state_ == State::kClosing || state_ == State::kClosed) return;
+  const auto* lock = locks.match(identity_, target_ ? target_->name : target_name_);
+  if (lock) close("locked", "access locked by an administrator: " + lock->reason);
+}
+
 void Session::authorize(const std::string& ssh_user) {
   auto& ctx = worker_.context();
   std::string requested_target;
@@ -743,6 +749,12 @@ void Session::authorize(const std::string& ssh_user) {
     return deny(decision_.mfa_missing ? "mfa_required" : "policy",
                 identity_.describe() + " may not log in to " + requested_target + " as " + login_ +
                     ": " + decision_.reason);
+  }
+  if (auto locks = ctx.locks.get()) {
+    if (const auto* lock = locks->match(identity_, target_->name)) {
+      target_ = nullptr;
+      return deny("locked", "access locked by an administrator: " + lock->reason);
+    }
   }
   session_started_ = true;
   log_->emit(EventKind{"session.start", "success", ""},

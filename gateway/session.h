@@ -18,6 +18,7 @@
 #include "gateway/event_loop.h"
 #include "gateway/interactive_sign_in.h"
 #include "gateway/jump_tunnel.h"
+#include "gateway/locks.h"
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/upstream.h"
@@ -69,6 +70,8 @@ class Session final : public FdHandler,
   void resume() { step(); }
   // Once a second: timeouts, recording health.
   void tick(std::chrono::steady_clock::time_point now);
+  // Ends the session if a lock now matches its identity and target.
+  void enforce_locks(const Locks& locks);
 
   void on_fd_ready(int fd, uint32_t events) override;
   void on_fault(const char* what) noexcept override { fault(what); }

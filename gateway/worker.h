@@ -16,6 +16,7 @@
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
+#include "gateway/locks.h"
 #include "gateway/ssh_handles.h"
 
 namespace castgate {
@@ -49,6 +50,8 @@ class Worker {
   void close_all(const std::string& reason, const std::string& message);
   // Thread-safe: sessions paused by recording backpressure may continue.
   void resume_all();
+  // Thread-safe: ends the sessions `locks` now match.
+  void enforce_locks(std::shared_ptr<const Locks> locks);
   size_t live_sessions() const { return live_.load(); }
 
   // Loop thread only.

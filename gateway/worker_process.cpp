@@ -98,6 +98,8 @@ WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
   });
   context_.sink = writer_.get();
   context_.event_observer = &metrics_recorder_;
+  if (!cfg.locks_file.empty())
+    lock_watcher_ = std::make_unique<LockWatcher>(cfg.locks_file, context_.locks);
   asciicast::SessionLogOptions lopts;
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;
@@ -204,6 +206,10 @@ void WorkerProcess::watchdog() {
   m.set(Metric::kLostLines, writer_->lines_lost());
   m.set(Metric::kBackpressure, writer_->backpressure_events());
   m.set(Metric::kBacklogBytes, writer_->bytes_queued());
+  if (lock_watcher_) {
+    if (auto locks = lock_watcher_->poll())
+      for (auto& w : workers_) w->enforce_locks(locks);
+  }
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_.config.checkpoint_interval)
     checkpoint(false);
   if (draining_) {

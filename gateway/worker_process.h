@@ -13,6 +13,7 @@
 #include "asciicast/stdout_writer.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
+#include "gateway/lock_watcher.h"
 #include "gateway/metrics.h"
 #include "gateway/worker.h"
 
@@ -54,7 +55,8 @@ class WorkerProcess : private FdHandler {
   WorkerProcessSetup setup_;
   std::string sandbox_note_;
   std::unique_ptr<asciicast::StdoutWriter> writer_;
-  MetricsRecorder metrics_recorder_;  // its sessions' events, counted into setup_.metrics
+  MetricsRecorder metrics_recorder_;           // its sessions' events, counted into setup_.metrics
+  std::unique_ptr<LockWatcher> lock_watcher_;  // --locks: polled by the watchdog
   EventLoop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<asciicast::SessionLog> log_;  // the process's own chain: "worker-..."

@@ -120,6 +120,7 @@ def production_values():
     v["extraEnv"] = [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}]
     v["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cg"}}
     v["gateway"] = {"maxLine": 65536, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
+    v["locks"] = [{"groups": ["contractors"], "reason": "INC-4711: contractor access suspended"}]
     v["metrics"] = {"service": {"enabled": True},
                     "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}
     return v
@@ -178,7 +179,7 @@ def test_chart_runs_castgate_locked_down(helm, tmp_path):
     pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
     assert pdb["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
     # The OIDC configuration may hold a client secret: a Secret, never the ConfigMap.
-    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "cg-castgate")
     assert "oidc.json" not in cm["data"]
     oidc = next(d for d in docs if d["kind"] == "Secret")
     assert json.loads(base64.b64decode(oidc["data"]["oidc.json"]))["provider"]["client_id"] == "c-1"
@@ -215,7 +216,8 @@ def test_chart_schema_refuses_values_of_the_wrong_shape(helm, tmp_path):
                              ("targetServices", [{"target": "db1.int", "containerPort": "2301"}],
                               "containerPort"),
                              ("replicaCount", 0, "replicaCount"),
-                             ("serviceAcount", {"create": False}, "serviceAcount")]:
+                             ("serviceAcount", {"create": False}, "serviceAcount"),
+                             ("locks", [{"groups": ["x"]}], "reason")]:
         vals = values()
         vals[key] = bad
         assert needle in refusal(helm, tmp_path, vals), (key, bad)
@@ -292,11 +294,18 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     c = pod["containers"][0]
     assert {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"} in c["env"]
     assert pod["terminationGracePeriodSeconds"] == 15 + 120 + 30
-    conf = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["castgate.conf"]
+    conf = next(d for d in docs if d["kind"] == "ConfigMap" and
+                d["metadata"]["name"] == "cg-castgate")["data"]["castgate.conf"]
     assert "max-line = 65536\n" in conf and "max-unauthenticated = 2000000\n" in conf
     assert "shutdown-grace = 120s\n" in conf
     netpol = next(d for d in docs if d["kind"] == "NetworkPolicy")
     assert {"port": 443, "protocol": "TCP"} in netpol["spec"]["egress"][-1]["ports"]
+    # Locks: a ConfigMap of their own, mounted, outside the restart checksum.
+    locks = next(d for d in docs if d["kind"] == "ConfigMap" and
+                 d["metadata"]["name"] == "cg-castgate-locks")
+    assert json.loads(locks["data"]["locks.json"]) == {"locks": production_values()["locks"]}
+    assert "locks = /etc/castgate/locks/locks.json\n" in conf
+    assert {"name": "locks", "mountPath": "/etc/castgate/locks", "readOnly": True} in c["volumeMounts"]
     # Metrics: scraped inside the cluster only, from the health port.
     assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
     assert services["cg-castgate-metrics"]["spec"]["type"] == "ClusterIP"
@@ -320,7 +329,7 @@ def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
     assert {"DB1.INT", LONG, LONG.replace("internal", "external")} <= targets
     # One replica: no disruption budget that would block node drains.
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
-    cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "gw")["data"]
     assert cm["banner"] == BANNER
     assert "banner-file = /etc/castgate/config/banner\n" in cm["castgate.conf"]
     assert "max-unauthenticated = 1048576\n" in cm["castgate.conf"]
@@ -358,10 +367,15 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     vals["oidc"] = {"enabled": False}
     vals["gateway"] = {"banner": BANNER, "maxUnauthenticated": 1000000}
     docs = render(helm, tmp_path, vals)
-    cm = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and
+              d["metadata"]["name"] == "cg-castgate")["data"]
+    locks = next(d for d in docs if d["kind"] == "ConfigMap" and
+                 d["metadata"]["name"] == "cg-castgate-locks")["data"]
     etc = tmp_path / "etc-castgate"
     (etc / "config").mkdir(parents=True)
     (etc / "keys").mkdir()
+    (etc / "locks").mkdir()
+    (etc / "locks" / "locks.json").write_text(locks["locks.json"])
     for name, content in cm.items():
         text = content.replace("/etc/castgate", str(etc))
         if name == "castgate.conf":
