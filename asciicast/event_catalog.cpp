@@ -32,6 +32,7 @@ const std::vector<EventClass>& event_catalog() {
       {"policy.denied", "event", {"network"}, {"connection", "denied"}},
       {"session.start", "event", {"session"}, {"start"}},
       {"session.end", "event", {"session"}, {"end"}},
+      {"session.warning", "event", {"session"}, {"info"}},
       {"session.lost", "event", {"session"}, {"end"}},
       {"credential.issued", "event", {"iam"}, {"creation"}},
       {"upstream.connected", "event", {"network"}, {"connection", "start"}},

@@ -55,6 +55,14 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
+std::string duration_text(std::chrono::seconds d) {
+  long long n = d.count();
+  if (n != 0 && n % 86400 == 0) return std::to_string(n / 86400) + "d";
+  if (n != 0 && n % 3600 == 0) return std::to_string(n / 3600) + "h";
+  if (n != 0 && n % 60 == 0) return std::to_string(n / 60) + "m";
+  return std::to_string(n) + "s";
+}
+
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   text = trim(text);
   if (text.empty()) return std::nullopt;

@@ -17,6 +17,8 @@ bool starts_with(std::string_view s, std::string_view prefix);
 // special (so "[host]:port" is literal).
 bool glob_match(std::string_view pattern, std::string_view text);
 // "90", "90s", "5m", "2h", "1d" -> seconds. Rejects negative and malformed values.
+// "8h", "5m", "90s": a duration as the options spell it (the largest unit that divides it).
+std::string duration_text(std::chrono::seconds d);
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // Reads a whole file; throws std::runtime_error naming the file on failure.
 std::string read_file(const std::string& path);

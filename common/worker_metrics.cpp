@@ -48,24 +48,53 @@ void WorkerMetrics::set(Metric m, uint64_t value) {
 void WorkerMetrics::sign_in(std::string_view method, bool success, std::chrono::microseconds took) {
   add(Metric::kSignIns + (sign_in_method_index(method) * 2 + (success ? 0 : 1)));
   if (!success) return;
-  add(Metric::kSignInMicros, static_cast<uint64_t>(std::max<int64_t>(0, took.count())));
+  // The count (+Inf) first, then the buckets from the widest down, each add ordered after the
+  // one before: the parent reads them the other way round (read() goes up), so a scrape never
+  // sees a bucket above a wider one or above the count.
+  __atomic_fetch_add(&values_[metric_index(Metric::kSignInBucket + kSignInBuckets.size())], 1,
+                     __ATOMIC_SEQ_CST);
   double seconds = static_cast<double>(took.count()) / 1e6;
-  for (size_t b = 0; b < kSignInBuckets.size(); ++b)
-    if (seconds <= kSignInBuckets[b]) add(Metric::kSignInBucket + b);
-  add(Metric::kSignInBucket + kSignInBuckets.size());  // +Inf: every one
+  for (size_t b = kSignInBuckets.size(); b-- > 0;)
+    if (seconds <= kSignInBuckets[b])
+      __atomic_fetch_add(&values_[metric_index(Metric::kSignInBucket + b)], 1, __ATOMIC_SEQ_CST);
+  add(Metric::kSignInMicros, static_cast<uint64_t>(std::max<int64_t>(0, took.count())));
 }
 
 MetricValues WorkerMetrics::read() const {
   MetricValues v{};
-  for (size_t i = 0; i < v.size(); ++i) v[i] = __atomic_load_n(&values_[i], __ATOMIC_RELAXED);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = __atomic_load_n(&values_[i], __ATOMIC_SEQ_CST);
   return v;
 }
 
-void WorkerMetrics::retire_into(MetricValues& totals) {
-  MetricValues v = read();
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!is_gauge(static_cast<Metric>(i))) totals[i] += v[i];
-  std::memset(values_, 0, kBytes);
+void WorkerMetrics::clear() {
+  for (size_t i = 0; i < metric_index(Metric::kCount); ++i)
+    __atomic_store_n(&values_[i], 0, __ATOMIC_RELAXED);
+}
+
+namespace {
+uint64_t saturating_add(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+}  // namespace
+
+void MetricTotals::observe(size_t worker, const MetricValues& values) {
+  MetricValues& seen = seen_.at(worker);
+  for (size_t i = 0; i < values.size(); ++i)
+    seen[i] = is_gauge(static_cast<Metric>(i)) ? values[i] : std::max(seen[i], values[i]);
+}
+
+void MetricTotals::retire(size_t worker) {
+  MetricValues& seen = seen_.at(worker);
+  for (size_t i = 0; i < seen.size(); ++i)
+    if (!is_gauge(static_cast<Metric>(i))) retired_[i] = saturating_add(retired_[i], seen[i]);
+  seen = {};
+}
+
+MetricValues MetricTotals::totals() const {
+  MetricValues t = retired_;
+  for (const auto& seen : seen_)
+    for (size_t i = 0; i < t.size(); ++i) t[i] = saturating_add(t[i], seen[i]);
+  return t;
 }
 
 }  // namespace castgate

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace castgate {
 
@@ -77,12 +78,28 @@ class WorkerMetrics {
 
   // Parent, any time.
   MetricValues read() const;
-  // Parent, once the worker is dead: adds what only grows to `totals` (which outlive workers, so
-  // that no counter the parent serves ever goes down) and zeroes the block for the next worker.
-  void retire_into(MetricValues& totals);
+  // Parent, once the worker is dead: zeroes the block for the next worker.
+  void clear();
 
  private:
   uint64_t* values_ = nullptr;
+};
+
+// The parent's sum of its workers' blocks. A worker is sandboxed but parses the network: one
+// taken over could write anything into its block. So each counter is served as the highest value
+// seen from that worker (a worker cannot make a counter go down, its own or another's), sums
+// saturate instead of wrapping, and what a worker counted stays once it ends (its gauges go).
+class MetricTotals {
+ public:
+  MetricTotals() = default;
+  explicit MetricTotals(size_t workers) : seen_(workers) {}
+  void observe(size_t worker, const MetricValues& values);
+  void retire(size_t worker);
+  MetricValues totals() const;
+
+ private:
+  std::vector<MetricValues> seen_;
+  MetricValues retired_{};
 };
 
 }  // namespace castgate

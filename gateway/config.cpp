@@ -105,6 +105,8 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   po::options_description limits("Limits and timeouts");
   limits.add_options()("preauth-timeout", po::value<std::string>()->default_value("30s"),
                        "time allowed to sign in")(
+      "session-end-warning", po::value<std::string>()->default_value("5m"),
+      "warn users this long before a policy rule's max_session_length ends their session")(
       "idle-timeout", po::value<std::string>()->default_value("0"),
       "close sessions without traffic for this long (0 = never)")(
       "jump-idle-timeout", po::value<std::string>()->default_value("10m"),
@@ -264,6 +266,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.max_certificate_validity = duration_option(vm, "max-certificate-validity");
   c.preauth_timeout = duration_option(vm, "preauth-timeout");
   c.idle_timeout = duration_option(vm, "idle-timeout");
+  c.session_end_warning = duration_option(vm, "session-end-warning");
   c.jump_idle_timeout = duration_option(vm, "jump-idle-timeout");
   if (c.jump_idle_timeout.count() < 1)
     throw std::runtime_error("--jump-idle-timeout must be at least 1s");

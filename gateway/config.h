@@ -40,6 +40,8 @@ struct GatewayConfig {
   std::chrono::seconds max_certificate_validity{3600};  // enforced by the signer process
   std::chrono::seconds preauth_timeout{30};
   std::chrono::seconds idle_timeout{0};  // 0 = none
+  // How long before a policy rule's max_session_length ends a session its user is warned.
+  std::chrono::seconds session_end_warning{300};
   // A connection without a target (a ProxyJump's, kept by ControlMaster) without a ProxyJump
   // channel for this long is closed.
   std::chrono::seconds jump_idle_timeout{600};

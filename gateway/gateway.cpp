@@ -211,6 +211,7 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
     listeners_.push_back(l);
   }
   workers_.resize(static_cast<size_t>(cfg.worker_processes));
+  metric_totals_ = MetricTotals(workers_.size());
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i].index = static_cast<int>(i);
     workers_[i].table = std::make_unique<SessionTable>(kSessionTableSlots);
@@ -218,12 +219,12 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
   }
   if (cfg.health_listen)
     health_ = std::make_unique<HealthEndpoint>(
-        loop_, cfg.health_listen->address, cfg.health_listen->port,
-        [this](HealthRoute probe) -> std::string {
-          if (context_->signer->gone()) return "the signer process is gone";
-          return probe == HealthRoute::kLive ? "" : readiness();
-        },
-        [this] { return metrics_text(); });
+        health_loop_, cfg.health_listen->address, cfg.health_listen->port,
+        [this](HealthRoute route) { return probe(route); },
+        [this] {
+          std::lock_guard lock(health_mu_);
+          return health_view_.metrics;
+        });
 }
 
 std::string Gateway::readiness() const {
@@ -245,26 +246,58 @@ std::string Gateway::readiness() const {
   return any ? "" : "no worker process is running";
 }
 
-std::string Gateway::metrics_text() const {
-  MetricValues totals = retired_metrics_;
+void Gateway::publish_health() {
+  HealthView v;
+  v.ready = readiness();
+  v.signer_gone = context_->signer->gone();
+  v.metrics = metrics_text();
+  v.beat = std::chrono::steady_clock::now();
+  std::lock_guard lock(health_mu_);
+  health_view_ = std::move(v);
+}
+
+std::string Gateway::probe(HealthRoute route) {
+  // The main loop may be stuck on a full stdout: waiting for the output lock, in write(2), or
+  // on the signer, which waits the same way. Whoever holds the lock has held it that long.
+  constexpr auto kBeat = std::chrono::seconds(2), kStuck = std::chrono::seconds(60);
+  bool output_stalled =
+      context_->output_lock && context_->output_lock->held_for() > std::chrono::seconds(2);
+  std::lock_guard lock(health_mu_);
+  auto silent = std::chrono::steady_clock::now() - health_view_.beat;
+  if (health_view_.signer_gone) return "the signer process is gone";
+  if (route == HealthRoute::kLive) {
+    // A stalled log shipper is cured by the shipper, not by a restart: only a loop stuck for
+    // another reason fails liveness.
+    if (silent > kStuck && !output_stalled)
+      return "castgate's main loop has not run for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) + "s";
+    return "";
+  }
+  if (silent > kBeat)
+    return output_stalled ? "recording output stalled" : "castgate's main loop is not running";
+  return health_view_.ready;
+}
+
+std::string Gateway::metrics_text() {
   GatewayGauges g;
   for (const auto& w : workers_) {
     g.workers_configured++;
     if (w.pid == 0) continue;
     g.workers_running++;
     g.live_sessions += w.table->live();
-    MetricValues v = w.metrics->read();
-    for (size_t i = 0; i < totals.size(); ++i) totals[i] += v[i];
+    metric_totals_.observe(static_cast<size_t>(w.index), w.metrics->read());
   }
   g.draining = draining_;
   g.ready = readiness().empty();
   g.signer_up = !context_->signer->gone();
   g.worker_restarts = worker_restarts_;
   for (size_t r = 0; r < refused_total_.size(); ++r) g.refused[r] = refused_total_[r] + refused_[r];
-  return prometheus_text(totals, g);
+  return prometheus_text(metric_totals_.totals(), g);
 }
 
 Gateway::~Gateway() {
+  health_loop_.stop();
+  if (health_thread_.joinable()) health_thread_.join();
   health_.reset();
   for (auto& l : listeners_)
     if (l.fd >= 0) close(l.fd);
@@ -597,7 +630,9 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     gateway_log_->emit(EventKind{"worker.lost", "failure", "a worker process " + how}, f);
     ++worker_restarts_;
   }
-  w.metrics->retire_into(retired_metrics_);
+  metric_totals_.observe(static_cast<size_t>(w.index), w.metrics->read());
+  metric_totals_.retire(static_cast<size_t>(w.index));
+  w.metrics->clear();
   w.table->clear();
   if (draining_) return;
   // A worker that dies right after it started will likely do so again: wait before the next
@@ -677,6 +712,7 @@ void Gateway::checkpoint(bool last) {
 
 void Gateway::watchdog() {
   report_refusals();
+  publish_health();
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_->config.checkpoint_interval)
     checkpoint(false);
   if (draining_) {
@@ -726,6 +762,9 @@ int Gateway::run() {
   // Every file is read and written: from here on the parent reads only what its workers may.
   auto confined = sandbox::confine_parent(worker_readable(*context_));
   log::info("parent process confined: landlock " + confined.landlock);
+  // Started confined, like everything after this point.
+  publish_health();
+  if (health_) health_thread_ = std::thread([this] { health_loop_.run(); });
   last_checkpoint_ = std::chrono::steady_clock::now();
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();

@@ -9,8 +9,10 @@
 #include <array>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "asciicast/locked_stdout.h"
@@ -69,8 +71,8 @@ class Gateway : private FdHandler {
   void close_lost_records(WorkerSlot& w, const std::vector<SessionTable::OpenChain>& open,
                           const std::string& how, const nlohmann::json& lost);
   void spawn(WorkerSlot& w);
-  std::string readiness() const;     // empty when ready, else why not (GET /readyz)
-  std::string metrics_text() const;  // GET /metrics
+  std::string readiness() const;  // empty when ready, else why not (GET /readyz)
+  std::string metrics_text();     // GET /metrics
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
   void watchdog();
@@ -90,6 +92,21 @@ class Gateway : private FdHandler {
   asciicast::CheckpointLedger ledger_;  // the worker processes' chains
   uint64_t checkpoints_ = 0;
   std::chrono::steady_clock::time_point last_checkpoint_{};
+  // The health port runs on a thread of its own, so that probes are answered while the main
+  // loop waits on a full stdout (its own lines, or the signer's it waits for): the main loop
+  // publishes what they say (publish_health, every watchdog pass) and its heartbeat.
+  struct HealthView {
+    std::string ready;  // empty when ready, else why not
+    bool signer_gone = false;
+    std::string metrics;
+    std::chrono::steady_clock::time_point beat{};
+  };
+  void publish_health();
+  std::string probe(HealthRoute route);  // health thread
+  std::mutex health_mu_;
+  HealthView health_view_;  // under health_mu_
+  EventLoop health_loop_;
+  std::thread health_thread_;
   std::unique_ptr<HealthEndpoint> health_;
   int signal_fd_ = -1;
   bool draining_ = false;
@@ -98,7 +115,7 @@ class Gateway : private FdHandler {
   enum class Refusal { kDraining, kFull, kEarlyDrop, kSourceFull, kNoWorker };
   std::array<uint64_t, 5> refused_{};        // since the last report, by Refusal
   std::array<uint64_t, 5> refused_total_{};  // since the start, by Refusal (metrics)
-  MetricValues retired_metrics_{};           // what workers that have ended counted
+  MetricTotals metric_totals_;               // the workers' counts, as /metrics serves them
   uint64_t worker_restarts_ = 0;
   std::set<std::string> refused_sources_;
   std::chrono::steady_clock::time_point drain_deadline_{};

@@ -18,7 +18,7 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
   for (auto& r : top.array("rules")) {
     ConfigObject c(r, origin + ": rules[" + std::to_string(index) + "]");
     c.allow_only({"name", "identities", "emails", "groups", "kinds", "targets", "logins",
-                  "port_forwarding", "pty", "mfa"});
+                  "port_forwarding", "pty", "mfa", "max_session_length"});
     Rule rule;
     rule.name = c.str("name", "rule-" + std::to_string(index++));
     rule.who = IdentitySelector::read(c);
@@ -31,6 +31,9 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
     rule.port_forwarding = c.boolean("port_forwarding", rule.port_forwarding);
     rule.pty = c.boolean("pty", rule.pty);
     rule.mfa = c.boolean("mfa", rule.mfa);
+    rule.max_session = c.duration("max_session_length", rule.max_session);
+    if (rule.max_session.count() > 0 && rule.max_session < std::chrono::seconds(2))
+      throw std::runtime_error(c.where() + ": max_session_length must be at least 2s");
     policy.rules_.push_back(std::move(rule));
   }
   return policy;
@@ -41,6 +44,7 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
   PolicyDecision d;
   bool subject_seen = false, target_seen = false;
   std::string mfa_rule;  // a rule that would have granted access after a multi-factor sign-in
+  bool unlimited = false;
   for (const auto& rule : rules_) {
     if (!rule.who.matches(identity)) continue;
     subject_seen = true;
@@ -52,9 +56,19 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
       continue;
     }
     d.allowed = true;
+    if (rule.max_session.count() == 0) {
+      unlimited = true;
+    } else if (rule.max_session > d.max_session) {
+      d.max_session = rule.max_session;
+      d.max_session_rule = rule.name;
+    }
     d.port_forwarding = d.port_forwarding || rule.port_forwarding;
     d.pty = d.pty || rule.pty;
     d.rules.push_back(rule.name);
+  }
+  if (unlimited) {
+    d.max_session = std::chrono::seconds(0);
+    d.max_session_rule.clear();
   }
   if (!d.allowed) {
     if (!mfa_rule.empty()) {

@@ -3,7 +3,8 @@
 // JSON: {"rules": [{"name": "ops-db", "groups": ["ops"], "identities": ["alice"],
 //                   "emails": ["bob@example.com"], "kinds": ["human"],
 //                   "targets": ["db*.int"], "logins": ["ubuntu"],
-//                   "port_forwarding": false, "pty": true, "mfa": true}]}
+//                   "port_forwarding": false, "pty": true, "mfa": true,
+//                   "max_session_length": "8h"}]}
 // A rule applies when the identity matches one of its identities/emails/groups (glob patterns),
 // its kind is listed (default: any), and both the target and the login match. Access is granted
 // if any rule applies; anything else is refused. "identities" match the issuer-qualified subject
@@ -14,6 +15,7 @@
 // (Identity::mfa: an OIDC sign-in whose token says so; never a key, certificate or workload).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +31,12 @@ struct PolicyDecision {
   bool pty = false;
   std::vector<std::string> rules;  // names of the rules that granted access
   std::string reason;              // why it was refused, for the user and the audit event
-  bool mfa_missing =
-      false;  // refused, and a rule would have granted it with a multi-factor sign-in
+  // Refused, and a rule would have granted it after a multi-factor sign-in.
+  bool mfa_missing = false;
+  // The longest session the granting rules allow (rules are alternatives: the most generous
+  // applies); 0: no limit. `max_session_rule` names the rule it comes from.
+  std::chrono::seconds max_session{0};
+  std::string max_session_rule;
 };
 
 class Policy {
@@ -47,7 +53,8 @@ class Policy {
     std::vector<std::string> targets, logins;
     bool port_forwarding = false;
     bool pty = true;
-    bool mfa = false;  // grants only to a multi-factor sign-in
+    bool mfa = false;                     // grants only to a multi-factor sign-in
+    std::chrono::seconds max_session{0};  // 0: no limit
   };
   std::vector<Rule> rules_;
 };

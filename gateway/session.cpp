@@ -658,6 +658,7 @@ void Session::handle_publickey(ssh::Message m) {
   }
   if (!key_proven(msg, key_state, "publickey", "key " + fp)) return;
   proven_keys_.push_back(blob);
+  if (bound) binding_key_ = blob;
   accept_identity(*identity, std::move(m), bound ? fp + " (bound after a device sign-in)" : fp);
 }
 
@@ -745,7 +746,10 @@ void Session::authorize(const std::string& ssh_user) {
     target_ = nullptr;
     // A key bound after a sign-in without a second factor would keep bringing that sign-in
     // back: the next connection signs in afresh, and can use one.
-    if (decision_.mfa_missing && !verified_key_.empty()) ctx.key_bindings.forget(verified_key_);
+    if (decision_.mfa_missing) {
+      if (!verified_key_.empty()) ctx.key_bindings.forget(verified_key_);
+      if (!binding_key_.empty()) ctx.key_bindings.forget(binding_key_);
+    }
     return deny(decision_.mfa_missing ? "mfa_required" : "policy",
                 identity_.describe() + " may not log in to " + requested_target + " as " + login_ +
                     ": " + decision_.reason);
@@ -757,9 +761,15 @@ void Session::authorize(const std::string& ssh_user) {
     }
   }
   session_started_ = true;
-  log_->emit(EventKind{"session.start", "success", ""},
-             json{{"castgate",
-                   {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}});
+  json start{
+      {"castgate", {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}};
+  if (decision_.max_session.count() > 0) {
+    auto now = clock().steady_now();
+    deadline_ = now + decision_.max_session;
+    warn_at_ = *deadline_ - std::min(ctx.config.session_end_warning, decision_.max_session / 2);
+    start["castgate"]["max_session_length"] = decision_.max_session.count();
+  }
+  log_->emit(EventKind{"session.start", "success", ""}, std::move(start));
   upstream_ = std::make_unique<Upstream>(worker_.loop(), *ctx.resolver, *target_, login_,
                                          ctx.known_hosts, *this, ctx.config.connect_timeout);
   upstream_->start();
@@ -1096,6 +1106,10 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
     close("preauth_timeout", "");
     return;
   }
+  if (deadline_ && state_ == State::kAuthenticated) {
+    check_session_length(now);
+    if (state_ != State::kAuthenticated) return;
+  }
   if (cfg.idle_timeout.count() > 0 && authenticated_ && now - last_activity_ > cfg.idle_timeout) {
     close("idle_timeout", "the session was idle for " + std::to_string(cfg.idle_timeout.count()) +
                               " seconds and was closed");
@@ -1119,6 +1133,19 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
   }
   // Channels waiting for a peer's CLOSE also need time to pass.
   if (!pairs_.empty()) request_step();
+}
+
+void Session::check_session_length(std::chrono::steady_clock::time_point now) {
+  const std::string limit = "policy rule " + decision_.max_session_rule +
+                            " allows sessions of at most " + duration_text(decision_.max_session);
+  if (now >= *deadline_) return close("max_session_length", "this session ended: " + limit);
+  if (warned_ || now < *warn_at_) return;
+  warned_ = true;
+  auto left = std::chrono::ceil<std::chrono::seconds>(*deadline_ - now);
+  std::string message = "this session ends in " + duration_text(left) + ": " + limit;
+  for (auto& [id, pair] : pairs_) pair->notice(message);
+  log_->emit(EventKind{"session.warning", "", message},
+             json{{"castgate", {{"ends_in_seconds", left.count()}}}});
 }
 
 void Session::finalize() {

@@ -179,6 +179,7 @@ class Session final : public FdHandler,
   std::vector<std::string> certificate_principals_;
   bool has_certificate_ = false;
   std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in
+  std::string binding_key_;   // the bound key this connection signed in with, if any
   std::vector<std::string> proven_keys_;  // keys this connection signed in with (for ProxyJump)
   const std::optional<JumpOrigin> jump_;  // set on the inner connection of a ProxyJump channel
   // No target was named: the connection may still open ProxyJump channels; the denial is
@@ -194,6 +195,10 @@ class Session final : public FdHandler,
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;
+  // A policy rule's max_session_length: when the user is warned, and when the session ends.
+  std::optional<std::chrono::steady_clock::time_point> warn_at_, deadline_;
+  bool warned_ = false;
+  void check_session_length(std::chrono::steady_clock::time_point now);
   std::chrono::steady_clock::time_point closing_deadline_{};
   std::string close_reason_;
   std::string close_message_;

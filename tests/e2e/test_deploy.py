@@ -139,6 +139,7 @@ def adversarial_values():
                            {"target": LONG.replace("internal", "external"), "containerPort": 2303},
                            {"target": "_odd__name_.", "containerPort": 2304}]
     v["gateway"] = {"banner": BANNER, "maxUnauthenticated": 1048576}
+    v["podAnnotations"] = {"prometheus.io/scrape": "false", "checksum/config": "spoofed"}
     v["replicaCount"] = 1
     return v
 
@@ -306,8 +307,9 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     assert json.loads(locks["data"]["locks.json"]) == {"locks": production_values()["locks"]}
     assert "locks = /etc/castgate/locks/locks.json\n" in conf
     assert {"name": "locks", "mountPath": "/etc/castgate/locks", "readOnly": True} in c["volumeMounts"]
-    # Metrics: scraped inside the cluster only, from the health port.
-    assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    # Metrics: scraped inside the cluster only, from the health port, by the ServiceMonitor
+    # (not also through pod annotations: that would count twice).
+    assert "prometheus.io/scrape" not in deploy["spec"]["template"]["metadata"]["annotations"]
     assert services["cg-castgate-metrics"]["spec"]["type"] == "ClusterIP"
     monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
@@ -327,6 +329,11 @@ def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
         assert "externalTrafficPolicy" not in svc["spec"]
     targets = {s["metadata"].get("annotations", {}).get("castgate.io/target") for s in services}
     assert {"DB1.INT", LONG, LONG.replace("internal", "external")} <= targets
+    # Scrape annotations without a ServiceMonitor; the operator's own podAnnotations win, once.
+    pod_meta = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["metadata"]
+    assert pod_meta["annotations"]["prometheus.io/scrape"] == "false"
+    assert pod_meta["annotations"]["prometheus.io/path"] == "/metrics"
+    assert pod_meta["annotations"]["checksum/config"] != "spoofed"
     # One replica: no disruption budget that would block node drains.
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "gw")["data"]

@@ -81,10 +81,13 @@ KIND = {"inputs": "input", "filters": "filter", "outputs": "output"}
 
 # Names Kubernetes gives container log files: <pod>_<namespace>_<container>-<64 hex>.log.
 CID = "0123456789abcdef" * 4
-CASTGATE_LOG = f"/var/log/containers/cg-castgate-7d9f8b6c5-x2x9z_bastion_castgate-{CID}.log"
+CASTGATE_LOG = f"/var/log/containers/cg-castgate-7d9f8b6c5-x2x9z_castgate_castgate-{CID}.log"
 NOT_CASTGATE = [f"/var/log/containers/fluent-bit-4kq2d_logging_fluent-bit-{CID}.log",
                 f"/var/log/containers/castgate-shipper-4kq2d_logging_fluent-bit-{CID}.log",
-                f"/var/log/containers/cg-castgate-7d9f8b6c5-x2x9z_bastion_init-{CID}.log"]
+                f"/var/log/containers/cg-castgate-7d9f8b6c5-x2x9z_castgate_init-{CID}.log",
+                # a tenant's container named like castgate's, in its own namespace
+                f"/var/log/containers/evil-7d9f8b6c5-x2x9z_tenant-a_castgate-{CID}.log",
+                f"/var/log/containers/evil-7d9f8b6c5-x2x9z_castgate-dev_castgate-{CID}.log"]
 # The keys Fluent Bit's cri/docker parsers, the kubernetes filter and the S3 output put beside
 # castgate's own when they are merged at the top level.
 SHIPPER_KEYS = {"time", "stream", "_p", "logtag", "log", "kubernetes", "date"}
@@ -199,6 +202,16 @@ def common_problems(doc: dict) -> list[str]:
     greps = [f for f in plugins(doc, "filters") if norm(f.get("name")) == "grep"]
     if not any(norm(g.get("regex", "")) == "stream ^stdout$" for g in greps):
         p.append("a grep filter must keep only stdout (castgate's record)")
+    # The path also matches a container named castgate-<something> in castgate's namespace:
+    # after the kubernetes filter, only castgate's container in castgate's namespace passes.
+    names = [norm(f.get("name")) for f in plugins(doc, "filters")]
+    wanted = {"$kubernetes['namespace_name'] ^castgate$", "$kubernetes['container_name'] ^castgate$"}
+    scoped = [i for i, f in enumerate(plugins(doc, "filters")) if norm(f.get("name")) == "grep"
+              and isinstance(f.get("regex"), list) and {norm(r) for r in f["regex"]} == wanted
+              and norm(f.get("logical_op", "")).lower() == "and"]
+    if not scoped or "kubernetes" not in names or scoped[0] < names.index("kubernetes"):
+        p.append("a grep filter after the kubernetes filter must keep only the castgate "
+                 "container of castgate's namespace (both regexes, logical_op and)")
     kube = one(doc, "filters", "kubernetes")
     if not kube:
         return p + ["one kubernetes filter"]

@@ -49,13 +49,13 @@ def gw(gateway_factory, sshd, idp, tmp_path):
 
 
 def openssh_sign_in(gw, login="alice", command="echo signed-in", extra=(), key=None,
-                    decline=False, wait_done=True, size=(160, 60), seen=None):
+                    decline=False, wait_done=True, size=(160, 60), seen=None, target="db1.int"):
     """OpenSSH in a terminal: read the URL and code off the prompt, approve in the 'browser',
     press Enter."""
     opts = ["-o", "BatchMode=no", "-o", "LogLevel=INFO", *extra]
     if key is None:
         opts += ["-o", "PubkeyAuthentication=no"]
-    term = Tmux(gw.ssh_args(key, None, opts) + [f"{LOGIN}@db1.int@127.0.0.1", command],
+    term = Tmux(gw.ssh_args(key, None, opts) + [f"{LOGIN}@{target}@127.0.0.1", command],
                 width=size[0], height=size[1])
     screen = term.wait_for("press Enter", 30)
     if seen is not None:
@@ -463,7 +463,9 @@ def test_workload_certificate_from_a_trusted_ca(gateway_factory, sshd, idp, tmp_
 # --- multi-factor sign-in required by policy ------------------------------------------------------
 
 MFA_POLICY = {"rules": [
-    {"name": "prod-admins", "groups": ["ops"], "targets": ["*"], "logins": [LOGIN], "mfa": True},
+    {"name": "prod-admins", "groups": ["ops"], "targets": ["db1.int"], "logins": [LOGIN],
+     "mfa": True},
+    {"name": "dev", "groups": ["ops"], "targets": ["web1.int"], "logins": [LOGIN]},
 ]}
 MFA_ACCOUNTS = {"alice": {"groups": ["ops"], "amr": ["pwd"]},
                 "carol": {"groups": ["ops"], "amr": ["pwd", "mfa", "otp"]},
@@ -480,7 +482,8 @@ def test_a_rule_that_requires_mfa_refuses_a_single_factor_sign_in(gateway_factor
     idp = Idp(tmp_path, shape=shape, accounts=MFA_ACCOUNTS)
     try:
         cfg = idp.oidc_config(tmp_path / "oidc.json")
-        gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+        gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port},
+                              {"name": "web1.int", "host": "127.0.0.1", "port": sshd.port}],
                              [sshd.known_hosts_line()], policy=MFA_POLICY,
                              extra_args=["--oidc-config", str(cfg)])
         # Okta's acr for two factors counts at Okta only; Entra's preset reads amr.
@@ -513,6 +516,24 @@ def test_a_rule_that_requires_mfa_refuses_a_single_factor_sign_in(gateway_factor
                                   command="echo in-as-alice-again")
         try:
             assert "in-as-alice-again" in term.screen(), term.screen().strip()
+        finally:
+            term.close()
+        # erin signs in with one factor where that is enough; her key is bound. On the target
+        # that needs two, the bound key is refused and forgotten: her next connection there
+        # asks her to sign in (now with a second factor), instead of refusing for an hour.
+        key = keygen(tmp_path / "erin-second-laptop")
+        term, _ = openssh_sign_in(gw, login="erin", key=key, command="echo erin-on-dev",
+                                  target="web1.int")
+        try:
+            assert "erin-on-dev" in term.screen(), term.screen().strip()
+        finally:
+            term.close()
+        r = gw.ssh(key, "echo nope", f"{LOGIN}@db1.int", extra=["-o", "LogLevel=INFO"])
+        assert b"nope" not in r.stdout and b"requires a multi-factor sign-in" in r.stderr, r.stderr
+        idp.control("accounts", {"erin": {"groups": ["ops"], "amr": ["pwd", "mfa"]}})
+        term, _ = openssh_sign_in(gw, login="erin", key=key, command="echo erin-on-prod")
+        try:
+            assert "erin-on-prod" in term.screen(), term.screen().strip()
         finally:
             term.close()
     finally:

@@ -656,6 +656,33 @@ def test_a_stdout_blocked_too_long_ends_sessions_and_refuses_new_ones(gateway_fa
                   what="the first session's end, written once stdout recovered")
 
 
+def test_probes_answer_while_the_parent_waits_on_a_stalled_stdout(gateway_factory, sshd, keys):
+    """The parent writes its own lines (checkpoints, every second here) to the same stdout: when
+    the log shipper stalls, the parent waits on it. The probes still answer, at once: not ready,
+    but alive (a restart would cut every session and cure nothing)."""
+    gw = pipe_gateway(gateway_factory, sshd, ["--recording-stall-limit", "30s",
+                                              "--checkpoint-interval", "1s",
+                                              "--health-listen", "127.0.0.1:0"])
+    client = subprocess.Popen(gw.ssh_args(keys.alice) + [f"{LOGIN}@db1.int@127.0.0.1",
+                              "while sleep 0.05; do seq 1 2000 || exit; done"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        gw.wait_event(lambda e: e["event"]["action"] == "asciicast.output", what="output")
+        gw.pipe.pause()
+        time.sleep(4)  # the pipe is full; the parent's checkpoints wait on it
+        for _ in range(3):
+            start = time.monotonic()
+            assert health(gw, "/livez") == 200
+            assert health(gw, "/readyz") == 503
+            assert time.monotonic() - start < 2
+            time.sleep(0.5)
+    finally:
+        gw.pipe.resume()
+        client.terminate()
+        client.communicate(timeout=30)
+    wait_until(lambda: health(gw, "/readyz") == 200, 30, "ready again")
+
+
 def test_a_closed_stdout_ends_sessions_with_a_message_and_refuses_new_ones(gateway_factory, sshd, keys):
     gw = pipe_gateway(gateway_factory, sshd)
     gw.expect_complete_record = False  # what could not be written is reported on stderr

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "common/text.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
 #include "gateway/known_hosts.h"
@@ -168,4 +169,39 @@ TEST_CASE("policy rules with mfa grant only to a multi-factor sign-in") {
                                    "mfa": "yes"}]})",
                                 "p"),
                   std::runtime_error);
+}
+
+TEST_CASE("policy: the longest session the granting rules allow") {
+  auto p = Policy::parse(R"({"rules": [
+      {"name": "contractors", "groups": ["contractors"], "targets": ["*"], "logins": ["app"],
+       "max_session_length": "2h"},
+      {"name": "oncall", "groups": ["oncall"], "targets": ["*"], "logins": ["app"],
+       "max_session_length": "12h"},
+      {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["app"]}
+    ]})",
+                         "policy");
+  Identity c;
+  c.subject = "c";
+  c.groups = {"contractors"};
+  auto d = p.evaluate(c, "web1", "app");
+  CHECK(d.max_session == std::chrono::hours(2));
+  CHECK(d.max_session_rule == "contractors");
+  c.groups = {"contractors", "oncall"};  // rules are alternatives: the most generous applies
+  d = p.evaluate(c, "web1", "app");
+  CHECK(d.max_session == std::chrono::hours(12));
+  CHECK(d.max_session_rule == "oncall");
+  c.groups = {"contractors", "ops"};  // a rule without a limit grants without one
+  CHECK(p.evaluate(c, "web1", "app").max_session.count() == 0);
+  CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
+                                   "max_session_length": "1s"}]})",
+                                "p"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
+                                   "max_session_length": "8 hours"}]})",
+                                "p"),
+                  std::runtime_error);
+  CHECK(duration_text(std::chrono::hours(8)) == "8h");
+  CHECK(duration_text(std::chrono::seconds(300)) == "5m");
+  CHECK(duration_text(std::chrono::seconds(90)) == "90s");
+  CHECK(duration_text(std::chrono::seconds(0)) == "0s");
 }

@@ -63,12 +63,40 @@ TEST_CASE("metrics: a dead worker's counters are kept, its gauges are not") {
   m.add(Metric::kConnections, 5);
   m.set(Metric::kRecordedBytes, 1000);
   m.set(Metric::kBacklogBytes, 300);
-  MetricValues totals{};
-  m.retire_into(totals);
-  CHECK(at(totals, Metric::kConnections) == 5);
-  CHECK(at(totals, Metric::kRecordedBytes) == 1000);
-  CHECK(at(totals, Metric::kBacklogBytes) == 0);
+  MetricTotals totals(2);
+  totals.observe(0, m.read());
+  CHECK(at(totals.totals(), Metric::kBacklogBytes) == 300);
+  totals.retire(0);
+  m.clear();
   CHECK(m.read() == MetricValues{});  // zeroed for the next worker
+  auto t = totals.totals();
+  CHECK(at(t, Metric::kConnections) == 5);
+  CHECK(at(t, Metric::kRecordedBytes) == 1000);
+  CHECK(at(t, Metric::kBacklogBytes) == 0);
+  m.add(Metric::kConnections, 2);  // the next worker in that slot
+  totals.observe(0, m.read());
+  CHECK(at(totals.totals(), Metric::kConnections) == 7);
+}
+
+TEST_CASE("metrics: a worker taken over cannot make a counter go down, its own or another's") {
+  MetricTotals totals(2);
+  MetricValues honest{}, evil{};
+  honest[metric_index(Metric::kLostLines)] = 3;
+  honest[metric_index(Metric::kConnections)] = 10;
+  totals.observe(0, honest);
+  evil[metric_index(Metric::kConnections)] = UINT64_MAX;    // would wrap the sum to 9
+  evil[metric_index(Metric::kLostLines)] = UINT64_MAX - 2;  // would wrap honest's 3 to 0
+  totals.observe(1, evil);
+  auto t = totals.totals();
+  CHECK(at(t, Metric::kConnections) == UINT64_MAX);  // saturated, not wrapped
+  CHECK(at(t, Metric::kLostLines) == UINT64_MAX);
+  evil = {};  // and back down: ignored
+  totals.observe(1, evil);
+  CHECK(at(totals.totals(), Metric::kConnections) == UINT64_MAX);
+  totals.retire(1);
+  totals.observe(0, honest);
+  CHECK(at(totals.totals(), Metric::kConnections) == UINT64_MAX);
+  CHECK(at(totals.totals(), Metric::kLostLines) == UINT64_MAX);
 }
 
 TEST_CASE("metrics: Prometheus text exposition") {
