@@ -37,7 +37,7 @@ RUN for f in /out/bin/*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u >
        | xargs -I{} cp -L {} /out/lib/
 
 FROM debian:${DEBIAN}-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 castgate \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

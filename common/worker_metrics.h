@@ -18,10 +18,10 @@ namespace castgate {
 inline constexpr std::array<std::string_view, 6> kSignInMethods = {
     "publickey", "certificate", "oidc-device", "workload-jwt", "jump", "other"};
 // Policy refusals (policy.denied's castgate.denial, and forwarding refused by policy).
-inline constexpr std::array<std::string_view, 11> kRefusalReasons = {
-    "policy",         "mfa_required",          "locked",    "unknown_target", "bad_login",
-    "listener_bound", "certificate_principal", "no_target", "port_forward",   "jump",
-    "other"};
+inline constexpr std::array<std::string_view, 12> kRefusalReasons = {
+    "policy",         "mfa_required", "outside_hours",  "locked",
+    "unknown_target", "bad_login",    "listener_bound", "certificate_principal",
+    "no_target",      "port_forward", "jump",           "other"};
 // Upper bounds of the sign-in duration histogram, in seconds: a key takes milliseconds, a device
 // sign-in as long as the person takes to approve it.
 inline constexpr std::array<double, 12> kSignInBuckets = {0.05, 0.1, 0.25, 0.5, 1,   2.5,

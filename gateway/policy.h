@@ -16,11 +16,13 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/identity.h"
+#include "common/time_zone.h"
 #include "gateway/identity_selector.h"
 
 namespace castgate {
@@ -33,17 +35,36 @@ struct PolicyDecision {
   std::string reason;              // why it was refused, for the user and the audit event
   // Refused, and a rule would have granted it after a multi-factor sign-in.
   bool mfa_missing = false;
-  // The longest session the granting rules allow (rules are alternatives: the most generous
-  // applies); 0: no limit. `max_session_rule` names the rule it comes from.
-  std::chrono::seconds max_session{0};
-  std::string max_session_rule;
+  // Refused, and a rule would have granted it within its hours.
+  bool outside_hours = false;
+  // When the session must end: each granting rule grants until its hours close or its
+  // max_session_length passes, and rules are alternatives, so the latest of those; none when a
+  // granting rule has neither. `ends_because` says why, for the user and the record.
+  std::optional<std::chrono::sys_seconds> ends_at;
+  std::string ends_because;
+  std::string ends_code;  // castgate.end_reason then: max_session_length or outside_hours
+};
+
+// A rule's hours: the days of the week and the time of day, in a time zone, when it grants.
+// A window whose end is before its start runs past midnight (22:00-06:00 on Friday ends on
+// Saturday morning).
+struct Hours {
+  uint8_t days = 0;      // bit 0 Sunday ... bit 6 Saturday
+  int from = 0, to = 0;  // seconds after local midnight; `to` may be 86400 (24:00)
+  TimeZone zone = TimeZone::utc();
+
+  bool contains(std::chrono::sys_seconds t) const;
+  // The end of the window that contains `t` (windows that follow without a gap are one).
+  std::chrono::sys_seconds window_end(std::chrono::sys_seconds t) const;
+  std::string describe() const;  // "Mon-Fri 08:00-18:00 Europe/Berlin"
 };
 
 class Policy {
  public:
   static Policy parse(std::string_view json_text, const std::string& origin);
-  PolicyDecision evaluate(const Identity& identity, std::string_view target,
-                          std::string_view login) const;
+  PolicyDecision evaluate(const Identity& identity, std::string_view target, std::string_view login,
+                          std::chrono::sys_seconds now = std::chrono::floor<std::chrono::seconds>(
+                              std::chrono::system_clock::now())) const;
   size_t size() const { return rules_.size(); }
 
  private:
@@ -55,6 +76,7 @@ class Policy {
     bool pty = true;
     bool mfa = false;                     // grants only to a multi-factor sign-in
     std::chrono::seconds max_session{0};  // 0: no limit
+    std::optional<Hours> hours;           // none: at any time
   };
   std::vector<Rule> rules_;
 };

@@ -750,7 +750,9 @@ void Session::authorize(const std::string& ssh_user) {
       if (!verified_key_.empty()) ctx.key_bindings.forget(verified_key_);
       if (!binding_key_.empty()) ctx.key_bindings.forget(binding_key_);
     }
-    return deny(decision_.mfa_missing ? "mfa_required" : "policy",
+    return deny(decision_.mfa_missing     ? "mfa_required"
+                : decision_.outside_hours ? "outside_hours"
+                                          : "policy",
                 identity_.describe() + " may not log in to " + requested_target + " as " + login_ +
                     ": " + decision_.reason);
   }
@@ -763,11 +765,13 @@ void Session::authorize(const std::string& ssh_user) {
   session_started_ = true;
   json start{
       {"castgate", {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}};
-  if (decision_.max_session.count() > 0) {
-    auto now = clock().steady_now();
-    deadline_ = now + decision_.max_session;
-    warn_at_ = *deadline_ - std::min(ctx.config.session_end_warning, decision_.max_session / 2);
-    start["castgate"]["max_session_length"] = decision_.max_session.count();
+  if (decision_.ends_at) {
+    auto left =
+        std::max(std::chrono::seconds(1),
+                 *decision_.ends_at - std::chrono::floor<std::chrono::seconds>(clock().now()));
+    deadline_ = clock().steady_now() + left;
+    warn_at_ = *deadline_ - std::min(ctx.config.session_end_warning, left / 2);
+    start["castgate"]["ends_at"] = rfc3339_micros(*decision_.ends_at);
   }
   log_->emit(EventKind{"session.start", "success", ""}, std::move(start));
   upstream_ = std::make_unique<Upstream>(worker_.loop(), *ctx.resolver, *target_, login_,
@@ -1136,13 +1140,13 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
 }
 
 void Session::check_session_length(std::chrono::steady_clock::time_point now) {
-  const std::string limit = "policy rule " + decision_.max_session_rule +
-                            " allows sessions of at most " + duration_text(decision_.max_session);
-  if (now >= *deadline_) return close("max_session_length", "this session ended: " + limit);
+  if (now >= *deadline_)
+    return close(decision_.ends_code, "this session ended: " + decision_.ends_because);
   if (warned_ || now < *warn_at_) return;
   warned_ = true;
   auto left = std::chrono::ceil<std::chrono::seconds>(*deadline_ - now);
-  std::string message = "this session ends in " + duration_text(left) + ": " + limit;
+  std::string message =
+      "this session ends in " + duration_text(left) + ": " + decision_.ends_because;
   for (auto& [id, pair] : pairs_) pair->notice(message);
   log_->emit(EventKind{"session.warning", "", message},
              json{{"castgate", {{"ends_in_seconds", left.count()}}}});

@@ -12,7 +12,7 @@ PACKAGES=(
   openssh-server openssh-client openssh-sftp-server dropbear-bin putty-tools sudo tmux rsync git
   zbar-tools  # zbarimg decodes the sign-in QR code off a rendered screen
   zstd  # compresses the logs the player tests read
-  python3 python3-pytest python3-pytest-timeout python3-pytest-xdist python3-paramiko python3-pyte python3-jsonschema python3-yaml python3-prometheus-client asciinema jq
+  python3 python3-pytest python3-pytest-timeout python3-pytest-xdist python3-paramiko python3-pyte python3-jsonschema python3-yaml python3-prometheus-client asciinema jq tzdata
   chromium  # headless, for the web player test
   nodejs npm
 )

@@ -1,9 +1,10 @@
-"""A policy rule's max_session_length: the user is warned in their terminal before the end, then
-the session ends with the rule named; the record says when and why. A real OpenSSH client in a
-terminal against a real OpenSSH target."""
+"""A policy rule's max_session_length and hours: the user is warned in their terminal before the
+end, then the session ends with the rule named; the record says when and why. A real OpenSSH
+client in a terminal against a real OpenSSH target."""
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -48,7 +49,7 @@ def test_a_session_past_its_rules_length_is_warned_then_ended(gateway_factory, s
         limited.close()
         free.close()
     start = gw.wait_event(lambda e: e["event"]["action"] == "session.start" and
-                          e["castgate"].get("max_session_length") == 6, what="the limited start")
+                          "ends_at" in e["castgate"], what="the limited start")
     session = start["castgate"]["session"]
     warning = gw.wait_event(lambda e: e["event"]["action"] == "session.warning" and
                             e["castgate"]["session"] == session, what="the warning")
@@ -62,4 +63,44 @@ def test_a_session_past_its_rules_length_is_warned_then_ended(gateway_factory, s
     assert r.returncode == 0, r.stderr
     assert b"this session ends in" in r.stdout
     assert not [e for e in gw.events() if e["event"]["action"] == "session.start" and
-                "max_session_length" in e["castgate"] and e["castgate"]["session"] != session]
+                "ends_at" in e["castgate"] and e["castgate"]["session"] != session]
+
+
+def test_a_rules_hours_closing_on_a_live_session_end_it_and_refuse_new_ones(gateway_factory, sshd,
+                                                                           keys):
+    """A rule's hours (here: until ten seconds from now, UTC): the live session is warned, then
+    ended when the window closes; a new one is refused with the hours named."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    window = {"from": (now - datetime.timedelta(minutes=1)).strftime("%H:%M:%S"),
+              "to": (now + datetime.timedelta(seconds=10)).strftime("%H:%M:%S"),
+              "time_zone": "UTC"}
+    policy = {"rules": [{"name": "office", "identities": ["alice"], "targets": ["db1.int"],
+                         "logins": [LOGIN], "hours": window}]}
+    gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], policy=policy,
+                         identities=attack_identities(keys),
+                         extra_args=["--session-end-warning", "4s"])
+    term = Tmux(gw.ssh_args(keys.alice, None, ["-tt"]) + [f"{LOGIN}@db1.int@127.0.0.1"])
+    try:
+        term.type("export PS1='office$ '")
+        term.wait_for("office$")
+        described = f"policy rule office allows access every day {window['from']}-{window['to']} UTC"
+        screen = term.wait_for("this session ends in", timeout=15)
+        assert described in screen, screen
+        screen = term.wait_for("CLIENT-EXIT=", timeout=15)
+        assert "this session ended: " + described in screen
+    finally:
+        term.close()
+    assert time.time() >= (now + datetime.timedelta(seconds=9)).timestamp()
+    end = gw.wait_event(lambda e: e["event"]["action"] == "session.end" and
+                        e["castgate"].get("end_reason") == "outside_hours", what="the end")
+    start = gw.wait_event(lambda e: e["event"]["action"] == "session.start" and
+                          e["castgate"]["session"] == end["castgate"]["session"], what="the start")
+    ends = datetime.datetime.strptime(start["castgate"]["ends_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    expected = (now + datetime.timedelta(seconds=10)).replace(tzinfo=None)
+    assert abs((ends - expected).total_seconds()) < 2, (ends, expected)
+    r = gw.ssh(keys.alice, "echo nope", f"{LOGIN}@db1.int", extra=["-o", "LogLevel=INFO"])
+    assert b"nope" not in r.stdout
+    assert b"policy rule office allows access only every day" in r.stderr, r.stderr
+    gw.wait_event(lambda e: e["event"]["action"] == "policy.denied" and
+                  e["castgate"].get("denial") == "outside_hours", what="the refusal")

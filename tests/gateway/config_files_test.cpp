@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "common/text.h"
+#include "common/time_zone.h"
 #include "gateway/config.h"
 #include "gateway/identities.h"
 #include "gateway/known_hosts.h"
@@ -180,18 +181,20 @@ TEST_CASE("policy: the longest session the granting rules allow") {
       {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["app"]}
     ]})",
                          "policy");
+  std::chrono::sys_seconds now{std::chrono::seconds(1'780'000'000)};
   Identity c;
   c.subject = "c";
   c.groups = {"contractors"};
-  auto d = p.evaluate(c, "web1", "app");
-  CHECK(d.max_session == std::chrono::hours(2));
-  CHECK(d.max_session_rule == "contractors");
+  auto d = p.evaluate(c, "web1", "app", now);
+  REQUIRE(d.ends_at);
+  CHECK(*d.ends_at == now + std::chrono::hours(2));
+  CHECK(d.ends_because == "policy rule contractors allows sessions of at most 2h");
+  CHECK(d.ends_code == "max_session_length");
   c.groups = {"contractors", "oncall"};  // rules are alternatives: the most generous applies
-  d = p.evaluate(c, "web1", "app");
-  CHECK(d.max_session == std::chrono::hours(12));
-  CHECK(d.max_session_rule == "oncall");
+  d = p.evaluate(c, "web1", "app", now);
+  CHECK(*d.ends_at == now + std::chrono::hours(12));
   c.groups = {"contractors", "ops"};  // a rule without a limit grants without one
-  CHECK(p.evaluate(c, "web1", "app").max_session.count() == 0);
+  CHECK_FALSE(p.evaluate(c, "web1", "app", now).ends_at);
   CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
                                    "max_session_length": "1s"}]})",
                                 "p"),
@@ -204,4 +207,94 @@ TEST_CASE("policy: the longest session the granting rules allow") {
   CHECK(duration_text(std::chrono::seconds(300)) == "5m");
   CHECK(duration_text(std::chrono::seconds(90)) == "90s");
   CHECK(duration_text(std::chrono::seconds(0)) == "0s");
+}
+
+namespace {
+std::chrono::sys_seconds utc(int y, int mo, int d, int h, int mi) {
+  using namespace std::chrono;
+  return sys_days(year(y) / month(static_cast<unsigned>(mo)) / day(static_cast<unsigned>(d))) +
+         hours(h) + minutes(mi);
+}
+}  // namespace
+
+TEST_CASE("policy: hours in a time zone, daylight saving included") {
+  auto p = Policy::parse(R"({"rules": [
+      {"name": "office", "groups": ["staff"], "targets": ["*"], "logins": ["app"],
+       "hours": {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "18:00",
+                 "time_zone": "Europe/Berlin"}},
+      {"name": "night", "groups": ["oncall"], "targets": ["*"], "logins": ["app"],
+       "hours": {"days": ["fri"], "from": "22:00", "to": "06:00", "time_zone": "UTC"}},
+      {"name": "always", "groups": ["allday"], "targets": ["*"], "logins": ["app"],
+       "hours": {"from": "00:00", "to": "24:00"}}
+    ]})",
+                         "policy");
+  Identity s;
+  s.subject = "s";
+  s.groups = {"staff"};
+  // Wednesday 2026-07-15: Berlin is UTC+2 (summer). 07:30 UTC is 09:30 there.
+  auto d = p.evaluate(s, "web1", "app", utc(2026, 7, 15, 7, 30));
+  CHECK(d.allowed);
+  REQUIRE(d.ends_at);
+  CHECK(*d.ends_at == utc(2026, 7, 15, 16, 0));  // 18:00 Berlin
+  CHECK(d.ends_code == "outside_hours");
+  CHECK(d.ends_because == "policy rule office allows access Mon-Fri 08:00-18:00 Europe/Berlin");
+  // 05:30 UTC is 07:30 in Berlin: before the window.
+  d = p.evaluate(s, "web1", "app", utc(2026, 7, 15, 5, 30));
+  CHECK_FALSE(d.allowed);
+  CHECK(d.outside_hours);
+  CHECK(d.reason == "policy rule office allows access only Mon-Fri 08:00-18:00 Europe/Berlin");
+  // In January Berlin is UTC+1: 07:30 UTC is 08:30 there, inside; the end is 17:00 UTC.
+  d = p.evaluate(s, "web1", "app", utc(2026, 1, 14, 7, 30));
+  CHECK(d.allowed);
+  CHECK(*d.ends_at == utc(2026, 1, 14, 17, 0));
+  CHECK_FALSE(p.evaluate(s, "web1", "app", utc(2026, 7, 18, 9, 0)).allowed);  // Saturday
+  // A window past midnight: Friday 22:00 to Saturday 06:00.
+  Identity o;
+  o.subject = "o";
+  o.groups = {"oncall"};
+  CHECK(p.evaluate(o, "web1", "app", utc(2026, 7, 17, 23, 0)).allowed);  // Friday night
+  d = p.evaluate(o, "web1", "app", utc(2026, 7, 18, 5, 0));              // Saturday early
+  CHECK(d.allowed);
+  CHECK(*d.ends_at == utc(2026, 7, 18, 6, 0));
+  CHECK_FALSE(p.evaluate(o, "web1", "app", utc(2026, 7, 18, 7, 0)).allowed);
+  CHECK_FALSE(p.evaluate(o, "web1", "app", utc(2026, 7, 16, 23, 0)).allowed);  // Thursday
+  // Windows that touch are one: every day all day never ends a session at midnight.
+  Identity a;
+  a.subject = "a";
+  a.groups = {"allday"};
+  d = p.evaluate(a, "web1", "app", utc(2026, 7, 15, 23, 59));
+  CHECK(*d.ends_at > utc(2026, 7, 21, 0, 0));
+  for (const char* bad : {R"({"from": "8:00", "to": "18:00"})", R"({"from": "08:00"})",
+                          R"({"from": "08:00", "to": "08:00"})",
+                          R"({"from": "08:00", "to": "18:00", "days": ["monday"]})",
+                          R"({"from": "08:00", "to": "18:00", "time_zone": "Mars/Olympus"})",
+                          R"({"from": "08:00", "to": "18:00", "time_zone": "../../etc/passwd"})",
+                          R"({"from": "24:00", "to": "18:00"})"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(Policy::parse(std::string(R"({"rules": [{"groups": ["x"], "targets": ["a"],
+                                                   "logins": ["b"], "hours": )") +
+                                      bad + "}]}",
+                                  "p"),
+                    std::runtime_error);
+  }
+}
+
+TEST_CASE("time zones: zoneinfo files read strictly") {
+  auto berlin = TimeZone::load("Europe/Berlin");
+  CHECK(berlin.offset_at(utc(2026, 7, 1, 12, 0)) == std::chrono::hours(2));
+  CHECK(berlin.offset_at(utc(2026, 12, 1, 12, 0)) == std::chrono::hours(1));
+  auto kathmandu = TimeZone::load("Asia/Kathmandu");
+  CHECK(kathmandu.offset_at(utc(2026, 7, 1, 12, 0)) == std::chrono::minutes(5 * 60 + 45));
+  CHECK(TimeZone::utc().offset_at(utc(2026, 7, 1, 12, 0)).count() == 0);
+  std::string bytes = read_file("/usr/share/zoneinfo/Europe/Berlin");
+  // Cut anywhere before the footer (a TZ string, not read), the file is refused.
+  for (size_t cut : {size_t{0}, size_t{10}, size_t{44}, bytes.size() / 2, bytes.size() - 40}) {
+    CAPTURE(cut);
+    CHECK_THROWS_AS(TimeZone::parse(bytes.substr(0, cut), "cut"), std::runtime_error);
+  }
+  CHECK(TimeZone::parse(bytes, "whole").offset_at(utc(2026, 7, 1, 0, 0)) == std::chrono::hours(2));
+  std::string evil = bytes;
+  evil[4] = '1';  // not a version (0, then '2' and up)
+  CHECK_THROWS_AS(TimeZone::parse(evil, "evil"), std::runtime_error);
+  CHECK_THROWS_AS(TimeZone::load("Etc/../../../etc/passwd"), std::runtime_error);
 }
