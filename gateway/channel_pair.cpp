@@ -150,7 +150,10 @@ void ChannelPair::on_eof_cb(ssh_session, ssh_channel ch, void* self) noexcept {
 
 void ChannelPair::on_close_cb(ssh_session, ssh_channel ch, void* self) noexcept {
   auto* p = static_cast<ChannelPair*>(self);
-  if (ch == p->down_.get()) p->user_close_seen_ = true;
+  if (ch == p->down_.get() && !p->user_close_seen_) {
+    p->user_close_seen_ = true;
+    p->user_close_at_ = p->host_.clock().steady_now();
+  }
   if (ch == p->up_.get()) p->target_close_seen_ = true;
   p->host_.request_step();
 }
@@ -527,10 +530,24 @@ void ChannelPair::propagate_close() {
       close_sent_to_target_ = true;
     }
   }
-  // Answer a peer's CLOSE with ours.
+  // Answer a peer's CLOSE with ours. A client may close as soon as it has our EOF (PuTTY does),
+  // while the target's exit status is still on its way (it comes with or before the target's
+  // CLOSE): wait for it, briefly, and send it first, so the user's client learns how the
+  // command ended.
   if (user_close_seen_ && down && !close_sent_to_user_) {
-    ssh_channel_close(down);
-    close_sent_to_user_ = true;
+    bool status_coming = !exit_forwarded_ && !exit_status_ && !exit_signal_ && up &&
+                         !target_close_seen_ && state_ != State::kFinished &&
+                         host_.clock().steady_now() - user_close_at_ < kExitStatusWait;
+    if (!status_coming) {
+      if (!exit_forwarded_ && exit_signal_)
+        ssh_channel_request_send_exit_signal(down, exit_signal_->c_str(), exit_core_ ? 1 : 0,
+                                             exit_errmsg_.c_str(), "");
+      else if (!exit_forwarded_ && exit_status_)
+        ssh_channel_request_send_exit_status(down, *exit_status_);
+      exit_forwarded_ = true;
+      ssh_channel_close(down);
+      close_sent_to_user_ = true;
+    }
   }
   if (target_close_seen_ && up && !close_sent_to_target_ && target_drained()) {
     ssh_channel_close(up);

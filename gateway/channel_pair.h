@@ -148,7 +148,10 @@ class ChannelPair {
   int forward_port_ = 0, forward_origin_port_ = 0;
 
   // Half-close bookkeeping.
-  bool user_eof_seen_ = false, user_close_seen_ = false;      // from the user
+  bool user_eof_seen_ = false, user_close_seen_ = false;  // from the user
+  std::chrono::steady_clock::time_point user_close_at_{};
+  // How long a CLOSE from the user waits for the target's exit status (see propagate_close).
+  static constexpr std::chrono::seconds kExitStatusWait{2};
   bool target_eof_seen_ = false, target_close_seen_ = false;  // from the target
   bool eof_sent_to_target_ = false, eof_sent_to_user_ = false;
   bool close_sent_to_target_ = false, close_sent_to_user_ = false;

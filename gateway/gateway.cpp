@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -155,7 +156,23 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
   if (!config.oidc_config_file.empty())
     ctx->oidc_config =
         oidc::OidcConfig::parse(read_file(config.oidc_config_file), config.oidc_config_file);
-  if (!config.locks_file.empty()) ctx->locks.set(load_locks(config.locks_file));
+  if (!config.locks_file.empty()) {
+    // Worker processes may read the lock file's directory (the file is replaced, not rewritten):
+    // it must hold the lock file alone (and a ConfigMap's "..data" entries), never the keys.
+    auto path = std::filesystem::absolute(config.locks_file).lexically_normal();
+    auto dir = path.parent_path();
+    if (dir == dir.root_path())
+      throw std::runtime_error("--locks: keep the lock file in a directory of its own, not in /");
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      std::string name = entry.path().filename().string();
+      if (name != path.filename().string() && name.rfind("..", 0) != 0)
+        throw std::runtime_error("--locks: " + dir.string() + " also holds " + name +
+                                 ": keep the lock file in a directory of its own (worker "
+                                 "processes may read everything in it)");
+    }
+    ctx->config.locks_file = path.string();
+    ctx->locks.set(load_locks(ctx->config.locks_file));
+  }
   return ctx;
 }
 
@@ -258,10 +275,14 @@ void Gateway::publish_health() {
 
 std::string Gateway::probe(HealthRoute route) {
   // The main loop may be stuck on a full stdout: waiting for the output lock, in write(2), or
-  // on the signer, which waits the same way. Whoever holds the lock has held it that long.
+  // on the signer, which waits the same way. Whoever holds the lock has held it that long, and
+  // stdout takes nothing: a process holding the lock while stdout is writable (a worker taken
+  // over, say) is not a stalled shipper.
   constexpr auto kBeat = std::chrono::seconds(2), kStuck = std::chrono::seconds(60);
-  bool output_stalled =
-      context_->output_lock && context_->output_lock->held_for() > std::chrono::seconds(2);
+  pollfd out{STDOUT_FILENO, POLLOUT, 0};
+  bool output_stalled = context_->output_lock &&
+                        context_->output_lock->held_for() > std::chrono::seconds(2) &&
+                        ::poll(&out, 1, 0) == 0;
   std::lock_guard lock(health_mu_);
   auto silent = std::chrono::steady_clock::now() - health_view_.beat;
   if (health_view_.signer_gone) return "the signer process is gone";

@@ -1,5 +1,6 @@
 #include "gateway/identity_selector.h"
 
+#include <cctype>
 #include <stdexcept>
 
 #include "common/text.h"
@@ -32,6 +33,31 @@ bool IdentitySelector::matches(const Identity& id) const {
   if (id.email_verified && any_glob(emails, id.email)) return true;
   for (const auto& g : id.groups)
     if (any_glob(groups, g)) return true;
+  return false;
+}
+
+namespace {
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+bool any_glob_folded(const std::vector<std::string>& patterns, std::string_view value) {
+  if (value.empty()) return false;
+  std::string v = lower(value);
+  for (const auto& p : patterns)
+    if (glob_match(lower(p), v)) return true;
+  return false;
+}
+}  // namespace
+
+bool IdentitySelector::matches_any_spelling(const Identity& id) const {
+  if (!kinds.empty() && !any_glob(kinds, to_string(id.kind))) return false;
+  if (any_glob_folded(identities, id.subject) || any_glob_folded(identities, id.assigned_name))
+    return true;
+  if (any_glob_folded(emails, id.email)) return true;
+  for (const auto& g : id.groups)
+    if (any_glob_folded(groups, g)) return true;
   return false;
 }
 

@@ -24,6 +24,9 @@ struct IdentitySelector {
   // Names nobody (no identities, emails or groups).
   bool names_nobody() const { return identities.empty() && emails.empty() && groups.empty(); }
   bool matches(const Identity& identity) const;
+  // For what only takes away (locks): case does not matter, and an email counts whether or not
+  // its issuer verified it. Never the display name.
+  bool matches_any_spelling(const Identity& identity) const;
 };
 
 }  // namespace castgate

@@ -45,7 +45,8 @@ class LockWatcher {
   bool failed_ = false;  // the last change could not be read: logged once per change
 };
 
-// Reads and parses the lock file (at start-up: an unreadable or invalid file is an error).
+// Reads and parses the lock file (at start-up: an unreadable or invalid file is an error). Only a
+// regular file of at most 1 MiB is read.
 std::shared_ptr<const Locks> load_locks(const std::string& path);
 
 }  // namespace castgate

@@ -40,7 +40,7 @@ const Locks::Lock* Locks::match(const Identity& identity, std::string_view targe
   for (const auto& lock : locks_) {
     bool who = lock.who.names_nobody()
                    ? lock.who.kinds.empty() || any_glob(lock.who.kinds, to_string(identity.kind))
-                   : lock.who.matches(identity);
+                   : lock.who.matches_any_spelling(identity);
     if (!who) continue;
     if (!lock.targets.empty() && !any_glob(lock.targets, target)) continue;
     return &lock;

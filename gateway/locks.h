@@ -7,7 +7,8 @@
 //                  {"targets": ["db*.int"], "reason": "maintenance until 14:00"},
 //                  {"identities": ["oidc:00u1abc"], "targets": ["prod*"], "reason": "..."}]}
 // A lock matches a session when the identity matches its identities/emails/groups/kinds (none of
-// them: any identity) and the target matches its targets (none: any target). A lock naming no
+// them: any identity; letter case ignored, an email whether or not its issuer verified it: a
+// lock only takes away) and the target matches its targets (none: any target). A lock naming no
 // identity and no target would lock everyone out: it must say so with "everyone": true.
 #pragma once
 

@@ -98,8 +98,10 @@ WorkerProcess::WorkerProcess(GatewayContext& context, WorkerProcessSetup setup,
   });
   context_.sink = writer_.get();
   context_.event_observer = &metrics_recorder_;
-  if (!cfg.locks_file.empty())
+  if (!cfg.locks_file.empty()) {
     lock_watcher_ = std::make_unique<LockWatcher>(cfg.locks_file, context_.locks);
+    lock_watcher_->poll();  // before serving: the locks in force now, not at the parent's start
+  }
   asciicast::SessionLogOptions lopts;
   lopts.instance = cfg.instance;
   lopts.max_line = cfg.max_line;

@@ -140,6 +140,7 @@ def adversarial_values():
                            {"target": "_odd__name_.", "containerPort": 2304}]
     v["gateway"] = {"banner": BANNER, "maxUnauthenticated": 1048576}
     v["podAnnotations"] = {"prometheus.io/scrape": "false", "checksum/config": "spoofed"}
+    v["locksConfigMap"] = "incident-locks"
     v["replicaCount"] = 1
     return v
 
@@ -329,6 +330,12 @@ def test_adversarial_values_render_valid_distinct_services(helm, tmp_path):
         assert "externalTrafficPolicy" not in svc["spec"]
     targets = {s["metadata"].get("annotations", {}).get("castgate.io/target") for s in services}
     assert {"DB1.INT", LONG, LONG.replace("internal", "external")} <= targets
+    # Locks kept in a ConfigMap the operator owns (kubectl edit during an incident, which no helm
+    # upgrade undoes): the chart makes none and mounts that one.
+    assert not [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-locks")]
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "locks")["configMap"]["name"] == \
+        "incident-locks"
     # Scrape annotations without a ServiceMonitor; the operator's own podAnnotations win, once.
     pod_meta = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["metadata"]
     assert pod_meta["annotations"]["prometheus.io/scrape"] == "false"

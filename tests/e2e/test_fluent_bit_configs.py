@@ -90,7 +90,7 @@ NOT_CASTGATE = [f"/var/log/containers/fluent-bit-4kq2d_logging_fluent-bit-{CID}.
                 f"/var/log/containers/evil-7d9f8b6c5-x2x9z_castgate-dev_castgate-{CID}.log"]
 # The keys Fluent Bit's cri/docker parsers, the kubernetes filter and the S3 output put beside
 # castgate's own when they are merged at the top level.
-SHIPPER_KEYS = {"time", "stream", "_p", "logtag", "log", "kubernetes", "date"}
+SHIPPER_KEYS = {"time", "stream", "_p", "logtag", "log", "kubernetes", "date", "log_file"}
 SECRET_KEY = re.compile(r"token|passw|secret|key_passwd|access_key|credential", re.I)
 ENV_ONLY = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}")
 
@@ -203,15 +203,21 @@ def common_problems(doc: dict) -> list[str]:
     if not any(norm(g.get("regex", "")) == "stream ^stdout$" for g in greps):
         p.append("a grep filter must keep only stdout (castgate's record)")
     # The path also matches a container named castgate-<something> in castgate's namespace:
-    # after the kubernetes filter, only castgate's container in castgate's namespace passes.
-    names = [norm(f.get("name")) for f in plugins(doc, "filters")]
-    wanted = {"$kubernetes['namespace_name'] ^castgate$", "$kubernetes['container_name'] ^castgate$"}
-    scoped = [i for i, f in enumerate(plugins(doc, "filters")) if norm(f.get("name")) == "grep"
-              and isinstance(f.get("regex"), list) and {norm(r) for r in f["regex"]} == wanted
-              and norm(f.get("logical_op", "")).lower() == "and"]
-    if not scoped or "kubernetes" not in names or scoped[0] < names.index("kubernetes"):
-        p.append("a grep filter after the kubernetes filter must keep only the castgate "
-                 "container of castgate's namespace (both regexes, logical_op and)")
+    # the file's name (path_key), not the pod's metadata (missing while the API server is out of
+    # reach), keeps only castgate's container.
+    if norm(tail.get("path_key", "")) != "log_file":
+        p.append("tail path_key must be log_file (the file name the container filter reads)")
+    scoped = [norm(g.get("regex", "")) for g in greps
+              if norm(g.get("regex", "")).startswith("log_file ")]
+    if not scoped:
+        p.append("a grep filter on log_file must keep only castgate's container")
+    for regex in scoped:
+        pattern = re.compile(regex.split(" ", 1)[1])
+        if not pattern.search(CASTGATE_LOG):
+            p.append(f"grep {regex!r} drops castgate's own log")
+        for other in NOT_CASTGATE + [CASTGATE_LOG.replace("_castgate-", "_castgate-exporter-")]:
+            if pattern.search(other):
+                p.append(f"grep {regex!r} keeps {other}")
     kube = one(doc, "filters", "kubernetes")
     if not kube:
         return p + ["one kubernetes filter"]

@@ -108,15 +108,27 @@ def test_a_lock_ends_matching_sessions_in_seconds_and_refuses_new_ones(locked_ga
         mallory.close()
 
 
-def test_castgate_refuses_to_start_with_a_lock_file_it_cannot_read(gateway_factory, sshd, keys,
-                                                                   tmp_path):
-    bad = tmp_path / "locks.json"
-    bad.write_text('{"locks": [{"reason": "no selector"}]}')
+@pytest.mark.parametrize("case", ["names nobody", "shares its directory", "is a fifo"])
+def test_castgate_refuses_to_start_with_a_lock_file_it_cannot_use(gateway_factory, sshd, keys,
+                                                                  tmp_path, case):
+    lock_dir = tmp_path / "locks"
+    lock_dir.mkdir()
+    lock_file = lock_dir / "locks.json"
+    if case == "is a fifo":  # would block a reader for ever
+        os.mkfifo(lock_file)
+        expected = "is not a regular file"
+    else:
+        lock_file.write_text('{"locks": [{"reason": "no selector"}]}' if case == "names nobody"
+                             else '{"locks": []}')
+        expected = "would lock everyone out"
+    if case == "shares its directory":  # the worker processes could read the key
+        (lock_dir / "user_ca").write_text("a secret")
+        expected = "also holds user_ca: keep the lock file in a directory of its own"
     gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                          [sshd.known_hosts_line()], policy=ATTACK_POLICY,
                          identities=attack_identities(keys),
-                         extra_args=["--locks", str(bad)], start=False)
+                         extra_args=["--locks", str(lock_file)], start=False)
     gw.expect_complete_record = False
     with pytest.raises(AssertionError) as e:
         gw.start()
-    assert "would lock everyone out" in str(e.value)
+    assert expected in str(e.value)

@@ -487,20 +487,22 @@ def test_list_finds_sessions_by_identity_and_target(recorded_session, gateway):
     assert player("list", "--json", "--user", "bob", str(gateway.stdout_path)).stdout == b""
 
 
-def chromium_dom(page: pathlib.Path, fragment: str = "", until: str = 'data-ready="1"') -> str:
-    """The page as headless Chromium renders it, after its scripts ran, once `until` is in it.
-    Virtual time runs out before asynchronous work finishes on a busy machine (the player's
-    WebAssembly terminal compiles off the main thread; a seek resolves after it): a page without
-    `until` yet is loaded again with more time, three times at most."""
+def chromium_dom(page: pathlib.Path, fragment: str = "", until="data-ready=\"1\"") -> str:
+    """The page as headless Chromium renders it, after its scripts ran, once `until` (a string
+    in the page, or a test of it) holds. Virtual time runs out before asynchronous work finishes
+    on a busy machine (the player's WebAssembly terminal compiles off the main thread; a seek
+    resolves after it, the screen is drawn after that): a page that is not there yet is loaded
+    again with more time, four times at most."""
+    done = until if callable(until) else (lambda dom: until in dom)
     dom = ""
-    for budget in (8000, 30000, 60000):
+    for budget in (8000, 30000, 60000, 120000):
         r = run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-dev-shm-usage", f"--user-data-dir={page.parent / 'chromium-profile'}",
                  f"--virtual-time-budget={budget}", "--dump-dom", page.as_uri() + fragment],
                 timeout=120)
         assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
         dom = r.stdout.decode()
-        if until in dom:
+        if done(dom):
             break
     return dom
 
@@ -588,7 +590,8 @@ def test_replays_show_output_without_a_pty_as_the_user_saw_it(gateway, keys, tmp
     r = player("html", "--session", session, "--key", str(keys.recording_pub), "-o", str(page),
                str(gateway.stdout_path))
     assert r.returncode == 0, r.stderr
-    dom = chromium_dom(page, "#t=1000", until="data-seeked")
+    dom = chromium_dom(page, "#t=1000", until=lambda d: "data-seeked" in d and "ap-term" in d and
+                       "tick1" in "".join(player_screen_lines(d)))
     assert 'data-ready="1"' in dom and "data-seeked" in dom, dom[-3000:]
     lines = player_screen_lines(dom)
     assert lines[:3] == ["tick1", "tick2", "tick3"], lines[:6]

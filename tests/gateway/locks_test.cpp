@@ -64,3 +64,13 @@ TEST_CASE("locks: a file that would lock everyone out must say so; mistakes are 
       Locks::parse(R"({"locks": [{"groups": ["x"], "reason": ")" + long_reason + "\"}]}", "l"),
       std::runtime_error);
 }
+
+TEST_CASE("locks: any spelling of a name locks, verified or not") {
+  auto locks = Locks::parse(R"({"locks": [{"emails": ["alice@example.com"], "reason": "r"},
+                                          {"groups": ["Contractors"], "reason": "c"}]})",
+                            "l");
+  Identity a = person("oidc:00u1", {});
+  a.email = "Alice@Example.COM";  // as Entra spells it, and not verified (no xms_edov)
+  CHECK(locks.match(a, "web1") != nullptr);
+  CHECK(locks.match(person("x", {"contractors"}), "web1") != nullptr);
+}
