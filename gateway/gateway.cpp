@@ -267,7 +267,7 @@ void Gateway::publish_health() {
   HealthView v;
   v.ready = readiness();
   v.signer_gone = context_->signer->gone();
-  v.metrics = metrics_text();
+  v.metrics = metrics_text(v.ready.empty(), !v.signer_gone);
   v.beat = std::chrono::steady_clock::now();
   std::lock_guard lock(health_mu_);
   health_view_ = std::move(v);
@@ -299,7 +299,7 @@ std::string Gateway::probe(HealthRoute route) {
   return health_view_.ready;
 }
 
-std::string Gateway::metrics_text() {
+std::string Gateway::metrics_text(bool ready, bool signer_up) {
   GatewayGauges g;
   for (const auto& w : workers_) {
     g.workers_configured++;
@@ -309,8 +309,8 @@ std::string Gateway::metrics_text() {
     metric_totals_.observe(static_cast<size_t>(w.index), w.metrics->read());
   }
   g.draining = draining_;
-  g.ready = readiness().empty();
-  g.signer_up = !context_->signer->gone();
+  g.ready = ready;
+  g.signer_up = signer_up;
   g.worker_restarts = worker_restarts_;
   for (size_t r = 0; r < refused_total_.size(); ++r) g.refused[r] = refused_total_[r] + refused_[r];
   return prometheus_text(metric_totals_.totals(), g);

@@ -72,7 +72,8 @@ class Gateway : private FdHandler {
                           const std::string& how, const nlohmann::json& lost);
   void spawn(WorkerSlot& w);
   std::string readiness() const;  // empty when ready, else why not (GET /readyz)
-  std::string metrics_text();     // GET /metrics
+  // GET /metrics; `ready` and `signer_up` as publish_health found them a moment before.
+  std::string metrics_text(bool ready, bool signer_up);
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
   void watchdog();

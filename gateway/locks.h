@@ -39,4 +39,9 @@ class Locks {
   std::vector<Lock> locks_;
 };
 
+// What a user locked out is told, ending a session or refusing one.
+inline std::string lock_message(const Locks::Lock& lock) {
+  return "access locked by an administrator: " + lock.reason;
+}
+
 }  // namespace castgate

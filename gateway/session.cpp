@@ -684,7 +684,7 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
 void Session::enforce_locks(const Locks& locks) {
   if (!authenticated_ || state_ == State::kClosing || state_ == State::kClosed) return;
   const auto* lock = locks.match(identity_, target_ ? target_->name : target_name_);
-  if (lock) close("locked", "access locked by an administrator: " + lock->reason);
+  if (lock) close("locked", lock_message(*lock));
 }
 
 void Session::authorize(const std::string& ssh_user) {
@@ -759,7 +759,7 @@ void Session::authorize(const std::string& ssh_user) {
   if (auto locks = ctx.locks.get()) {
     if (const auto* lock = locks->match(identity_, target_->name)) {
       target_ = nullptr;
-      return deny("locked", "access locked by an administrator: " + lock->reason);
+      return deny("locked", lock_message(*lock));
     }
   }
   session_started_ = true;
