@@ -15,6 +15,8 @@ const std::vector<EventClass>& event_catalog() {
       {"worker.start", "event", {"process"}, {"start"}},
       {"worker.stop", "event", {"process"}, {"end"}},
       {"worker.lost", "event", {"process"}, {"end"}},
+      {"worker.retiring", "event", {"process"}, {"change"}},
+      {"config.reload", "event", {"configuration"}, {"change"}},
       {"signer.start", "event", {"process"}, {"start"}},
       {"signer.stop", "event", {"process"}, {"end"}},
       {"signer.certificate", "event", {"iam"}, {"creation"}},

@@ -90,6 +90,23 @@ void MetricTotals::retire(size_t worker) {
   seen = {};
 }
 
+void MetricTotals::release(size_t worker) {
+  retire(worker);
+  free_.at(worker) = true;
+}
+
+size_t MetricTotals::add() {
+  // A retired place is empty (retire() moved its counts into retired_): it is reused.
+  for (size_t i = 0; i < seen_.size(); ++i)
+    if (free_[i]) {
+      free_[i] = false;
+      return i;
+    }
+  seen_.emplace_back();
+  free_.push_back(false);
+  return seen_.size() - 1;
+}
+
 MetricValues MetricTotals::totals() const {
   MetricValues t = retired_;
   for (const auto& seen : seen_)

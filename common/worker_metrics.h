@@ -92,13 +92,19 @@ class WorkerMetrics {
 class MetricTotals {
  public:
   MetricTotals() = default;
-  explicit MetricTotals(size_t workers) : seen_(workers) {}
+  explicit MetricTotals(size_t workers) : seen_(workers), free_(workers, false) {}
   void observe(size_t worker, const MetricValues& values);
   void retire(size_t worker);
+  // A place for one more worker process (a reload's replacement); returns its index.
+  size_t add();
+  // The worker at `worker` is gone for good (a retired one ended): retire(), and its place may
+  // be reused.
+  void release(size_t worker);
   MetricValues totals() const;
 
  private:
   std::vector<MetricValues> seen_;
+  std::vector<bool> free_;
   MetricValues retired_{};
 };
 

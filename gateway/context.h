@@ -1,5 +1,6 @@
-// Everything a session needs from the gateway, loaded once at start-up and read-only afterwards
-// (except the counters, which are atomic).
+// Everything a session needs from the gateway, loaded at start-up and read-only afterwards (except
+// the counters, which are atomic). The parent replaces its rule set on a reload (rule_set.h); a
+// worker process keeps the one it was forked with.
 #pragma once
 
 #include <atomic>
@@ -25,6 +26,7 @@
 #include "gateway/lock_watcher.h"
 #include "gateway/policy.h"
 #include "gateway/resolver.h"
+#include "gateway/rule_set.h"
 #include "gateway/signer_client.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/targets.h"
@@ -47,6 +49,9 @@ struct GatewayContext {
   std::map<std::string, ssh::Key> static_keys;  // target name -> private key
   std::vector<ssh::Key> host_keys;
   asciicast::AlertRules alerts;
+  // The files of the rule set above (rule_set.h), and its digest ("castgate.config").
+  std::vector<RuleFile> rule_files;
+  std::string rules_digest;
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
   std::optional<oidc::OidcConfig> oidc_config;  // none without --oidc-config

@@ -43,6 +43,9 @@ namespace {
 constexpr size_t kSessionTableSlots = 65536;
 // A worker whose channel stays full this long is not serving: it is stopped.
 constexpr std::chrono::seconds kStuckLimit{10};
+// Worker processes still serving connections under earlier configurations, at most: a reload
+// past this is refused (each is a process, with its sessions' memory).
+constexpr size_t kMaxRetiring = 32;
 // SO_PASSRIGHTS (Linux 6.16): 0 refuses descriptors sent to this socket. Older headers lack it.
 #ifdef SO_PASSRIGHTS
 constexpr int kSoPassRights = SO_PASSRIGHTS;
@@ -101,44 +104,9 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config) {
       throw std::runtime_error("cannot generate a host key");
     ctx->host_keys.emplace_back(key);
   }
-  if (config.targets_file.empty()) throw std::runtime_error("--targets is required");
-  ctx->targets = Targets::parse(read_file(config.targets_file), config.targets_file);
-  if (config.policy_file.empty()) throw std::runtime_error("--policy is required");
-  ctx->policy = Policy::parse(read_file(config.policy_file), config.policy_file);
-  if (!config.identities_file.empty())
-    ctx->identities =
-        IdentityKeys::parse(read_file(config.identities_file), config.identities_file);
-  if (config.known_hosts_file.empty())
-    throw std::runtime_error("--known-hosts is required: target host keys must be pinned");
-  std::vector<std::string> warnings;
-  ctx->known_hosts =
-      KnownHosts::parse(read_file(config.known_hosts_file), config.known_hosts_file, &warnings);
-  for (auto& w : warnings) log::warn(w);
-  for (const auto& name : ctx->targets.names()) {
-    const Target* t = ctx->targets.find(name);
-    if (t->certificate_validity && *t->certificate_validity > config.max_certificate_validity)
-      throw std::runtime_error("target " + name +
-                               ": certificate_validity is longer than --max-certificate-validity");
-    if (!t->static_key_path.empty()) {
-      ctx->static_keys.emplace(name, load_ssh_private_key(t->static_key_path));
-    } else if (!ctx->signer->has_user_ca()) {
-      throw std::runtime_error("target " + name +
-                               " needs the user CA (--user-ca-key) or a static_key");
-    }
-    if (ctx->known_hosts.key_types_for(t->known_hosts_names()).empty())
-      log::warn("no host key is pinned for target " + name + "; sessions to it will be refused");
-  }
-  for (const auto& l : config.listens)
-    if (!l.target.empty() && !ctx->targets.find(l.target))
-      throw std::runtime_error("--listen " + l.text() + ": target " + l.target +
-                               " is not configured");
-  std::vector<asciicast::AlertRule> rules;
-  if (config.default_alerts) rules = asciicast::AlertRules::defaults();
-  if (!config.alert_rules_file.empty())
-    for (auto& r :
-         asciicast::AlertRules::parse(read_file(config.alert_rules_file), config.alert_rules_file))
-      rules.push_back(std::move(r));
-  ctx->alerts = asciicast::AlertRules::compile(rules);
+  auto rules = load_rule_set(ctx->config, ctx->signer->has_user_ca());
+  for (auto& w : rules.warnings) log::warn(w);
+  install_rule_set(*ctx, std::move(rules));
   StartupLimits startups;
   startups.start = config.max_startups_start;
   startups.rate_percent = config.max_startups_rate;
@@ -183,6 +151,31 @@ sandbox::Options worker_readable(const GatewayContext& ctx) {
   // The lock file's directory, not the file: a ConfigMap (or an editor) replaces the file.
   if (!ctx.config.locks_file.empty())
     options.readable.push_back(std::filesystem::path(ctx.config.locks_file).parent_path().string());
+  return options;
+}
+
+sandbox::Options parent_readable(const GatewayContext& ctx) {
+  namespace fs = std::filesystem;
+  auto options = worker_readable(ctx);
+  std::vector<fs::path> keys;
+  for (const auto& k : {ctx.config.user_ca_key_file, ctx.config.recording_key_file})
+    if (!k.empty()) keys.push_back(fs::weakly_canonical(fs::absolute(k)));
+  for (const auto& dir : rule_directories(ctx.rule_files)) {
+    auto real = fs::weakly_canonical(dir);
+    bool holds_key = real == real.root_path();
+    for (const auto& key : keys) {
+      auto rel = key.lexically_relative(real);
+      holds_key = holds_key || (!rel.empty() && *rel.begin() != "..");
+    }
+    if (holds_key) {
+      log::warn(dir +
+                " holds the signer's keys (or is /): castgate cannot read it again, so the "
+                "configuration files in it are not reloaded; keep them in a directory of "
+                "their own");
+      continue;
+    }
+    options.readable.push_back(dir);
+  }
   return options;
 }
 
@@ -233,6 +226,7 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
     workers_[i].index = static_cast<int>(i);
     workers_[i].table = std::make_unique<SessionTable>(kSessionTableSlots);
     workers_[i].metrics = std::make_unique<WorkerMetrics>();
+    workers_[i].metrics_index = i;
   }
   if (cfg.health_listen)
     health_ = std::make_unique<HealthEndpoint>(
@@ -280,9 +274,12 @@ std::string Gateway::probe(HealthRoute route) {
   // over, say) is not a stalled shipper.
   constexpr auto kBeat = std::chrono::seconds(2), kStuck = std::chrono::seconds(60);
   pollfd out{STDOUT_FILENO, POLLOUT, 0};
-  bool output_stalled = context_->output_lock &&
-                        context_->output_lock->held_for() > std::chrono::seconds(2) &&
-                        ::poll(&out, 1, 0) == 0;
+  auto held = context_->output_lock ? context_->output_lock->held_for()
+                                    : std::chrono::steady_clock::duration::zero();
+  bool output_stalled = held > std::chrono::seconds(2) && ::poll(&out, 1, 0) == 0;
+  // The workers' own test (StdoutWriter::health), read here directly: the published view may
+  // be up to two watchdog passes old, or older while the main loop waits on that same stdout.
+  bool past_stall_limit = output_stalled && held > context_->config.recording_stall_limit;
   std::lock_guard lock(health_mu_);
   auto silent = std::chrono::steady_clock::now() - health_view_.beat;
   if (health_view_.signer_gone) return "the signer process is gone";
@@ -294,6 +291,7 @@ std::string Gateway::probe(HealthRoute route) {
              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) + "s";
     return "";
   }
+  if (past_stall_limit) return "recording output stalled";
   if (silent > kBeat)
     return output_stalled ? "recording output stalled" : "castgate's main loop is not running";
   return health_view_.ready;
@@ -306,8 +304,17 @@ std::string Gateway::metrics_text(bool ready, bool signer_up) {
     if (w.pid == 0) continue;
     g.workers_running++;
     g.live_sessions += w.table->live();
-    metric_totals_.observe(static_cast<size_t>(w.index), w.metrics->read());
+    metric_totals_.observe(w.metrics_index, w.metrics->read());
   }
+  for (const auto& w : retiring_) {
+    if (w.pid == 0) continue;
+    g.workers_retiring++;
+    g.live_sessions += w.table->live();
+    metric_totals_.observe(w.metrics_index, w.metrics->read());
+  }
+  g.reloads_ok = reloads_ok_;
+  g.reloads_failed = reloads_failed_;
+  g.last_reload_ok = last_reload_ok_;
   g.draining = draining_;
   g.ready = ready;
   g.signer_up = signer_up;
@@ -348,6 +355,8 @@ size_t Gateway::live_sessions() const {
   size_t live = 0;
   for (const auto& w : workers_)
     if (w.pid > 0) live += w.table->live();
+  for (const auto& w : retiring_)
+    if (w.pid > 0) live += w.table->live();
   return live;
 }
 
@@ -380,11 +389,11 @@ void Gateway::spawn(WorkerSlot& w) {
   }
   if (pid == 0) {
     // The other workers' tables are theirs: this worker must neither read nor write them.
-    for (auto& other : workers_) {
-      if (&other == &w) continue;
+    for_each_process([&w](WorkerSlot& other) {
+      if (&other == &w) return;
       other.table.reset();
       other.metrics.reset();
-    }
+    });
     WorkerProcessSetup setup;
     setup.index = w.index;
     setup.channel = fds[1];
@@ -534,6 +543,8 @@ void Gateway::on_fd_ready(int fd, uint32_t) {
     if (listeners_[i].fd == fd) return accept_on(i);
   for (auto& w : workers_)
     if (w.channel == fd) return on_channel(w);
+  for (auto& w : retiring_)
+    if (w.channel == fd) return on_channel(w);
 }
 
 void Gateway::on_signal() {
@@ -541,14 +552,17 @@ void Gateway::on_signal() {
   while (read(signal_fd_, &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGCHLD) {
       reap_workers();
+    } else if (si.ssi_signo == SIGHUP) {
+      if (!draining_) reload("SIGHUP");
     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
       if (!draining_) {
         begin_drain();
       } else if (!closing_all_) {
         log::info("second stop signal: closing all sessions now");
         closing_all_ = true;
-        for (auto& w : workers_)
+        for_each_process([](WorkerSlot& w) {
           if (w.pid > 0) kill(w.pid, SIGTERM);
+        });
       }
     }
   }
@@ -560,6 +574,16 @@ void Gateway::reap_workers() {
     int status = 0;
     pid_t r = waitpid(w.pid, &status, WNOHANG);
     if (r == w.pid) worker_ended(w, status);
+  }
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    int status = 0;
+    if (it->pid > 0 && waitpid(it->pid, &status, WNOHANG) == it->pid) {
+      worker_ended(*it, status);
+      metric_totals_.release(it->metrics_index);
+      it = retiring_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -643,7 +667,7 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     exit_code_ = 1;
     log::error("worker process " + std::to_string(w.index) + " (pid " + std::to_string(pid) + ") " +
                how + ": " + std::to_string(sessions) + " sessions lost" +
-               (draining_ ? "" : "; starting another"));
+               (draining_ || w.retiring ? "" : "; starting another"));
     close_lost_records(w, open, how, lost);
     json f{{"castgate",
             {{"worker", {{"index", w.index}, {"pid", pid}}}, {"sessions_lost", sessions}}}};
@@ -651,11 +675,11 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
     gateway_log_->emit(EventKind{"worker.lost", "failure", "a worker process " + how}, f);
     ++worker_restarts_;
   }
-  metric_totals_.observe(static_cast<size_t>(w.index), w.metrics->read());
-  metric_totals_.retire(static_cast<size_t>(w.index));
+  metric_totals_.observe(w.metrics_index, w.metrics->read());
+  metric_totals_.retire(w.metrics_index);
   w.metrics->clear();
   w.table->clear();
-  if (draining_) return;
+  if (draining_ || w.retiring) return;  // a retired worker's place has its successor
   // A worker that dies right after it started will likely do so again: wait before the next
   // start, longer each time (up to 10 s), instead of forking in a loop.
   bool quick = std::chrono::steady_clock::now() - w.started < std::chrono::seconds(10);
@@ -695,9 +719,101 @@ void Gateway::begin_drain() {
   gateway_log_->emit(
       EventKind{"gateway.draining", "", ""},
       json{{"castgate", {{"live_sessions", live}, {"grace_seconds", grace.count()}}}});
-  for (auto& w : workers_)
+  for_each_process([](WorkerSlot& w) {
     if (w.pid > 0) kill(w.pid, SIGTERM);
+  });
   drain_deadline_ = std::chrono::steady_clock::now() + grace;
+}
+
+void Gateway::reload(const char* trigger) {
+  // What is in force now is looked at again only when it changes again: a refused file is not
+  // read at every pass.
+  for (auto& f : watched_rules_) f.stamp = FileStamp::of(f.path);
+  RuleSet rules;
+  json f;
+  f["castgate"]["trigger"] = trigger;
+  f["castgate"]["config"] = context_->rules_digest;  // in force before
+  try {
+    rules = load_rule_set(context_->config, context_->signer->has_user_ca());
+    if (rules.digest != context_->rules_digest && retiring_.size() >= kMaxRetiring)
+      throw std::runtime_error(std::to_string(retiring_.size()) +
+                               " worker processes still serve connections under earlier "
+                               "configurations (at most " +
+                               std::to_string(kMaxRetiring) + "); try again when some have ended");
+  } catch (const std::exception& e) {
+    ++reloads_failed_;
+    last_reload_ok_ = false;
+    log::error(std::string("configuration reload (") + trigger + ") refused: " + e.what() +
+               "; the configuration in force stays");
+    f["castgate"]["error"] = e.what();
+    gateway_log_->emit(EventKind{"config.reload", "failure", e.what()}, std::move(f));
+    return;
+  }
+  for (auto& w : rules.warnings) log::warn(w);
+  ++reloads_ok_;
+  last_reload_ok_ = true;
+  json files = json::array(), changed = json::array();
+  for (const auto& file : rules.files) {
+    json entry{{"option", file.option}, {"path", file.path}};
+    if (!file.sha256.empty()) entry["sha256"] = file.sha256;
+    files.push_back(entry);
+    bool same = std::any_of(
+        context_->rule_files.begin(), context_->rule_files.end(), [&](const RuleFile& old) {
+          return old.option == file.option && old.path == file.path && old.sha256 == file.sha256 &&
+                 (!file.sha256.empty() || old.stamp == file.stamp);
+        });
+    if (!same) changed.push_back(file.path);
+  }
+  watched_rules_ = rules.files;
+  if (rules.digest == context_->rules_digest) {
+    log::info(std::string("configuration reload (") + trigger + "): nothing changed");
+    context_->rule_files = std::move(rules.files);  // their new stamps
+    return;
+  }
+  f["castgate"]["config"] = rules.digest;
+  f["castgate"]["previous_config"] = context_->rules_digest;
+  f["castgate"]["files"] = std::move(files);
+  f["castgate"]["changed"] = changed;
+  install_rule_set(*context_, std::move(rules));
+  size_t retired = 0;
+  for (auto& w : workers_)
+    if (w.pid > 0) {
+      retire_and_replace(w);
+      ++retired;
+    }
+  f["castgate"]["workers_retiring"] = retired;
+  log::info(std::string("configuration reloaded (") + trigger + "): " + changed.dump() +
+            " changed; new connections get the new rules, and " + std::to_string(retired) +
+            " worker processes serve the live ones under the rules they started with");
+  gateway_log_->emit(EventKind{"config.reload", "success", ""}, std::move(f));
+}
+
+void Gateway::retire_and_replace(WorkerSlot& w) {
+  WorkerSlot fresh;
+  fresh.index = w.index;
+  fresh.table = std::make_unique<SessionTable>(kSessionTableSlots);
+  fresh.metrics = std::make_unique<WorkerMetrics>();
+  fresh.metrics_index = metric_totals_.add();
+  w.retiring = true;
+  retiring_.push_back(std::move(w));
+  w = std::move(fresh);
+  tell_retiring();
+  try {
+    spawn(w);
+  } catch (const std::exception& e) {
+    log::error(std::string("cannot start a worker process: ") + e.what() + "; retrying in 2s");
+    schedule_spawn(w, std::chrono::milliseconds(2000));
+  }
+}
+
+void Gateway::tell_retiring() {
+  for (auto& w : retiring_) {
+    if (w.told_to_retire || w.pid <= 0 || w.channel < 0) continue;
+    // A full channel: said again at the next watchdog pass.
+    worker_channel::Message retire;
+    retire.type = worker_channel::Type::kRetire;
+    w.told_to_retire = worker_channel::send(w.channel, retire);
+  }
 }
 
 void Gateway::report_refusals() {
@@ -733,12 +849,20 @@ void Gateway::checkpoint(bool last) {
 
 void Gateway::watchdog() {
   report_refusals();
+  tell_retiring();
+  // A mounted configuration (a ConfigMap) changes by its files being replaced: looked at every
+  // second, reloaded when one is not as it was read.
+  auto now = std::chrono::steady_clock::now();
+  if (!draining_ && now - last_rules_look_ >= std::chrono::seconds(1)) {
+    last_rules_look_ = now;
+    if (rule_files_changed(watched_rules_)) reload("file change");
+  }
   publish_health();
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_->config.checkpoint_interval)
     checkpoint(false);
   if (draining_) {
     bool any = false;
-    for (const auto& w : workers_) any = any || w.pid > 0;
+    for_each_process([&any](WorkerSlot& w) { any = any || w.pid > 0; });
     if (!any) {
       loop_.stop();
       return;
@@ -746,8 +870,9 @@ void Gateway::watchdog() {
     // The workers close their sessions when the grace period is over; one that does not end
     // soon after is stopped, and its records are closed for it.
     if (std::chrono::steady_clock::now() >= drain_deadline_ + std::chrono::seconds(20))
-      for (auto& w : workers_)
+      for_each_process([](WorkerSlot& w) {
         if (w.pid > 0) kill(w.pid, SIGKILL);
+      });
   }
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
 }
@@ -758,6 +883,7 @@ int Gateway::run() {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGHUP);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
   loop_.watch(signal_fd_, EPOLLIN, this);
@@ -775,13 +901,15 @@ int Gateway::run() {
   f["castgate"]["recording_key"] = asciicast::recording_key_id(context_->signer->public_key_raw());
   f["castgate"]["recording_enabled"] = context_->config.recording_enabled;
   f["castgate"]["worker_processes"] = workers_.size();
+  f["castgate"]["config"] = context_->rules_digest;
   gateway_log_->emit(EventKind{"gateway.start", "success", ""}, f);
+  watched_rules_ = context_->rule_files;
   for (auto& w : workers_) spawn(w);
   // Attaching the workers was the signer's first work: its audit chain has begun.
   ledger_.started(context_->signer_chain);
   write_ports_file();
   // Every file is read and written: from here on the parent reads only what its workers may.
-  auto confined = sandbox::confine_parent(worker_readable(*context_));
+  auto confined = sandbox::confine_parent(parent_readable(*context_));
   log::info("parent process confined: landlock " + confined.landlock);
   // Started confined, like everything after this point.
   publish_health();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "gateway/event_loop.h"
 #include "gateway/health_endpoint.h"
 #include "gateway/metrics.h"
+#include "gateway/rule_set.h"
 #include "gateway/sandbox.h"
 
 namespace castgate {
@@ -33,6 +35,10 @@ std::unique_ptr<GatewayContext> load_context(const GatewayConfig& config);
 void start_worker_services(GatewayContext& context);
 // What a worker reads besides the system's files (sandbox.h): the OIDC CA bundle.
 sandbox::Options worker_readable(const GatewayContext& context);
+// What the parent reads after it confines itself: the workers' files, and the directories of the
+// configuration it reloads (rule_set.h) — except one that holds the signer's keys (those are the
+// signer's alone; a file there is not reloaded, and a warning says so).
+sandbox::Options parent_readable(const GatewayContext& context);
 
 class Gateway : private FdHandler {
  public:
@@ -60,6 +66,11 @@ class Gateway : private FdHandler {
     std::string chain;           // the running worker's own chain
     bool chain_started = false;  // the worker said its chain has its first line
     uint64_t handed = 0;         // connections handed to the running worker
+    size_t metrics_index = 0;    // its place in metric_totals_
+    // Retiring (after a reload): it serves its connections under the rules they started with,
+    // gets no new ones and is not restarted; told so over its channel (kRetire) once.
+    bool retiring = false;
+    bool told_to_retire = false;
   };
   void on_fd_ready(int fd, uint32_t events) override;
   void accept_on(size_t listener);
@@ -76,6 +87,18 @@ class Gateway : private FdHandler {
   std::string metrics_text(bool ready, bool signer_up);
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
   void begin_drain();
+  // Reads the configuration again (SIGHUP, or one of its files changed): a valid new one is put
+  // in force and each worker process is replaced by one serving with it, the old ones retiring;
+  // an invalid one is refused and the one in force stays.
+  void reload(const char* trigger);
+  void retire_and_replace(WorkerSlot& w);
+  void tell_retiring();
+  // Every worker process, serving or retiring.
+  template <typename Fn>
+  void for_each_process(Fn fn) {
+    for (auto& w : workers_) fn(w);
+    for (auto& w : retiring_) fn(w);
+  }
   void watchdog();
   void report_refusals();
   // A signed checkpoint of the worker processes' chains into the parent's chain (checkpoint.h).
@@ -89,6 +112,13 @@ class Gateway : private FdHandler {
   EventLoop loop_;
   std::vector<Listener> listeners_;
   std::vector<WorkerSlot> workers_;
+  std::list<WorkerSlot> retiring_;  // replaced after a reload, still serving their connections
+  // Reloads: the files in force as last looked at (a failed reload is not retried until one of
+  // them changes again), and the outcomes.
+  std::vector<RuleFile> watched_rules_;
+  std::chrono::steady_clock::time_point last_rules_look_{};
+  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  bool last_reload_ok_ = true;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
   asciicast::CheckpointLedger ledger_;  // the worker processes' chains
   uint64_t checkpoints_ = 0;

@@ -2,12 +2,11 @@
 // them when their file changes.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "common/config_file.h"
 #include "gateway/locks.h"
 
 namespace castgate {
@@ -41,7 +40,7 @@ class LockWatcher {
  private:
   std::string path_;
   LockState& state_;
-  struct stat seen_ {};
+  FileStamp seen_;
   bool failed_ = false;  // the last change could not be read: logged once per change
 };
 

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGCHLD);  // worker processes ending: the parent's loop reaps them
+  sigaddset(&mask, SIGHUP);   // reload the configuration (the parent; others leave it pending)
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   try {

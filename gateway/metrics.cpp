@@ -120,8 +120,17 @@ std::string prometheus_text(const MetricValues& v, const GatewayGauges& g) {
   t.family("worker_processes", "gauge", "Worker processes running, of those configured.");
   t.sample("worker_processes", label("state", "running"), g.workers_running);
   t.sample("worker_processes", label("state", "configured"), g.workers_configured);
+  t.sample("worker_processes", label("state", "retiring"), g.workers_retiring);
   t.single("worker_restarts_total", "counter", "Worker processes that ended unexpectedly.",
            g.worker_restarts);
+  t.family("config_reloads_total", "counter",
+           "Configuration reloads (SIGHUP or a changed file), by outcome.");
+  t.sample("config_reloads_total", label("outcome", "success"), g.reloads_ok);
+  t.sample("config_reloads_total", label("outcome", "failure"), g.reloads_failed);
+  t.single(
+      "config_last_reload_successful", "gauge",
+      "0 when the last reload was refused: the configuration in force is older than its files.",
+      uint64_t{g.last_reload_ok});
 
   t.single("connections_total", "counter", "SSH connections accepted by a worker.",
            at(Metric::kConnections));

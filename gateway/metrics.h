@@ -37,6 +37,9 @@ struct GatewayGauges {
   bool ready = false;
   bool signer_up = false;
   uint64_t worker_restarts = 0;
+  uint64_t workers_retiring = 0;  // replaced after a reload, serving what they have
+  uint64_t reloads_ok = 0, reloads_failed = 0;
+  bool last_reload_ok = true;
   // connection refusals before a worker got the connection, by reason
   std::array<uint64_t, 5> refused{};
 };

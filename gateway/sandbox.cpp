@@ -20,6 +20,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/unique_fd.h"
+
 // Newer than this system's <linux/landlock.h>; the running kernel says which it knows.
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
@@ -34,20 +36,6 @@ namespace {
 [[noreturn]] void fail(const std::string& what, int err) {
   throw std::runtime_error("cannot sandbox the worker: " + what + ": " + std::strerror(err));
 }
-
-class Fd {
- public:
-  explicit Fd(long fd) : fd_(static_cast<int>(fd)) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // ---- Landlock
 
@@ -104,7 +92,7 @@ std::string restrict_files(const Options& options, bool scoped, int& abi) {
   // ABI 6: no signals to processes outside this worker (the parent, the signer, other workers),
   // F_SETOWN's SIGIO included, and no abstract unix sockets of other domains.
   if (scoped && version >= 6) attr.scoped = kScopeAbstractUnixSocket | kScopeSignal;
-  Fd ruleset(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
+  UniqueFd ruleset(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
   if (ruleset.get() < 0) return not_enforced("landlock_create_ruleset", errno);
 
   std::vector<std::string> paths(std::begin(kSystemReadable), std::end(kSystemReadable));
@@ -116,7 +104,7 @@ std::string restrict_files(const Options& options, bool scoped, int& abi) {
   paths.push_back("/proc/self/task");
 #endif
   for (const auto& path : paths) {
-    Fd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
+    UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
     struct stat st {};
     if (fd.get() < 0 || fstat(fd.get(), &st) != 0) continue;  // not on this system
     landlock_path_beneath_attr rule{};

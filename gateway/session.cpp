@@ -763,8 +763,10 @@ void Session::authorize(const std::string& ssh_user) {
     }
   }
   session_started_ = true;
-  json start{
-      {"castgate", {{"rules", decision_.rules}, {"port_forwarding", decision_.port_forwarding}}}};
+  json start{{"castgate",
+              {{"rules", decision_.rules},
+               {"port_forwarding", decision_.port_forwarding},
+               {"config", ctx.rules_digest}}}};
   if (decision_.ends_at) {
     auto left =
         std::max(std::chrono::seconds(1),

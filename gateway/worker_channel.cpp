@@ -15,7 +15,7 @@ namespace castgate::worker_channel {
 std::string encode(const Message& m) {
   ssh::WireWriter w;
   w.u8(static_cast<uint8_t>(m.type));
-  if (m.type == Type::kChainStarted) return w.take();
+  if (m.type == Type::kChainStarted || m.type == Type::kRetire) return w.take();
   if (m.type == Type::kAdopt) w.u32(m.listener);
   w.string(m.address);
   if (m.type == Type::kAdopt) w.u32(m.port);
@@ -29,7 +29,8 @@ std::optional<Message> decode(std::string_view packet) {
   if (!r.u8(type)) return std::nullopt;
   Message m;
   m.type = static_cast<Type>(type);
-  if (m.type == Type::kChainStarted) return r.empty() ? std::optional<Message>(m) : std::nullopt;
+  if (m.type == Type::kChainStarted || m.type == Type::kRetire)
+    return r.empty() ? std::optional<Message>(m) : std::nullopt;
   if (m.type != Type::kAdopt && m.type != Type::kSignedIn) return std::nullopt;
   std::string_view address;
   if (m.type == Type::kAdopt && !r.u32(m.listener)) return std::nullopt;

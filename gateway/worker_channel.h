@@ -6,6 +6,9 @@
 //                                or ended, so it no longer counts against --max-startups
 //   worker -> parent  kChainStarted: u8 3 — its own chain has its first line (worker.start): the
 //                                parent's checkpoints list the chain from then on (checkpoint.h)
+//   parent -> worker  kRetire:   u8 4 — the configuration was reloaded and another worker took
+//                                this one's place: it gets no more connections, serves those it
+//                                has under the rules they started with, and ends after the last
 // The parent accepts and admits connections (admission.h) and hands each to a worker; the worker
 // is the less trusted side, so the parent's decoding is strict, and what a worker says is checked
 // against what the parent gave it (a worker can only release the startups it holds).
@@ -21,7 +24,7 @@ namespace castgate::worker_channel {
 inline constexpr size_t kMaxMessage = 512;
 inline constexpr size_t kMaxAddress = 64;
 
-enum class Type : uint8_t { kAdopt = 1, kSignedIn = 2, kChainStarted = 3 };
+enum class Type : uint8_t { kAdopt = 1, kSignedIn = 2, kChainStarted = 3, kRetire = 4 };
 
 struct Message {
   Type type{};

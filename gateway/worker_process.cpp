@@ -151,6 +151,10 @@ void WorkerProcess::on_channel() {
       return;
     }
     auto m = worker_channel::decode(packet_);
+    if (m && m->type == worker_channel::Type::kRetire && fd < 0) {
+      retire();
+      continue;
+    }
     if (!m || m->type != worker_channel::Type::kAdopt || fd < 0 ||
         m->listener >= setup_.listeners.size()) {
       log::error("worker process: a malformed message from the parent");
@@ -187,6 +191,21 @@ void WorkerProcess::begin_drain() {
   drain_deadline_ = std::chrono::steady_clock::now() + context_.config.shutdown_grace;
 }
 
+void WorkerProcess::retire() {
+  if (retiring_) return;
+  retiring_ = true;
+  size_t live = 0;
+  for (auto& w : workers_) live += w->live_sessions();
+  log::info("worker process " + std::to_string(setup_.index) + " (pid " + std::to_string(getpid()) +
+            "): the configuration was reloaded; " + std::to_string(live) +
+            " connections go on under the rules they started with");
+  log_->emit(EventKind{"worker.retiring", "", ""},
+             json{{"castgate",
+                   {{"worker", {{"index", setup_.index}, {"pid", getpid()}}},
+                    {"live_sessions", live},
+                    {"config", context_.rules_digest}}}});
+}
+
 void WorkerProcess::watchdog() {
   auto health = writer_->health();
   if (health != last_health_) {
@@ -214,11 +233,13 @@ void WorkerProcess::watchdog() {
   }
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_.config.checkpoint_interval)
     checkpoint(false);
-  if (draining_) {
+  if (draining_ || retiring_) {
     if (live == 0) {
       loop_.stop();
       return;
     }
+  }
+  if (draining_) {
     if (!closing_all_ && std::chrono::steady_clock::now() >= drain_deadline_) {
       closing_all_ = true;
       for (auto& w : workers_)
@@ -250,7 +271,8 @@ int WorkerProcess::run() {
   log_->emit(EventKind{"worker.start", "success", ""},
              json{{"castgate",
                    {{"worker", {{"index", setup_.index}, {"pid", getpid()}}},
-                    {"sandbox", sandbox_note_}}}});
+                    {"sandbox", sandbox_note_},
+                    {"config", context_.rules_digest}}}});
   worker_channel::Message started;
   started.type = worker_channel::Type::kChainStarted;
   worker_channel::send(setup_.channel, started);

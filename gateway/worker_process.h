@@ -46,6 +46,8 @@ class WorkerProcess : private FdHandler {
   void on_signal();
   void on_channel();
   void begin_drain();
+  // The parent reloaded the configuration and started this worker's successor (kRetire).
+  void retire();
   void watchdog();
   // A signed checkpoint of its sessions' chains into its own chain (checkpoint.h).
   void checkpoint(bool last);
@@ -65,6 +67,7 @@ class WorkerProcess : private FdHandler {
   std::chrono::steady_clock::time_point last_checkpoint_{};
   int signal_fd_ = -1;
   bool draining_ = false;
+  bool retiring_ = false;  // ends after its last connection, with no deadline
   bool closing_all_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   asciicast::SinkHealth last_health_ = asciicast::SinkHealth::kHealthy;

@@ -44,15 +44,18 @@ Subsystem sftp internal-sftp
 CONF
 /usr/sbin/sshd -f "$DEMO/sshd_config" -E "$DEMO/sshd.log"
 
-echo "[127.0.0.1]:$TARGET_PORT $(cat target_host.pub)" > known_hosts
-cat > targets.json <<JSON
+# The rules castgate reloads (on SIGHUP, or when they change): a directory of their own, apart
+# from the keys, which castgate's network-facing processes never read.
+mkdir rules
+echo "[127.0.0.1]:$TARGET_PORT $(cat target_host.pub)" > rules/known_hosts
+cat > rules/targets.json <<JSON
 {"targets": [{"name": "demo.int", "host": "127.0.0.1", "port": $TARGET_PORT}]}
 JSON
-cat > policy.json <<JSON
+cat > rules/policy.json <<JSON
 {"rules": [{"name": "demo", "groups": ["demo-users"], "targets": ["*"], "logins": ["$LOGIN"],
             "port_forwarding": true}]}
 JSON
-echo "identity=\"demo-user\",email=\"$LOGIN@demo.invalid\",groups=\"demo-users\",kind=human $(cat you.pub)" > identities
+echo "identity=\"demo-user\",email=\"$LOGIN@demo.invalid\",groups=\"demo-users\",kind=human $(cat you.pub)" > rules/identities
 
 # A local OpenID Provider (npm oidc-provider in development mode): any user name signs in there,
 # and everyone is in the demo-users group.
@@ -68,8 +71,9 @@ cat > oidc.json <<JSON
 JSON
 
 "$CASTGATE" --demo --instance demo --listen "127.0.0.1:$GATEWAY_PORT=demo.int" \
-  --user-ca-key user_ca --recording-key recording --identities identities --policy policy.json \
-  --targets targets.json --known-hosts known_hosts --oidc-config oidc.json \
+  --user-ca-key user_ca --recording-key recording --identities rules/identities \
+  --policy rules/policy.json --targets rules/targets.json --known-hosts rules/known_hosts \
+  --oidc-config oidc.json \
   --banner "This session is recorded by castgate (demo)." \
   >"$DEMO/events.jsonl" 2>"$DEMO/castgate.log" &
 echo $! > "$DEMO/castgate.pid"
@@ -97,5 +101,6 @@ Find sessions:                              $ROOT/$BUILD/player/castgate-player 
 Check them:                                 $ROOT/$BUILD/player/castgate-player verify --key $DEMO/recording.pub $DEMO/events.jsonl
 Replay one in a browser:                    $ROOT/$BUILD/player/castgate-player html --key $DEMO/recording.pub --session ID -o session.html $DEMO/events.jsonl
 castgate's own log:                         $DEMO/castgate.log
+Change who may go where:                    edit $DEMO/rules/policy.json (castgate reloads it)
 Stop everything:                            make demo-stop
 MSG

@@ -4,6 +4,7 @@ accepted by castgate itself: a gateway started from the chart's files serves a r
 
 import base64
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -373,6 +374,20 @@ def test_install_notes_never_handle_the_private_key(helm4, tmp_path):
     assert "cg-castgate-db1-int" in notes
 
 
+def mount_configmap(directory: pathlib.Path, data: dict[str, str], version: int) -> None:
+    """As the kubelet mounts a ConfigMap: each key a symlink to ..data/KEY, ..data a symlink to
+    a timestamped directory, swapped in one rename when the ConfigMap changes."""
+    directory.mkdir(exist_ok=True)
+    real = directory / f"..2026_12_01_{version:02d}"
+    real.mkdir()
+    for name, text in data.items():
+        (real / name).write_text(text)
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(pathlib.Path("..data") / name)
+    (directory / "..data_tmp").symlink_to(real.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+
+
 def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, keys, gateway_factory):
     """Lay the ConfigMap and the Secret out as the pod would see them, then start castgate with
     the chart's castgate.conf: the settings the chart writes must be ones castgate accepts."""
@@ -385,11 +400,15 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
               d["metadata"]["name"] == "cg-castgate")["data"]
     locks = next(d for d in docs if d["kind"] == "ConfigMap" and
                  d["metadata"]["name"] == "cg-castgate-locks")["data"]
+    rules = next(d for d in docs if d["kind"] == "ConfigMap" and
+                 d["metadata"]["name"] == "cg-castgate-rules")["data"]
+    assert set(rules) == {"targets.json", "policy.json", "identities", "known_hosts", "alert-rules.json"}
     etc = tmp_path / "etc-castgate"
     (etc / "config").mkdir(parents=True)
     (etc / "keys").mkdir()
     (etc / "locks").mkdir()
     (etc / "locks" / "locks.json").write_text(locks["locks.json"])
+    mount_configmap(etc / "rules", rules, 1)
     for name, content in cm.items():
         text = content.replace("/etc/castgate", str(etc))
         if name == "castgate.conf":
@@ -419,6 +438,22 @@ def test_the_rendered_configuration_runs_a_real_gateway(helm, tmp_path, sshd, ke
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"http://127.0.0.1:{gw.health_port}/metricz", timeout=5)
     assert e.value.code == 404
+    # A `helm upgrade` that changes the rules updates their ConfigMap, not the pod: castgate
+    # reloads it where the kubelet mounts it. Alice's group loses its rule: she is refused.
+    vals["policy"] = {"rules": [{"name": "dba-only", "groups": ["dba"], "targets": ["*"],
+                                 "logins": [LOGIN]}]}
+    upgraded = render(helm, tmp_path, vals)
+    after = next(d for d in upgraded if d["kind"] == "Deployment")
+    before = next(d for d in docs if d["kind"] == "Deployment")
+    assert after["spec"]["template"]["metadata"]["annotations"] == \
+        before["spec"]["template"]["metadata"]["annotations"]  # no rollout: no session is cut
+    mount_configmap(etc / "rules", next(d for d in upgraded if d["kind"] == "ConfigMap" and
+                                        d["metadata"]["name"] == "cg-castgate-rules")["data"], 2)
+    gw.wait_event(lambda e: e["event"]["action"] == "config.reload" and
+                  e["event"]["outcome"] == "success", timeout=20, what="the reload")
+    r = gw.ssh(keys.alice, "echo deployed", LOGIN, port=gw.bound_ports["db1.int"],
+               extra=["-o", "LogLevel=INFO"])
+    assert r.returncode != 0 and b"may not log in" in r.stderr, r.stderr
     # What the install notes tell operators to run: the user CA's public key, nothing more.
     r = run([CASTGATE, "--user-ca-key", str(etc / "keys" / "user_ca"), "--print-user-ca"])
     assert r.returncode == 0, r.stderr
