@@ -497,19 +497,24 @@ bool ChannelPair::user_input_drained() {
   return !buffered_[kToTarget][0];
 }
 
+void ChannelPair::forward_exit(ssh_channel down) {
+  if (exit_forwarded_) return;
+  if (exit_signal_)
+    ssh_channel_request_send_exit_signal(down, exit_signal_->c_str(), exit_core_ ? 1 : 0,
+                                         exit_errmsg_.c_str(), "");
+  else if (exit_status_)
+    ssh_channel_request_send_exit_status(down, *exit_status_);
+  else
+    return;
+  exit_forwarded_ = true;
+}
+
 void ChannelPair::propagate_close() {
   ssh_channel down = down_.get();
   ssh_channel up = up_.get();
   bool target_done = (target_eof_seen_ || target_close_seen_) && target_drained();
   if (down && !close_sent_to_user_ && !user_close_seen_) {
-    if (!exit_forwarded_ && (exit_status_ || exit_signal_) && target_drained()) {
-      if (exit_signal_)
-        ssh_channel_request_send_exit_signal(down, exit_signal_->c_str(), exit_core_ ? 1 : 0,
-                                             exit_errmsg_.c_str(), "");
-      else
-        ssh_channel_request_send_exit_status(down, *exit_status_);
-      exit_forwarded_ = true;
-    }
+    if ((exit_status_ || exit_signal_) && target_drained()) forward_exit(down);
     if (target_done && !eof_sent_to_user_) {
       ssh_channel_send_eof(down);
       eof_sent_to_user_ = true;
@@ -539,12 +544,8 @@ void ChannelPair::propagate_close() {
                          !target_close_seen_ && state_ != State::kFinished &&
                          host_.clock().steady_now() - user_close_at_ < kExitStatusWait;
     if (!status_coming) {
-      if (!exit_forwarded_ && exit_signal_)
-        ssh_channel_request_send_exit_signal(down, exit_signal_->c_str(), exit_core_ ? 1 : 0,
-                                             exit_errmsg_.c_str(), "");
-      else if (!exit_forwarded_ && exit_status_)
-        ssh_channel_request_send_exit_status(down, *exit_status_);
-      exit_forwarded_ = true;
+      forward_exit(down);
+      exit_forwarded_ = true;  // none came: none is sent later
       ssh_channel_close(down);
       close_sent_to_user_ = true;
     }

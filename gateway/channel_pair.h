@@ -114,6 +114,8 @@ class ChannelPair {
   void pump();
   bool move(Direction dir, bool is_stderr, size_t& budget);
   void propagate_close();
+  // The target's exit status or signal to the user, once (if it came).
+  void forward_exit(ssh_channel down);
   void run_refusal(const PendingRequest& r);
   void finish(const std::string& reason);
   void emit_open_event();

@@ -694,14 +694,18 @@ void Gateway::schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay) {
   loop_.add_timer(delay, [this, index] {
     WorkerSlot& slot = workers_[static_cast<size_t>(index)];
     if (draining_ || slot.pid > 0) return;
-    try {
-      spawn(slot);
-    } catch (const std::exception& e) {
-      // The signer not answering for a while, a fork failing: try again, not never.
-      log::error(std::string("cannot start a worker process: ") + e.what() + "; retrying in 2s");
-      schedule_spawn(slot, std::chrono::milliseconds(2000));
-    }
+    try_spawn(slot);
   });
+}
+
+void Gateway::try_spawn(WorkerSlot& w) {
+  try {
+    spawn(w);
+  } catch (const std::exception& e) {
+    // The signer not answering for a while, a fork failing: try again, not never.
+    log::error(std::string("cannot start a worker process: ") + e.what() + "; retrying in 2s");
+    schedule_spawn(w, std::chrono::milliseconds(2000));
+  }
 }
 
 void Gateway::begin_drain() {
@@ -798,12 +802,7 @@ void Gateway::retire_and_replace(WorkerSlot& w) {
   retiring_.push_back(std::move(w));
   w = std::move(fresh);
   tell_retiring();
-  try {
-    spawn(w);
-  } catch (const std::exception& e) {
-    log::error(std::string("cannot start a worker process: ") + e.what() + "; retrying in 2s");
-    schedule_spawn(w, std::chrono::milliseconds(2000));
-  }
+  try_spawn(w);
 }
 
 void Gateway::tell_retiring() {

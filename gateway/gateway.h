@@ -86,6 +86,7 @@ class Gateway : private FdHandler {
   // GET /metrics; `ready` and `signer_up` as publish_health found them a moment before.
   std::string metrics_text(bool ready, bool signer_up);
   void schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay);
+  void try_spawn(WorkerSlot& w);  // spawn(), or again in 2 s if that failed
   void begin_drain();
   // Reads the configuration again (SIGHUP, or one of its files changed): a valid new one is put
   // in force and each worker process is replaced by one serving with it, the old ones retiring;

@@ -26,22 +26,14 @@ IdentitySelector IdentitySelector::read(const ConfigObject& c) {
   return s;
 }
 
-bool IdentitySelector::matches(const Identity& id) const {
-  if (!kinds.empty() && !any_glob(kinds, to_string(id.kind))) return false;
-  // Never the display name: an identity provider's preferred_username can be chosen by the user.
-  if (any_glob(identities, id.subject) || any_glob(identities, id.assigned_name)) return true;
-  if (id.email_verified && any_glob(emails, id.email)) return true;
-  for (const auto& g : id.groups)
-    if (any_glob(groups, g)) return true;
-  return false;
-}
-
 namespace {
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
+
 bool any_glob_folded(const std::vector<std::string>& patterns, std::string_view value) {
   if (value.empty()) return false;
   std::string v = lower(value);
@@ -49,16 +41,27 @@ bool any_glob_folded(const std::vector<std::string>& patterns, std::string_view 
     if (glob_match(lower(p), v)) return true;
   return false;
 }
+
+// The one matcher: `loose` (locks) folds letter case and takes unverified emails too.
+bool select(const IdentitySelector& s, const Identity& id, bool loose) {
+  auto any = loose ? any_glob_folded : any_glob;
+  if (!s.kinds.empty() && !any_glob(s.kinds, to_string(id.kind))) return false;
+  // Never the display name: an identity provider's preferred_username can be chosen by the user.
+  if (any(s.identities, id.subject) || any(s.identities, id.assigned_name)) return true;
+  if ((loose || id.email_verified) && any(s.emails, id.email)) return true;
+  for (const auto& g : id.groups)
+    if (any(s.groups, g)) return true;
+  return false;
+}
+
 }  // namespace
 
+bool IdentitySelector::matches(const Identity& id) const {
+  return select(*this, id, false);
+}
+
 bool IdentitySelector::matches_any_spelling(const Identity& id) const {
-  if (!kinds.empty() && !any_glob(kinds, to_string(id.kind))) return false;
-  if (any_glob_folded(identities, id.subject) || any_glob_folded(identities, id.assigned_name))
-    return true;
-  if (any_glob_folded(emails, id.email)) return true;
-  for (const auto& g : id.groups)
-    if (any_glob_folded(groups, g)) return true;
-  return false;
+  return select(*this, id, true);
 }
 
 }  // namespace castgate

@@ -47,9 +47,10 @@ struct Files {
     config.policy_file = dir.write(
         "policy.json",
         R"({"rules": [{"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["root"]}]})");
-    config.known_hosts_file = dir.write(
-        "known_hosts", "db1.int ssh-ed25519 "
-                       "AAAAC3NzaC1lZDI1NTE5AAAAIGlgYTN/KSaaVvn4jgsl2ssWFbSWe1DceErlXfeBK+n3\n");
+    config.known_hosts_file =
+        dir.write("known_hosts",
+                  "db1.int ssh-ed25519 "
+                  "AAAAC3NzaC1lZDI1NTE5AAAAIGlgYTN/KSaaVvn4jgsl2ssWFbSWe1DceErlXfeBK+n3\n");
   }
 };
 
@@ -65,7 +66,9 @@ TEST_CASE("reload: a rule set is read whole, with a digest of its files' bytes")
   CHECK(a.files[1].sha256.size() == 64);
   CHECK_FALSE(rule_files_changed(a.files));
   // The same bytes again: the same digest, even in a new file.
-  f.dir.write("policy.json", R"({"rules": [{"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["root"]}]})");
+  f.dir.write(
+      "policy.json",
+      R"({"rules": [{"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["root"]}]})");
   CHECK(rule_files_changed(a.files));
   CHECK(load_rule_set(f.config, true).digest == a.digest);
   f.dir.write("policy.json", R"({"rules": []})");
@@ -75,8 +78,8 @@ TEST_CASE("reload: a rule set is read whole, with a digest of its files' bytes")
 TEST_CASE("reload: a bad file refuses the whole set, naming the file") {
   Files f;
   f.dir.write("targets.json", R"({"targets": [{"name": "db1.int", "hots": "x"}]})");
-  CHECK_THROWS_WITH_AS(load_rule_set(f.config, true),
-                       doctest::Contains("targets.json"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(load_rule_set(f.config, true), doctest::Contains("targets.json"),
+                       std::runtime_error);
   Files g;
   // A target needs the user CA or a static key of its own, which must be readable.
   CHECK_THROWS_WITH_AS(load_rule_set(g.config, false), doctest::Contains("needs the user CA"),
