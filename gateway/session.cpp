@@ -749,6 +749,9 @@ void Session::authorize(const std::string& ssh_user) {
     if (decision_.mfa_missing) {
       if (!verified_key_.empty()) ctx.key_bindings.forget(verified_key_);
       if (!binding_key_.empty()) ctx.key_bindings.forget(binding_key_);
+      // Through a ProxyJump the sign-in was the outer connection's: its keys' bindings too.
+      if (jump_)
+        for (const auto& key : jump_->proven_keys) ctx.key_bindings.forget(key);
     }
     return deny(decision_.mfa_missing     ? "mfa_required"
                 : decision_.outside_hours ? "outside_hours"

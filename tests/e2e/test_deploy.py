@@ -117,7 +117,9 @@ def production_values():
     v["autoscaling"] = {"enabled": True, "minReplicas": 3, "maxReplicas": 8}
     v["networkPolicy"] = {"enabled": True, "egress": [
         {"to": [{"ipBlock": {"cidr": "10.0.1.0/24"}}], "ports": [{"port": 22, "protocol": "TCP"}]},
-        {"ports": [{"port": 443, "protocol": "TCP"}]}]}
+        {"ports": [{"port": 443, "protocol": "TCP"}]}],
+        "healthFrom": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "monitoring"}}}]}
     v["extraEnv"] = [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}]
     v["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cg"}}
     v["gateway"] = {"maxLine": 65536, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
@@ -303,6 +305,13 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     assert "shutdown-grace = 120s\n" in conf
     netpol = next(d for d in docs if d["kind"] == "NetworkPolicy")
     assert {"port": 443, "protocol": "TCP"} in netpol["spec"]["egress"][-1]["ports"]
+    # SSH from anywhere the Services allow; the health port (metrics) from the monitoring
+    # namespace alone (the kubelet's probes come from the node, which is always let through).
+    ssh_rule, health_rule = netpol["spec"]["ingress"]
+    assert "from" not in ssh_rule and {"port": 2222, "protocol": "TCP"} in ssh_rule["ports"]
+    assert health_rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert health_rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
     # Locks: a ConfigMap of their own, mounted, outside the restart checksum.
     locks = next(d for d in docs if d["kind"] == "ConfigMap" and
                  d["metadata"]["name"] == "cg-castgate-locks")

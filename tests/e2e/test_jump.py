@@ -17,7 +17,8 @@ import pytest
 
 from harness import CASTGATE, LOGIN, Tmux, keygen, pubkey, run, wait_until
 from idp import approve
-from test_oidc import PROMPT, idp, oidc_gateway  # noqa: F401 (idp is a fixture)
+from idp import Idp
+from test_oidc import MFA_POLICY, PROMPT, idp, oidc_gateway  # noqa: F401 (idp is a fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -370,6 +371,52 @@ def test_one_device_sign_in_serves_later_commands_through_the_control_master(
     assert all(("key SHA256:" in e["castgate"]["auth_detail"]) == with_key for e in successes)
     starts = [e for e in events(gw, "session.start") if e["castgate"]["session"] in inner]
     assert len(starts) == 4 and all(e["destination"]["address"] == "db1.int" for e in starts)
+
+
+def test_a_refusal_for_mfa_through_the_jump_forgets_the_outer_sign_in(
+        gateway_factory, sshd, tmp_path, client_factory):
+    """erin signs in with one factor at the ProxyJump's outer connection, which binds her key:
+    enough for web1.int. db1.int needs two: refused through the jump, and her key's binding is
+    forgotten, so her next connection signs in afresh (and can bring a second factor) instead
+    of being refused with the old sign-in until the binding expires."""
+    provider = Idp(tmp_path, accounts={"erin": {"groups": ["ops"], "amr": ["pwd"]}})
+    try:
+        cfg = provider.oidc_config(tmp_path / "oidc.json")
+        gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port},
+                              {"name": "web1.int", "host": "127.0.0.1", "port": sshd.port}],
+                             [sshd.known_hosts_line()], policy=MFA_POLICY,
+                             extra_args=["--oidc-config", str(cfg)])
+        key = keygen(tmp_path / "erin-laptop")
+        client = client_factory(gw, key, batch=False)
+
+        def end_masters():  # a new outer connection each time: no ControlMaster reuse
+            for sock in client.dir.glob("cm-*"):
+                run(["ssh", "-F", str(client.config), "-S", str(sock), "-O", "exit", "x"])
+
+        term = Tmux(["ssh", "-F", str(client.config), f"{LOGIN}@web1.int", "echo dev-ok"],
+                    width=160, height=50)
+        try:
+            m = PROMPT.search(term.wait_for("press Enter", 30))
+            assert m
+            approve(m.group(1), m.group(2), login="erin")
+            term.keys("Enter")
+            assert "dev-ok" in term.wait_for("CLIENT-EXIT=", 60)
+        finally:
+            term.close()
+        end_masters()
+        batch = ["-o", "BatchMode=yes"]
+        r = client.ssh("web1.int", "echo bound", opts=batch)
+        assert r.stdout == b"bound\n", r.stderr  # the binding signs her in, no prompt
+        end_masters()
+        r = client.ssh("db1.int", "echo nope", opts=batch)
+        assert b"nope" not in r.stdout and r.returncode != 0
+        gw.wait_event(lambda e: e["event"]["action"] == "policy.denied" and
+                      e["castgate"]["denial"] == "mfa_required", what="the refusal")
+        end_masters()
+        r = client.ssh("web1.int", "echo still-bound", opts=batch)
+        assert b"still-bound" not in r.stdout and r.returncode != 0, "the binding was kept"
+    finally:
+        provider.stop()
 
 
 def test_local_port_forwarding_inside_the_jump_where_policy_allows(gateway, keys, client_factory):
