@@ -28,9 +28,11 @@ asan: deps
 	  -DCMAKE_UNITY_BUILD=$(UNITY) $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Unit tests in both builds, fuzz targets over their seed corpora, then the end-to-end suite
-# against the sanitizer build of castgate (every real-peer flow also checks memory safety).
+# The sources' format, unit tests in both builds, fuzz targets over their seed corpora, then the
+# end-to-end suite against the sanitizer build of castgate (every real-peer flow also checks
+# memory safety).
 test: build asan
+	@echo "== clang-format"; $(MAKE) --no-print-directory check-format
 	@bash scripts/test-setup.sh
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz-smoke
