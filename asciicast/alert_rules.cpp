@@ -2,6 +2,8 @@
 
 #include <regex.h>
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -64,9 +66,91 @@ std::vector<AlertRule> AlertRules::defaults() {
   };
 }
 
+namespace {
+
+size_t saturating(unsigned long long v) {
+  return static_cast<size_t>(std::min<unsigned long long>(v, kMaxPatternWeight + 1));
+}
+
+}  // namespace
+
+size_t pattern_weight(std::string_view p) {
+  // What glibc's regcomp builds grows with the pattern, and a bounded repetition copies what it
+  // repeats: ((a{1,100}){1,100}){1,80} is 26 bytes and most of a gibibyte. Atoms count one, a
+  // group the sum of what it holds, x{m,n} max(m,n) times x.
+  std::vector<size_t> open{0};  // the weight so far of each group open here
+  size_t last = 0;              // of the last atom or group, which a {m,n} would repeat
+  auto add = [&](size_t w) {
+    open.back() = saturating(0ULL + open.back() + w);
+    last = w;
+  };
+  for (size_t i = 0; i < p.size(); ++i) {
+    char c = p[i];
+    if (c == '\\') {
+      ++i;
+      add(1);
+    } else if (c == '[') {  // a bracket expression: one atom ([]a], [^]a], [[:alpha:]])
+      size_t j = i + 1;
+      if (j < p.size() && p[j] == '^') ++j;
+      if (j < p.size() && p[j] == ']') ++j;
+      while (j < p.size() && p[j] != ']') {
+        if (p[j] == '[' && j + 1 < p.size() &&
+            (p[j + 1] == ':' || p[j + 1] == '=' || p[j + 1] == '.')) {
+          size_t close = p.find(std::string{p[j + 1], ']'}, j + 2);
+          j = close == std::string_view::npos ? p.size() : close + 2;
+        } else {
+          ++j;
+        }
+      }
+      i = j;
+      add(1);
+    } else if (c == '(') {
+      open.push_back(0);
+      last = 0;
+    } else if (c == ')' && open.size() > 1) {
+      size_t group = open.back();
+      open.pop_back();
+      add(group);
+    } else if (c == '{') {
+      size_t j = i + 1;
+      auto number = [&] {
+        unsigned long long v = 0;
+        while (j < p.size() && std::isdigit(static_cast<unsigned char>(p[j])))
+          v = std::min<unsigned long long>(v * 10 + static_cast<unsigned>(p[j++] - '0'), 1 << 20);
+        return v;
+      };
+      unsigned long long lo = number(), hi = lo;  // {n,} copies x n times, then x*
+      if (j < p.size() && p[j] == ',') {
+        ++j;
+        hi = std::max(lo, number());
+      }
+      if (j >= p.size() || p[j] != '}') {  // not a repetition: regcomp says what it is
+        add(1);
+        continue;
+      }
+      size_t repeated = last;
+      open.back() -= repeated;
+      add(saturating(1ULL * repeated * std::max<unsigned long long>({lo, hi, 1})));
+      i = j;
+    } else if (c == '|' || c == '*' || c == '+' || c == '?' || c == '^' || c == '$') {
+      last = c == '|' ? 0 : last;  // none of these copies anything
+    } else {
+      add(1);
+    }
+  }
+  size_t total = 0;
+  for (size_t w : open) total = saturating(0ULL + total + w);
+  return total;
+}
+
 AlertRules AlertRules::compile(const std::vector<AlertRule>& rules) {
   AlertRules out;
   for (const auto& r : rules) {
+    if (r.pattern.size() > kMaxPatternBytes || pattern_weight(r.pattern) > kMaxPatternWeight)
+      throw std::runtime_error("alert rule " + r.name + ": the pattern is too large (over " +
+                               std::to_string(kMaxPatternBytes) + " bytes, or repetitions " +
+                               "such as {m,n} that multiply it past " +
+                               std::to_string(kMaxPatternWeight) + " elements)");
     auto c = std::make_unique<Compiled>();
     c->rule = r;
     int rc = regcomp(&c->re, r.pattern.c_str(), REG_EXTENDED | REG_ICASE | REG_NOSUB);

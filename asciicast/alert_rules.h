@@ -17,6 +17,13 @@ struct AlertRule {
   std::string severity;    // "low", "medium", "high"
 };
 
+// Patterns are POSIX extended regular expressions, compiled by the process that reads them (a
+// reload compiles in castgate's parent): their size is bounded before regcomp sees them.
+inline constexpr size_t kMaxPatternBytes = 4096;
+inline constexpr size_t kMaxPatternWeight = 20000;
+// Elements regcomp would build for pattern `p`, about: atoms count one, x{m,n} max(m,n) times x.
+size_t pattern_weight(std::string_view p);
+
 class AlertRules {
  public:
   AlertRules();

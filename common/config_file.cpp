@@ -12,6 +12,11 @@
 namespace castgate {
 
 std::string read_config_file(const std::string& path, size_t max_bytes) {
+  // Looked at before it is opened: opening a device can do something (a watchdog's arms it).
+  struct stat named {};
+  if (::stat(path.c_str(), &named) != 0)
+    throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(named.st_mode)) throw std::runtime_error(path + " is not a regular file");
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
   struct stat st {};

@@ -72,6 +72,9 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
       "that target; without it users pick one with login@target as SSH user name")(
       "worker-processes", po::value<int>()->default_value(2),
       "processes serving connections (1..64): a fault in one costs only its own sessions")(
+      "max-retired-workers", po::value<int>()->default_value(32),
+      "worker processes replaced by configuration reloads that may still serve their sessions "
+      "(1..1024); past it the oldest ends its sessions after the shutdown grace period")(
       "workers", po::value<int>()->default_value(0),
       "event loop threads in each worker process (0 = CPUs / worker processes, at least 1)")(
       "health-listen", po::value<std::string>(),
@@ -298,6 +301,7 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   c.max_auth_attempts = vm["max-auth-attempts"].as<int>();
   c.workers = vm["workers"].as<int>();
   c.worker_processes = vm["worker-processes"].as<int>();
+  c.max_retired_workers = vm["max-retired-workers"].as<int>();
   c.max_line = vm["max-line"].as<size_t>();
   c.session_backlog = vm["session-backlog"].as<size_t>();
   c.recording_enabled = !vm["benchmark-disable-recording"].as<bool>();
@@ -365,6 +369,8 @@ std::optional<GatewayConfig> parse_config(int argc, const char* const argv[]) {
   if (c.workers < 0 || c.workers > 256) throw std::runtime_error("--workers must be 0..256");
   if (c.worker_processes < 1 || c.worker_processes > 64)
     throw std::runtime_error("--worker-processes must be 1..64");
+  if (c.max_retired_workers < 1 || c.max_retired_workers > 1024)
+    throw std::runtime_error("--max-retired-workers must be 1..1024");
   if (c.workers == 0)
     c.workers =
         std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / c.worker_processes);

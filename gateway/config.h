@@ -45,6 +45,7 @@ struct GatewayConfig {
   // A connection without a target (a ProxyJump's, kept by ControlMaster) without a ProxyJump
   // channel for this long is closed.
   std::chrono::seconds jump_idle_timeout{600};
+  int max_retired_workers = 32;  // replaced by reloads, still serving their sessions
   std::chrono::seconds shutdown_grace{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::seconds recording_stall_limit{10};

@@ -76,6 +76,10 @@ struct GatewayContext {
   // A connection it serves signed in or ended: the parent's startup count goes down.
   std::function<void(const std::string& ip)> startup_done = [](const std::string&) {};
   std::atomic<bool> draining{false};  // SIGTERM received
+  // The parent reloaded the configuration and started this worker's successor (kRetire): no new
+  // session starts here (a sign-in, a ProxyJump), the live ones go on under the rules they
+  // started with.
+  std::atomic<bool> retired{false};
 };
 
 }  // namespace castgate

@@ -43,9 +43,6 @@ namespace {
 constexpr size_t kSessionTableSlots = 65536;
 // A worker whose channel stays full this long is not serving: it is stopped.
 constexpr std::chrono::seconds kStuckLimit{10};
-// Worker processes still serving connections under earlier configurations, at most: a reload
-// past this is refused (each is a process, with its sessions' memory).
-constexpr size_t kMaxRetiring = 32;
 // SO_PASSRIGHTS (Linux 6.16): 0 refuses descriptors sent to this socket. Older headers lack it.
 #ifdef SO_PASSRIGHTS
 constexpr int kSoPassRights = SO_PASSRIGHTS;
@@ -154,12 +151,12 @@ sandbox::Options worker_readable(const GatewayContext& ctx) {
   return options;
 }
 
-sandbox::Options parent_readable(const GatewayContext& ctx) {
+std::vector<std::string> rule_directories_with_keys(const GatewayContext& ctx) {
   namespace fs = std::filesystem;
-  auto options = worker_readable(ctx);
   std::vector<fs::path> keys;
   for (const auto& k : {ctx.config.user_ca_key_file, ctx.config.recording_key_file})
     if (!k.empty()) keys.push_back(fs::weakly_canonical(fs::absolute(k)));
+  std::vector<std::string> out;
   for (const auto& dir : rule_directories(ctx.rule_files)) {
     auto real = fs::weakly_canonical(dir);
     bool holds_key = real == real.root_path();
@@ -167,13 +164,32 @@ sandbox::Options parent_readable(const GatewayContext& ctx) {
       auto rel = key.lexically_relative(real);
       holds_key = holds_key || (!rel.empty() && *rel.begin() != "..");
     }
-    if (holds_key) {
-      log::warn(dir +
-                " holds the signer's keys (or is /): castgate cannot read it again, so the "
-                "configuration files in it are not reloaded; keep them in a directory of "
-                "their own");
+    if (holds_key) out.push_back(dir);
+  }
+  return out;
+}
+
+sandbox::Options parent_readable(const GatewayContext& ctx) {
+  namespace fs = std::filesystem;
+  auto options = worker_readable(ctx);
+  auto with_keys = rule_directories_with_keys(ctx);
+  for (const auto& dir : rule_directories(ctx.rule_files)) {
+    if (std::find(with_keys.begin(), with_keys.end(), dir) != with_keys.end()) {
+      log::warn(
+          "castgate cannot reload its configuration (neither on SIGHUP nor when files "
+          "change): " +
+          dir +
+          " also holds the signer's keys (or is /), which its parent "
+          "process may not read; keep the configuration in a directory of its own");
       continue;
     }
+    // Its sandbox holds on to the directory the path names now: a link in the path swapped to
+    // another directory later (current -> releases/2) leads where it may not read.
+    if (fs::weakly_canonical(dir) != fs::path(dir))
+      log::warn(dir +
+                " is reached through a symbolic link: castgate reloads the files in it "
+                "only while the link leads where it leads now (a ConfigMap's ..data swap, "
+                "beneath the directory, is fine)");
     options.readable.push_back(dir);
   }
   return options;
@@ -730,27 +746,35 @@ void Gateway::begin_drain() {
 }
 
 void Gateway::reload(const char* trigger) {
-  // What is in force now is looked at again only when it changes again: a refused file is not
-  // read at every pass.
-  for (auto& f : watched_rules_) f.stamp = FileStamp::of(f.path);
   RuleSet rules;
   json f;
   f["castgate"]["trigger"] = trigger;
   f["castgate"]["config"] = context_->rules_digest;  // in force before
+  std::vector<RuleFile> attempted;
   try {
-    rules = load_rule_set(context_->config, context_->signer->has_user_ca());
-    if (rules.digest != context_->rules_digest && retiring_.size() >= kMaxRetiring)
-      throw std::runtime_error(std::to_string(retiring_.size()) +
-                               " worker processes still serve connections under earlier "
-                               "configurations (at most " +
-                               std::to_string(kMaxRetiring) + "); try again when some have ended");
+    if (!reload_blocked_.empty()) throw std::runtime_error(reload_blocked_);
+    rules = load_rule_set(context_->config, context_->signer->has_user_ca(), &attempted);
   } catch (const std::exception& e) {
+    // Looked at again when one of the files it read, or tried to, changes (a missing one may
+    // appear), or one in force does: not at every pass.
+    watched_rules_ = attempted;
+    for (const auto& in_force : context_->rule_files)
+      if (std::none_of(attempted.begin(), attempted.end(),
+                       [&](const RuleFile& a) { return a.path == in_force.path; })) {
+        watched_rules_.push_back(in_force);
+        watched_rules_.back().stamp = FileStamp::of(in_force.path);
+      }
+    std::string why = e.what();
+    if (why.find("Permission denied") != std::string::npos)
+      why +=
+          " (after its start castgate reads only the directories its configuration was in "
+          "then; a file elsewhere takes a restart)";
     ++reloads_failed_;
     last_reload_ok_ = false;
-    log::error(std::string("configuration reload (") + trigger + ") refused: " + e.what() +
+    log::error(std::string("configuration reload (") + trigger + ") refused: " + why +
                "; the configuration in force stays");
-    f["castgate"]["error"] = e.what();
-    gateway_log_->emit(EventKind{"config.reload", "failure", e.what()}, std::move(f));
+    f["castgate"]["error"] = why;
+    gateway_log_->emit(EventKind{"config.reload", "failure", why}, std::move(f));
     return;
   }
   for (auto& w : rules.warnings) log::warn(w);
@@ -781,37 +805,77 @@ void Gateway::reload(const char* trigger) {
   install_rule_set(*context_, std::move(rules));
   size_t retired = 0;
   for (auto& w : workers_)
-    if (w.pid > 0) {
-      retire_and_replace(w);
-      ++retired;
-    }
+    if (w.pid > 0 && replace_worker(w)) ++retired;
   f["castgate"]["workers_retiring"] = retired;
   log::info(std::string("configuration reloaded (") + trigger + "): " + changed.dump() +
             " changed; new connections get the new rules, and " + std::to_string(retired) +
             " worker processes serve the live ones under the rules they started with");
   gateway_log_->emit(EventKind{"config.reload", "success", ""}, std::move(f));
+  limit_retiring();
 }
 
-void Gateway::retire_and_replace(WorkerSlot& w) {
+bool Gateway::replace_worker(WorkerSlot& w) {
+  // The successor first: if it cannot start, the worker in place serves on (with the rules it
+  // has) and is replaced at a later watchdog pass, rather than leaving nobody to serve.
   WorkerSlot fresh;
   fresh.index = w.index;
+  fresh.quick_deaths = w.quick_deaths;
   fresh.table = std::make_unique<SessionTable>(kSessionTableSlots);
   fresh.metrics = std::make_unique<WorkerMetrics>();
   fresh.metrics_index = metric_totals_.add();
+  try {
+    spawn(fresh);
+  } catch (const std::exception& e) {
+    metric_totals_.release(fresh.metrics_index);
+    w.stale = true;
+    log::error(std::string("cannot start a worker process with the reloaded configuration: ") +
+               e.what() + "; worker process " + std::to_string(w.index) +
+               " serves on with the earlier one, and is replaced when a start succeeds");
+    return false;
+  }
   w.retiring = true;
+  w.stale = false;
+  w.stuck_since = {};
   retiring_.push_back(std::move(w));
   w = std::move(fresh);
   tell_retiring();
-  try_spawn(w);
+  return true;
+}
+
+void Gateway::limit_retiring() {
+  // Each retired worker process is a process with its sessions' memory: past the limit the
+  // oldest end theirs (after the grace period, as on a stop), never a reload refused for it.
+  // Never fewer than one reload's worth.
+  size_t limit =
+      std::max<size_t>(static_cast<size_t>(context_->config.max_retired_workers), workers_.size());
+  size_t draining = 0;
+  for (const auto& w : retiring_) draining += w.told_to_drain;
+  for (auto& w : retiring_) {
+    if (retiring_.size() - draining <= limit) break;
+    if (w.told_to_drain || w.pid <= 0) continue;
+    log::warn("more than " + std::to_string(limit) +
+              " worker processes serve sessions under earlier configurations: the oldest (pid " +
+              std::to_string(w.pid) + ") ends its sessions");
+    kill(w.pid, SIGUSR1);
+    w.told_to_drain = true;
+    ++draining;
+  }
 }
 
 void Gateway::tell_retiring() {
+  auto now = std::chrono::steady_clock::now();
   for (auto& w : retiring_) {
     if (w.told_to_retire || w.pid <= 0 || w.channel < 0) continue;
-    // A full channel: said again at the next watchdog pass.
     worker_channel::Message retire;
     retire.type = worker_channel::Type::kRetire;
-    w.told_to_retire = worker_channel::send(w.channel, retire);
+    if (worker_channel::send(w.channel, retire)) {
+      w.told_to_retire = true;
+      continue;
+    }
+    // A full channel: said again at the next watchdog pass; one that stays full is not
+    // served by its worker, which is stopped (its records are closed like a crashed one's).
+    if (w.stuck_since == std::chrono::steady_clock::time_point{}) w.stuck_since = now;
+    if (now - w.stuck_since > kStuckLimit) kill(w.pid, SIGKILL);
   }
 }
 
@@ -855,6 +919,8 @@ void Gateway::watchdog() {
   if (!draining_ && now - last_rules_look_ >= std::chrono::seconds(1)) {
     last_rules_look_ = now;
     if (rule_files_changed(watched_rules_)) reload("file change");
+    for (auto& w : workers_)
+      if (w.stale && w.pid > 0 && !draining_) replace_worker(w);
   }
   publish_health();
   if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_->config.checkpoint_interval)
@@ -903,6 +969,10 @@ int Gateway::run() {
   f["castgate"]["config"] = context_->rules_digest;
   gateway_log_->emit(EventKind{"gateway.start", "success", ""}, f);
   watched_rules_ = context_->rule_files;
+  for (const auto& dir : rule_directories_with_keys(*context_))
+    reload_blocked_ = "castgate cannot reload its configuration: " + dir +
+                      " also holds the signer's keys, which its parent process may not read; "
+                      "keep the configuration in a directory of its own (a restart reads it)";
   for (auto& w : workers_) spawn(w);
   // Attaching the workers was the signer's first work: its audit chain has begun.
   ledger_.started(context_->signer_chain);

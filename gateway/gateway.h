@@ -39,6 +39,9 @@ sandbox::Options worker_readable(const GatewayContext& context);
 // configuration it reloads (rule_set.h) — except one that holds the signer's keys (those are the
 // signer's alone; a file there is not reloaded, and a warning says so).
 sandbox::Options parent_readable(const GatewayContext& context);
+// The directories of the configuration that also hold the signer's keys (or are /): the parent
+// may not read them again, so the configuration cannot be reloaded.
+std::vector<std::string> rule_directories_with_keys(const GatewayContext& context);
 
 class Gateway : private FdHandler {
  public:
@@ -71,6 +74,9 @@ class Gateway : private FdHandler {
     // gets no new ones and is not restarted; told so over its channel (kRetire) once.
     bool retiring = false;
     bool told_to_retire = false;
+    bool told_to_drain = false;  // retiring, and past the limit: its sessions end (SIGTERM)
+    // Serving with an earlier configuration: its successor could not start (retried).
+    bool stale = false;
   };
   void on_fd_ready(int fd, uint32_t events) override;
   void accept_on(size_t listener);
@@ -92,7 +98,9 @@ class Gateway : private FdHandler {
   // in force and each worker process is replaced by one serving with it, the old ones retiring;
   // an invalid one is refused and the one in force stays.
   void reload(const char* trigger);
-  void retire_and_replace(WorkerSlot& w);
+  // Starts a successor for `w` and retires `w` (false, and `w` stays, if the start failed).
+  bool replace_worker(WorkerSlot& w);
+  void limit_retiring();
   void tell_retiring();
   // Every worker process, serving or retiring.
   template <typename Fn>
@@ -119,6 +127,7 @@ class Gateway : private FdHandler {
   std::vector<RuleFile> watched_rules_;
   std::chrono::steady_clock::time_point last_rules_look_{};
   uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  std::string reload_blocked_;  // why no reload can work (the configuration beside the keys)
   bool last_reload_ok_ = true;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
   asciicast::CheckpointLedger ledger_;  // the worker processes' chains

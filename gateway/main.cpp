@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGCHLD);  // worker processes ending: the parent's loop reaps them
   sigaddset(&mask, SIGHUP);   // reload the configuration (the parent; others leave it pending)
+  sigaddset(&mask, SIGUSR1);  // a retired worker process: end your sessions (too many retired)
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   try {

@@ -1,5 +1,7 @@
 #include "gateway/rule_set.h"
 
+#include <openssl/crypto.h>
+
 #include <filesystem>
 #include <set>
 #include <stdexcept>
@@ -13,13 +15,14 @@ namespace {
 
 class Reader {
  public:
-  explicit Reader(RuleSet& rules) : rules_(rules) {}
+  Reader(RuleSet& rules, std::vector<RuleFile>* attempted) : rules_(rules), attempted_(attempted) {}
 
   std::string read(const std::string& option, const std::string& path, bool secret = false) {
     RuleFile f;
     f.option = option;
     f.path = path;
     f.stamp = FileStamp::of(path);
+    if (attempted_) attempted_->push_back(f);
     std::string text = read_config_file(path, kMaxConfigFile);
     std::string digest = sha256_hex(text);
     combined_ += option + '\0' + path + '\0' + digest + '\0';
@@ -31,22 +34,37 @@ class Reader {
 
  private:
   RuleSet& rules_;
+  std::vector<RuleFile>* attempted_;
   std::string combined_;
 };
 
+// A static key must never be one of the signer's keys (a hard link, another path to it): those
+// stay in the signer process, never in a worker's memory.
+void check_not_a_signer_key(const std::string& target, const RuleFile& key,
+                            const GatewayConfig& config) {
+  for (const auto& signer_key : {config.user_ca_key_file, config.recording_key_file}) {
+    if (signer_key.empty()) continue;
+    auto s = FileStamp::of(signer_key);
+    if (s.exists() && s.dev == key.stamp.dev && s.ino == key.stamp.ino)
+      throw std::runtime_error("target " + target + ": static_key " + key.path +
+                               " is the signer's key " + signer_key);
+  }
+}
+
 ssh::Key parse_private_key(const std::string& text, const std::string& path) {
   ssh_key key = nullptr;
-  if (ssh_pki_import_privkey_base64(text.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK ||
-      !key)
+  int rc = ssh_pki_import_privkey_base64(text.c_str(), nullptr, nullptr, nullptr, &key);
+  if (rc != SSH_OK || !key)
     throw std::runtime_error(path + ": cannot read the private key (unencrypted OpenSSH or PEM)");
   return ssh::Key(key);
 }
 
 }  // namespace
 
-RuleSet load_rule_set(const GatewayConfig& config, bool has_user_ca) {
+RuleSet load_rule_set(const GatewayConfig& config, bool has_user_ca,
+                      std::vector<RuleFile>* attempted) {
   RuleSet rules;
-  Reader reader(rules);
+  Reader reader(rules, attempted);
   if (config.targets_file.empty()) throw std::runtime_error("--targets is required");
   rules.targets =
       Targets::parse(reader.read("--targets", config.targets_file), config.targets_file);
@@ -65,9 +83,15 @@ RuleSet load_rule_set(const GatewayConfig& config, bool has_user_ca) {
       throw std::runtime_error("target " + name +
                                ": certificate_validity is longer than --max-certificate-validity");
     if (!t->static_key_path.empty()) {
-      rules.static_keys.emplace(
-          name, parse_private_key(reader.read("static_key", t->static_key_path, true),
-                                  t->static_key_path));
+      std::string text = reader.read("static_key", t->static_key_path, true);
+      check_not_a_signer_key(name, rules.files.back(), config);
+      try {
+        rules.static_keys.emplace(name, parse_private_key(text, t->static_key_path));
+      } catch (...) {
+        OPENSSL_cleanse(text.data(), text.size());
+        throw;
+      }
+      OPENSSL_cleanse(text.data(), text.size());
     } else if (!has_user_ca) {
       throw std::runtime_error("target " + name +
                                " needs the user CA (--user-ca-key) or a static_key");

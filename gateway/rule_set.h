@@ -47,8 +47,11 @@ struct RuleSet {
 inline constexpr size_t kMaxConfigFile = 16 << 20;
 
 // Reads and checks every file `config` names. `has_user_ca`: targets without a static key need
-// the signer's user CA. Throws std::runtime_error naming the file and what is wrong.
-RuleSet load_rule_set(const GatewayConfig& config, bool has_user_ca);
+// the signer's user CA. Throws std::runtime_error naming the file and what is wrong. `attempted`
+// (if given) gets every file it read or tried to, stamped before: on a failure, the files to
+// watch for the fix (one missing may appear).
+RuleSet load_rule_set(const GatewayConfig& config, bool has_user_ca,
+                      std::vector<RuleFile>* attempted = nullptr);
 
 // Puts `rules` in force in `context` (the parent's: its worker processes started from now on
 // serve with it).

@@ -36,6 +36,9 @@ void split_user(const std::string& ssh_user, std::string& login, std::string& ta
 }
 
 namespace {
+
+constexpr const char* kReloadedMessage =
+    "castgate's configuration was reloaded; connect again to continue under the rules in force";
 constexpr auto kCloseGrace = std::chrono::seconds(3);
 constexpr auto kRefusedLinger = std::chrono::seconds(30);
 // ProxyJump channels of one connection whose inner connection is still signing in: each costs a
@@ -681,6 +684,13 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
   authorize(ssh_user);
 }
 
+void Session::retire() {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  if (!authenticated_) return close("config_reloaded", kReloadedMessage);
+  if (!refusal_.empty() && pairs_.empty() && tunnels_.empty())
+    return close("config_reloaded", kReloadedMessage);
+}
+
 void Session::enforce_locks(const Locks& locks) {
   if (!authenticated_ || state_ == State::kClosing || state_ == State::kClosed) return;
   const auto* lock = locks.match(identity_, target_ ? target_->name : target_name_);
@@ -955,6 +965,8 @@ void Session::open_jump(ssh::Message m, const Target& target) {
                   "; connect again");
   if (jumps_signing_in() >= kMaxJumpsSigningIn)
     return refuse("too many ProxyJump connections signing in at once on this connection");
+  // A new session under the rules this connection signed in with is not one that went on.
+  if (worker_.context().retired.load()) return refuse(kReloadedMessage);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
     return refuse(std::string("cannot create the inner connection: ") + strerror(errno));
@@ -1134,6 +1146,7 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
                                        " seconds; the connection was closed");
     if (last_jump_end_ && credential_expires_ && clock().now() >= *credential_expires_)
       return close("sign_in_expired", "the sign-in of this connection expired");
+    if (worker_.context().retired.load()) return close("config_reloaded", kReloadedMessage);
   }
   auto health = worker_.context().sink->health();
   if (health != asciicast::SinkHealth::kHealthy && authenticated_ && recording_enabled()) {

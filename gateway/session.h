@@ -72,6 +72,10 @@ class Session final : public FdHandler,
   void tick(std::chrono::steady_clock::time_point now);
   // Ends the session if a lock now matches its identity and target.
   void enforce_locks(const Locks& locks);
+  // The configuration was reloaded (GatewayContext::retired): a connection still signing in, or
+  // one without a target and no ProxyJump channel left, ends; it connects again, to the rules
+  // in force now.
+  void retire();
 
   void on_fd_ready(int fd, uint32_t events) override;
   void on_fault(const char* what) noexcept override { fault(what); }

@@ -102,6 +102,14 @@ void Worker::close_all(const std::string& reason, const std::string& message) {
   });
 }
 
+void Worker::retire_all() {
+  loop_.post([this] {
+    std::vector<std::string> ids;
+    for (auto& [id, s] : sessions_) ids.push_back(id);
+    for (auto& id : ids) run_in_session(id, [](Session& s) { s.retire(); });
+  });
+}
+
 void Worker::enforce_locks(std::shared_ptr<const Locks> locks) {
   loop_.post([this, locks = std::move(locks)] {
     std::vector<std::string> ids;

@@ -52,6 +52,7 @@ class Worker {
   void resume_all();
   // Thread-safe: ends the sessions `locks` now match.
   void enforce_locks(std::shared_ptr<const Locks> locks);
+  void retire_all();  // Session::retire() on each of its sessions
   size_t live_sessions() const { return live_.load(); }
 
   // Loop thread only.

@@ -174,13 +174,26 @@ void WorkerProcess::on_channel() {
 void WorkerProcess::on_signal() {
   signalfd_siginfo si{};
   while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGUSR1) {
+      // A retired worker past the parent's limit: its sessions end as on a stop, said as what
+      // it is.
+      if (retiring_ && !draining_) {
+        end_reason_ = "config_reloaded";
+        end_message_ =
+            "castgate's configuration was reloaded many times while this session was open; "
+            "connect again";
+        begin_drain();
+      }
+      continue;
+    }
     if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) continue;
+    end_reason_ = "gateway_shutdown";
+    end_message_ = "castgate is shutting down; the session was closed";
     if (!draining_) {
       begin_drain();
     } else if (!closing_all_) {
       closing_all_ = true;
-      for (auto& w : workers_)
-        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+      for (auto& w : workers_) w->close_all(end_reason_, end_message_);
     }
   }
 }
@@ -194,6 +207,8 @@ void WorkerProcess::begin_drain() {
 void WorkerProcess::retire() {
   if (retiring_) return;
   retiring_ = true;
+  context_.retired.store(true);
+  for (auto& w : workers_) w->retire_all();
   size_t live = 0;
   for (auto& w : workers_) live += w->live_sessions();
   log::info("worker process " + std::to_string(setup_.index) + " (pid " + std::to_string(getpid()) +
@@ -242,8 +257,7 @@ void WorkerProcess::watchdog() {
   if (draining_) {
     if (!closing_all_ && std::chrono::steady_clock::now() >= drain_deadline_) {
       closing_all_ = true;
-      for (auto& w : workers_)
-        w->close_all("gateway_shutdown", "castgate is shutting down; the session was closed");
+      for (auto& w : workers_) w->close_all(end_reason_, end_message_);
     }
   }
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
@@ -260,6 +274,7 @@ int WorkerProcess::run() {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGUSR1);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
   loop_.watch(signal_fd_, EPOLLIN, this);

@@ -279,3 +279,22 @@ TEST_CASE("default alert rules flag risky commands and paths, not ordinary ones"
   CHECK_FALSE(hit("path", "/srv/profile"));
   CHECK_THROWS(AlertRules::compile({{"bad", "(", "command", "high"}}));
 }
+
+TEST_CASE("alert rules: a pattern whose repetitions multiply is refused before regcomp") {
+  CHECK(pattern_weight("abc") == 3);
+  CHECK(pattern_weight("[0-9]{1,3}\\.[0-9]{1,3}") == 7);
+  CHECK(pattern_weight("(ab){3}") == 6);
+  CHECK(pattern_weight("((a{1,100}){1,100}){1,80}") > kMaxPatternWeight);  // 800000, capped
+  CHECK(pattern_weight("[]{}]{2}x") == 3);        // braces inside a bracket expression are atoms
+  CHECK(pattern_weight("[[:alpha:]]{5,}") == 5);  // {n,}: n copies, then a star
+  CHECK(pattern_weight("a{") == 2);               // not a repetition: regcomp judges it
+  // 26 bytes, most of a gibibyte and a second or so in regcomp: refused at once.
+  CHECK_THROWS_WITH_AS(
+      AlertRules::compile({{"bomb", "((a{1,100}){1,100}){1,80}", "command", "high"}}),
+      doctest::Contains("too large"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(
+      AlertRules::compile({{"long", std::string(kMaxPatternBytes + 1, 'a'), "command", "high"}}),
+      doctest::Contains("too large"), std::runtime_error);
+  for (const auto& r : AlertRules::defaults())
+    CHECK_MESSAGE(pattern_weight(r.pattern) < kMaxPatternWeight / 4, r.name);
+}

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import urllib.request
 
+import paramiko
 import pytest
 
 from attacker import ATTACK_POLICY, Bystander, attack_identities
@@ -264,3 +266,145 @@ def test_a_stop_signal_ends_retiring_workers_too(gw, keys):
         assert "worker.lost" not in gw.actions()
     finally:
         alice.term.close()
+
+
+# --- what a reload must not leave open (hostile review) ------------------------------------------
+
+def without_mallory(keys) -> str:
+    return "\n".join(l for l in attack_identities(keys).splitlines() if "mallory" not in l) + "\n"
+
+
+def revoke_mallory(gw, keys, count=1):
+    replace(gw.dir / "identities", without_mallory(keys))
+    os.kill(gw.proc.proc.pid, signal.SIGHUP)
+    return reload_event(gw, count, "success")
+
+
+def test_a_connection_from_before_a_reload_starts_no_new_session_under_the_old_rules(gw, keys):
+    """mallory's key is revoked by a reload. Her ProxyJump connection from before keeps the jump
+    it has (a live session goes on) but opens no new one, and ends after it; a stranger's
+    connection that had not signed in yet is closed: both connect again, to the rules in force."""
+    eve = paramiko.Ed25519Key.from_private_key_file(str(keys.eve))
+    outer = paramiko.Transport(("127.0.0.1", gw.shared_port))
+    pending = paramiko.Transport(("127.0.0.1", gw.shared_port))
+    try:
+        outer.start_client(timeout=15)
+        outer.auth_publickey(LOGIN, eve)
+        chan = outer.open_channel("direct-tcpip", (DB1, 22), ("127.0.0.1", 1), timeout=15)
+        inner = paramiko.Transport(chan)
+        inner.start_client(timeout=15)
+        inner.auth_publickey(LOGIN, eve)
+        live = inner.open_session(timeout=15)
+        live.exec_command("read x; echo got-$x")
+        pending.start_client(timeout=15)  # key exchange done, not signed in
+        revoke_mallory(gw, keys)
+        assert b"Permission denied" in refusal(gw, keys.eve)  # a new connection: revoked
+        # The connection that was signing in is closed: no sign-in under the old identities.
+        wait_until(lambda: not pending.is_active(), 10, "the pending connection to close")
+        with pytest.raises(Exception):
+            pending.auth_publickey(f"{LOGIN}@{DB1}", eve)
+        # No new jump through the old connection...
+        with pytest.raises(paramiko.ChannelException):
+            outer.open_channel("direct-tcpip", (DB1, 22), ("127.0.0.1", 1), timeout=15)
+        denied = gw.wait_event(lambda e: e["event"]["action"] == "jump.denied", what="jump.denied")
+        assert "configuration was reloaded" in denied["event"]["reason"]
+        # ...while the live one goes on, and the connection ends after it.
+        live.sendall(b"x\n")
+        assert live.makefile().read() == b"got-x\n"
+        inner.close()
+        wait_until(lambda: not outer.is_active(), 15, "the old connection to close")
+        ends = [e for e in gw.events() if e["event"]["action"] in ("session.end", "connection.closed")
+                and e["castgate"].get("end_reason") == "config_reloaded"]
+        assert len(ends) == 2, ends  # the stranger's and mallory's outer connection
+    finally:
+        for t in (outer, pending):
+            t.close()
+
+
+def test_sessions_held_across_reloads_never_block_one(gateway_factory, sshd, keys):
+    """A signed-in user holding a session open after every reload keeps old worker processes
+    alive: past --max-retired-workers the oldest end their sessions (said so), and no reload,
+    the revocation of that very user included, is ever refused for it."""
+    gw = gateway_factory([{"name": DB1, "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], policy=ATTACK_POLICY,
+                         identities=attack_identities(keys),
+                         extra_args=["--health-listen", "127.0.0.1:0", "--worker-processes", "1",
+                                     "--max-retired-workers", "2"])
+    eve = paramiko.Ed25519Key.from_private_key_file(str(keys.eve))
+    held = []
+
+    def hold():
+        t = paramiko.Transport(("127.0.0.1", gw.shared_port))
+        t.start_client(timeout=15)
+        t.auth_publickey(f"{LOGIN}@{DB1}", eve)
+        t.open_session(timeout=15).exec_command("sleep 600")
+        held.append(t)
+
+    try:
+        hold()
+        for n in range(1, 4):
+            policy = dict(ATTACK_POLICY, rules=ATTACK_POLICY["rules"] + [
+                {"name": f"unused-{n}", "groups": ["nobody"], "targets": ["*"], "logins": [LOGIN]}])
+            replace(gw.dir / "policy.json", policy)
+            os.kill(gw.proc.proc.pid, signal.SIGHUP)
+            reload_event(gw, n, "success")
+            hold()
+        # Three retired, two allowed: the oldest ended its session (after the 5 s grace).
+        end = gw.wait_event(lambda e: e["event"]["action"] == "session.end" and
+                            e["castgate"]["end_reason"] == "config_reloaded", timeout=20,
+                            what="the oldest retired session's end")
+        wait_metric(gw, 'castgate_worker_processes{state="retiring"}', 2, timeout=20)
+        revoke_mallory(gw, keys, count=4)  # never refused
+        assert b"Permission denied" in refusal(gw, keys.eve)
+    finally:
+        for t in held:
+            t.close()
+
+
+def test_a_configuration_beside_the_signers_keys_is_not_reloaded_and_says_why(
+        gateway_factory, sshd, keys, tmp_path):
+    keydir = tmp_path / "keys"
+    keydir.mkdir()
+    shutil.copy(keys.ca, keydir / "user_ca")
+    gw = gateway_factory([{"name": DB1, "host": "127.0.0.1", "port": sshd.port}],
+                         [sshd.known_hosts_line()], policy=ATTACK_POLICY,
+                         identities=attack_identities(keys), start=False)
+    gw.args[gw.args.index("--user-ca-key") + 1] = str(keydir / "user_ca")
+    (keydir / "policy.json").write_text(json.dumps(ATTACK_POLICY))
+    gw.args[gw.args.index("--policy") + 1] = str(keydir / "policy.json")
+    gw.start()
+    wait_until(lambda: "castgate cannot reload its configuration" in gw.stderr(), 10, "warning")
+    replace(gw.dir / "identities", without_mallory(keys))
+    os.kill(gw.proc.proc.pid, signal.SIGHUP)
+    e = reload_event(gw, 1, "failure")
+    assert "also holds the signer's keys" in e["castgate"]["error"], e
+    assert works(gw, keys.eve)  # the revocation is not in force: the files were not read
+
+
+def test_a_static_key_that_is_the_signers_key_is_refused(gw, keys):
+    """A hard link to the user CA beside the rules, named as a target's static key: the CA's
+    private key never goes into a worker process."""
+    os.link(keys.ca, gw.dir / "backup_of_ca")
+    targets = json.loads((gw.dir / "targets.json").read_text())
+    targets["targets"].append({"name": "probe.int", "host": "127.0.0.1", "port": 22,
+                               "static_key": str(gw.dir / "backup_of_ca")})
+    replace(gw.dir / "targets.json", targets)
+    e = reload_event(gw, 1, "failure", timeout=20)
+    assert "is the signer's key" in e["castgate"]["error"], e
+    os.unlink(gw.dir / "backup_of_ca")
+
+
+def test_a_file_named_by_a_refused_reload_is_watched_until_it_appears(gw, keys, sshd, tmp_path):
+    """targets.json names a static key not there yet (a Secret synced after the ConfigMap): the
+    reload is refused, and taken as soon as the key arrives."""
+    later = gw.dir / "later_key"
+    targets = json.loads((gw.dir / "targets.json").read_text())
+    targets["targets"].append({"name": "later.int", "host": "127.0.0.1", "port": sshd.port,
+                               "static_key": str(later)})
+    replace(gw.dir / "targets.json", targets)
+    e = reload_event(gw, 1, "failure", timeout=20)
+    assert "later_key" in e["castgate"]["error"], e
+    keygen(tmp_path / "later_key")
+    os.rename(tmp_path / "later_key", later)
+    e = reload_event(gw, 2, "success", timeout=20)
+    assert e["castgate"]["trigger"] == "file change"
