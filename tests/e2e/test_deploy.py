@@ -124,6 +124,7 @@ def production_values():
     v["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/cg"}}
     v["gateway"] = {"maxLine": 65536, "shutdownGrace": "2m", "maxUnauthenticated": 2000000}
     v["locks"] = [{"groups": ["contractors"], "reason": "INC-4711: contractor access suspended"}]
+    v["targetKeys"] = {"existingSecret": "castgate-target-keys"}
     v["metrics"] = {"service": {"enabled": True},
                     "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}
     return v
@@ -318,6 +319,11 @@ def test_production_values_keep_every_service_internal_and_restricted(helm, tmp_
     assert json.loads(locks["data"]["locks.json"]) == {"locks": production_values()["locks"]}
     assert "locks = /etc/castgate/locks/locks.json\n" in conf
     assert {"name": "locks", "mountPath": "/etc/castgate/locks", "readOnly": True} in c["volumeMounts"]
+    # Targets' static keys: a Secret of their own, apart from the signer's keys (reloadable).
+    assert {"name": "target-keys", "mountPath": "/etc/castgate/target-keys",
+            "readOnly": True} in c["volumeMounts"]
+    assert {"name": "target-keys", "secret": {"secretName": "castgate-target-keys",
+                                              "defaultMode": 0o400}} in pod["volumes"]
     # Metrics: scraped inside the cluster only, from the health port, by the ServiceMonitor
     # (not also through pod annotations: that would count twice).
     assert "prometheus.io/scrape" not in deploy["spec"]["template"]["metadata"]["annotations"]
