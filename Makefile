@@ -66,7 +66,7 @@ fuzz:
 # The container image (Dockerfile), built with buildah (no container engine needed; the layers are
 # kept in /var/tmp/castgate-image), then run on a read-only root filesystem as its own user,
 # recording a real ssh session to a real sshd. As root; not part of `make test`.
-image-test:
+image-test: deps
 	@bash scripts/build-image.sh
 	@echo "== container image tests"
 	@$(PYTEST) -q -p no:cacheprovider tests/image $(PYTEST_ARGS)
