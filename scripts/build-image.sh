@@ -150,7 +150,8 @@ make_base() {
   : >"$rootfs/etc/resolv.conf"
   : >"$rootfs/etc/hostname"
   printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$rootfs/etc/hosts"
-  ctr=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" rm castgate-base >/dev/null 2>&1 || true  # left by an interrupted run
+  ctr=$("${BUILDAH[@]}" from --name castgate-base scratch)
   mnt=$("${BUILDAH[@]}" mount "$ctr")
   tar -C "$rootfs" --numeric-owner -cf - . | tar -C "$mnt" --numeric-owner -xpf -
   "${BUILDAH[@]}" umount "$ctr" >/dev/null

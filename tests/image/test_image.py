@@ -9,6 +9,7 @@ chroot isolation). They are not part of `make test`: tests/e2e's run does not co
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import pathlib
@@ -96,8 +97,19 @@ def image_exists():
         pytest.fail("the image tests run as root (buildah with vfs storage and chroot isolation)")
     if not shutil.which("buildah"):
         pytest.fail("buildah is not installed: run scripts/build-image.sh (make image-test)")
-    if buildah("inspect", "--type", "image", IMAGE, check=False).returncode != 0:
-        pytest.fail(f"no image {IMAGE} in {STORE}: run scripts/build-image.sh (make image-test)")
+    # The lock scripts/build-image.sh takes: no build, and no other run of these tests, meanwhile.
+    with open(STORE / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if buildah("inspect", "--type", "image", IMAGE, check=False).returncode != 0:
+            pytest.fail(f"no image {IMAGE} in {STORE}: run scripts/build-image.sh (make image-test)")
+        # Containers a killed run left behind.
+        for name in buildah("containers", "--noheading", "--format", "{{.ContainerName}}").stdout.split():
+            if name.startswith("castgate-image-test-"):
+                root = pathlib.Path(buildah("mount", name).stdout.strip())
+                stale = Container.__new__(Container)
+                stale.name, stale.root = name, root
+                stale.remove()
+        yield
 
 
 @pytest.fixture
