@@ -6,7 +6,12 @@
 ARG DEBIAN=bookworm
 
 FROM debian:${DEBIAN}-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
+# Behind a TLS-intercepting proxy, hand its CA certificates (PEM) to the build as the optional
+# secret extra-ca (docker build --secret id=extra-ca,src=FILE; scripts/build-image.sh does): apt
+# and npm here trust them, and being a secret, they are in no layer of any stage.
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then ca="-o Acquire::https::CAInfo=/run/secrets/extra-ca"; fi; \
+    apt-get $ca update && apt-get $ca install -y --no-install-recommends \
       cmake ninja-build g++ pkg-config ca-certificates \
       libssh-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libboost-program-options-dev \
       doctest-dev libcurl4-openssl-dev libvterm-dev libqrencode-dev libseccomp-dev libisal-dev libzstd-dev npm \
@@ -19,7 +24,9 @@ COPY oidc oidc
 COPY gateway gateway
 COPY player player
 # asciinema-player, pinned by the lock file, embedded in castgate-player's HTML replay pages.
-RUN cd player/web && npm ci --no-audit --no-fund --loglevel=error
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra-ca; fi; \
+    cd player/web && npm ci --no-audit --no-fund --loglevel=error
 COPY tests tests
 # RelWithDebInfo (-O2) is the configuration `make test` tests and `make bench` measures. Warnings are
 # errors in development and CI; here the compiler may be newer (trixie ships GCC 14), and a new
@@ -37,7 +44,9 @@ RUN for f in /out/bin/*; do ldd "$f"; done | awk '/=> \//{print $3}' | sort -u >
        | xargs -I{} cp -L {} /out/lib/
 
 FROM debian:${DEBIAN}-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then ca="-o Acquire::https::CAInfo=/run/secrets/extra-ca"; fi; \
+    apt-get $ca update && apt-get $ca install -y --no-install-recommends ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 castgate \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -12,7 +12,7 @@ CMAKE_ARGS ?=
 # release build, which the demo and the benchmarks use too, is always built file by file.
 UNITY      ?= ON
 
-.PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench bench-libssh-0.11 format check-format clean
+.PHONY: all deps build asan test unit e2e fuzz-smoke fuzz demo demo-stop bench bench-libssh-0.11 image-test format check-format clean
 
 all: build
 
@@ -64,6 +64,14 @@ fuzz-smoke:
 
 fuzz: 
 	@FUZZ_SEED=0 bash tests/fuzz/run.sh $(FUZZ_BUILD) 300
+
+# The container image (Dockerfile), built with buildah (no container engine needed; the layers are
+# kept in /var/tmp/castgate-image), then run on a read-only root filesystem as its own user,
+# recording a real ssh session to a real sshd. As root; not part of `make test`.
+image-test: deps
+	@bash scripts/build-image.sh
+	@echo "== container image tests"
+	@$(PYTEST) -q -p no:cacheprovider tests/image $(PYTEST_ARGS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
