@@ -166,6 +166,10 @@ def test_clients_gone_while_their_workload_tokens_are_validated(watched, idp):  
     verdicts find their sessions gone."""
     gw = watched(workloads=True)
     idp.control("slow_keys", {"ms": 3000})
+    # The workers fetched the keys when they started; castgate fetches them again for an unknown
+    # key only once jwks_min_refresh (1 s in the tests) has passed since (before, the token is
+    # refused at once: a fast start and bystander made round one too early).
+    time.sleep(1.2)
     before = {e["castgate"]["session"] for e in gw.events()}
     for _ in range(3):
         idp.control("rotate")
