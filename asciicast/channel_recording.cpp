@@ -6,6 +6,7 @@
 #include "asciicast/scp_parser.h"
 #include "asciicast/secret_answer_masker.h"
 #include "asciicast/sftp_parser.h"
+#include "asciicast/stream_summary.h"
 #include "asciicast/terminal_tracker.h"
 #include "asciicast/untrusted_text.h"
 
@@ -46,6 +47,10 @@ void ChannelRecording::start(const ChannelHeader& header) {
       scp_ = std::make_unique<ScpMetadataParser>(*scp);
     }
   }
+  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_) {
+    output_summary_ = std::make_unique<StreamSummary>(log_, channel_, "output");
+    input_summary_ = std::make_unique<StreamSummary>(log_, channel_, "input");
+  }
   if (header.pty)
     terminal_ = std::make_unique<TerminalTracker>(header.width, header.height);
   else
@@ -65,6 +70,7 @@ void ChannelRecording::start(const ChannelHeader& header) {
   fields["castgate"]["channel_kind"] = header.kind;
   fields["castgate"]["pty"] = header.pty;
   if (!file_transfer_.empty()) fields["castgate"]["file_transfer"] = file_transfer_;
+  if (output_summary_) fields["castgate"]["binary_streams"] = "summary";
   log_.emit(EventKind{"asciicast.header", "", ""}, std::move(fields), channel_);
   if (header.kind == "exec") emit_command(header.command, "exec");
 }
@@ -131,12 +137,16 @@ void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {
 void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
   if (finished_) return;
   if ((sftp_ || scp_) && !is_stderr) return file_data(raw, false);
+  if (!is_stderr && summarized(output_summary_.get(), raw)) {
+    released_input(masker_->output(raw));  // held input first: the program answered it
+    return;
+  }
   std::vector<std::string> commands;
   if (terminal_ && !is_stderr) {
     commands = terminal_->output(raw);
     record_input(terminal_->take_recordable_input());  // typed before this output echoed it
   } else if (masker_) {
-    record_input(masker_->output(raw));  // held input first: the program answered it
+    released_input(masker_->output(raw));  // held input first: the program answered it
   }
   if (record_payload_) output_text(raw, is_stderr);
   for (const auto& c : commands) emit_command(c, "terminal");
@@ -145,11 +155,46 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
 void ChannelRecording::from_user(std::string_view raw) {
   if (finished_) return;
   if (sftp_ || scp_) return file_data(raw, true);
+  if (input_summary_) {
+    // Input passes the secret masker either way: a password sent ahead of binary data (`(echo
+    // $PW; cat backup.tar) | ssh host sudo -S tar x`) is masked in the run's strings too.
+    std::string recordable = masker_->input(raw);
+    if (!summarized(input_summary_.get(), raw, recordable)) record_input(recordable);
+    return;
+  }
   if (terminal_) {
     terminal_->input(raw);
     return record_input(terminal_->take_recordable_input());
   }
   record_input(masker_->input(raw));
+}
+
+bool ChannelRecording::summarized(StreamSummary* summary, std::string_view raw,
+                                  std::optional<std::string_view> visible) {
+  if (!summary || raw.empty()) return false;
+  const bool output = summary == output_summary_.get();
+  // A few bytes never start a run (a control character printed alone, the rest of a character
+  // cut by the previous read): they cost little recorded in full, and a run costs events.
+  if ((!summary->in_run() && raw.size() < StreamSummary::kMinRunStart) || !is_binary_chunk(raw)) {
+    summary->text(raw.size(), clock_.steady_now());
+    if (auto m = summary->take_marker()) marker(*m);
+    return false;
+  }
+  if (!summary->in_run()) {
+    // Text cut before the run (a character's first bytes) is recorded first, as it was.
+    scratch_.clear();
+    (output ? stdout_utf8_ : input_utf8_).flush(scratch_);
+    emit_text(output ? "asciicast.output" : "asciicast.input", output ? 'o' : 'i', scratch_);
+  }
+  summary->binary(raw, visible.value_or(raw), clock_.steady_now());
+  return true;
+}
+
+void ChannelRecording::released_input(std::string_view bytes) {
+  if (input_summary_ && input_summary_->in_run())
+    input_summary_->strings(bytes);
+  else
+    record_input(bytes);
 }
 
 void ChannelRecording::record_input(std::string_view raw) {
@@ -241,6 +286,12 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
 
 void ChannelRecording::finish() {
   if (finished_) return;
+  if (masker_ && input_summary_ && input_summary_->in_run()) released_input(masker_->finish());
+  for (auto* summary : {output_summary_.get(), input_summary_.get()}) {
+    if (!summary) continue;
+    summary->finish(clock_.steady_now());
+    if (auto m = summary->take_marker()) marker(*m);
+  }
   std::vector<FileOperation> ops;
   if (sftp_) {
     sftp_->finish(ops);
@@ -250,7 +301,7 @@ void ChannelRecording::finish() {
     terminal_->finish();
     record_input(terminal_->take_recordable_input());
   }
-  if (masker_) record_input(masker_->finish());
+  if (masker_) record_input(masker_->finish());  // after the runs ended: recorded as text
   scratch_.clear();
   stdout_utf8_.flush(scratch_);
   emit_text("asciicast.output", 'o', scratch_);

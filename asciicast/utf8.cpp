@@ -149,6 +149,34 @@ size_t utf8_prefix_at_most(std::string_view s, size_t max_bytes) {
   return n;
 }
 
+size_t utf8_sequence_length(std::string_view s, bool cut_ok) {
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+  uint8_t b = byte(0);
+  if (b < 0x80) return 1;
+  size_t len = 0;
+  uint8_t lo = 0x80, hi = 0xbf;  // the range allowed for the second byte
+  if (b >= 0xc2 && b <= 0xdf) {
+    len = 2;
+  } else if (b >= 0xe0 && b <= 0xef) {
+    len = 3;
+    if (b == 0xe0) lo = 0xa0;
+    if (b == 0xed) hi = 0x9f;
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    len = 4;
+    if (b == 0xf0) lo = 0x90;
+    if (b == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < len; ++i) {
+    if (i >= s.size()) return cut_ok ? s.size() : 0;
+    if (byte(i) < lo || byte(i) > hi) return 0;
+    lo = 0x80;
+    hi = 0xbf;
+  }
+  return len;
+}
+
 bool utf8_valid(std::string_view s) {
   Utf8Sanitizer z;
   std::string out;

@@ -31,6 +31,12 @@ class Utf8Sanitizer {
 // split a character.
 size_t utf8_prefix_at_most(std::string_view s, size_t max_bytes);
 
+// Length of the valid UTF-8 sequence at the start of non-empty `s` (Unicode table 3-7: no
+// overlong forms, no surrogates, nothing above U+10FFFF; 1 for ASCII), or 0 if it does not start
+// with one. With `cut_ok`, a sequence that is valid as far as `s` goes but cut by its end counts
+// as whole (returns s.size()).
+size_t utf8_sequence_length(std::string_view s, bool cut_ok = false);
+
 // True if `s` is entirely valid UTF-8.
 bool utf8_valid(std::string_view s);
 

@@ -171,27 +171,33 @@ PATHS = ["direct", "jump", "castgate"]
 
 
 def bench_bulk(s: Setup, reps: int, size: int, payloads: dict) -> dict:
-    """Download and upload through exec, and sftp get/put; MB/s, median of `reps`."""
+    """Download and upload through exec; MB/s, median of `reps`. For castgate also the bytes its
+    event log grew by per byte relayed (the record of the transfer), median."""
     out = {}
+    log = s.castgate.stdout_path
+
+    def timed(path, args, stdin=None):
+        before = log.stat().st_size if path == "castgate" else 0
+        t = time.monotonic()
+        r = subprocess.run(s.ssh(path) + args, stdin=stdin, stdout=subprocess.DEVNULL, timeout=900)
+        elapsed = time.monotonic() - t
+        assert r.returncode == 0
+        time.sleep(0.2 if path == "castgate" else 0)  # the writer thread's last lines
+        return elapsed, (log.stat().st_size - before) / size if path == "castgate" else 0
+
     for name, remote_file in payloads.items():
         for path in PATHS:
-            times = []
-            for _ in range(reps):
-                t = time.monotonic()
-                r = subprocess.run(s.ssh(path) + [f"head -c {size} {remote_file}"],
-                                   stdout=subprocess.DEVNULL, timeout=900)
-                assert r.returncode == 0
-                times.append(time.monotonic() - t)
-            out[f"download/{name}/{path}"] = size / median(times) / 1e6
-            times = []
+            runs = [timed(path, [f"head -c {size} {remote_file}"]) for _ in range(reps)]
+            out[f"download/{name}/{path}"] = size / median([t for t, _ in runs]) / 1e6
+            if path == "castgate":
+                out.setdefault("log-ratio", {})[f"download/{name}"] = median([g for _, g in runs])
+            runs = []
             for _ in range(reps):
                 with open(remote_file, "rb") as f:
-                    t = time.monotonic()
-                    r = subprocess.run(s.ssh(path) + [f"head -c {size} > /dev/null"], stdin=f,
-                                       timeout=900)
-                assert r.returncode == 0
-                times.append(time.monotonic() - t)
-            out[f"upload/{name}/{path}"] = size / median(times) / 1e6
+                    runs.append(timed(path, [f"head -c {size} > /dev/null"], stdin=f))
+            out[f"upload/{name}/{path}"] = size / median([t for t, _ in runs]) / 1e6
+            if path == "castgate":
+                out.setdefault("log-ratio", {})[f"upload/{name}"] = median([g for _, g in runs])
     return out
 
 
@@ -465,11 +471,16 @@ def report(results: dict, path: pathlib.Path):
         b = results["bulk"]
         lines += ["| bulk, MB/s (median) | direct | jump | castgate | castgate/jump | castgate/direct |",
                   "|---|---|---|---|---|---|"]
-        keys = sorted({k.rsplit("/", 1)[0] for k in b})
+        keys = sorted({k.rsplit("/", 1)[0] for k in b if k != "log-ratio"})
         for k in keys:
             d, j, c = b[f"{k}/direct"], b[f"{k}/jump"], b[f"{k}/castgate"]
             lines.append(f"| {k} | {d:.0f} | {j:.0f} | {c:.0f} | {c / j:.2f}x | {c / d:.0%} |")
         lines.append("")
+        if b.get("log-ratio"):
+            lines += ["| castgate event log bytes per byte relayed (median) | ratio |", "|---|---|"]
+            for k, v in sorted(b["log-ratio"].items()):
+                lines.append(f"| {k} | {v:.4f} ({v:.2%}) |")
+            lines.append("")
     if "echo" in results:
         e = results["echo"]
         lines += ["| keystroke echo, ms | direct | jump | castgate | castgate - direct |",
@@ -518,6 +529,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (smoke)")
     ap.add_argument("--only", default="", help="comma-separated: bulk,sftp,echo,first,recording,many,player")
+    ap.add_argument("--size-mib", type=int, default=0, help="bulk size in MiB (default 1024; 64 with --quick)")
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--player-log", default="",
                     help="measure the player on this log instead of recording a new one")
@@ -529,7 +541,7 @@ def main():
     results_dir = pathlib.Path(args.results)
     results_dir.mkdir(exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="castgate-bench-"))
-    size = (64 << 20) if args.quick else GIB
+    size = (args.size_mib << 20) if args.size_mib else (64 << 20) if args.quick else GIB
     reps = 1 if args.quick else 3
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -551,7 +563,9 @@ def main():
     results["machine"] = machine()
     try:
         if "bulk" in only:
-            results["bulk"] = {**results.get("bulk", {}), **bench_bulk(s, reps, size, {"text": text})}
+            results["bulk"] = {**results.get("bulk", {}),
+                               **bench_bulk(s, reps, size, {"text": text, "random binary": binary,
+                                                            "zeros": "/dev/zero"})}
         if "sftp" in only:
             s.truncate_recordings()
             results["bulk"] = {**results.get("bulk", {}), **bench_sftp(s, reps, binary, size)}

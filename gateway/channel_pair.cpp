@@ -331,6 +331,7 @@ bool ChannelPair::start_recording(const PendingRequest& r) {
   h.height = rows_;
   h.term = term_;
   h.title = host_.title();
+  h.summarize_binary = !host_.decision().full_binary_streams;
   switch (r.kind) {
     case PendingRequest::Kind::kShell:
       h.kind = program_kind_ = "shell";

@@ -76,7 +76,8 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
   for (auto& r : top.array("rules")) {
     ConfigObject c(r, origin + ": rules[" + std::to_string(index) + "]");
     c.allow_only({"name", "identities", "emails", "groups", "kinds", "targets", "logins",
-                  "port_forwarding", "pty", "mfa", "max_session_length", "hours"});
+                  "port_forwarding", "pty", "mfa", "max_session_length", "hours",
+                  "binary_streams"});
     Rule rule;
     rule.name = c.str("name", "rule-" + std::to_string(index++));
     rule.who = IdentitySelector::read(c);
@@ -89,6 +90,10 @@ Policy Policy::parse(std::string_view json_text, const std::string& origin) {
     rule.port_forwarding = c.boolean("port_forwarding", rule.port_forwarding);
     rule.pty = c.boolean("pty", rule.pty);
     rule.mfa = c.boolean("mfa", rule.mfa);
+    std::string streams = c.str("binary_streams", "summary");
+    if (streams != "summary" && streams != "full")
+      throw std::runtime_error(c.where() + ": binary_streams must be \"summary\" or \"full\"");
+    rule.full_binary_streams = streams == "full";
     rule.max_session = c.duration("max_session_length", rule.max_session);
     if (rule.max_session.count() > 0 && rule.max_session < std::chrono::seconds(2))
       throw std::runtime_error(c.where() + ": max_session_length must be at least 2s");
@@ -176,6 +181,7 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
     }
     d.port_forwarding = d.port_forwarding || rule.port_forwarding;
     d.pty = d.pty || rule.pty;
+    d.full_binary_streams = d.full_binary_streams || rule.full_binary_streams;
     d.rules.push_back(rule.name);
   }
   if (unlimited) {

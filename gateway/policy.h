@@ -4,7 +4,7 @@
 //                   "emails": ["bob@example.com"], "kinds": ["human"],
 //                   "targets": ["db*.int"], "logins": ["ubuntu"],
 //                   "port_forwarding": false, "pty": true, "mfa": true,
-//                   "max_session_length": "8h"}]}
+//                   "max_session_length": "8h", "binary_streams": "summary"}]}
 // A rule applies when the identity matches one of its identities/emails/groups (glob patterns),
 // its kind is listed (default: any), and both the target and the login match. Access is granted
 // if any rule applies; anything else is refused. "identities" match the issuer-qualified subject
@@ -13,6 +13,9 @@
 // "emails" match only an email its issuer verified (see common/identity.h). A rule with
 // "mfa": true grants access only to an identity whose sign-in used several factors
 // (Identity::mfa: an OIDC sign-in whose token says so; never a key, certificate or workload).
+// "binary_streams": "full" records binary data on exec channels without a terminal byte for byte
+// (escaped); "summary", the default, records it as stream summaries (asciicast/stream_summary.h).
+// When several rules grant a session and one of them says "full", it is recorded in full.
 #pragma once
 
 #include <chrono>
@@ -31,8 +34,9 @@ struct PolicyDecision {
   bool allowed = false;
   bool port_forwarding = false;
   bool pty = false;
-  std::vector<std::string> rules;  // names of the rules that granted access
-  std::string reason;              // why it was refused, for the user and the audit event
+  bool full_binary_streams = false;  // a granting rule says "binary_streams": "full"
+  std::vector<std::string> rules;    // names of the rules that granted access
+  std::string reason;                // why it was refused, for the user and the audit event
   // Refused, and a rule would have granted it after a multi-factor sign-in.
   bool mfa_missing = false;
   // Refused, and a rule would have granted it within its hours.
@@ -75,6 +79,7 @@ class Policy {
     bool port_forwarding = false;
     bool pty = true;
     bool mfa = false;                     // grants only to a multi-factor sign-in
+    bool full_binary_streams = false;     // "binary_streams": "full"
     std::chrono::seconds max_session{0};  // 0: no limit
     std::optional<Hours> hours;           // none: at any time
   };

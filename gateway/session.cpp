@@ -779,6 +779,7 @@ void Session::authorize(const std::string& ssh_user) {
   json start{{"castgate",
               {{"rules", decision_.rules},
                {"port_forwarding", decision_.port_forwarding},
+               {"binary_streams", decision_.full_binary_streams ? "full" : "summary"},
                {"config", ctx.rules_digest}}}};
   if (decision_.ends_at) {
     auto left =

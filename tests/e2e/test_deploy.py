@@ -497,7 +497,7 @@ def test_siem_searches_use_the_schemas_field_names():
     for b in blocks:
         fields |= set(re.findall(
             r"\b((?:event|user|destination|source|process|file|rule|castgate|related|observer|error|ecs)"
-            r"(?:\.[a-z_]+)+)", b))
+            r"(?:\.[a-z_][a-z0-9_]*)+)", b))
     fields.discard("file.md")
     assert {"destination.address", "process.command_line", "user.name", "event.action"} <= fields
 

@@ -16,8 +16,8 @@ import uuid
 import pytest
 
 from attacker import test_user_password  # noqa: F401 (fixture)
-from harness import (PLAYER, typed_shell, LOGIN, TEST_USER, Tmux, check_record, player, run, schema_validator,
-                     wait_until)
+from harness import (DEFAULT_POLICY, PLAYER, typed_shell, LOGIN, TEST_USER, Tmux, check_record, player, run,
+                     schema_validator, wait_until)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -93,8 +93,12 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_adversarial_output_is_recorded_whole_and_valid(gateway_factory, sshd, keys, name):
+    # Recorded byte for byte ("binary_streams": "full"; summaries are tested in test_streams.py).
+    policy = json.loads(json.dumps(DEFAULT_POLICY))
+    for rule in policy["rules"]:
+        rule["binary_streams"] = "full"
     gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
-                         [sshd.known_hosts_line()], extra_args=["--max-line", "4096"])
+                         [sshd.known_hosts_line()], extra_args=["--max-line", "4096"], policy=policy)
     r = gw.ssh(keys.alice, ADVERSARIAL[name], f"{LOGIN}@db1.int", timeout=120)
     assert r.returncode == 0
     session = gw.session_of("session.end")

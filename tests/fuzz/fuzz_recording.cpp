@@ -89,6 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.width = width;
   h.height = height;
   h.pty = flags & 2;
+  h.summarize_binary = !(flags & 1);
   h.term = std::string(take(in, 32));
   h.title = std::string(take(in, 64));
   static constexpr const char* kKinds[] = {"shell", "exec", "subsystem", "exec"};

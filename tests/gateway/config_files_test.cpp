@@ -86,6 +86,32 @@ TEST_CASE("policy grants by identity, email or group, target and login") {
   CHECK_THROWS_AS(Policy::parse("{not json", "p"), std::runtime_error);
 }
 
+TEST_CASE("binary streams are summarised unless a granting rule asks for them in full") {
+  auto p = Policy::parse(R"({"rules": [
+      {"name": "ops", "groups": ["ops"], "targets": ["*"], "logins": ["ubuntu"]},
+      {"name": "pci", "groups": ["pci"], "targets": ["card*"], "logins": ["*"], "binary_streams": "full"},
+      {"name": "explicit", "groups": ["dev"], "targets": ["*"], "logins": ["*"], "binary_streams": "summary"}
+    ]})",
+                         "policy");
+  Identity alice;
+  alice.subject = "alice";
+  alice.groups = {"ops", "pci"};
+  CHECK_FALSE(p.evaluate(alice, "db1", "ubuntu").full_binary_streams);
+  // Both rules grant card1 as ubuntu; one of them wants every byte: every byte it is.
+  CHECK(p.evaluate(alice, "card1", "ubuntu").full_binary_streams);
+  alice.groups = {"dev"};
+  CHECK_FALSE(p.evaluate(alice, "card1", "ubuntu").full_binary_streams);
+  CHECK_THROWS_WITH_AS(
+      Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
+                                          "binary_streams": "none"}]})",
+                    "p"),
+      doctest::Contains("binary_streams must be"), std::runtime_error);
+  CHECK_THROWS_AS(Policy::parse(R"({"rules": [{"groups": ["x"], "targets": ["a"], "logins": ["b"],
+                                     "binary_streams": true}]})",
+                                "p"),
+                  std::runtime_error);
+}
+
 TEST_CASE("targets and known hosts") {
   auto t = Targets::parse(
       R"({"targets": [{"name": "db1.int", "host": "127.0.0.1", "port": 2222}]})", "t");

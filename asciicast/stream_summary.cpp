@@ -1,0 +1,203 @@
+#include "asciicast/stream_summary.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "asciicast/session_log.h"
+#include "asciicast/utf8.h"
+#include "common/encoding.h"
+
+namespace castgate::asciicast {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHighs = 0x8080808080808080ULL;
+
+// Eight bytes that are all printable ASCII (0x20..0x7e): text on its fast path.
+bool all_printable(uint64_t w) {
+  uint64_t below_space = (w - kOnes * 0x20) & ~w;  // high bit where a byte < 0x20 (or borrow)
+  uint64_t del_or_high = w | (w + kOnes);          // high bit where a byte >= 0x7f
+  return ((below_space | del_or_high) & kHighs) == 0;
+}
+
+bool text_control(uint8_t b) {
+  return b == '\n' || b == '\r' || b == '\t' || b == '\f' || b == '\b' || b == 0x07 || b == 0x1b;
+}
+
+bool printable(uint8_t b) {
+  return (b >= 0x20 && b < 0x7f) || b == '\t';
+}
+
+std::string size_text(uint64_t bytes) {
+  char buf[64];
+  if (bytes < 1024) {
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+  } else if (bytes < 1024 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  } else if (bytes < 1024ULL * 1024 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024 * 1024));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
+  }
+  return buf;
+}
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
+  return static_cast<double>(us < 0 ? 0 : us) / 1e6;
+}
+
+}  // namespace
+
+bool is_binary_chunk(std::string_view chunk) {
+  const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());
+  const size_t n = chunk.size();
+  size_t nul = 0, odd = 0, i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      if (all_printable(w)) {
+        i += 8;
+        continue;
+      }
+    }
+    uint8_t b = p[i];
+    if (b == 0) {
+      ++nul;
+      ++i;
+    } else if (b < 0x20) {
+      if (!text_control(b)) ++odd;
+      ++i;
+    } else if (b < 0x7f) {
+      ++i;
+    } else if (b == 0x7f) {
+      ++odd;
+      ++i;
+    } else if (size_t len = utf8_sequence_length(chunk.substr(i), true); len > 0) {
+      i += len;
+    } else {
+      ++odd;
+      ++i;
+    }
+    // Decided already whatever the rest holds: binary data is told within its first bytes.
+    if (odd * 32 > n) return true;
+  }
+  size_t rest = n - nul;
+  if (nul > rest) return true;
+  return odd * 32 > rest;
+}
+
+void StringsExtractor::feed(std::string_view bytes) {
+  for (char c : bytes) {
+    auto b = static_cast<uint8_t>(c);
+    if (b == 0) continue;  // skipped: text interleaved with NULs stays one string
+    if (printable(b)) {
+      current_.push_back(c);
+      if (current_.size() >= kMaxString) end_run(false);
+    } else {
+      end_run(b == '\n');
+    }
+  }
+}
+
+void StringsExtractor::end_run(bool line_end) {
+  if (current_.size() >= kMinString || (line_end && current_.size() >= kMinLine)) {
+    found_ += current_;
+    found_.push_back('\n');
+  }
+  current_.clear();
+}
+
+void StringsExtractor::flush() {
+  end_run(false);
+}
+
+std::string StringsExtractor::take() {
+  std::string out;
+  out.swap(found_);
+  return out;
+}
+
+StreamSummary::StreamSummary(SessionLog& log, int channel, const char* direction)
+    : log_(log), channel_(channel), direction_(direction) {}
+
+void StreamSummary::text(size_t bytes, std::chrono::steady_clock::time_point now) {
+  if (in_run_) end_run(now);
+  offset_ += bytes;
+}
+
+void StreamSummary::strings(std::string_view visible) {
+  strings_.feed(visible);
+}
+
+void StreamSummary::binary(std::string_view bytes, std::string_view visible,
+                           std::chrono::steady_clock::time_point now) {
+  if (!in_run_) start_run(now);
+  digest_->update(bytes);
+  strings_.feed(visible);
+  run_bytes_ += bytes.size();
+  offset_ += bytes.size();
+  if (now - last_progress_ >= kProgressInterval || strings_.pending() >= kStringsPerEvent)
+    progress(now);
+}
+
+void StreamSummary::finish(std::chrono::steady_clock::time_point now) {
+  if (in_run_) end_run(now);
+}
+
+std::optional<std::string> StreamSummary::take_marker() {
+  auto m = std::move(marker_);
+  marker_.reset();
+  return m;
+}
+
+void StreamSummary::start_run(std::chrono::steady_clock::time_point now) {
+  in_run_ = true;
+  run_offset_ = offset_;
+  run_bytes_ = 0;
+  run_start_ = last_progress_ = now;
+  digest_.emplace();
+  json s{{"direction", direction_}, {"offset", run_offset_}};
+  log_.emit(EventKind{"stream.start", "", std::string("binary ") + direction_ + " begins"},
+            json{{"castgate", {{"stream", std::move(s)}}}}, channel_);
+}
+
+void StreamSummary::progress(std::chrono::steady_clock::time_point now) {
+  last_progress_ = now;
+  json s{{"direction", direction_},
+         {"offset", run_offset_},
+         {"bytes", run_bytes_},
+         {"seconds", seconds_between(run_start_, now)}};
+  std::string found = strings_.take();
+  if (!found.empty()) s["strings"] = std::move(found);
+  log_.emit(EventKind{"stream.progress", "", ""}, json{{"castgate", {{"stream", std::move(s)}}}},
+            channel_, "/castgate/stream/strings");
+}
+
+void StreamSummary::end_run(std::chrono::steady_clock::time_point now) {
+  in_run_ = false;
+  strings_.flush();
+  std::string hex = hex_encode(std::string_view(
+      reinterpret_cast<const char*>(digest_->finish().data()), sizeof(Sha256Digest)));
+  digest_.reset();
+  json s{{"direction", direction_},
+         {"offset", run_offset_},
+         {"bytes", run_bytes_},
+         {"sha256", hex},
+         {"seconds", seconds_between(run_start_, now)}};
+  std::string found = strings_.take();
+  if (!found.empty()) s["strings"] = std::move(found);
+  // ECS file.hash.sha256 and file.size: the digest is searchable where file hashes are.
+  json f{{"castgate", {{"stream", std::move(s)}}},
+         {"file", {{"hash", {{"sha256", hex}}}, {"size", run_bytes_}}}};
+  std::string what = std::string("binary ") + direction_ + ": " + size_text(run_bytes_);
+  log_.emit(EventKind{"stream.end", "", what}, std::move(f), channel_, "/castgate/stream/strings");
+  marker_ = what + ", sha256 " + hex;
+}
+
+}  // namespace castgate::asciicast

