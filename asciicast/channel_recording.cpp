@@ -48,8 +48,7 @@ void ChannelRecording::start(const ChannelHeader& header) {
     }
   }
   if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_) {
-    output_summary_ = std::make_unique<StreamSummary>(log_, channel_, "output");
-    input_summary_ = std::make_unique<StreamSummary>(log_, channel_, "input");
+    output_summary_ = std::make_unique<StreamSummary>(log_, channel_);
   }
   if (header.pty)
     terminal_ = std::make_unique<TerminalTracker>(header.width, header.height);
@@ -137,8 +136,8 @@ void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {
 void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
   if (finished_) return;
   if ((sftp_ || scp_) && !is_stderr) return file_data(raw, false);
-  if (!is_stderr && summarized(output_summary_.get(), raw)) {
-    released_input(masker_->output(raw));  // held input first: the program answered it
+  if (!is_stderr && summarized(raw)) {
+    record_input(masker_->output(raw));  // held input first: the program answered it
     return;
   }
   std::vector<std::string> commands;
@@ -146,7 +145,7 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
     commands = terminal_->output(raw);
     record_input(terminal_->take_recordable_input());  // typed before this output echoed it
   } else if (masker_) {
-    released_input(masker_->output(raw));  // held input first: the program answered it
+    record_input(masker_->output(raw));  // held input first: the program answered it
   }
   if (record_payload_) output_text(raw, is_stderr);
   for (const auto& c : commands) emit_command(c, "terminal");
@@ -155,13 +154,6 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
 void ChannelRecording::from_user(std::string_view raw) {
   if (finished_) return;
   if (sftp_ || scp_) return file_data(raw, true);
-  if (input_summary_) {
-    // Input passes the secret masker either way: a password sent ahead of binary data (`(echo
-    // $PW; cat backup.tar) | ssh host sudo -S tar x`) is masked in the run's strings too.
-    std::string recordable = masker_->input(raw);
-    if (!summarized(input_summary_.get(), raw, recordable)) record_input(recordable);
-    return;
-  }
   if (terminal_) {
     terminal_->input(raw);
     return record_input(terminal_->take_recordable_input());
@@ -169,32 +161,24 @@ void ChannelRecording::from_user(std::string_view raw) {
   record_input(masker_->input(raw));
 }
 
-bool ChannelRecording::summarized(StreamSummary* summary, std::string_view raw,
-                                  std::optional<std::string_view> visible) {
-  if (!summary || raw.empty()) return false;
-  const bool output = summary == output_summary_.get();
+bool ChannelRecording::summarized(std::string_view raw) {
+  if (!output_summary_ || raw.empty()) return false;
   // A few bytes never start a run (a control character printed alone, the rest of a character
   // cut by the previous read): they cost little recorded in full, and a run costs events.
-  if ((!summary->in_run() && raw.size() < StreamSummary::kMinRunStart) || !is_binary_chunk(raw)) {
-    summary->text(raw.size(), clock_.steady_now());
-    if (auto m = summary->take_marker()) marker(*m);
+  if ((!output_summary_->in_run() && raw.size() < StreamSummary::kMinRunStart) ||
+      !is_binary_chunk(raw)) {
+    output_summary_->text(raw.size(), clock_.steady_now());
+    if (auto m = output_summary_->take_marker()) marker(*m);
     return false;
   }
-  if (!summary->in_run()) {
+  if (!output_summary_->in_run()) {
     // Text cut before the run (a character's first bytes) is recorded first, as it was.
     scratch_.clear();
-    (output ? stdout_utf8_ : input_utf8_).flush(scratch_);
-    emit_text(output ? "asciicast.output" : "asciicast.input", output ? 'o' : 'i', scratch_);
+    stdout_utf8_.flush(scratch_);
+    emit_text("asciicast.output", 'o', scratch_);
   }
-  summary->binary(raw, visible.value_or(raw), clock_.steady_now());
+  output_summary_->binary(raw, clock_.steady_now());
   return true;
-}
-
-void ChannelRecording::released_input(std::string_view bytes) {
-  if (input_summary_ && input_summary_->in_run())
-    input_summary_->strings(bytes);
-  else
-    record_input(bytes);
 }
 
 void ChannelRecording::record_input(std::string_view raw) {
@@ -286,11 +270,9 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
 
 void ChannelRecording::finish() {
   if (finished_) return;
-  if (masker_ && input_summary_ && input_summary_->in_run()) released_input(masker_->finish());
-  for (auto* summary : {output_summary_.get(), input_summary_.get()}) {
-    if (!summary) continue;
-    summary->finish(clock_.steady_now());
-    if (auto m = summary->take_marker()) marker(*m);
+  if (output_summary_) {
+    output_summary_->finish(clock_.steady_now());
+    if (auto m = output_summary_->take_marker()) marker(*m);
   }
   std::vector<FileOperation> ops;
   if (sftp_) {
@@ -301,7 +283,7 @@ void ChannelRecording::finish() {
     terminal_->finish();
     record_input(terminal_->take_recordable_input());
   }
-  if (masker_) record_input(masker_->finish());  // after the runs ended: recorded as text
+  if (masker_) record_input(masker_->finish());
   scratch_.clear();
   stdout_utf8_.flush(scratch_);
   emit_text("asciicast.output", 'o', scratch_);

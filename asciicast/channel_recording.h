@@ -10,14 +10,14 @@
 // command holds shell syntax. The moment the data stops being that protocol, the channel is
 // recorded in full in both directions from there on, with an alert. stderr is always recorded.
 //
-// Binary data on other exec channels without a pty is recorded as stream summaries when the
-// header says so (stream_summary.h); text on them, and everything on a terminal, in full.
+// Binary output on other exec channels without a pty is recorded as stream summaries when the
+// header says so (stream_summary.h); text on them, all input, and everything on a terminal, in
+// full.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,7 +43,7 @@ struct ChannelHeader {
   std::string command;  // exec command or subsystem name; empty for a shell
   std::string kind;     // "shell", "exec", "subsystem"
   bool pty = false;
-  // Binary data on an exec channel without a pty as stream summaries, not byte for byte (the
+  // Binary output on an exec channel without a pty as stream summaries, not byte for byte (the
   // policy's "binary_streams": "summary").
   bool summarize_binary = false;
 };
@@ -82,12 +82,9 @@ class ChannelRecording {
   void emit_files(std::vector<FileOperation>& ops);
   void emit_command(const std::string& command, const char* source);
   void check_alerts(std::string_view applies_to, const std::string& text);
-  // True when `summary` took `raw` as part of a binary run (then it is not recorded as text);
-  // the run's strings are taken from `visible` (what the secret masker let through) if given.
-  bool summarized(StreamSummary* summary, std::string_view raw,
-                  std::optional<std::string_view> visible = std::nullopt);
-  // Input the secret masker let through: the strings of an input run in progress, else text.
-  void released_input(std::string_view bytes);
+  // True when the target's stdout `raw` is part of a binary run (then it is not recorded as
+  // text; see summarize_binary).
+  bool summarized(std::string_view raw);
 
   SessionLog& log_;
   const int channel_;
@@ -104,7 +101,7 @@ class ChannelRecording {
   std::unique_ptr<SecretAnswerMasker> masker_;  // channels without one
   std::unique_ptr<SftpMetadataParser> sftp_;
   std::unique_ptr<ScpMetadataParser> scp_;
-  std::unique_ptr<StreamSummary> output_summary_, input_summary_;  // see summarize_binary
+  std::unique_ptr<StreamSummary> output_summary_;  // see summarize_binary
 };
 
 }  // namespace castgate::asciicast

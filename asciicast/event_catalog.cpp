@@ -70,8 +70,7 @@ const std::vector<EventClass>& event_catalog() {
       {"file.transfer", "event", {"file"}, {"access"}},
       {"file.error", "event", {"file"}, {"info"}},
       {"recording.fallback", "event", {"session"}, {"info"}},
-      // Binary data on an exec channel, summarised (stream_summary.h): what a process sent.
-      {"stream.start", "event", {"process"}, {"info"}},
+      // Binary output of an exec channel, summarised (stream_summary.h): what a process sent.
       {"stream.progress", "event", {"process"}, {"info"}},
       {"stream.end", "event", {"process"}, {"info"}},
       {"recording.parse_error", "event", {"session"}, {"info"}},

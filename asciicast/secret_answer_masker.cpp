@@ -15,6 +15,19 @@ void SecretAnswerMasker::hold(std::string_view lines) {
   held_.append(lines);
 }
 
+void SecretAnswerMasker::release_all_but_first(std::string& out) {
+  // The first line is what a program that asks for a secret later reads as the answer (`(echo
+  // "$PW"; cat backup.tar) | ssh host sudo -S tar x`): it waits for the program to say something,
+  // however much follows it; the rest is recorded now.
+  if (held_first_ > kMaxLine + 1) {
+    out += held_;
+    held_.clear();
+    return;
+  }
+  out.append(held_, held_first_);
+  held_.resize(held_first_);
+}
+
 std::string SecretAnswerMasker::output(std::string_view bytes) {
   size_t nl = bytes.rfind('\n');
   if (nl != std::string_view::npos) {
@@ -63,10 +76,7 @@ std::string SecretAnswerMasker::input(std::string_view bytes) {
           hold(bytes.substr(0, last_nl + 1));
           bytes.remove_prefix(last_nl + 1);
         }
-        if (held_.size() > kMaxHeld) {  // more than a few answers: nothing to wait for
-          out += held_;
-          held_.clear();
-        }
+        if (held_.size() > kMaxHeld) release_all_but_first(out);  // more than a few answers
         continue;
       }
     }
@@ -82,8 +92,7 @@ std::string SecretAnswerMasker::input(std::string_view bytes) {
       partial_.append(bytes);
       if (partial_.size() > kMaxLine) {
         // Too long for a password: record it as it comes, unless it answers a prompt.
-        out += held_;
-        held_.clear();
+        release_all_but_first(out);
         if (partial_answers_) {
           out += TerminalTracker::kMask;
           masking_partial_ = true;

@@ -6,7 +6,9 @@
 // sent since the program's last output is held back from the record until the program says
 // something, and if that is a password prompt the first held line (the one it reads first) is
 // masked and the rest released. Everything held is bounded (kMaxHeld bytes of complete lines and
-// one partial line of at most kMaxLine bytes); past the bound it is recorded as it is.
+// one partial line of at most kMaxLine bytes); past the bound it is recorded as it is, except the
+// first held line (at most kMaxLine bytes), which waits for the program's next output or the end
+// of the channel: a password piped ahead of a large upload is still masked.
 #pragma once
 
 #include <string>
@@ -30,6 +32,7 @@ class SecretAnswerMasker {
  private:
   void mask_answer(std::string& out);  // a complete line answering the open prompt
   void hold(std::string_view lines);   // complete lines, nothing asked: wait for the program
+  void release_all_but_first(std::string& out);  // past the bound
   std::string tail_;              // the program's current output line (its last kMaxLine bytes)
   bool prompt_open_ = false;      // that line asks for a secret and has not been answered
   std::string held_;              // complete lines sent since the program's last output

@@ -57,6 +57,7 @@ bool is_binary_chunk(std::string_view chunk) {
   const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());
   const size_t n = chunk.size();
   size_t nul = 0, odd = 0, i = 0;
+  while (i < n && i < 3 && (p[i] & 0xc0) == 0x80) ++i;  // the rest of a character cut before
   while (i < n) {
     if (i + 8 <= n) {
       uint64_t w;
@@ -123,23 +124,23 @@ std::string StringsExtractor::take() {
   return out;
 }
 
-StreamSummary::StreamSummary(SessionLog& log, int channel, const char* direction)
-    : log_(log), channel_(channel), direction_(direction) {}
+StreamSummary::StreamSummary(SessionLog& log, int channel) : log_(log), channel_(channel) {}
 
 void StreamSummary::text(size_t bytes, std::chrono::steady_clock::time_point now) {
   if (in_run_) end_run(now);
   offset_ += bytes;
 }
 
-void StreamSummary::strings(std::string_view visible) {
-  strings_.feed(visible);
-}
-
-void StreamSummary::binary(std::string_view bytes, std::string_view visible,
-                           std::chrono::steady_clock::time_point now) {
-  if (!in_run_) start_run(now);
+void StreamSummary::binary(std::string_view bytes, std::chrono::steady_clock::time_point now) {
+  if (!in_run_) {
+    in_run_ = true;
+    run_offset_ = offset_;
+    run_bytes_ = 0;
+    run_start_ = last_progress_ = now;
+    digest_.emplace();
+  }
   digest_->update(bytes);
-  strings_.feed(visible);
+  strings_.feed(bytes);
   run_bytes_ += bytes.size();
   offset_ += bytes.size();
   if (now - last_progress_ >= kProgressInterval || strings_.pending() >= kStringsPerEvent)
@@ -156,47 +157,40 @@ std::optional<std::string> StreamSummary::take_marker() {
   return m;
 }
 
-void StreamSummary::start_run(std::chrono::steady_clock::time_point now) {
-  in_run_ = true;
-  run_offset_ = offset_;
-  run_bytes_ = 0;
-  run_start_ = last_progress_ = now;
-  digest_.emplace();
-  json s{{"direction", direction_}, {"offset", run_offset_}};
-  log_.emit(EventKind{"stream.start", "", std::string("binary ") + direction_ + " begins"},
-            json{{"castgate", {{"stream", std::move(s)}}}}, channel_);
+json StreamSummary::run_fields(std::chrono::steady_clock::time_point now) const {
+  return json{{"direction", "output"},
+              {"offset", run_offset_},
+              {"bytes", run_bytes_},
+              {"seconds", seconds_between(run_start_, now)}};
 }
 
+// A run that lasts, or whose strings fill an event: how far it is, and the strings so far (cut
+// into several events if they do not fit one line).
 void StreamSummary::progress(std::chrono::steady_clock::time_point now) {
   last_progress_ = now;
-  json s{{"direction", direction_},
-         {"offset", run_offset_},
-         {"bytes", run_bytes_},
-         {"seconds", seconds_between(run_start_, now)}};
+  json s = run_fields(now);
   std::string found = strings_.take();
   if (!found.empty()) s["strings"] = std::move(found);
   log_.emit(EventKind{"stream.progress", "", ""}, json{{"castgate", {{"stream", std::move(s)}}}},
             channel_, "/castgate/stream/strings");
 }
 
+// The run's last strings go in a progress event first, so that its end is one line, never cut
+// into parts that would each count the run.
 void StreamSummary::end_run(std::chrono::steady_clock::time_point now) {
   in_run_ = false;
   strings_.flush();
+  if (strings_.pending() > 0) progress(now);
   std::string hex = hex_encode(std::string_view(
       reinterpret_cast<const char*>(digest_->finish().data()), sizeof(Sha256Digest)));
   digest_.reset();
-  json s{{"direction", direction_},
-         {"offset", run_offset_},
-         {"bytes", run_bytes_},
-         {"sha256", hex},
-         {"seconds", seconds_between(run_start_, now)}};
-  std::string found = strings_.take();
-  if (!found.empty()) s["strings"] = std::move(found);
+  json s = run_fields(now);
+  s["sha256"] = hex;
   // ECS file.hash.sha256 and file.size: the digest is searchable where file hashes are.
   json f{{"castgate", {{"stream", std::move(s)}}},
          {"file", {{"hash", {{"sha256", hex}}}, {"size", run_bytes_}}}};
-  std::string what = std::string("binary ") + direction_ + ": " + size_text(run_bytes_);
-  log_.emit(EventKind{"stream.end", "", what}, std::move(f), channel_, "/castgate/stream/strings");
+  std::string what = "binary output: " + size_text(run_bytes_);
+  log_.emit(EventKind{"stream.end", "", what}, std::move(f), channel_);
   marker_ = what + ", sha256 " + hex;
 }
 

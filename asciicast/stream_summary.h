@@ -1,25 +1,25 @@
-// Binary data on an exec channel without a terminal (`cat backup.tar.gz`, `tar c | ssh host
-// 'tar x'`, `pg_dump -Fc`, a git pack), recorded as what it was instead of byte for byte: a
-// stream summary. Escaped byte for byte, binary data costs the recording several times its size
-// and says nothing a reader can use; its digest lets an investigator match a file found elsewhere.
+// Binary output on an exec channel without a terminal (`cat backup.tar.gz`, `tar c`, `pg_dump
+// -Fc`, a git pack), recorded as what it was instead of byte for byte: a stream summary. Escaped
+// byte for byte, binary data costs the recording several times its size and says nothing a reader
+// can use; its digest lets an investigator match a file found elsewhere.
 //
-// Each direction (the target's stdout, the user's stdin; stderr is always recorded in full) is
-// judged chunk by chunk as it is relayed (is_binary_chunk). A chunk of binary data (of at least
-// kMinRunStart bytes) starts a run
-// (event stream.start), every later chunk that is not text joins it, and the first text chunk
-// ends it (stream.end: offset in the direction, bytes, SHA-256 of exactly those bytes, duration);
-// text is recorded in full as always. A run that lasts reports stream.progress every 10 seconds.
+// Only the target's stdout is summarised. What the user sends (stdin) is what the target runs
+// (`ssh host bash` reads its commands there) and stays recorded in full, binary or not; so does
+// stderr. stdout is judged read by read as it is relayed (is_binary_chunk): a read of binary data
+// of at least kMinRunStart bytes starts a run, every later read that is not text joins it, and
+// the first text ends it with stream.end (offset in the output, bytes, SHA-256 of exactly those
+// bytes, duration) and a marker for the replay. A run that lasts reports stream.progress every 10
+// seconds. Text is recorded in full as always.
 //
-// What a run hides is bounded by what it keeps: every run of at least kMinString printable
-// characters in it (NUL bytes skipped, so text interleaved with NULs stays readable), and every
-// shorter run of at least three that a newline ends, is recorded as the run's strings — a command
-// hidden among binary bytes sent to a shell on the target shows there. Random bytes yield about
-// 0.35% of their size as strings, zeros none. Shorter text hidden among binary bytes is not shown:
-// a rule whose sessions must be readable byte for byte says "binary_streams": "full".
+// The run's printable strings go with it: every run of at least kMinString printable characters
+// (NUL bytes skipped, so text interleaved with NULs stays readable), and every shorter one of at
+// least kMinLine that a newline ends. Random bytes yield about 0.35% of their size as strings,
+// zeros none.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,7 +33,8 @@ class SessionLog;
 // True when `chunk` is not text: more NUL bytes than others (zeros, sparse files, UTF-32), or
 // more than one byte in 32 of the rest that text does not hold (control characters other than
 // tab, newline, carriage return, form feed, backspace, bell and escape; DEL; bytes that are not
-// UTF-8). A character cut by the end of the chunk counts as text.
+// UTF-8). A character cut by either end of the chunk counts as text (up to three continuation
+// bytes at its start: the rest of a character the previous read cut).
 bool is_binary_chunk(std::string_view chunk);
 
 // The printable strings of binary data, as strings(1) finds them, carried across chunks.
@@ -56,24 +57,19 @@ class StringsExtractor {
   std::string found_;
 };
 
-// One direction of one channel.
+// The target's stdout on one channel.
 class StreamSummary {
  public:
   static constexpr std::chrono::seconds kProgressInterval{10};
   static constexpr size_t kStringsPerEvent = 2048;
   static constexpr size_t kMinRunStart = 64;  // a shorter chunk is recorded as text unless in a run
 
-  // `direction`: "output" (the target's stdout) or "input" (the user's stdin).
-  StreamSummary(SessionLog& log, int channel, const char* direction);
+  StreamSummary(SessionLog& log, int channel);
 
-  // Relayed bytes of the direction: text (recorded in full by the caller; it ends a run in
-  // progress), or binary data (is_binary_chunk), which starts a run or joins the one in progress.
+  // Relayed output: text (recorded in full by the caller; it ends a run in progress), or binary
+  // data (is_binary_chunk), which starts a run or joins the one in progress.
   void text(size_t bytes, std::chrono::steady_clock::time_point now);
-  // `visible`: what of them the run's strings may show (the secret masker's view of input).
-  void binary(std::string_view bytes, std::string_view visible,
-              std::chrono::steady_clock::time_point now);
-  // More of what the run's strings may show (input the masker held back until now).
-  void strings(std::string_view visible);
+  void binary(std::string_view bytes, std::chrono::steady_clock::time_point now);
   bool in_run() const { return in_run_; }
   // The channel ended: the run in progress ends.
   void finish(std::chrono::steady_clock::time_point now);
@@ -81,14 +77,13 @@ class StreamSummary {
   std::optional<std::string> take_marker();
 
  private:
-  void start_run(std::chrono::steady_clock::time_point now);
   void end_run(std::chrono::steady_clock::time_point now);
   void progress(std::chrono::steady_clock::time_point now);
+  nlohmann::json run_fields(std::chrono::steady_clock::time_point now) const;
 
   SessionLog& log_;
   const int channel_;
-  const char* const direction_;
-  uint64_t offset_ = 0;  // bytes of the direction before the current chunk
+  uint64_t offset_ = 0;  // bytes of output before the current chunk
   bool in_run_ = false;
   uint64_t run_offset_ = 0, run_bytes_ = 0;
   std::chrono::steady_clock::time_point run_start_, last_progress_;

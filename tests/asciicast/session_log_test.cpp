@@ -296,18 +296,40 @@ TEST_CASE("without a terminal, the line answering a password prompt is masked") 
     CHECK(m.finish() == "n");
   }
   {
-    // A bulk upload to a program that says nothing: held up to kMaxHeld, then recorded in order.
+    // A bulk upload to a program that says nothing: held up to kMaxHeld, then recorded, all but
+    // the first line, which waits for the program (or the end).
     SecretAnswerMasker m;
     std::string line(100, 'x');
     line += '\n';
     std::string out;
     for (int i = 0; i < 1000; ++i) out += m.input(line);
+    CHECK(out.size() + SecretAnswerMasker::kMaxHeld >= 999 * line.size());
+    CHECK(out.size() < 1000 * line.size());
     out += m.finish();
     CHECK(out.size() == 1000 * line.size());
     CHECK(out.find(mask) == std::string::npos);
     SecretAnswerMasker big;
     CHECK(big.input(std::string(SecretAnswerMasker::kMaxHeld + 1, '\n')).size() ==
-          SecretAnswerMasker::kMaxHeld + 1);
+          SecretAnswerMasker::kMaxHeld);
+  }
+  {
+    // (echo "$PW"; cat backup.tar) | ssh host sudo -S tar x: a megabyte before sudo's prompt.
+    SecretAnswerMasker m;
+    std::string out = m.input("hunter2\n");
+    for (int i = 0; i < 256; ++i)
+      out += m.input(std::string(4000, 'd') + "\n" + std::string(95, 'e'));
+    CHECK(out.find("hunter2") == std::string::npos);
+    out += m.output("[sudo] password for alice: ");
+    out += m.finish();
+    CHECK(out.find("hunter2") == std::string::npos);
+    CHECK(out.find(mask) != std::string::npos);
+    // A long line with no newline (binary data) releases the rest, not the first line.
+    SecretAnswerMasker n;
+    out = n.input("hunter2\nabc\n");
+    out += n.input(std::string(SecretAnswerMasker::kMaxLine + 10, 'z'));
+    CHECK(out.find("hunter2") == std::string::npos);
+    CHECK(out.find("abc") != std::string::npos);
+    CHECK(n.output("Password: ") == mask + "\n");
   }
   {
     SecretAnswerMasker m;  // a never-ending answer is masked as it goes, and not held

