@@ -531,9 +531,9 @@ def test_index_templates_are_well_formed_composable_templates():
     specifications: index_patterns, priority, data_stream, template.settings/mappings, _meta), with
     field types each engine knows. No engine runs here; every document the tests record is
     checked against the mappings (harness.check_record)."""
-    known = {"elasticsearch": {"keyword", "text", "match_only_text", "long", "ip", "date", "boolean",
-                               "object"},
-             "opensearch": {"keyword", "text", "long", "ip", "date", "boolean", "object"}}
+    known = {"elasticsearch": {"keyword", "text", "match_only_text", "long", "float", "ip", "date",
+                               "boolean", "object"},
+             "opensearch": {"keyword", "text", "long", "float", "ip", "date", "boolean", "object"}}
     for engine, template in zip(("elasticsearch", "opensearch"), index_templates()):
         assert set(template) <= {"index_patterns", "priority", "data_stream", "template", "_meta",
                                  "composed_of", "version"}
