@@ -11,7 +11,7 @@ namespace {
 
 constexpr size_t kMaxPktLine = 65520;  // git's LARGE_PACKET_MAX, the 4 length digits included
 constexpr size_t kMaxWanted = 8;       // wanted ids kept for the record
-constexpr size_t kMaxRefs = 16;        // ref updates kept for the record
+constexpr size_t kMaxRefs = 8;         // ref updates kept for the record (lines stay short)
 constexpr size_t kMaxText = 512;       // error or status text kept for the record
 // The least a packed object can take: a type/size byte and a zlib stream (2 header bytes, an
 // empty final block, the Adler-32 checksum). A pack header announcing more objects than its bytes

@@ -513,3 +513,43 @@ TEST_CASE("a channel recording adds git metadata and still records the channel")
     CHECK(events("file.transfer").empty());
   }
 }
+
+TEST_CASE("what is kept for the record is capped; the counts are not") {
+  std::string commands, report = pkt("unpack ok\n");
+  for (int i = 0; i < 20; ++i) {
+    std::string ref = "refs/tags/t" + std::to_string(i);
+    commands += pkt(oid('a') + " " + std::string(40, '0') + " " + ref +
+                    (i == 0 ? std::string(1, '\0') + "report-status delete-refs\n" : "\n"));
+    report += pkt("ok " + ref + "\n");
+  }
+  auto f = make_transfer_follower(kReceive);
+  std::vector<FileOperation> out;
+  f->from_target(advertisement(), out);
+  f->from_user(commands + "0000", out);
+  f->from_target(report + "0000", out);
+  f->finish(out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].ok);
+  REQUIRE(out[0].git);
+  CHECK(out[0].git->ref_updates == 20);
+  REQUIRE(out[0].git->refs.size() == 8);
+  for (const auto& r : out[0].git->refs) CHECK(r.status == "ok");
+
+  std::string wants;
+  for (int i = 0; i < 20; ++i)
+    wants += pkt("want " + std::string(39, 'a') + static_cast<char>('0' + i % 10) +
+                 (i == 0 ? " side-band-64k\n" : "\n"));
+  f = make_transfer_follower(kUpload);
+  out.clear();
+  f->from_target(advertisement(), out);
+  f->from_user(wants + "0000" + pkt("done\n"), out);
+  f->from_target(pkt("NAK\n") + pkt("\x01" + pack_header(2, 0) + std::string(20, 's')) + "0000",
+                 out);
+  f->finish(out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].ok);
+  REQUIRE(out[0].git);
+  CHECK(out[0].git->wants == 20);
+  CHECK(out[0].git->wanted.size() == 8);
+  CHECK(out[0].git->pack_objects == 0u);
+}
