@@ -24,7 +24,7 @@ struct Capture {
   std::string exec, from_user, from_target;
 };
 
-std::string read_file(const std::string& path) {
+std::string read_capture_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   REQUIRE_MESSAGE(in, path);
   std::ostringstream s;
@@ -34,8 +34,8 @@ std::string read_file(const std::string& path) {
 
 Capture capture(const std::string& name) {
   std::string base = std::string(CASTGATE_SOURCE_DIR) + "/tests/asciicast/data/transfers/" + name;
-  return {read_file(base + ".exec"), read_file(base + ".from_user"),
-          read_file(base + ".from_target")};
+  return {read_capture_file(base + ".exec"), read_capture_file(base + ".from_user"),
+          read_capture_file(base + ".from_target")};
 }
 
 enum class Order { kUserFirst, kTargetFirst, kInterleaved };
