@@ -147,6 +147,7 @@ class GitFollower final : public TransferFollower {
     kV2Capabilities,  // after "version 2"
     kV2Idle,          // between v2 responses
     kV2LsRefs,        // ls-refs response lines
+    kV2ObjectInfo,    // object-info response lines
     kV2Fetch,         // fetch response sections before packfile
     kV2Packfile,      // packfile section: side-band packets
     kNegotiation,     // v0 upload-pack: ACK/NAK, shallow lines
@@ -290,11 +291,22 @@ class GitFollower final : public TransferFollower {
       case Target::kV2Idle: {
         V2Command c = v2_commands_.front();
         v2_commands_.pop_front();
-        target_ = c == V2Command::kFetch ? Target::kV2Fetch : Target::kV2LsRefs;
+        target_ = c == V2Command::kFetch    ? Target::kV2Fetch
+                  : c == V2Command::kLsRefs ? Target::kV2LsRefs
+                                            : Target::kV2ObjectInfo;
         return target_packet(p);
       }
+      case Target::kV2ObjectInfo:
+        // "size", then "<oid> <size>" lines.
+        if (p.kind == K::kFlush) {
+          target_ = Target::kV2Idle;
+          return;
+        }
+        if (p.kind != K::kData || !wire::printable(chomp(d)))
+          return fail("malformed object-info response line");
+        return;
       case Target::kV2LsRefs:
-        // ls-refs: "<oid> <ref>[ attributes]" or "unborn <ref>..."; object-info: any lines.
+        // "<oid> <ref>[ attributes]" or "unborn <ref>[ attributes]".
         if (p.kind == K::kFlush) {
           target_ = Target::kV2Idle;
           return;
@@ -303,9 +315,9 @@ class GitFollower final : public TransferFollower {
         {
           auto words = castgate::split(chomp(d), ' ', false);
           if (words.size() < 2 || !wire::token(words[1]) ||
-              (!wire::object_id(words[0]) && words[0] != "unborn" && !wire::is_hex(words[0])))
-            return fail("malformed v2 response line");
-          if (wire::object_id(words[0]) || words[0] == "unborn") ++details_.advertised_refs;
+              (!wire::object_id(words[0]) && words[0] != "unborn"))
+            return fail("malformed ls-refs line");
+          ++details_.advertised_refs;
         }
         return;
       case Target::kV2Fetch:

@@ -553,3 +553,35 @@ TEST_CASE("what is kept for the record is capped; the counts are not") {
   CHECK(out[0].git->wanted.size() == 8);
   CHECK(out[0].git->pack_objects == 0u);
 }
+
+TEST_CASE("git v2: object-info and ls-refs answers, in order") {
+  std::string target = pkt("version 2\n") + pkt("agent=git/2.39.5\n") + pkt("ls-refs=unborn\n") +
+                       pkt("fetch=shallow wait-for-done\n") + pkt("object-info\n") + "0000" +
+                       pkt("size\n") + pkt(oid('c') + " 1234\n") + "0000" +
+                       pkt(oid('a') + " HEAD symref-target:refs/heads/main\n") +
+                       pkt("unborn refs/heads/next\n") + "0000";
+  std::string user = pkt("command=object-info\n") + "0001" + pkt("size\n") +
+                     pkt("oid " + oid('c') + "\n") + "0000" + pkt("command=ls-refs\n") + "0001" +
+                     pkt("symrefs\n") + pkt("unborn\n") + "0000" + "0000";
+  CHECK(error_of(kUpload, user, target) == "");
+  auto f = make_transfer_follower(kUpload);
+  std::vector<FileOperation> out;
+  f->from_user(user, out);
+  f->from_target(target, out);
+  f->finish(out);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].git);
+  CHECK(out[0].ok);
+  CHECK(out[0].git->version == 2);
+  CHECK(out[0].git->advertised_refs == 2);
+  // An ls-refs answer that is not one.
+  CHECK(error_of(kUpload, pkt("command=ls-refs\n") + "0000",
+                 pkt("version 2\n") + pkt("ls-refs\n") + "0000" + pkt("rm -rf /\n")) ==
+        "not git upload-pack: malformed ls-refs line");
+  // An answer to a command never asked: held, then too much.
+  auto g = make_transfer_follower(kUpload);
+  g->from_target(pkt("version 2\n") + "0000", out);
+  for (int i = 0; i < 5000 && g->error().empty(); ++i)
+    g->from_target(pkt(oid('a') + " HEAD\n"), out);
+  CHECK(g->error().find("bytes held waiting") != std::string::npos);
+}
