@@ -8,6 +8,7 @@
 #include "asciicast/sftp_parser.h"
 #include "asciicast/stream_summary.h"
 #include "asciicast/terminal_tracker.h"
+#include "asciicast/transfer_follower.h"
 #include "asciicast/untrusted_text.h"
 
 namespace castgate::asciicast {
@@ -50,6 +51,9 @@ void ChannelRecording::start(const ChannelHeader& header) {
   if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_) {
     output_summary_ = std::make_unique<StreamSummary>(log_, channel_);
   }
+  // git and rsync servers: followed for metadata only; the channel is recorded as any other.
+  if (!header.pty && header.kind == "exec" && !scp_)
+    transfer_ = make_transfer_follower(header.command);
   if (header.pty)
     terminal_ = std::make_unique<TerminalTracker>(header.width, header.height);
   else
@@ -135,6 +139,7 @@ void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {
 
 void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
   if (finished_) return;
+  if (transfer_ && !is_stderr) follow_transfer(raw, false);
   if ((sftp_ || scp_) && !is_stderr) return file_data(raw, false);
   if (!is_stderr && summarized(raw)) {
     record_input(masker_->output(raw));  // held input first: the program answered it
@@ -153,6 +158,7 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
 
 void ChannelRecording::from_user(std::string_view raw) {
   if (finished_) return;
+  if (transfer_) follow_transfer(raw, true);
   if (sftp_ || scp_) return file_data(raw, true);
   if (terminal_) {
     terminal_->input(raw);
@@ -253,12 +259,13 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     json details = {{"protocol", o.protocol}};
     if (!o.direction.empty()) details["direction"] = o.direction;
     if (!o.alternative_path.empty()) details["alternative_path"] = o.alternative_path;
-    if (o.action == "close") {
+    if (o.action == "close" || o.git || o.rsync) {
       details["bytes_read"] = o.bytes_read;
       details["bytes_written"] = o.bytes_written;
     }
     if (!o.status.empty()) details["status"] = o.status;
     f["castgate"]["file"] = std::move(details);
+    add_transfer_fields(o, f["castgate"]);  // castgate.git, castgate.rsync
     EventKind kind{"file." + o.action, o.ok ? "success" : "failure", ""};
     if (o.action == "transfer" && o.direction == "upload") kind.type = {"creation"};
     log_.emit(kind, std::move(f), channel_);
@@ -266,6 +273,12 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     if (!o.alternative_path.empty()) check_alerts("path", o.alternative_path);
     if (!o.target_path.empty() && o.action != "transfer") check_alerts("path", o.target_path);
   }
+}
+
+void ChannelRecording::follow_transfer(std::string_view raw, bool from_user) {
+  std::vector<FileOperation> ops;
+  from_user ? transfer_->from_user(raw, ops) : transfer_->from_target(raw, ops);
+  emit_files(ops);  // only the error operation, if the data stopped being the protocol
 }
 
 void ChannelRecording::finish() {
@@ -277,6 +290,11 @@ void ChannelRecording::finish() {
   std::vector<FileOperation> ops;
   if (sftp_) {
     sftp_->finish(ops);
+    emit_files(ops);
+  }
+  if (transfer_) {
+    ops.clear();
+    transfer_->finish(ops);
     emit_files(ops);
   }
   if (terminal_) {

@@ -34,6 +34,7 @@ class SftpMetadataParser;
 class ScpMetadataParser;
 class SecretAnswerMasker;
 class StreamSummary;
+class TransferFollower;
 
 struct ChannelHeader {
   int width = 80;
@@ -80,6 +81,8 @@ class ChannelRecording {
   void output_text(std::string_view raw, bool is_stderr);
   void record_input(std::string_view raw);
   void emit_files(std::vector<FileOperation>& ops);
+  // git and rsync: metadata beside the full recording (transfer_follower.h), never instead of it.
+  void follow_transfer(std::string_view raw, bool from_user);
   void emit_command(const std::string& command, const char* source);
   void check_alerts(std::string_view applies_to, const std::string& text);
   // True when the target's stdout `raw` is part of a binary run (then it is not recorded as
@@ -102,6 +105,7 @@ class ChannelRecording {
   std::unique_ptr<SftpMetadataParser> sftp_;
   std::unique_ptr<ScpMetadataParser> scp_;
   std::unique_ptr<StreamSummary> output_summary_;  // see summarize_binary
+  std::unique_ptr<TransferFollower> transfer_;  // exec channels running a git or rsync server
 };
 
 }  // namespace castgate::asciicast

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -201,6 +202,25 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
   rec.start(h);
   rec.from_target("hello\r\n", false);
   rec.finish();
+  // A git clone and an rsync upload (real captures): their file.transfer events too.
+  int channel = 1;
+  for (const char* name : {"clone-v0", "rsync-up"}) {
+    auto read = [&](const char* ext) {
+      std::ifstream in(
+          std::string(CASTGATE_SOURCE_DIR) + "/tests/asciicast/data/transfers/" + name + ext,
+          std::ios::binary);
+      REQUIRE(in);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    ChannelRecording transfer(log, channel++, clock, nullptr);
+    ChannelHeader th;
+    th.kind = "exec";
+    th.command = read(".exec");
+    transfer.start(th);
+    transfer.from_user(read(".from_user"));
+    transfer.from_target(read(".from_target"), false);
+    transfer.finish();
+  }
   json channel_end;
   log.add_byte_counts(channel_end, 3, 7);
   log.emit(EventKind{"channel.end", "", "closed"}, std::move(channel_end), 0);
@@ -208,6 +228,7 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
   log.add_byte_counts(session_end, 3, 7);
   log.end(EventKind{"session.end", "", "closed"}, std::move(session_end));
   REQUIRE(sink.lines.size() >= 6);
+  int transfers = 0;
   for (const auto& line : sink.lines) {
     json j = json::parse(line);
     CAPTURE(line);
@@ -217,6 +238,9 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
     json category = json::array(), type = json::array();
     for (auto v : c->category) category.push_back(v);
     for (auto v : c->type) type.push_back(v);
+    // The one type chosen per event: an upload is file/creation.
+    if (j["event"]["action"] == "file.transfer" && j["castgate"]["file"]["direction"] == "upload")
+      type = {"creation"};
     CHECK(j["event"]["category"] == category);
     CHECK(j["event"]["type"] == type);
     CHECK(j["ecs"]["version"] == std::string(kEcsVersion));
@@ -236,10 +260,17 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
       CHECK(j["destination"].contains("domain") != j["destination"].contains("ip"));
       CHECK_FALSE(j["user"].contains("target"));
     }
+    if (j["event"]["action"] == "file.transfer") {
+      ++transfers;
+      CHECK(j["event"]["outcome"] == "success");
+      CHECK(j["castgate"]["file"].contains("bytes_read"));
+      CHECK((j["castgate"].contains("git") || j["castgate"].contains("rsync")));
+    }
     if (j["event"]["action"] == "session.end") {
       CHECK(j["source"]["bytes"] == 3);
       CHECK(j["destination"]["bytes"] == 7);
       CHECK(j["network"]["transport"] == "tcp");
     }
   }
+  CHECK(transfers == 2);
 }

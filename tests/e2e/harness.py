@@ -588,10 +588,12 @@ def template_problems(doc: dict, mapping: dict, path: str = "") -> list[str]:
         if m.get("enabled") is False:
             continue
         if "properties" in m or m.get("type") == "object":
-            if not isinstance(value, dict):
-                problems.append(f"{name} is mapped as an object but is {value!r:.80}")
-            else:
-                problems += template_problems(value, m, name + ".")
+            # An array of objects is indexed as its objects' fields (castgate.git.refs).
+            for v in (value if isinstance(value, list) and value else [value]):
+                if not isinstance(v, dict):
+                    problems.append(f"{name} is mapped as an object but is {value!r:.80}")
+                else:
+                    problems += template_problems(v, m, name + ".")
             continue
         for v in (value if isinstance(value, list) else [value]):
             kind = m["type"]
