@@ -15,6 +15,8 @@ inline constexpr std::string_view kGenesisHash =
 inline constexpr std::string_view kSignatureContext = "castgate-recording-v1\n";
 
 std::string chain_hash(std::string_view canonical_line);
+// The same, into `hex` (replacing what it held).
+void chain_hash(std::string_view canonical_line, std::string& hex);
 std::string signature_payload(std::string_view canonical_line_without_sig);
 // Short, stable name of a recording public key (raw 32 bytes): "ed25519:" + 16 hex digits.
 std::string recording_key_id(std::string_view public_key_raw);

@@ -132,9 +132,8 @@ void ChannelRecording::emit_text(std::string_view action, char code, std::string
 }
 
 void ChannelRecording::output_text(std::string_view raw, bool is_stderr) {
-  scratch_.clear();
-  (is_stderr ? stderr_utf8_ : stdout_utf8_).feed(raw, scratch_);
-  emit_text(is_stderr ? "asciicast.stderr" : "asciicast.output", 'o', scratch_);
+  emit_text(is_stderr ? "asciicast.stderr" : "asciicast.output", 'o',
+            (is_stderr ? stderr_utf8_ : stdout_utf8_).sanitize(raw, scratch_));
 }
 
 void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {

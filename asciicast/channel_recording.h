@@ -105,7 +105,7 @@ class ChannelRecording {
   std::unique_ptr<SftpMetadataParser> sftp_;
   std::unique_ptr<ScpMetadataParser> scp_;
   std::unique_ptr<StreamSummary> output_summary_;  // see summarize_binary
-  std::unique_ptr<TransferFollower> transfer_;  // exec channels running a git or rsync server
+  std::unique_ptr<TransferFollower> transfer_;     // exec channels running a git or rsync server
 };
 
 }  // namespace castgate::asciicast

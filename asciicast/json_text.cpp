@@ -8,6 +8,10 @@
 #include <charconv>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace castgate::asciicast {
 namespace {
 
@@ -57,14 +61,33 @@ constexpr std::array<Escape, 256> make_escapes() {
 }
 constexpr auto kEscapes = make_escapes();
 
-// Eight bytes at a time (SWAR): true if any is a control character, '"' or '\\'.
-inline bool needs_escape8(const unsigned char* p) {
-  uint64_t x;
-  std::memcpy(&x, p, 8);
+// Bytes from `p` up to the first that needs escaping (a control character, '"' or '\\'), or
+// `end`. Sixteen bytes at a time with SSE2 (every x86-64 has it), eight elsewhere (SWAR).
+inline const unsigned char* plain_run_end(const unsigned char* p, const unsigned char* end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  const __m128i last_control = _mm_set1_epi8(0x1f);
+  while (end - p >= 16) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, last_control), x);  // x <= 0x1f
+    __m128i hit =
+        _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+    if (int mask = _mm_movemask_epi8(hit)) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#else
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   auto zero_byte = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
-  uint64_t control = (x - kOnes * 0x20) & ~x & kHigh;  // bytes below 0x20
-  return (control | zero_byte(x ^ (kOnes * '"')) | zero_byte(x ^ (kOnes * '\\'))) != 0;
+  while (end - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    uint64_t control = (x - kOnes * 0x20) & ~x & kHigh;  // bytes below 0x20
+    if ((control | zero_byte(x ^ (kOnes * '"')) | zero_byte(x ^ (kOnes * '\\'))) != 0) break;
+    p += 8;
+  }
+#endif
+  while (p < end && kEscapeLen[*p] == 0) ++p;
+  return p;
 }
 
 size_t utf8_char_length(unsigned char lead) {
@@ -88,9 +111,10 @@ size_t append_json_string_bounded(std::string& out, std::string_view utf8, size_
   const auto* end = p + utf8.size();
   while (p < end) {
     // A run that needs no escaping is copied at once, cut at a character boundary.
+    // Looking no further than the line has room for: a long chunk is cut into many lines.
     const unsigned char* run = p;
-    while (end - p >= 8 && !needs_escape8(p)) p += 8;
-    while (p < end && kEscapeLen[*p] == 0) ++p;
+    size_t room_left = static_cast<size_t>(limit - w);
+    p = plain_run_end(p, static_cast<size_t>(end - p) > room_left ? p + room_left + 1 : end);
     if (p > run) {
       size_t n = static_cast<size_t>(p - run);
       size_t room = static_cast<size_t>(limit - w);

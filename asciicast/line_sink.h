@@ -63,9 +63,9 @@ enum class SinkHealth {
 class LineSink {
  public:
   virtual ~LineSink() = default;
-  // Takes one complete line (without the trailing newline). Never drops it: if the sink is
-  // broken the line is counted as lost and reported on stderr.
-  virtual void submit(std::string&& line, const ChainPoint& point,
+  // Takes (copies) one complete line (without the trailing newline). Never drops it: if the sink
+  // is broken the line is counted as lost and reported on stderr.
+  virtual void submit(std::string_view line, const ChainPoint& point,
                       const std::shared_ptr<Backlog>& backlog) = 0;
   // False when the sink's global queue is full; producers must pause like for their own backlog.
   virtual bool has_room() const = 0;

@@ -7,8 +7,9 @@
 
 namespace castgate::asciicast {
 
-void LockedStdout::submit(std::string&& line, const ChainPoint& point,
+void LockedStdout::submit(std::string_view unterminated, const ChainPoint& point,
                           const std::shared_ptr<Backlog>& backlog) {
+  std::string line(unterminated);
   line += '\n';
   OutputLockGuard whole(lock_);
   auto* lease = backlog ? backlog->lease() : nullptr;

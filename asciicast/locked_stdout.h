@@ -14,7 +14,7 @@ class LockedStdout final : public LineSink {
  public:
   static constexpr int kWriteTimeoutMs = 10000;
   explicit LockedStdout(OutputLock* lock, int fd = 1) : lock_(lock), fd_(fd) {}
-  void submit(std::string&& line, const ChainPoint& point,
+  void submit(std::string_view line, const ChainPoint& point,
               const std::shared_ptr<Backlog>& backlog) override;
   bool has_room() const override { return true; }
   SinkHealth health() const override { return ok_ ? SinkHealth::kHealthy : SinkHealth::kBroken; }

@@ -246,12 +246,12 @@ json SessionLog::base_event(const EventKind& kind, std::optional<int> channel) {
   return j;
 }
 
-void SessionLog::submit(std::string line) {
+void SessionLog::submit(std::string_view line) {
   if (seq_ == 0 && options_.ledger) options_.ledger->started(session_id_);
-  prev_hash_ = chain_hash(line);
+  chain_hash(line, prev_hash_);  // into the string it replaces: no allocation per line
   ChainPoint point{seq_, prev_hash_, ended_};
   ++seq_;
-  sink_.submit(std::move(line), point, backlog_);
+  sink_.submit(line, point, backlog_);
 }
 
 namespace {
@@ -310,7 +310,7 @@ void SessionLog::emit(const EventKind& kind, json fields, std::optional<int> cha
   if (ended_) return;
   json j = next_event(kind, std::move(fields), channel);
   std::string line = canonical_dump(j);
-  if (line.size() <= options_.max_line) return submit(std::move(line));
+  if (line.size() <= options_.max_line) return submit(line);
   json::json_pointer ptr(split_pointer ? split_pointer : "");
   if (split_pointer && j.contains(ptr) && j.at(ptr).is_string()) {
     // Too long, and the event names the string that may be cut into parts (a command): the rest
@@ -389,7 +389,8 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   constexpr std::string_view kMessage = R"(,"message":)";
   const size_t tail = frag_after_event_.size() + 1;
 
-  std::string line;
+  std::string& line = line_;  // its room stays from line to line
+  line.clear();
   line.reserve(std::min(options_.max_line, 128 + suffix_.size() + tail + data_utf8.size() * 12));
   line += R"({"@timestamp":")";
   append_rfc3339_micros(line, clock_.now());
@@ -412,7 +413,7 @@ size_t SessionLog::emit_asciicast(int channel, std::string_view action, int64_t 
   }
   line += frag_after_event_;
   line += '}';
-  submit(std::move(line));
+  submit(line);
   return taken;
 }
 
@@ -483,7 +484,7 @@ void SessionLog::end(const EventKind& kind, json fields) {
   j["castgate"]["final"] = true;
   std::string line = signed_line(j);
   ended_ = true;  // before submit: the line is marked final on its way to the sink
-  submit(std::move(line));
+  submit(line);
   if (options_.ledger) options_.ledger->ended(session_id_);
 }
 

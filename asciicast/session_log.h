@@ -120,7 +120,7 @@ class SessionLog {
   bool fit(nlohmann::json& j, size_t limit, const std::string& keep);
   void emit_parts(nlohmann::json& j, const nlohmann::json::json_pointer& ptr,
                   const std::string& text);
-  void submit(std::string line);
+  void submit(std::string_view line);
   void observe(const EventKind& kind, const nlohmann::json& fields);
   // The canonical line of `j`, signed when there is a signing key.
   std::string signed_line(nlohmann::json& j);
@@ -144,6 +144,7 @@ class SessionLog {
   uint64_t seq_ = 0;
   std::string prev_hash_;
   std::string suffix_;  // scratch: the part of an asciicast line after its data
+  std::string line_;    // scratch: an asciicast line (the sink copies it)
   bool ended_ = false;
 };
 

@@ -1,6 +1,5 @@
 #include "asciicast/stdout_writer.h"
 
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +20,10 @@ int64_t steady_us() {
 }  // namespace
 
 StdoutWriter::StdoutWriter(Options options, std::function<void()> on_room)
-    : options_(options), on_room_(std::move(on_room)), thread_([this] { run(); }) {}
+    : options_(options), on_room_(std::move(on_room)) {
+  queue_.bytes.reserve(2 * options_.batch_bytes);  // what a gathered batch takes, and its last line
+  thread_ = std::thread([this] { run(); });
+}
 
 StdoutWriter::~StdoutWriter() {
   {
@@ -35,21 +37,29 @@ StdoutWriter::~StdoutWriter() {
                " lines could not be written");
 }
 
-void StdoutWriter::submit(std::string&& line, const ChainPoint& point,
+void StdoutWriter::submit(std::string_view line, const ChainPoint& point,
                           const std::shared_ptr<Backlog>& backlog) {
-  line += '\n';
-  size_t n = line.size();
+  size_t n = line.size() + 1;
   if (backlog) backlog->add(n);
-  Item item{std::move(line), backlog, point.seq, {}, point.final};
-  std::memcpy(item.hash.data(), point.hash.data(), std::min(point.hash.size(), item.hash.size()));
+  LineMark mark{backlog, point.seq, n, {}, point.final};
+  std::memcpy(mark.hash.data(), point.hash.data(), std::min(point.hash.size(), mark.hash.size()));
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
+    queue_.bytes.append(line);
+    queue_.bytes += '\n';
+    queue_.lines.push_back(std::move(mark));
     queued_bytes_ += n;
     total_bytes_.store(queued_bytes_, std::memory_order_relaxed);
-    queue_.push_back(std::move(item));
-    if (!waiting_) return;  // busy writing: it takes the whole queue when it comes back
+    // Busy writing, it takes the whole queue when it comes back; gathering, it is woken only
+    // once there is a batch's worth.
+    if (state_ == WriterState::kIdle ||
+        (state_ == WriterState::kGathering && queue_.bytes.size() >= options_.batch_bytes)) {
+      state_ = WriterState::kBusy;
+      wake = true;
+    }
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 bool StdoutWriter::has_room() const {
@@ -71,92 +81,94 @@ SinkHealth StdoutWriter::health() const {
 
 bool StdoutWriter::drain(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  return drained_cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !writing_; });
+  ++drain_waiters_;  // no more gathering: what is queued goes out now
+  cv_.notify_one();
+  bool drained =
+      drained_cv_.wait_for(lock, timeout, [this] { return queue_.lines.empty() && !writing_; });
+  --drain_waiters_;
+  return drained;
 }
 
-bool StdoutWriter::write_all(const std::deque<Item>& batch) {
+bool StdoutWriter::write_all(const Batch& batch) {
   // Waiting for the lock is waiting for stdout too (the signer holds it while it writes).
   busy_since_us_.store(steady_us());
   OutputLockGuard whole_lines(options_.lock);
-  std::vector<iovec> iov;
-  iov.reserve(std::min<size_t>(batch.size(), IOV_MAX));
-  size_t idx = 0;
-  while (idx < batch.size()) {
-    iov.clear();
-    size_t first = idx;
-    for (; idx < batch.size() && iov.size() < IOV_MAX; ++idx) {
-      const Item& item = batch[idx];
-      // Before write(2): if this process dies during it, the parent knows which lines were on
-      // their way out (session_table.h).
-      if (auto* lease = item.backlog ? item.backlog->lease() : nullptr)
-        lease->pending(item.seq, std::string_view(item.hash.data(), item.hash.size()), item.final);
-      iov.push_back(iovec{const_cast<char*>(item.line.data()), item.line.size()});
+  // Before write(2): if this process dies during it, the parent knows which lines were on their
+  // way out (session_table.h).
+  for (const LineMark& line : batch.lines)
+    if (auto* lease = line.backlog ? line.backlog->lease() : nullptr)
+      lease->pending(line.seq, std::string_view(line.hash.data(), line.hash.size()), line.final);
+  size_t done = 0;        // bytes of the batch written
+  size_t done_lines = 0;  // lines wholly written, and the bytes they take
+  size_t done_lines_bytes = 0;
+  while (done < batch.bytes.size()) {
+    busy_since_us_.store(steady_us());
+    ssize_t n = ::write(options_.fd, batch.bytes.data() + done, batch.bytes.size() - done);
+    busy_since_us_.store(0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        usleep(1000);  // a non-blocking stdout: wait for it like a blocking one would
+        continue;
+      }
+      if (!broken_.exchange(true))
+        log::error(std::string("recording output failed: ") + std::strerror(errno) +
+                   "; sessions are ended and new ones refused");
+      lost_.fetch_add(batch.lines.size() - done_lines);
+      return false;
     }
-    size_t done_iov = 0;
-    while (done_iov < iov.size()) {
-      busy_since_us_.store(steady_us());
-      ssize_t n = ::writev(options_.fd, iov.data() + done_iov,
-                           static_cast<int>(std::min<size_t>(iov.size() - done_iov, IOV_MAX)));
-      busy_since_us_.store(0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {
-          usleep(1000);  // a non-blocking stdout: wait for it like a blocking one would
-          continue;
-        }
-        if (!broken_.exchange(true))
-          log::error(std::string("recording output failed: ") + std::strerror(errno) +
-                     "; sessions are ended and new ones refused");
-        lost_.fetch_add(batch.size() - first);
-        return false;
-      }
-      size_t left = static_cast<size_t>(n);
-      bytes_written_.fetch_add(left, std::memory_order_relaxed);
-      while (left > 0 && done_iov < iov.size()) {
-        if (left >= iov[done_iov].iov_len) {
-          left -= iov[done_iov].iov_len;
-          const Item& item = batch[first + done_iov];
-          if (auto* lease = item.backlog ? item.backlog->lease() : nullptr)
-            lease->written(item.seq, std::string_view(item.hash.data(), item.hash.size()),
-                           item.final);
-          ++done_iov;
-          written_.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          iov[done_iov].iov_base = static_cast<char*>(iov[done_iov].iov_base) + left;
-          iov[done_iov].iov_len -= left;
-          left = 0;
-        }
-      }
+    done += static_cast<size_t>(n);
+    bytes_written_.fetch_add(static_cast<size_t>(n), std::memory_order_relaxed);
+    while (done_lines < batch.lines.size() &&
+           done_lines_bytes + batch.lines[done_lines].size <= done) {
+      const LineMark& line = batch.lines[done_lines];
+      done_lines_bytes += line.size;
+      if (auto* lease = line.backlog ? line.backlog->lease() : nullptr)
+        lease->written(line.seq, std::string_view(line.hash.data(), line.hash.size()), line.final);
+      ++done_lines;
+      written_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   return true;
 }
 
 void StdoutWriter::run() {
-  std::deque<Item> batch;
+  Batch batch;
+  batch.bytes.reserve(2 * options_.batch_bytes);
   for (;;) {
     {
       std::unique_lock lock(mu_);
       writing_ = false;
-      if (queue_.empty()) drained_cv_.notify_all();
-      waiting_ = true;
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      waiting_ = false;
-      if (queue_.empty() && stopping_) return;
-      batch.swap(queue_);
+      if (queue_.lines.empty()) drained_cv_.notify_all();
+      state_ = WriterState::kIdle;
+      cv_.wait(lock, [this] { return stopping_ || !queue_.lines.empty(); });
+      // A line alone would be a write of its own: give the lines that follow it (output comes
+      // in bursts) a moment to join it, unless someone waits for the queue to drain.
+      if (!stopping_ && drain_waiters_ == 0 && queue_.bytes.size() < options_.batch_bytes &&
+          options_.gather_delay.count() > 0) {
+        state_ = WriterState::kGathering;
+        cv_.wait_for(lock, options_.gather_delay, [this] {
+          return stopping_ || drain_waiters_ > 0 || queue_.bytes.size() >= options_.batch_bytes;
+        });
+      }
+      state_ = WriterState::kBusy;
+      if (queue_.lines.empty() && stopping_) return;
+      std::swap(batch, queue_);
       writing_ = true;
     }
     if (broken_.load()) {
-      lost_.fetch_add(batch.size());
+      lost_.fetch_add(batch.lines.size());
     } else {
       write_all(batch);
     }
-    size_t bytes = 0;
-    for (auto& item : batch) {
-      bytes += item.line.size();
-      if (item.backlog) item.backlog->release(item.line.size());
-    }
-    batch.clear();
+    size_t bytes = batch.bytes.size();
+    for (auto& line : batch.lines)
+      if (line.backlog) line.backlog->release(line.size);
+    batch.lines.clear();
+    batch.bytes.clear();
+    // The buffers are kept for the next batch, but not the room a backlog once took.
+    if (batch.bytes.capacity() > 4 * options_.batch_bytes) std::string().swap(batch.bytes);
+    if (batch.lines.capacity() > 4096) std::vector<LineMark>().swap(batch.lines);
     size_t remaining;
     {
       std::lock_guard lock(mu_);

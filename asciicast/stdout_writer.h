@@ -1,15 +1,19 @@
 // A dedicated thread that writes recording lines to a file descriptor (stdout). Producers never
-// block: they enqueue and watch their Backlog. The queue is bounded by the producers pausing, not
-// by dropping lines.
+// block: they copy each line into one shared buffer and watch their Backlog. The queue is bounded
+// by the producers pausing, not by dropping lines. The thread writes the buffer in large writes:
+// woken by a line, it waits up to gather_delay for batch_bytes to gather, because each write
+// costs a wake-up and a system call, and a file's page cache more per call than per byte.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "asciicast/line_sink.h"
 #include "common/output_lock.h"
@@ -23,13 +27,17 @@ class StdoutWriter final : public LineSink {
     size_t global_high_water = 64u << 20;  // queued bytes over all sessions
     std::chrono::milliseconds stall_limit{10000};
     OutputLock* lock = nullptr;  // shared with the signer process, which writes its own lines
+    // How long a line may wait for others to share its write: a bound on how late a line
+    // reaches stdout when little is recorded (zero: written as soon as the thread wakes).
+    std::chrono::microseconds gather_delay{5000};
+    size_t batch_bytes = 256u << 10;  // written at once without waiting for more
   };
   // `on_room` is called from the writer thread when the global queue falls below half its
   // high-water mark after producers saw it full.
   StdoutWriter(Options options, std::function<void()> on_room = {});
   ~StdoutWriter() override;
 
-  void submit(std::string&& line, const ChainPoint& point,
+  void submit(std::string_view line, const ChainPoint& point,
               const std::shared_ptr<Backlog>& backlog) override;
   bool has_room() const override;
   SinkHealth health() const override;
@@ -44,26 +52,38 @@ class StdoutWriter final : public LineSink {
   uint64_t backpressure_events() const { return backpressure_.load(std::memory_order_relaxed); }
 
  private:
-  struct Item {
-    std::string line;  // with trailing newline
+  // A line in a Batch: its session's backlog and its place in its chain (for the session table).
+  struct LineMark {
     std::shared_ptr<Backlog> backlog;
     uint64_t seq = 0;
+    size_t size = 0;  // with its newline
     std::array<char, SessionTable::kHashHex> hash{};
     bool final = false;
   };
+  // Lines, newline-terminated, one after another: written in as few write(2) calls as it takes.
+  struct Batch {
+    std::string bytes;
+    std::vector<LineMark> lines;
+  };
+  enum class WriterState {
+    kBusy,       // writing, or about to take the queue: submit() need not wake it
+    kIdle,       // waiting for a line
+    kGathering,  // has a line, waiting briefly for batch_bytes
+  };
   void run();
-  bool write_all(const std::deque<Item>& batch);
+  bool write_all(const Batch& batch);
 
   const Options options_;
   const std::function<void()> on_room_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable drained_cv_;
-  std::deque<Item> queue_;
+  Batch queue_;
   size_t queued_bytes_ = 0;  // guarded by mu_, includes the batch being written
   bool stopping_ = false;
   bool writing_ = false;
-  bool waiting_ = false;  // the writer thread sleeps on cv_: only then does submit() wake it
+  WriterState state_ = WriterState::kBusy;  // guarded by mu_
+  int drain_waiters_ = 0;                   // guarded by mu_: while non-zero, no gathering
   mutable std::atomic<bool> wants_room_{false};
   std::atomic<size_t> total_bytes_{0};
   std::atomic<int64_t> busy_since_us_{0};

@@ -32,9 +32,14 @@ class SecretPromptPattern {
   ~SecretPromptPattern() {
     if (ok_) regfree(&re_);
   }
-  bool matches(const std::string& text) const {
+  bool matches(std::string_view text) const {
     // When the pattern cannot be compiled, treat every prompt as secret: fail closed.
-    return !ok_ || regexec(&re_, text.c_str(), 0, nullptr, 0) == 0;
+    if (!ok_) return true;
+    // Every match ends in ':' and white space ([[:space:]] in the C locale castgate runs in):
+    // most text does not, and is answered without the regex (it runs on every chunk of output).
+    size_t last = text.find_last_not_of(" \t\n\v\f\r");
+    if (last == std::string_view::npos || text[last] != ':') return false;
+    return regexec(&re_, std::string(text).c_str(), 0, nullptr, 0) == 0;
   }
 
  private:
@@ -53,7 +58,7 @@ bool TerminalTracker::looks_like_secret_prompt(std::string_view text) {
   static const SecretPromptPattern pattern;
   // Only the end of the line matters; keep the regex input short.
   if (text.size() > 256) text = text.substr(text.size() - 256);
-  return pattern.matches(std::string(text));
+  return pattern.matches(text);
 }
 
 int TerminalTracker::on_settermprop(int prop, void* value, void* self) {

@@ -23,30 +23,43 @@ inline bool any_high_bit(const uint8_t* p) {
 }
 }  // namespace
 
+size_t Utf8Sanitizer::valid_prefix(std::string_view in) const {
+  // Short chunks (keystrokes, prompts) go the byte-by-byte way, which needs no set-up.
+  if (need_ != 0 || in.size() < 64) return std::string_view::npos;
+  size_t whole = in.size();
+  size_t back = 0;
+  while (back < 3 && back < whole && (static_cast<uint8_t>(in[whole - 1 - back]) & 0xc0) == 0x80)
+    ++back;
+  size_t lead = whole - 1 - back;
+  auto b = static_cast<uint8_t>(in[lead]);
+  size_t len = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
+  size_t cut = (len > back + 1) ? lead : whole;  // an incomplete last character
+  if (len != 0 && simdjson::validate_utf8(in.data(), cut) && (cut == whole || in.size() - cut < 4))
+    return cut;
+  return std::string_view::npos;
+}
+
 void Utf8Sanitizer::feed(std::string_view in, std::string& out) {
   // The common case (text, nothing held back): validate with SIMD and copy. A character cut by
   // the end of the chunk is held back for the next call.
-  if (need_ == 0 && in.size() >= 64) {
-    size_t whole = in.size();
-    size_t back = 0;
-    while (back < 3 && back < whole && (static_cast<uint8_t>(in[whole - 1 - back]) & 0xc0) == 0x80)
-      ++back;
-    size_t lead = whole - 1 - back;
-    auto b = static_cast<uint8_t>(in[lead]);
-    size_t len = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
-    size_t cut = (len > back + 1) ? lead : whole;  // an incomplete last character
-    if (len != 0 && simdjson::validate_utf8(in.data(), cut) &&
-        (cut == whole || in.size() - cut < 4)) {
-      out.append(in.data(), cut);
-      if (cut < whole) {
-        std::string tail;
-        feed_slow(in.substr(cut), tail);  // holds the partial character back
-        out += tail;
-      }
-      return;
-    }
+  size_t cut = valid_prefix(in);
+  if (cut == std::string_view::npos) return feed_slow(in, out);
+  out.append(in.data(), cut);
+  if (cut < in.size()) feed_slow(in.substr(cut), out);  // holds the partial character back
+}
+
+std::string_view Utf8Sanitizer::sanitize(std::string_view in, std::string& scratch) {
+  scratch.clear();
+  size_t cut = valid_prefix(in);
+  if (cut == std::string_view::npos) {
+    feed_slow(in, scratch);
+    return scratch;
   }
-  feed_slow(in, out);
+  if (cut < in.size()) feed_slow(in.substr(cut), scratch);  // holds the partial character back
+  if (scratch.empty()) return in.substr(0, cut);
+  // The last "character" was no start of one after all (a U+FFFD): its own copy, then.
+  scratch.insert(0, in.data(), cut);
+  return scratch;
 }
 
 void Utf8Sanitizer::feed_slow(std::string_view in, std::string& out) {

@@ -14,6 +14,10 @@ class Utf8Sanitizer {
   // Appends the valid UTF-8 form of `in` to `out`. An incomplete sequence at the end of `in` is
   // held back until the next call (or flush()).
   void feed(std::string_view in, std::string& out);
+  // Like feed(), without a copy where it can: the valid UTF-8 form of `in` (what feed() would
+  // append), either a part of `in` itself or `scratch` (cleared and filled). Valid text, the
+  // common case, is returned as it came, only an incomplete last character held back.
+  std::string_view sanitize(std::string_view in, std::string& scratch);
   // Emits U+FFFD for a held-back incomplete sequence, if any.
   void flush(std::string& out);
   bool has_pending() const { return need_ > 0; }
@@ -21,6 +25,9 @@ class Utf8Sanitizer {
  private:
   void reject_pending(std::string& out);
   void feed_slow(std::string_view in, std::string& out);
+  // With nothing held back: how much of `in` is valid UTF-8 as it stands, up to an incomplete
+  // last character (at most 3 bytes, which feed_slow holds back); npos if something is invalid.
+  size_t valid_prefix(std::string_view in) const;
   uint8_t pending_[4] = {};
   int have_ = 0;                   // bytes of the current sequence seen
   int need_ = 0;                   // continuation bytes still expected

@@ -11,8 +11,8 @@ namespace castgate::asciicast::testing {
 
 struct MemorySink final : LineSink {
   std::vector<std::string> lines;
-  void submit(std::string&& line, const ChainPoint&, const std::shared_ptr<Backlog>&) override {
-    lines.push_back(std::move(line));
+  void submit(std::string_view line, const ChainPoint&, const std::shared_ptr<Backlog>&) override {
+    lines.emplace_back(line);
   }
   bool has_room() const override { return true; }
   SinkHealth health() const override { return SinkHealth::kHealthy; }

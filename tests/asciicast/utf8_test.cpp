@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
 #include "asciicast/json_text.h"
 #include "common/crypto.h"
 
@@ -99,5 +102,78 @@ TEST_CASE("chunked sanitising gives the same text as one pass, on long inputs to
     z.flush(out);
     CHECK(out == whole);
     CHECK(utf8_valid(out));
+  }
+}
+
+TEST_CASE("sanitize() gives what feed() appends, valid text without a copy") {
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "line \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end\r\n";
+  // Valid, long enough for the SIMD path: the input itself, up to a character the cut splits.
+  for (size_t cut = 64; cut <= text.size(); ++cut) {
+    Utf8Sanitizer z;
+    std::string scratch, out;
+    std::string_view in = std::string_view(text).substr(0, cut);
+    std::string_view got = z.sanitize(in, scratch);
+    CHECK(got.data() == in.data());
+    out.append(got);
+    out.append(z.sanitize(std::string_view(text).substr(cut), scratch));
+    z.flush(out);
+    REQUIRE(out == text);
+  }
+  // Anything, however chunked: the same as feed().
+  for (int round = 0; round < 50; ++round) {
+    std::string data = castgate::random_bytes(300);
+    if (round % 2) data = text.substr(0, 100) + data + text;
+    if (round % 5 == 0) data = text + "\xe2\x82";  // valid, then an incomplete last character
+    if (round % 5 == 1) data = text + "\xc0";      // valid, then a lead byte that never is one
+    Utf8Sanitizer fed, viewed;
+    std::string by_feed, by_view, scratch;
+    size_t step = 1 + static_cast<size_t>(round) * 13;
+    for (size_t pos = 0; pos < data.size(); pos += step) {
+      std::string_view chunk = std::string_view(data).substr(pos, step);
+      fed.feed(chunk, by_feed);
+      by_view.append(viewed.sanitize(chunk, scratch));
+    }
+    fed.flush(by_feed);
+    viewed.flush(by_view);
+    CHECK(by_view == by_feed);
+    CHECK(utf8_valid(by_view));
+  }
+}
+
+TEST_CASE("bounded JSON strings: the longest prefix that fits, escaped as nlohmann escapes it") {
+  std::string pool = "ab\"\\\n\t\x01\x1f \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80zz";
+  std::srand(7);
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    size_t n = static_cast<size_t>(std::rand() % 200);
+    if (round % 3 == 0) n += 2000;  // long plain runs, over the SIMD width
+    while (text.size() < n) {
+      if (std::rand() % 4 == 0) {
+        size_t at = static_cast<size_t>(std::rand()) % pool.size();
+        while (at > 0 && (static_cast<unsigned char>(pool[at]) & 0xc0) == 0x80) --at;
+        size_t len = 1;
+        while (at + len < pool.size() &&
+               (static_cast<unsigned char>(pool[at + len]) & 0xc0) == 0x80)
+          ++len;
+        text += pool.substr(at, len);
+      } else {
+        text += static_cast<char>('a' + std::rand() % 26);
+      }
+    }
+    size_t budget = static_cast<size_t>(std::rand() % 300);
+    if (round % 3 == 0) budget += 1500;
+    std::string out = "prefix";
+    size_t taken = append_json_string_bounded(out, text, budget);
+    REQUIRE(out.compare(0, 6, "prefix") == 0);
+    std::string escaped = out.substr(6);
+    size_t want = json_escaped_prefix(text, budget);
+    if (want == 0 && !text.empty()) {
+      CHECK(taken > 0);  // one character even over budget, to make progress
+    } else {
+      CHECK(taken == want);
+      CHECK(escaped.size() <= budget + 2);
+    }
+    REQUIRE(escaped == nlohmann::json(text.substr(0, taken)).dump());
   }
 }

@@ -30,7 +30,7 @@ struct CheckingSink final : LineSink {
   std::string prev = std::string(kGenesisHash);
   uint64_t seq = 0;
   bool secret_may_appear = false;  // the input itself holds it (as output, say)
-  void submit(std::string&& line, const ChainPoint&, const std::shared_ptr<Backlog>&) override {
+  void submit(std::string_view line, const ChainPoint&, const std::shared_ptr<Backlog>&) override {
     if (line.size() > kMaxLine || !utf8_valid(line)) std::abort();
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) std::abort();

@@ -30,7 +30,7 @@ namespace {
 
 struct CountingSink final : asciicast::LineSink {
   size_t lines = 0;
-  void submit(std::string&&, const asciicast::ChainPoint&,
+  void submit(std::string_view, const asciicast::ChainPoint&,
               const std::shared_ptr<asciicast::Backlog>&) override {
     ++lines;
   }

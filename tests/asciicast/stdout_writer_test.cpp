@@ -1,0 +1,106 @@
+#include "asciicast/stdout_writer.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace castgate::asciicast;
+
+namespace {
+// A file the writer writes to, read back whole.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  TempFile() {
+    char name[] = "/tmp/castgate-writer-test-XXXXXX";
+    fd = mkstemp(name);
+    path = name;
+  }
+  ~TempFile() {
+    close(fd);
+    unlink(path.c_str());
+  }
+  std::string read_all() const {
+    std::string out(static_cast<size_t>(lseek(fd, 0, SEEK_END)), '\0');
+    CHECK(pread(fd, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
+    return out;
+  }
+};
+}  // namespace
+
+TEST_CASE("the writer writes every line whole and in order, gathered into few writes") {
+  TempFile file;
+  StdoutWriter::Options opts;
+  opts.fd = file.fd;
+  opts.batch_bytes = 4096;
+  std::string expected;
+  {
+    StdoutWriter writer(opts);
+    auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+    std::string hash(64, 'a');
+    for (uint64_t i = 0; i < 2000; ++i) {
+      std::string line = "line " + std::to_string(i) + " " + std::string(i % 300, 'x');
+      writer.submit(line, ChainPoint{i, hash, false}, backlog);
+      expected += line + "\n";
+    }
+    CHECK(writer.drain(std::chrono::seconds(10)));
+    CHECK(writer.lines_written() == 2000);
+    CHECK(writer.bytes_written() == expected.size());
+    CHECK(backlog->pending() == 0);
+  }
+  CHECK(file.read_all() == expected);
+}
+
+TEST_CASE("a line waiting to gather others is written at once when someone drains") {
+  TempFile file;
+  StdoutWriter::Options opts;
+  opts.fd = file.fd;
+  opts.gather_delay = std::chrono::seconds(30);  // would outlast the test
+  StdoutWriter writer(opts);
+  auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+  std::string hash(64, 'b');
+  writer.submit("one", ChainPoint{0, hash, false}, backlog);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(writer.drain(std::chrono::seconds(10)));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  CHECK(file.read_all() == "one\n");
+}
+
+TEST_CASE("lines from several threads all arrive, each whole") {
+  TempFile file;
+  StdoutWriter::Options opts;
+  opts.fd = file.fd;
+  {
+    StdoutWriter writer(opts);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([&writer, t] {
+        auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+        std::string hash(64, 'c');
+        for (uint64_t i = 0; i < 500; ++i) {
+          std::string line = std::to_string(t) + ":" + std::to_string(i) + std::string(100, 'y');
+          writer.submit(line, ChainPoint{i, hash, false}, backlog);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }  // the destructor writes what is left
+  std::string all = file.read_all();
+  std::vector<int> next(3, 0);
+  size_t pos = 0, lines = 0;
+  while (pos < all.size()) {
+    size_t nl = all.find('\n', pos);
+    REQUIRE(nl != std::string::npos);
+    std::string line = all.substr(pos, nl - pos);
+    int t = line[0] - '0';
+    REQUIRE(line == std::to_string(t) + ":" + std::to_string(next[t]) + std::string(100, 'y'));
+    ++next[t];
+    ++lines;
+    pos = nl + 1;
+  }
+  CHECK(lines == 1500);
+}
