@@ -90,20 +90,43 @@ bool StdoutWriter::drain(std::chrono::milliseconds timeout) {
 }
 
 bool StdoutWriter::write_all(const Batch& batch) {
+  size_t done_lines = 0;  // lines wholly written
+  size_t offset = 0;      // their bytes
+  while (done_lines < batch.lines.size()) {
+    // A slice of whole lines, at most slice_bytes (or one longer line). Each slice marks its own
+    // lines pending just before it is written: if this process dies during a write(2), the parent
+    // resumes each session from a line that was really on its way out (session_table.h), never
+    // from one a later slice would have written. The lock is taken per slice, so another process
+    // can write between slices and a slow stdout holds it one slice at a time.
+    size_t end = done_lines, bytes = 0;
+    do {
+      bytes += batch.lines[end].size;
+      ++end;
+    } while (end < batch.lines.size() && bytes + batch.lines[end].size <= options_.slice_bytes);
+    if (!write_slice(batch, done_lines, end, offset)) return false;
+    done_lines = end;
+    offset += bytes;
+  }
+  return true;
+}
+
+bool StdoutWriter::write_slice(const Batch& batch, size_t first, size_t end, size_t offset) {
   // Waiting for the lock is waiting for stdout too (the signer holds it while it writes).
   busy_since_us_.store(steady_us());
   OutputLockGuard whole_lines(options_.lock);
-  // Before write(2): if this process dies during it, the parent knows which lines were on their
-  // way out (session_table.h).
-  for (const LineMark& line : batch.lines)
+  size_t bytes = 0;
+  for (size_t i = first; i < end; ++i) {
+    const LineMark& line = batch.lines[i];
+    bytes += line.size;
     if (auto* lease = line.backlog ? line.backlog->lease() : nullptr)
       lease->pending(line.seq, std::string_view(line.hash.data(), line.hash.size()), line.final);
-  size_t done = 0;        // bytes of the batch written
-  size_t done_lines = 0;  // lines wholly written, and the bytes they take
-  size_t done_lines_bytes = 0;
-  while (done < batch.bytes.size()) {
+  }
+  size_t done = 0;              // bytes of the slice written
+  size_t done_lines = first;    // lines wholly written
+  size_t done_lines_bytes = 0;  // the bytes they take
+  while (done < bytes) {
     busy_since_us_.store(steady_us());
-    ssize_t n = ::write(options_.fd, batch.bytes.data() + done, batch.bytes.size() - done);
+    ssize_t n = ::write(options_.fd, batch.bytes.data() + offset + done, bytes - done);
     busy_since_us_.store(0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -119,8 +142,7 @@ bool StdoutWriter::write_all(const Batch& batch) {
     }
     done += static_cast<size_t>(n);
     bytes_written_.fetch_add(static_cast<size_t>(n), std::memory_order_relaxed);
-    while (done_lines < batch.lines.size() &&
-           done_lines_bytes + batch.lines[done_lines].size <= done) {
+    while (done_lines < end && done_lines_bytes + batch.lines[done_lines].size <= done) {
       const LineMark& line = batch.lines[done_lines];
       done_lines_bytes += line.size;
       if (auto* lease = line.backlog ? line.backlog->lease() : nullptr)

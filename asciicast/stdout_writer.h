@@ -31,6 +31,9 @@ class StdoutWriter final : public LineSink {
     // reaches stdout when little is recorded (zero: written as soon as the thread wakes).
     std::chrono::microseconds gather_delay{5000};
     size_t batch_bytes = 256u << 10;  // written at once without waiting for more
+    // Lines go out in slices of whole lines of at most this (or one longer line), each marked
+    // pending in the session table only as it goes out, under the output lock taken per slice.
+    size_t slice_bytes = 256u << 10;
   };
   // `on_room` is called from the writer thread when the global queue falls below half its
   // high-water mark after producers saw it full.
@@ -72,6 +75,8 @@ class StdoutWriter final : public LineSink {
   };
   void run();
   bool write_all(const Batch& batch);
+  // Lines [first, end) of `batch`, whose bytes start at `offset`, under the output lock.
+  bool write_slice(const Batch& batch, size_t first, size_t end, size_t offset);
 
   const Options options_;
   const std::function<void()> on_room_;

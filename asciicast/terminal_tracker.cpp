@@ -35,6 +35,9 @@ class SecretPromptPattern {
   bool matches(std::string_view text) const {
     // When the pattern cannot be compiled, treat every prompt as secret: fail closed.
     if (!ok_) return true;
+    // regexec sees the text up to its first NUL ("Password: " written with its terminating
+    // NUL is a prompt); the test below must see the same.
+    text = text.substr(0, text.find('\0'));
     // Every match ends in ':' and white space ([[:space:]] in the C locale castgate runs in):
     // most text does not, and is answered without the regex (it runs on every chunk of output).
     size_t last = text.find_last_not_of(" \t\n\v\f\r");

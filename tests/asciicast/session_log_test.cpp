@@ -332,6 +332,12 @@ TEST_CASE("without a terminal, the line answering a password prompt is masked") 
     CHECK(n.output("Password: ") == mask + "\n");
   }
   {
+    // A prompt written with its terminating NUL is a prompt.
+    SecretAnswerMasker m;
+    CHECK(m.output(std::string_view("Password: \0", 11)).empty());
+    CHECK(m.input("hunter2\n") == mask + "\n");
+  }
+  {
     SecretAnswerMasker m;  // a never-ending answer is masked as it goes, and not held
     m.output("Password: ");
     std::string out = m.input(std::string(100000, 's'));

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/session_table.h"
+
 using namespace castgate::asciicast;
 
 namespace {
@@ -103,4 +105,44 @@ TEST_CASE("lines from several threads all arrive, each whole") {
     pos = nl + 1;
   }
   CHECK(lines == 1500);
+}
+
+TEST_CASE("a line is marked pending only when the slice that writes it goes out") {
+  // A pipe nobody reads: the writer blocks in the first slice's write(2). The session table must
+  // then name a line of that slice as pending, never the last queued line (a worker killed there
+  // would otherwise have its sessions resumed after lines that never reached stdout).
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  fcntl(fds[1], F_SETPIPE_SZ, 4096);
+  castgate::SessionTable table(4);
+  auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+  backlog->attach(table.open("s1"));
+  StdoutWriter::Options opts;
+  opts.fd = fds[1];
+  opts.batch_bytes = 1 << 20;  // all 200 lines gather into one batch
+  opts.gather_delay = std::chrono::milliseconds(200);
+  opts.slice_bytes = 8192;
+  std::string line(1000, 'x');
+  std::string hash(64, 'a');
+  {
+    StdoutWriter writer(opts);
+    for (uint64_t i = 0; i < 200; ++i) writer.submit(line, ChainPoint{i, hash, false}, backlog);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    auto open = table.open_chains();
+    REQUIRE(open.size() == 1);
+    CHECK(open[0].pending.known);
+    CHECK(open[0].pending.seq < 9);  // within the first slice, not line 199
+    // Read everything so that the writer finishes.
+    std::thread reader([&] {
+      char buf[65536];
+      while (read(fds[0], buf, sizeof buf) > 0) {
+      }
+    });
+    CHECK(writer.drain(std::chrono::seconds(10)));
+    CHECK(table.open_chains()[0].written.seq == 199);
+    close(fds[1]);
+    fds[1] = -1;
+    reader.join();
+  }
+  close(fds[0]);
 }

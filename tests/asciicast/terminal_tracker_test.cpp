@@ -74,6 +74,11 @@ TEST_CASE("secret prompts are recognised, ordinary ones are not") {
   CHECK(TerminalTracker::looks_like_secret_prompt("Enter PIN for 'PIV Card':"));
   CHECK(TerminalTracker::looks_like_secret_prompt("New password:"));
   CHECK(TerminalTracker::looks_like_secret_prompt("Verification code: "));
+  // Written with its terminating NUL (write(1, "Password: ", sizeof "Password: ")), or with
+  // other white space after the colon.
+  CHECK(TerminalTracker::looks_like_secret_prompt(std::string_view("Password: \0", 11)));
+  CHECK(TerminalTracker::looks_like_secret_prompt(std::string_view("Password:\0junk", 14)));
+  CHECK(TerminalTracker::looks_like_secret_prompt("Password:\t\r\v\f"));
   CHECK_FALSE(TerminalTracker::looks_like_secret_prompt("user@host:~$ "));
   CHECK_FALSE(TerminalTracker::looks_like_secret_prompt("Opinion: "));
   CHECK_FALSE(TerminalTracker::looks_like_secret_prompt("password: done. next$ "));
