@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "asciicast/shell_syntax.h"
 #include "common/text.h"
 
 namespace castgate::asciicast {
@@ -13,35 +14,11 @@ constexpr size_t kMaxDepth = 256;
 
 namespace {
 
-// Characters a POSIX shell gives a meaning beyond a plain word. Globs (* ? [ ]) and "~" are
-// allowed: scp's own remote paths use them, and expanding them runs nothing.
+// Characters a POSIX shell gives a meaning beyond a plain word, and '=' (an assignment before
+// the command). Space, globs (* ? [ ]) and "~" are allowed: scp's own remote paths use them, and
+// expanding them runs nothing.
 bool shell_syntax(char c) {
-  switch (c) {
-    case ';':
-    case '&':
-    case '|':
-    case '$':
-    case '`':
-    case '<':
-    case '>':
-    case '(':
-    case ')':
-    case '{':
-    case '}':
-    case '\'':
-    case '"':
-    case '\\':
-    case '\n':
-    case '\r':
-    case '#':
-    case '=':
-    case '!':
-    case '\t':
-    case '\0':
-      return true;
-    default:
-      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-  }
+  return shell_metacharacter(c) || c == '=';
 }
 
 }  // namespace

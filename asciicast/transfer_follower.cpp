@@ -5,6 +5,7 @@
 
 #include "asciicast/git_follower.h"
 #include "asciicast/rsync_follower.h"
+#include "asciicast/shell_syntax.h"
 #include "asciicast/wire_text.h"
 #include "common/text.h"
 
@@ -15,31 +16,7 @@ namespace transfer_detail {
 // never send them unquoted). Unlike parse_scp_command's rule, '=' may stand in rsync's long
 // options: an assignment only counts before the command name, which must be "rsync" or "git-...".
 bool shell_syntax(char c) {
-  switch (c) {
-    case ';':
-    case '&':
-    case '|':
-    case '$':
-    case '`':
-    case '<':
-    case '>':
-    case '(':
-    case ')':
-    case '{':
-    case '}':
-    case '\'':
-    case '"':
-    case '\\':
-    case '#':
-    case '!':
-    case '*':
-    case '?':
-    case '[':
-    case ']':
-      return true;
-    default:
-      return static_cast<unsigned char>(c) < 0x21 || c == 0x7f;
-  }
+  return shell_metacharacter(c) || c == ' ' || c == '*' || c == '?' || c == '[' || c == ']';
 }
 
 bool plain_word(std::string_view w) {

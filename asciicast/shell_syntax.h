@@ -1,0 +1,13 @@
+// What the exec string of a file transfer may not hold: the recognisers of scp, git and rsync
+// commands (scp_parser.h, transfer_follower.h) accept only what those clients send, never
+// anything a shell would read as more than plain words.
+#pragma once
+
+namespace castgate::asciicast {
+
+// Characters that make a POSIX shell do more than read a plain word: operators, redirections,
+// quoting, expansion, comments, history, control characters and DEL. Space, globs and '=' are
+// each caller's choice.
+bool shell_metacharacter(char c);
+
+}  // namespace castgate::asciicast
