@@ -313,9 +313,13 @@ def test_a_connection_from_before_a_reload_starts_no_new_session_under_the_old_r
         assert live.makefile().read() == b"got-x\n"
         inner.close()
         wait_until(lambda: not outer.is_active(), 15, "the old connection to close")
-        ends = [e for e in gw.events() if e["event"]["action"] in ("session.end", "connection.closed")
-                and e["castgate"].get("end_reason") == "config_reloaded"]
-        assert len(ends) == 2, ends  # the stranger's and mallory's outer connection
+
+        def ends():
+            return [e for e in gw.events() if e["event"]["action"] in ("session.end", "connection.closed")
+                    and e["castgate"].get("end_reason") == "config_reloaded"]
+        # The last lines reach the log after the client saw the connection close.
+        wait_until(lambda: len(ends()) >= 2, 10, "both connections' last events")
+        assert len(ends()) == 2, ends()  # the stranger's and mallory's outer connection
     finally:
         for t in (outer, pending):
             t.close()
