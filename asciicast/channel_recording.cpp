@@ -48,7 +48,8 @@ void ChannelRecording::start(const ChannelHeader& header) {
       scp_ = std::make_unique<ScpMetadataParser>(*scp);
     }
   }
-  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_) {
+  // (Without payload recording, a benchmark's relay alone, nothing is summarised either.)
+  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_ && record_payload_) {
     output_summary_ = std::make_unique<StreamSummary>(log_, channel_);
   }
   // git and rsync servers: followed for metadata only; the channel is recorded as any other.

@@ -27,7 +27,7 @@ bool text_control(uint8_t b) {
   return b == '\n' || b == '\r' || b == '\t' || b == '\f' || b == '\b' || b == 0x07 || b == 0x1b;
 }
 
-bool printable(uint8_t b) {
+constexpr bool printable(int b) {
   return (b >= 0x20 && b < 0x7f) || b == '\t';
 }
 
@@ -66,6 +66,12 @@ bool is_binary_chunk(std::string_view chunk) {
         i += 8;
         continue;
       }
+      if (w == 0) {  // zeros: decided as soon as they are most of the chunk
+        nul += 8;
+        i += 8;
+        if (nul * 2 > n) return true;
+        continue;
+      }
     }
     uint8_t b = p[i];
     if (b == 0) {
@@ -86,36 +92,64 @@ bool is_binary_chunk(std::string_view chunk) {
       ++i;
     }
     // Decided already whatever the rest holds: binary data is told within its first bytes.
-    if (odd * 32 > n) return true;
+    if (odd * 32 > n || nul * 2 > n) return true;
   }
   size_t rest = n - nul;
   if (nul > rest) return true;
   return odd * 32 > rest;
 }
 
+namespace {
+
+// What a byte is to strings(1): skipped (NUL), part of a string, the end of one, or a newline.
+enum : uint8_t { kSkip = 0, kPrintable = 1, kOther = 2, kNewline = 3 };
+
+struct ByteClasses {
+  uint8_t of[256];
+  constexpr ByteClasses() : of() {
+    for (int b = 0; b < 256; ++b)
+      of[b] = b == 0 ? kSkip : b == '\n' ? kNewline : printable(b) ? kPrintable : kOther;
+  }
+};
+constexpr ByteClasses kClasses;
+
+}  // namespace
+
+// Binary data is mostly bytes that end nothing worth keeping, in no predictable order: the loop
+// has no branch on the byte's class but a rare one (a string long enough to keep, or too long).
 void StringsExtractor::feed(std::string_view bytes) {
-  for (char c : bytes) {
-    auto b = static_cast<uint8_t>(c);
-    if (b == 0) continue;  // skipped: text interleaved with NULs stays one string
-    if (printable(b)) {
-      current_.push_back(c);
-      if (current_.size() >= kMaxString) end_run(false);
-    } else {
-      end_run(b == '\n');
+  const char* p = bytes.data();
+  const char* const end = p + bytes.size();
+  while (p < end) {
+    if (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (w == 0) {  // NULs are skipped: zeros go eight at a time
+        p += 8;
+        continue;
+      }
+    }
+    char ch = *p++;
+    uint8_t c = kClasses.of[static_cast<uint8_t>(ch)];
+    current_[length_] = ch;  // kept only if it is printable (length_ grows past it)
+    const bool ends = c >= kOther;
+    if (ends & ((length_ >= kMinString) | ((c == kNewline) & (length_ >= kMinLine)))) keep(length_);
+    length_ = (length_ + (c == kPrintable)) * !ends;
+    if (length_ == kMaxString) {
+      keep(length_);
+      length_ = 0;
     }
   }
 }
 
-void StringsExtractor::end_run(bool line_end) {
-  if (current_.size() >= kMinString || (line_end && current_.size() >= kMinLine)) {
-    found_ += current_;
-    found_.push_back('\n');
-  }
-  current_.clear();
+void StringsExtractor::keep(size_t length) {
+  found_.append(current_, length);
+  found_.push_back('\n');
 }
 
 void StringsExtractor::flush() {
-  end_run(false);
+  if (length_ >= kMinString) keep(length_);
+  length_ = 0;
 }
 
 std::string StringsExtractor::take() {

@@ -52,8 +52,9 @@ class StringsExtractor {
   size_t pending() const { return found_.size(); }
 
  private:
-  void end_run(bool line_end);
-  std::string current_;  // printable characters since the last other byte (NULs skipped)
+  void keep(size_t length);       // current_[0, length) is a string
+  char current_[kMaxString + 1];  // printable characters since the last other byte (NULs skipped)
+  size_t length_ = 0;
   std::string found_;
 };
 
