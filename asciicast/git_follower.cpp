@@ -341,13 +341,7 @@ class GitFollower final : public TransferFollower {
           return;
         return fail("unexpected line in a fetch response");
       case Target::kV2Packfile:
-        if (p.kind == K::kFlush) {
-          pack_complete();
-          target_ = Target::kV2Idle;
-          return;
-        }
-        if (p.kind != K::kData) return fail("unexpected special packet in a packfile section");
-        return side_band(d);
+        return side_band_packet(p, d, Target::kV2Idle, "a packfile section");
       case Target::kNegotiation:
         if (p.kind == K::kFlush) return;  // after shallow/unshallow lines
         if (p.kind != K::kData) return fail("unexpected special packet in negotiation");
@@ -360,13 +354,7 @@ class GitFollower final : public TransferFollower {
           return;
         return fail("unexpected line in negotiation");
       case Target::kSideBand:
-        if (p.kind == K::kFlush) {
-          pack_complete();
-          target_ = Target::kDone;
-          return;
-        }
-        if (p.kind != K::kData) return fail("unexpected special packet in side-band data");
-        return side_band(d);
+        return side_band_packet(p, d, Target::kDone, "side-band data");
       case Target::kReport:
         if (report_sideband_) {
           if (p.kind == K::kFlush) {
@@ -403,6 +391,19 @@ class GitFollower final : public TransferFollower {
       case Target::kDone:
         return;
     }
+  }
+
+  // A packet of a multiplexed pack (v2's packfile section, v0/v1's side-band): data, or the
+  // flush that ends the pack, after which the exchange goes on at `after`.
+  void side_band_packet(const Packet& p, std::string_view d, Target after, const char* where) {
+    if (p.kind == Packet::Kind::kFlush) {
+      pack_complete();
+      target_ = after;
+      return;
+    }
+    if (p.kind != Packet::Kind::kData)
+      return fail(std::string("unexpected special packet in ") + where);
+    side_band(d);
   }
 
   void side_band(std::string_view d) {
