@@ -133,15 +133,17 @@ std::optional<std::string> TerminalTracker::complete(const Line& l) const {
   std::string line = cursor_line(false);
   // The newline must end the echo of this line: its last keystrokes have to be on it.
   if (!l.typed.empty() && line.find(tail_of(l.typed)) == std::string::npos) return std::nullopt;
-  std::string command;
-  if (!l.prompt.empty()) {
-    if (!starts_with(line, l.prompt)) return "";  // the prompt is gone: nothing reliable to say
-    command = line.substr(l.prompt.size());
-  } else if (!l.typed.empty() && line.find(l.typed) != std::string::npos) {
-    command = line.substr(line.find(l.typed));  // typed before the prompt appeared
-  } else {
-    command = line;
+  std::string_view command = line;
+  if (!l.prompt.empty() && starts_with(line, l.prompt)) {
+    command.remove_prefix(l.prompt.size());
+  } else if (size_t at = l.typed.empty() ? std::string::npos : line.find(l.typed);
+             at != std::string::npos) {
+    // Typed before this prompt appeared (ahead of the shell, pasted with the line that changed
+    // the prompt): the line from what was typed.
+    command.remove_prefix(at);
   }
+  // Otherwise the whole line, prompt and all: a command that went unseen because the prompt
+  // changed under it would be a way around the alert rules.
   return std::string(trim(command));
 }
 

