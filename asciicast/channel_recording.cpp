@@ -7,6 +7,7 @@
 #include "asciicast/secret_answer_masker.h"
 #include "asciicast/sftp_parser.h"
 #include "asciicast/stream_summary.h"
+#include "asciicast/tar_follower.h"
 #include "asciicast/terminal_tracker.h"
 #include "asciicast/transfer_follower.h"
 #include "asciicast/untrusted_text.h"
@@ -48,13 +49,22 @@ void ChannelRecording::start(const ChannelHeader& header) {
       scp_ = std::make_unique<ScpMetadataParser>(*scp);
     }
   }
-  // (Without payload recording, a benchmark's relay alone, nothing is summarised either.)
-  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_ && record_payload_) {
-    output_summary_ = std::make_unique<StreamSummary>(log_, channel_);
-  }
-  // git and rsync servers: followed for metadata only; the channel is recorded as any other.
+  // git and rsync servers: followed for metadata; the channel is recorded as any other.
   if (!header.pty && header.kind == "exec" && !scp_)
     transfer_ = make_transfer_follower(header.command);
+  // (Without payload recording, a benchmark's relay alone, nothing is summarised either.)
+  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_ && record_payload_) {
+    output_summary_ = std::make_unique<StreamSummary>(log_, channel_, StreamDirection::kOutput);
+  }
+  // Uploads to a command that only writes its input to files: metadata (the file, or the
+  // archive's members), and its binary input as a summary; never where the target could run it.
+  if (!header.pty && header.kind == "exec" && !scp_ && !transfer_)
+    if (auto sink = parse_upload_sink(header.command)) {
+      upload_ = std::move(sink);
+      if (upload_->program == "tar") tar_ = std::make_unique<TarFollower>(upload_->path);
+    }
+  if (output_summary_ && ((transfer_ && transfer_->upload()) || upload_))
+    input_summary_ = std::make_unique<StreamSummary>(log_, channel_, StreamDirection::kInput);
   if (header.pty)
     terminal_ = std::make_unique<TerminalTracker>(header.width, header.height);
   else
@@ -141,7 +151,7 @@ void ChannelRecording::from_target(std::string_view raw, bool is_stderr) {
   if (finished_) return;
   if (transfer_ && !is_stderr) follow_transfer(raw, false);
   if ((sftp_ || scp_) && !is_stderr) return file_data(raw, false);
-  if (!is_stderr && summarized(raw)) {
+  if (!is_stderr && summarized(output_summary_.get(), stdout_utf8_, "asciicast.output", raw)) {
     record_input(masker_->output(raw));  // held input first: the program answered it
     return;
   }
@@ -164,27 +174,45 @@ void ChannelRecording::from_user(std::string_view raw) {
     terminal_->input(raw);
     return record_input(terminal_->take_recordable_input());
   }
+  if (upload_) upload_bytes_ += raw.size();
+  if (tar_ && tar_->error().empty()) {
+    std::vector<FileOperation> ops;
+    tar_->feed(raw, ops);
+    emit_files(ops);  // the members whose headers this completed, or the error
+  }
+  // A push, an rsync upload or an archive whose data stopped being that: in full from here.
+  if (input_summary_ &&
+      ((transfer_ && !transfer_->error().empty()) || (tar_ && !tar_->error().empty())))
+    end_summary(input_summary_);
+  if (summarized(input_summary_.get(), input_utf8_, "asciicast.input", raw)) return;
   record_input(masker_->input(raw));
 }
 
-bool ChannelRecording::summarized(std::string_view raw) {
-  if (!output_summary_ || raw.empty()) return false;
+bool ChannelRecording::summarized(StreamSummary* summary, Utf8Sanitizer& utf8,
+                                  std::string_view action, std::string_view raw) {
+  if (!summary || raw.empty()) return false;
   // A few bytes never start a run (a control character printed alone, the rest of a character
   // cut by the previous read): they cost little recorded in full, and a run costs events.
-  if ((!output_summary_->in_run() && raw.size() < StreamSummary::kMinRunStart) ||
-      !is_binary_chunk(raw)) {
-    output_summary_->text(raw.size(), clock_.steady_now());
-    if (auto m = output_summary_->take_marker()) marker(*m);
+  if ((!summary->in_run() && raw.size() < StreamSummary::kMinRunStart) || !is_binary_chunk(raw)) {
+    summary->text(raw.size(), clock_.steady_now());
+    if (auto m = summary->take_marker()) marker(*m);
     return false;
   }
-  if (!output_summary_->in_run()) {
+  if (!summary->in_run()) {
     // Text cut before the run (a character's first bytes) is recorded first, as it was.
     scratch_.clear();
-    stdout_utf8_.flush(scratch_);
-    emit_text("asciicast.output", 'o', scratch_);
+    utf8.flush(scratch_);
+    emit_text(action, action == "asciicast.input" ? 'i' : 'o', scratch_);
   }
-  output_summary_->binary(raw, clock_.steady_now());
+  summary->binary(raw, clock_.steady_now());
   return true;
+}
+
+void ChannelRecording::end_summary(std::unique_ptr<StreamSummary>& summary) {
+  if (!summary) return;
+  summary->finish(clock_.steady_now());
+  if (auto m = summary->take_marker()) marker(*m);
+  summary.reset();
 }
 
 void ChannelRecording::record_input(std::string_view raw) {
@@ -283,10 +311,8 @@ void ChannelRecording::follow_transfer(std::string_view raw, bool from_user) {
 
 void ChannelRecording::finish() {
   if (finished_) return;
-  if (output_summary_) {
-    output_summary_->finish(clock_.steady_now());
-    if (auto m = output_summary_->take_marker()) marker(*m);
-  }
+  end_summary(output_summary_);
+  end_summary(input_summary_);
   std::vector<FileOperation> ops;
   if (sftp_) {
     sftp_->finish(ops);
@@ -295,6 +321,20 @@ void ChannelRecording::finish() {
   if (transfer_) {
     ops.clear();
     transfer_->finish(ops);
+    emit_files(ops);
+  }
+  if (tar_) {
+    ops.clear();
+    tar_->finish(ops);
+    emit_files(ops);
+  } else if (upload_) {  // cat > PATH, dd of=PATH: the file and what was sent to it
+    FileOperation o;
+    o.protocol = "exec";
+    o.action = "transfer";
+    o.direction = "upload";
+    o.path = upload_->path;
+    o.size = upload_bytes_;
+    ops.assign(1, std::move(o));
     emit_files(ops);
   }
   if (terminal_) {

@@ -11,19 +11,22 @@
 // recorded in full in both directions from there on, with an alert. stderr is always recorded.
 //
 // Binary output on other exec channels without a pty is recorded as stream summaries when the
-// header says so (stream_summary.h); text on them, all input, and everything on a terminal, in
-// full.
+// header says so (stream_summary.h), and binary input too where the command only writes it to
+// files (an upload sink, git push, rsync to the target); text on them, all other input, and
+// everything on a terminal, in full.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "asciicast/alert_rules.h"
 #include "asciicast/file_operation.h"
 #include "asciicast/session_log.h"
+#include "asciicast/upload_sink.h"
 #include "asciicast/utf8.h"
 #include "common/clock.h"
 
@@ -34,6 +37,7 @@ class SftpMetadataParser;
 class ScpMetadataParser;
 class SecretAnswerMasker;
 class StreamSummary;
+class TarFollower;
 class TransferFollower;
 
 struct ChannelHeader {
@@ -44,8 +48,8 @@ struct ChannelHeader {
   std::string command;  // exec command or subsystem name; empty for a shell
   std::string kind;     // "shell", "exec", "subsystem"
   bool pty = false;
-  // Binary output on an exec channel without a pty as stream summaries, not byte for byte (the
-  // policy's "binary_streams": "summary").
+  // Binary output (and an upload's binary input) on an exec channel without a pty as stream
+  // summaries, not byte for byte (the policy's "binary_streams": "summary").
   bool summarize_binary = false;
 };
 
@@ -85,9 +89,13 @@ class ChannelRecording {
   void follow_transfer(std::string_view raw, bool from_user);
   void emit_command(const std::string& command, const char* source);
   void check_alerts(std::string_view applies_to, const std::string& text);
-  // True when the target's stdout `raw` is part of a binary run (then it is not recorded as
-  // text; see summarize_binary).
-  bool summarized(std::string_view raw);
+  // True when `raw`, the target's stdout or the user's input as `summary` follows it, is part of
+  // a binary run (then it is not recorded as text; see summarize_binary). `utf8` is that
+  // direction's sanitizer, `action` its asciicast event.
+  bool summarized(StreamSummary* summary, Utf8Sanitizer& utf8, std::string_view action,
+                  std::string_view raw);
+  // The run in progress ends (its stream.end and marker); nothing more is summarised.
+  void end_summary(std::unique_ptr<StreamSummary>& summary);
 
   SessionLog& log_;
   const int channel_;
@@ -105,7 +113,11 @@ class ChannelRecording {
   std::unique_ptr<SftpMetadataParser> sftp_;
   std::unique_ptr<ScpMetadataParser> scp_;
   std::unique_ptr<StreamSummary> output_summary_;  // see summarize_binary
+  std::unique_ptr<StreamSummary> input_summary_;   // uploads only (stream_summary.h)
   std::unique_ptr<TransferFollower> transfer_;     // exec channels running a git or rsync server
+  std::optional<UploadSink> upload_;               // exec channels that only store their input
+  std::unique_ptr<TarFollower> tar_;               // ... as `tar x`
+  uint64_t upload_bytes_ = 0;
 };
 
 }  // namespace castgate::asciicast

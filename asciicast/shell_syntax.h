@@ -3,11 +3,16 @@
 // anything a shell would read as more than plain words.
 #pragma once
 
+#include <string_view>
+
 namespace castgate::asciicast {
 
 // Characters that make a POSIX shell do more than read a plain word: operators, redirections,
 // quoting, expansion, comments, history, control characters and DEL. Space, globs and '=' are
 // each caller's choice.
 bool shell_metacharacter(char c);
+
+// A word that a POSIX shell passes on as it is: not empty, no metacharacter, no space, no glob.
+bool plain_word(std::string_view w);
 
 }  // namespace castgate::asciicast

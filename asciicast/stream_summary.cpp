@@ -158,7 +158,8 @@ std::string StringsExtractor::take() {
   return out;
 }
 
-StreamSummary::StreamSummary(SessionLog& log, int channel) : log_(log), channel_(channel) {}
+StreamSummary::StreamSummary(SessionLog& log, int channel, StreamDirection direction)
+    : log_(log), channel_(channel), direction_(direction) {}
 
 void StreamSummary::text(size_t bytes, std::chrono::steady_clock::time_point now) {
   if (in_run_) end_run(now);
@@ -192,7 +193,7 @@ std::optional<std::string> StreamSummary::take_marker() {
 }
 
 json StreamSummary::run_fields(std::chrono::steady_clock::time_point now) const {
-  return json{{"direction", "output"},
+  return json{{"direction", direction_ == StreamDirection::kInput ? "input" : "output"},
               {"offset", run_offset_},
               {"bytes", run_bytes_},
               {"seconds", seconds_between(run_start_, now)}};
@@ -223,7 +224,9 @@ void StreamSummary::end_run(std::chrono::steady_clock::time_point now) {
   // ECS file.hash.sha256 and file.size: the digest is searchable where file hashes are.
   json f{{"castgate", {{"stream", std::move(s)}}},
          {"file", {{"hash", {{"sha256", hex}}}, {"size", run_bytes_}}}};
-  std::string what = "binary output: " + size_text(run_bytes_);
+  std::string what =
+      (direction_ == StreamDirection::kInput ? "binary input: " : "binary output: ") +
+      size_text(run_bytes_);
   log_.emit(EventKind{"stream.end", "", what}, std::move(f), channel_);
   marker_ = what + ", sha256 " + hex;
 }

@@ -3,13 +3,16 @@
 // byte for byte, binary data costs the recording several times its size and says nothing a reader
 // can use; its digest lets an investigator match a file found elsewhere.
 //
-// Only the target's stdout is summarised. What the user sends (stdin) is what the target runs
-// (`ssh host bash` reads its commands there) and stays recorded in full, binary or not; so does
-// stderr. stdout is judged read by read as it is relayed (is_binary_chunk): a read of binary data
-// of at least kMinRunStart bytes starts a run, every later read that is not text joins it, and
-// the first text ends it with stream.end (offset in the output, bytes, SHA-256 of exactly those
-// bytes, duration) and a marker for the replay. A run that lasts reports stream.progress every 10
-// seconds. Text is recorded in full as always.
+// The target's stdout is summarised. What the user sends (stdin) is what the target runs (`ssh
+// host bash` reads its commands there) and stays recorded in full, binary or not, unless the
+// command only writes it to files: a recognised upload sink (`cat > PATH`, `tar x`, `dd of=PATH`:
+// upload_sink.h), or git push and rsync to the target while their data is that protocol
+// (transfer_follower.h). stderr is always recorded in full. A direction is judged read by read as
+// it is relayed (is_binary_chunk): a read of binary data of at least kMinRunStart bytes starts a
+// run, every later read that is not text joins it, and the first text ends it with stream.end
+// (direction, offset in that direction, bytes, SHA-256 of exactly those bytes, duration) and a
+// marker for the replay. A run that lasts reports stream.progress every 10 seconds. Text is
+// recorded in full as always.
 //
 // The run's printable strings go with it: every run of at least kMinString printable characters
 // (NUL bytes skipped, so text interleaved with NULs stays readable), and every shorter one of at
@@ -58,23 +61,26 @@ class StringsExtractor {
   std::string found_;
 };
 
-// The target's stdout on one channel.
+enum class StreamDirection { kOutput, kInput };  // the target's stdout, the user's stdin
+
+// One direction of one channel.
 class StreamSummary {
  public:
   static constexpr std::chrono::seconds kProgressInterval{10};
   static constexpr size_t kStringsPerEvent = 2048;
   static constexpr size_t kMinRunStart = 64;  // a shorter chunk is recorded as text unless in a run
 
-  StreamSummary(SessionLog& log, int channel);
+  StreamSummary(SessionLog& log, int channel, StreamDirection direction);
 
-  // Relayed output: text (recorded in full by the caller; it ends a run in progress), or binary
+  // Relayed data: text (recorded in full by the caller; it ends a run in progress), or binary
   // data (is_binary_chunk), which starts a run or joins the one in progress.
   void text(size_t bytes, std::chrono::steady_clock::time_point now);
   void binary(std::string_view bytes, std::chrono::steady_clock::time_point now);
   bool in_run() const { return in_run_; }
   // The channel ended: the run in progress ends.
   void finish(std::chrono::steady_clock::time_point now);
-  // A marker for the replay after a run ended ("binary output: 3.2 MiB, sha256 …"), once.
+  // A marker for the replay after a run ended ("binary output: 3.2 MiB, sha256 …", "binary
+  // input: …"), once.
   std::optional<std::string> take_marker();
 
  private:
@@ -84,7 +90,8 @@ class StreamSummary {
 
   SessionLog& log_;
   const int channel_;
-  uint64_t offset_ = 0;  // bytes of output before the current chunk
+  const StreamDirection direction_;
+  uint64_t offset_ = 0;  // bytes of this direction before the current chunk
   bool in_run_ = false;
   uint64_t run_offset_ = 0, run_bytes_ = 0;
   std::chrono::steady_clock::time_point run_start_, last_progress_;

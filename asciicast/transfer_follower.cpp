@@ -12,17 +12,6 @@
 namespace castgate::asciicast {
 namespace transfer_detail {
 
-// Characters a POSIX shell gives a meaning beyond a plain word, globs included (git and rsync
-// never send them unquoted). Unlike parse_scp_command's rule, '=' may stand in rsync's long
-// options: an assignment only counts before the command name, which must be "rsync" or "git-...".
-bool shell_syntax(char c) {
-  return shell_metacharacter(c) || c == ' ' || c == '*' || c == '?' || c == '[' || c == ']';
-}
-
-bool plain_word(std::string_view w) {
-  return !w.empty() && std::none_of(w.begin(), w.end(), shell_syntax);
-}
-
 // Git's quoting of a path for the remote shell (sq_quote_buf): the whole path in single quotes,
 // each quote inside as '\'' (and each "!" as '\!'). Returns false for anything else.
 bool git_unquote(std::string_view arg, std::string& out) {
@@ -96,6 +85,8 @@ std::optional<GitCommand> parse_git_command(std::string_view exec) {
   return c;
 }
 
+// Words as rsync sends them (plain_word): never globs or shell syntax unquoted. An assignment
+// only counts before the command name, which must be "rsync", so '=' may stand in long options.
 std::optional<RsyncCommand> parse_rsync_command(std::string_view exec) {
   auto words = castgate::split(exec, ' ', false);
   if (words.size() < 4 || words[0] != "rsync" || words[1] != "--server") return std::nullopt;
@@ -108,7 +99,7 @@ std::optional<RsyncCommand> parse_rsync_command(std::string_view exec) {
   bool end_of_options = false;
   for (; i < words.size(); ++i) {
     const std::string& w = words[i];
-    if (!transfer_detail::plain_word(w)) return std::nullopt;
+    if (!plain_word(w)) return std::nullopt;
     if (w == ".") {
       end_of_options = true;
       ++i;
@@ -141,7 +132,7 @@ std::optional<RsyncCommand> parse_rsync_command(std::string_view exec) {
   }
   if (!end_of_options || i >= words.size()) return std::nullopt;
   for (; i < words.size(); ++i) {
-    if (!transfer_detail::plain_word(words[i])) return std::nullopt;
+    if (!plain_word(words[i])) return std::nullopt;
     c.paths.push_back(words[i]);
   }
   return c;

@@ -67,6 +67,8 @@ class TransferFollower {
   // Non-empty once the data is not the protocol: one `error` operation said so, nothing follows.
   const std::string& error() const { return error_; }
   const std::string& protocol() const { return protocol_; }
+  // The user sends the files (git push, rsync to the target).
+  bool upload() const { return operation().direction == "upload"; }
 
  protected:
   enum Side { kUser = 0, kTarget = 1 };

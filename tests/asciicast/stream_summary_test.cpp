@@ -2,11 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "asciicast/channel_recording.h"
 #include "asciicast/session_log.h"
+#include "asciicast/upload_sink.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/asciicast/memory_sink.h"
@@ -266,4 +269,141 @@ TEST_CASE("many small switches between text and binary stay bounded") {
   CHECK(r.events("stream.end").size() == 200);
   CHECK(r.sink.lines.size() < 200 * 4 + 10);
   CHECK(r.events("stream.start").empty());
+}
+
+TEST_CASE("upload sinks are recognised strictly: only commands that write stdin to a file") {
+  using castgate::asciicast::parse_upload_sink;
+  struct Case {
+    std::string_view exec;
+    std::string_view program, path;
+  };
+  for (const Case& c : {Case{"cat > /tmp/x.bin", "cat", "/tmp/x.bin"},
+                        Case{"cat >> backup.tar", "cat", "backup.tar"},
+                        Case{"cat >out", "cat", "out"}, Case{"cat - > out", "cat", "out"},
+                        Case{"dd of=/srv/disk.img bs=1M status=progress", "dd", "/srv/disk.img"},
+                        Case{"tar x", "tar", "."}, Case{"tar xf - -C /srv/www", "tar", "/srv/www"},
+                        Case{"tar -x -f - --directory=dst --strip-components=1", "tar", "dst"},
+                        Case{"tar --extract --file=- -C d", "tar", "d"},
+                        Case{"tar -xvpf - --no-same-owner", "tar", "."}}) {
+    CAPTURE(c.exec);
+    auto sink = parse_upload_sink(c.exec);
+    REQUIRE(sink);
+    CHECK(sink->program == c.program);
+    CHECK(sink->path == c.path);
+  }
+  // Programs that run what they read, a second command, options that hand the data to another
+  // program, destinations that are not files (bash's /dev/tcp, devices), shell syntax.
+  for (std::string_view exec : {"bash",
+                                "sh -c 'cat > x'",
+                                "cat",
+                                "cat x",
+                                "cat > x; sh x",
+                                "cat > x && sh x",
+                                "cat > $X",
+                                "cat > `id`",
+                                "cat > x y",
+                                "cat  > x",
+                                "cat > /dev/tcp/10.0.0.1/6379",
+                                "cat > //dev/tcp/a/1",
+                                "cat > /proc/self/fd/1",
+                                "cat > a/../../dev/tcp/h/1",
+                                "cat > 'x'",
+                                "cat > x*",
+                                "cat | sh",
+                                "dd",
+                                "dd if=/etc/shadow of=x",
+                                "dd of=x of=y",
+                                "dd of=/dev/sda",
+                                "dd of=x skip=1",
+                                "tar c",
+                                "tar xf archive.tar",
+                                "tar x --to-command=sh",
+                                "tar xI sh",
+                                "tar x -I sh",
+                                "tar x --use-compress-program=sh",
+                                "tar x --checkpoint-action=exec=sh",
+                                "tar x --info-script=sh",
+                                "tar xf",
+                                "tar xC",
+                                "tar x member",
+                                "tar x -C /dev",
+                                "tar xf - -C",
+                                "tar x --file=x.tar",
+                                "cat > x\nsh",
+                                "tee x",
+                                "python3 -c 1"}) {
+    CAPTURE(exec);
+    CHECK_FALSE(parse_upload_sink(exec));
+  }
+}
+
+TEST_CASE("a binary upload to a file sink is a stream summary with the digest of its bytes") {
+  Recorded r(true, "cat > /srv/backup.bin");
+  std::string blob = random_bytes_seeded(1 << 20, 11);
+  r.rec->from_user("");
+  for (size_t at = 0; at < blob.size(); at += 32768) r.rec->from_user(blob.substr(at, 32768));
+  r.rec->from_target("done\n", false);
+  r.rec->finish();
+  auto ends = r.events("stream.end");
+  REQUIRE(ends.size() == 1);
+  CHECK(ends[0]["castgate"]["stream"]["direction"] == "input");
+  CHECK(ends[0]["castgate"]["stream"]["offset"] == 0);
+  CHECK(ends[0]["castgate"]["stream"]["bytes"] == blob.size());
+  CHECK(ends[0]["file"]["hash"]["sha256"] == hex_sha256(blob));
+  CHECK(r.recorded("asciicast.input").empty());
+  CHECK(r.recorded("asciicast.output") == "done\n");
+  CHECK(r.recorded("asciicast.marker").find("binary input: ") == 0);
+  CHECK(r.bytes() < blob.size() / 50);
+  auto files = r.events("file.transfer");
+  REQUIRE(files.size() == 1);
+  CHECK(files[0]["file"]["path"] == "/srv/backup.bin");
+  CHECK(files[0]["file"]["size"] == blob.size());
+  CHECK(files[0]["castgate"]["file"]["protocol"] == "exec");
+  CHECK(files[0]["castgate"]["file"]["direction"] == "upload");
+}
+
+TEST_CASE("tar x: members listed, the archive summarised; what is not tar recorded in full") {
+  std::ifstream in(std::string(CASTGATE_SOURCE_DIR) + "/tests/asciicast/data/transfers/gnu.tar",
+                   std::ios::binary);
+  std::string tar((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(tar.size() == 30720);
+  {
+    Recorded r(true, "tar xf - -C /srv");
+    r.rec->from_user(tar);
+    r.rec->finish();
+    auto files = r.events("file.transfer");
+    REQUIRE(files.size() >= 4);
+    CHECK(files[0]["file"]["path"] == "/srv/.bashrc");
+    CHECK(files[0]["castgate"]["file"]["protocol"] == "tar");
+    CHECK(r.events("file.symlink").size() == 1);
+    CHECK(r.events("file.error").empty());
+    auto ends = r.events("stream.end");
+    REQUIRE(ends.size() == 1);
+    CHECK(ends[0]["file"]["hash"]["sha256"] == hex_sha256(tar));
+    CHECK(r.recorded("asciicast.input").empty());
+  }
+  {
+    // A valid first member, then a script where the next header should be.
+    Recorded r(true, "tar xf - -C /srv");
+    std::string hidden = "echo HIDDEN; " + random_bytes_seeded(4000, 13);
+    r.rec->from_user(tar.substr(0, 1024));
+    r.rec->from_user(hidden);
+    r.rec->finish();
+    auto errors = r.events("file.error");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0]["castgate"]["file"]["status"] == "not tar: header checksum does not match");
+    CHECK(r.recorded("asciicast.input").find("echo HIDDEN; ") != std::string::npos);
+  }
+}
+
+TEST_CASE("git push: the pack is summarised while the data is git, in full once it is not") {
+  // A push's commands (pkt-lines, text), then binary: recorded in full before the follower has
+  // seen the target's advertisement, summarised as the pack; data that is not git stops it.
+  Recorded r(true, "git-receive-pack '/srv/r.git'");
+  std::string blob = random_bytes_seeded(100000, 12);
+  r.rec->from_user(blob);  // not git at all: the follower says so, the bytes are recorded
+  r.rec->finish();
+  CHECK(r.events("stream.end").empty());
+  CHECK(r.events("file.error").size() == 1);
+  CHECK_FALSE(r.recorded("asciicast.input").empty());
 }

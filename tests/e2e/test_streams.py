@@ -1,6 +1,7 @@
 """Binary output on exec channels without a pty: recorded as stream summaries (bytes, times, the
-SHA-256 of exactly the bytes, the printable strings in them) instead of escaped byte for byte;
-text, and everything the user sends, in full; the policy's "binary_streams": "full" keeps
+SHA-256 of exactly the bytes, the printable strings in them) instead of escaped byte for byte,
+and binary input too where the command only writes it to files (`tar x`, `cat > FILE`); text,
+and input to anything else, in full; the policy's "binary_streams": "full" keeps
 today's recording. Real OpenSSH client and sshd through castgate; contents checked at the far
 end."""
 
@@ -66,22 +67,78 @@ def test_binary_download_is_a_summary_whose_digest_matches_the_file(gateway, key
     assert "binary output: 12.0 MiB, sha256 " + s["sha256"] in cast.read_text()
 
 
-def test_tar_upload_lands_intact_and_input_is_recorded_in_full(gateway, keys, tmp_path):
-    # What the user sends is what the target runs: never summarised (a summary of `ssh host bash`
-    # input would let a user hide commands). The upload is recorded byte for byte, as it was.
+def input_runs_cover(events, data: bytes) -> list[dict]:
+    """The input runs of a session; each one's digest is that of exactly its bytes of `data`."""
+    runs = [e["castgate"]["stream"] for e in of(events, "stream.end")
+            if e["castgate"]["stream"]["direction"] == "input"]
+    for s in runs:
+        part = data[s["offset"]:s["offset"] + s["bytes"]]
+        assert len(part) == s["bytes"] and hashlib.sha256(part).hexdigest() == s["sha256"], s
+    return runs
+
+
+def test_tar_upload_lands_intact_as_a_summary_of_its_input(gateway, keys, tmp_path):
+    # `tar x` only writes what it reads to files: its binary input is summarised like an SFTP
+    # upload, with the digest of exactly the bytes sent.
     src = tmp_path / "src"
     dest = tmp_path / "dest"
     src.mkdir()
     dest.mkdir()
-    (src / "random.bin").write_bytes(os.urandom(256 << 10))
-    (src / "zeros.img").write_bytes(bytes(256 << 10))
+    (src / "random.bin").write_bytes(os.urandom(4 << 20))
+    (src / "zeros.img").write_bytes(bytes(4 << 20))
     tar = subprocess.run(["tar", "c", "-C", str(src), "."], capture_output=True, check=True).stdout
-    r, events, session = session_run(gateway, keys, f"tar x -C {dest}", input=tar)
+    r, events, session = session_run(gateway, keys, f"tar xf - -C {dest}", input=tar)
     assert r.returncode == 0, r.stderr
     for name in ("random.bin", "zeros.img"):
         assert (dest / name).read_bytes() == (src / name).read_bytes()
-    assert not [e for e in events if e["event"]["action"].startswith("stream.")]
-    assert len(output_text(events, "asciicast.input")) >= len(tar) * 0.9
+    runs = input_runs_cover(events, tar)
+    assert sum(s["bytes"] for s in runs) > len(tar) * 0.99
+    assert len(output_text(events, "asciicast.input")) < len(tar) / 100
+    assert record_bytes(gateway, session) < len(tar) / 100
+    # Its members are listed as they pass, as SFTP's files are.
+    members = {e["file"]["path"]: e for e in of(events, "file.transfer")}
+    assert members[f"{dest}/random.bin"]["file"]["size"] == 4 << 20
+    assert members[f"{dest}/zeros.img"]["castgate"]["file"]["protocol"] == "tar"
+
+
+def test_a_dotfile_in_an_uploaded_archive_raises_its_alert_and_junk_is_recorded(gateway, keys, tmp_path):
+    src = tmp_path / "home"
+    dest = tmp_path / "dest"
+    src.mkdir()
+    dest.mkdir()
+    (src / ".bashrc").write_text("alias ls='rm -rf'\n")
+    (src / "blob.bin").write_bytes(os.urandom(1 << 20))
+    tar = subprocess.run(["tar", "c", "-C", str(src), ".bashrc", "blob.bin"], capture_output=True,
+                         check=True).stdout
+    r, events, _ = session_run(gateway, keys, f"tar x -C {dest}", input=tar)
+    assert r.returncode == 0, r.stderr
+    assert (dest / ".bashrc").read_text() == "alias ls='rm -rf'\n"
+    alerts = [e for e in of(events, "alert") if e["rule"]["name"] == "shell-startup-file"]
+    assert alerts and alerts[0]["castgate"]["alert"]["matched"] == f"{dest}/.bashrc"
+    # Not tar from some point on (a shell script after the first member): a file.error, and
+    # the rest of the input recorded byte for byte.
+    script = b"echo not-tar-any-more\n" + os.urandom(64 << 10)
+    r, events, _ = session_run(gateway, keys, f"tar x -C {dest}", input=tar[:1024] + script)
+    errors = of(events, "file.error")
+    assert len(errors) == 1 and errors[0]["castgate"]["file"]["status"].startswith("not tar: ")
+    assert "echo not-tar-any-more" in output_text(events, "asciicast.input")
+
+
+def test_cat_upload_is_a_summary_and_a_shell_upload_is_not(gateway, keys, tmp_path):
+    blob = os.urandom(8 << 20)
+    dest = tmp_path / "uploaded.bin"
+    r, events, session = session_run(gateway, keys, f"cat > {dest}", input=blob)
+    assert r.returncode == 0, r.stderr
+    assert dest.read_bytes() == blob
+    runs = input_runs_cover(events, blob)
+    assert len(runs) == 1 and runs[0]["bytes"] == len(blob) and runs[0]["offset"] == 0
+    assert record_bytes(gateway, session) < len(blob) / 100
+    # The same bytes to a command that could run them (a second command after the upload):
+    # recorded in full.
+    r, events, session = session_run(gateway, keys, f"cat > {dest}; true", input=blob[:1 << 20])
+    assert r.returncode == 0, r.stderr
+    assert not of(events, "stream.end")
+    assert record_bytes(gateway, session) > 1 << 20
 
 
 def test_text_stays_recorded_in_full_and_runs_switch_both_ways(gateway, keys, tmp_path):

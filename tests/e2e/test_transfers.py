@@ -6,6 +6,7 @@ whole record at the end (schema, index templates, castgate-player verify)."""
 from __future__ import annotations
 
 import filecmp
+import os
 import pathlib
 import shlex
 import subprocess
@@ -152,6 +153,37 @@ def test_rsync_both_ways_through_castgate(gw, keys, tmp_path):
         assert e["event"]["outcome"] == "success", e
         assert e["castgate"]["rsync"]["version"] >= 30
         assert e["castgate"]["rsync"]["paths"] == [f"{up}/"]
+
+
+def test_a_large_push_and_rsync_upload_are_recorded_as_summaries(gw, keys, tmp_path):
+    # Their packs and file data are binary input the target only stores: summarised while the
+    # data is the protocol, so the record stays small.
+    source = make_source_repo(tmp_path / "source")
+    bare = tmp_path / "target.git"
+    git("clone", "-q", "--bare", str(source), str(bare))
+    env = {"GIT_SSH_COMMAND": shlex.join(ssh_command(gw, keys)), "GIT_SSH_VARIANT": "ssh",
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    blob = os.urandom(8 << 20)
+    (source / "large.bin").write_bytes(blob)
+    git("-C", str(source), "add", "large.bin")
+    git("-C", str(source), "-c", "user.name=T", "-c", "user.email=t@example.invalid", "commit", "-qm", "big")
+    git("-C", str(source), "push", "-q", f"127.0.0.1:{bare}", "main", env=env)
+    assert git("-C", str(bare), "show", "main:large.bin").stdout == blob
+    up = tmp_path / "rsync-up"
+    r = run(["rsync", "-a", "-e", shlex.join(ssh_command(gw, keys)), f"{source}/large.bin",
+             f"127.0.0.1:{up}/"], timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert (up / "large.bin").read_bytes() == blob
+    sessions_ended(gw, 2)
+    events = gw.events()
+    for e in transfers(gw, "git") + transfers(gw, "rsync"):
+        assert e["event"]["action"] == "file.transfer" and e["event"]["outcome"] == "success", e
+        session = e["castgate"]["session"]
+        runs = [x["castgate"]["stream"] for x in events if x["castgate"]["session"] == session
+                and x["event"]["action"] == "stream.end"]
+        assert sum(s["bytes"] for s in runs if s["direction"] == "input") > len(blob) * 0.99, runs
+        record = sum(len(l) + 1 for l in gw.raw_lines() if f'"session":"{session}"'.encode() in l)
+        assert record < len(blob) / 100
 
 
 def test_a_command_that_only_looks_like_git_is_no_transfer(gw, keys):

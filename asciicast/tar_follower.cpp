@@ -1,0 +1,234 @@
+#include "asciicast/tar_follower.h"
+
+#include <algorithm>
+
+namespace castgate::asciicast {
+namespace {
+
+// A NUL- or space-terminated field.
+std::string_view field(const std::array<char, TarFollower::kBlock>& b, size_t at, size_t len) {
+  std::string_view f(b.data() + at, len);
+  return f.substr(0, f.find('\0'));
+}
+
+// An octal number (spaces or NULs around it), or GNU's base-256 form (high bit of the first byte).
+std::optional<uint64_t> number(const std::array<char, TarFollower::kBlock>& b, size_t at,
+                               size_t len) {
+  auto first = static_cast<unsigned char>(b[at]);
+  if (first & 0x80) {
+    if (first != 0x80) return std::nullopt;  // negative, or more than 64 bits
+    uint64_t v = 0;
+    for (size_t i = 1; i < len; ++i) {
+      if (v >> 56) return std::nullopt;
+      v = v << 8 | static_cast<unsigned char>(b[at + i]);
+    }
+    return v;
+  }
+  size_t i = at, end = at + len;
+  while (i < end && b[i] == ' ') ++i;
+  uint64_t v = 0;
+  bool digits = false;
+  for (; i < end && b[i] >= '0' && b[i] <= '7'; ++i) {
+    if (v >> 60) return std::nullopt;
+    v = v * 8 + static_cast<uint64_t>(b[i] - '0');
+    digits = true;
+  }
+  for (; i < end; ++i)
+    if (b[i] != ' ' && b[i] != '\0') return std::nullopt;
+  if (!digits) return std::nullopt;
+  return v;
+}
+
+// The header's checksum: its bytes summed with the checksum field read as spaces (unsigned, or
+// signed as some old tars summed).
+bool checksum_holds(const std::array<char, TarFollower::kBlock>& b) {
+  auto stored = number(b, 148, 8);
+  if (!stored) return false;
+  uint64_t sum = 0;
+  int64_t signed_sum = 0;
+  for (size_t i = 0; i < TarFollower::kBlock; ++i) {
+    char c = (i >= 148 && i < 156) ? ' ' : b[i];
+    sum += static_cast<unsigned char>(c);
+    signed_sum += static_cast<signed char>(c);
+  }
+  return *stored == sum || static_cast<int64_t>(*stored) == signed_sum;
+}
+
+// A pax extended header's records ("LEN key=value\n"): path, linkpath and size.
+bool pax_records(std::string_view data, std::optional<std::string>& path,
+                 std::optional<std::string>& link, std::optional<uint64_t>& size) {
+  while (!data.empty()) {
+    size_t sp = data.find(' ');
+    if (sp == 0 || sp == std::string_view::npos || sp > 20) return false;
+    uint64_t len = 0;
+    for (char c : data.substr(0, sp)) {
+      if (c < '0' || c > '9') return false;
+      len = len * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (len <= sp + 1 || len > data.size() || data[len - 1] != '\n') return false;
+    std::string_view record = data.substr(sp + 1, len - sp - 2);
+    data.remove_prefix(len);
+    size_t eq = record.find('=');
+    if (eq == std::string_view::npos) return false;
+    std::string_view key = record.substr(0, eq), value = record.substr(eq + 1);
+    if (key == "path") {
+      path = std::string(value);
+    } else if (key == "linkpath") {
+      link = std::string(value);
+    } else if (key == "size") {
+      uint64_t v = 0;
+      if (value.empty() || value.size() > 19) return false;
+      for (char c : value) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      size = v;
+    }
+  }
+  return true;
+}
+
+uint64_t padded(uint64_t size) {
+  return (size + TarFollower::kBlock - 1) / TarFollower::kBlock * TarFollower::kBlock;
+}
+
+}  // namespace
+
+TarFollower::TarFollower(std::string directory) : directory_(std::move(directory)) {}
+
+void TarFollower::fail(std::string why, std::vector<FileOperation>& out) {
+  error_ = "not tar: " + std::move(why);
+  FileOperation o;
+  o.protocol = "tar";
+  o.action = "error";
+  o.path = directory_;
+  o.direction = "upload";
+  o.ok = false;
+  o.status = error_;
+  out.push_back(std::move(o));
+}
+
+void TarFollower::feed(std::string_view bytes, std::vector<FileOperation>& out) {
+  while (!bytes.empty() && error_.empty() && !ended_) {
+    if (remaining_ > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
+      if (data_ != Data::kSkip) {
+        // Metadata: keep its unpadded bytes.
+        uint64_t kept = padded(data_size_) - remaining_;
+        if (kept < data_size_)
+          metadata_.append(
+              bytes.substr(0, static_cast<size_t>(std::min<uint64_t>(n, data_size_ - kept))));
+      }
+      remaining_ -= n;
+      bytes.remove_prefix(n);
+      if (remaining_ == 0 && data_ != Data::kSkip) metadata_done(out);
+      continue;
+    }
+    size_t n = std::min(kBlock - filled_, bytes.size());
+    std::copy_n(bytes.data(), n, block_.data() + filled_);
+    filled_ += n;
+    bytes.remove_prefix(n);
+    if (filled_ == kBlock) {
+      filled_ = 0;
+      header(out);
+    }
+  }
+}
+
+void TarFollower::metadata_done(std::vector<FileOperation>& out) {
+  std::string data;
+  data.swap(metadata_);
+  if (data_ == Data::kLongName || data_ == Data::kLongLink) {
+    std::string_view name(data);
+    (data_ == Data::kLongName ? long_name_ : long_link_) =
+        std::string(name.substr(0, name.find('\0')));
+  } else if (data_ == Data::kPax) {
+    data_ = Data::kSkip;
+    if (!pax_records(data, long_name_, long_link_, pax_size_))
+      fail("a pax header's records are malformed", out);
+  }
+  data_ = Data::kSkip;
+}
+
+void TarFollower::header(std::vector<FileOperation>& out) {
+  if (std::all_of(block_.begin(), block_.end(), [](char c) { return c == '\0'; })) {
+    if (++zero_blocks_ == 2) ended_ = true;
+    return;
+  }
+  if (zero_blocks_ > 0) return fail("a member after a zero block", out);
+  if (!checksum_holds(block_)) return fail("header checksum does not match", out);
+  auto size = number(block_, 124, 12);
+  if (!size) return fail("header size is not a number", out);
+  char type = block_[156];
+  if (type == 'L' || type == 'K' || type == 'x') {
+    if (*size > kMaxMetadata) return fail("a long name or pax header over 64 KiB", out);
+    data_ = type == 'L' ? Data::kLongName : type == 'K' ? Data::kLongLink : Data::kPax;
+    data_size_ = *size;
+    remaining_ = padded(*size);
+    if (remaining_ == 0) metadata_done(out);
+    return;
+  }
+  if (type == 'g' || type == 'V') {  // global pax header, volume label: no member
+    data_ = Data::kSkip;
+    remaining_ = padded(*size);
+    return;
+  }
+  std::string name;
+  if (long_name_) {
+    name = std::move(*long_name_);
+  } else {
+    name = std::string(field(block_, 0, 100));
+    std::string_view magic(block_.data() + 257, 5);
+    std::string_view prefix = field(block_, 345, 155);
+    if (magic == "ustar" && block_[262] == '\0' && !prefix.empty())
+      name = std::string(prefix) + "/" + name;
+  }
+  std::string link = long_link_ ? std::move(*long_link_) : std::string(field(block_, 157, 100));
+  uint64_t data_size = pax_size_.value_or(*size);
+  long_name_.reset();
+  long_link_.reset();
+  pax_size_.reset();
+  if (name.empty()) return fail("a member without a name", out);
+
+  FileOperation o;
+  o.protocol = "tar";
+  o.direction = "upload";
+  std::string_view relative = name;  // "./a" as tar writes `tar c -C dir .`: "a"
+  while (relative.size() > 2 && relative.substr(0, 2) == "./") relative.remove_prefix(2);
+  if (name[0] == '/' || directory_ == ".")
+    o.path = std::string(relative);
+  else
+    o.path = directory_ + "/" + std::string(relative);
+  if (auto mode = number(block_, 100, 8)) o.mode = static_cast<uint32_t>(*mode & 07777);
+  switch (type) {
+    case '5':
+      o.action = "mkdir";
+      break;
+    case '2':
+      o.action = "symlink";
+      o.target_path = link;
+      break;
+    case '1':
+      o.action = "hardlink";
+      o.target_path = link;
+      break;
+    default:  // regular files ('0', '\0', '7'), and whatever else tar extracts as one
+      o.action = "transfer";
+      o.size = data_size;
+      break;
+  }
+  ++members_;
+  out.push_back(std::move(o));
+  // Links, directories, devices and FIFOs carry no data, whatever their size field says.
+  bool has_data =
+      type != '1' && type != '2' && type != '3' && type != '4' && type != '5' && type != '6';
+  data_ = Data::kSkip;
+  remaining_ = has_data ? padded(data_size) : 0;
+}
+
+void TarFollower::finish(std::vector<FileOperation>& out) {
+  if (!error_.empty() || ended_) return;
+  if (members_ > 0 || filled_ > 0 || remaining_ > 0) fail("the archive ended early", out);
+}
+
+}  // namespace castgate::asciicast
