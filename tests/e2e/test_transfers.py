@@ -58,12 +58,19 @@ def make_source_repo(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def test_git_clone_and_push_through_castgate(gw, keys, tmp_path):
+def repositories(gw, keys, tmp_path):
+    """A source repository, a bare clone of it (the target's side), and git's environment for
+    reaching the target through castgate."""
     source = make_source_repo(tmp_path / "source")
     bare = tmp_path / "target.git"
     git("clone", "-q", "--bare", str(source), str(bare))
     env = {"GIT_SSH_COMMAND": shlex.join(ssh_command(gw, keys)), "GIT_SSH_VARIANT": "ssh",
            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    return source, bare, env
+
+
+def test_git_clone_and_push_through_castgate(gw, keys, tmp_path):
+    source, bare, env = repositories(gw, keys, tmp_path)
     url = f"127.0.0.1:{bare}"
 
     # Clone over protocol v2 (the default) and over v0: the working trees equal the source's.
@@ -158,11 +165,7 @@ def test_rsync_both_ways_through_castgate(gw, keys, tmp_path):
 def test_a_large_push_and_rsync_upload_are_recorded_as_summaries(gw, keys, tmp_path):
     # Their packs and file data are binary input the target only stores: summarised while the
     # data is the protocol, so the record stays small.
-    source = make_source_repo(tmp_path / "source")
-    bare = tmp_path / "target.git"
-    git("clone", "-q", "--bare", str(source), str(bare))
-    env = {"GIT_SSH_COMMAND": shlex.join(ssh_command(gw, keys)), "GIT_SSH_VARIANT": "ssh",
-           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    source, bare, env = repositories(gw, keys, tmp_path)
     blob = os.urandom(8 << 20)
     (source / "large.bin").write_bytes(blob)
     git("-C", str(source), "add", "large.bin")
