@@ -20,6 +20,7 @@ import platform
 import pty
 import resource
 import select
+import shlex
 import shutil
 import signal
 import statistics
@@ -222,6 +223,75 @@ def bench_sftp(s: Setup, reps: int, src: pathlib.Path, size: int) -> dict:
                 times.append(time.monotonic() - t)
                 dst.unlink(missing_ok=True)
             out[f"sftp-{op}/{path}"] = size / median(times) / 1e6
+    return out
+
+
+def bench_git_rsync(s: Setup, reps: int, payload: pathlib.Path, size: int) -> dict:
+    """git clone and push of a repository holding `payload`, rsync of it up and down; MB/s of the
+    payload's size, median of `reps`. The target's repositories and directories belong to the
+    login the paths use (git refuses repositories of other owners)."""
+    out = {}
+    src = s.work / "git-source"
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    subprocess.run(git + ["init", "-q", "-b", "main", str(src)], check=True)
+    shutil.copy(payload, src / "payload.bin")
+    subprocess.run(git + ["-C", str(src), "add", "payload.bin"], check=True)
+    subprocess.run(git + ["-C", str(src), "commit", "-qm", "payload"], check=True)
+
+    def target_repo(name: str, bare_from: pathlib.Path | None) -> pathlib.Path:
+        repo = s.work / name
+        shutil.rmtree(repo, ignore_errors=True)
+        args = ["clone", "-q", "--bare", str(bare_from), str(repo)] if bare_from else ["init", "-q", "--bare", str(repo)]
+        subprocess.run(git + args, check=True, stdout=subprocess.DEVNULL)
+        shutil.chown(repo, LOGIN)
+        for root, dirs, files in os.walk(repo):
+            for n in dirs + files:
+                shutil.chown(os.path.join(root, n), LOGIN)
+        return repo
+
+    log = s.castgate.stdout_path
+    grown = {}  # castgate's event log bytes per byte of payload, per operation
+
+    def timed(command: list[str], env: dict | None = None, name: str = "") -> float:
+        before = log.stat().st_size
+        t = time.monotonic()
+        r = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900)
+        elapsed = time.monotonic() - t
+        assert r.returncode == 0, r.stderr.decode()
+        time.sleep(0.2)  # the writer thread's last lines
+        grown.setdefault(name, []).append((log.stat().st_size - before) / size)
+        return elapsed
+
+    served = target_repo("git-served.git", src)
+    for path in PATHS:
+        ssh = s.ssh(path)
+        env = {**os.environ, "GIT_SSH_COMMAND": shlex.join(ssh[:-1]), "GIT_SSH_VARIANT": "ssh"}
+        remote = ssh[-1]
+        clones, pushes, ups, downs = [], [], [], []
+        for _ in range(reps):
+            clone = s.work / "git-clone"
+            shutil.rmtree(clone, ignore_errors=True)
+            clones.append(timed(git + ["clone", "-q", f"{remote}:{served}", str(clone)], env, f"git-clone/{path}"))
+            shutil.rmtree(clone)
+            pushed = target_repo("git-pushed.git", None)
+            pushes.append(timed(git + ["-C", str(src), "push", "-q", f"{remote}:{pushed}", "main"], env,
+                                f"git-push/{path}"))
+            shutil.rmtree(pushed)
+            rsh = shlex.join(ssh[:-1])
+            up = s.work / "rsync-up"
+            ups.append(timed(["rsync", "-a", "-e", rsh, str(payload), f"{remote}:{up}/"], None, f"rsync-up/{path}"))
+            shutil.rmtree(up)
+            down = s.work / "rsync-down"
+            downs.append(timed(["rsync", "-a", "-e", rsh, f"{remote}:{payload}", f"{down}/"], None,
+                               f"rsync-down/{path}"))
+            shutil.rmtree(down)
+        for name, times in (("git-clone", clones), ("git-push", pushes), ("rsync-up", ups),
+                            ("rsync-down", downs)):
+            out[f"{name}/{path}"] = size / median(times) / 1e6
+            if path == "castgate":
+                out.setdefault("log-ratio", {})[name] = median(grown[f"{name}/{path}"])
+    shutil.rmtree(served)
+    shutil.rmtree(src)
     return out
 
 
@@ -534,7 +604,8 @@ def report(results: dict, path: pathlib.Path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition (smoke)")
-    ap.add_argument("--only", default="", help="comma-separated: bulk,sftp,echo,first,recording,many,player")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: bulk,sftp,git,echo,first,recording,many,player")
     ap.add_argument("--size-mib", type=int, default=0, help="bulk size in MiB (default 1024; 64 with --quick)")
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--player-log", default="",
@@ -542,8 +613,8 @@ def main():
     ap.add_argument("--results", default=str(HERE / "results"),
                     help="directory for report.md and results.json (default bench/results)")
     args = ap.parse_args()
-    only = set(filter(None, args.only.split(","))) or {"bulk", "sftp", "echo", "first", "recording",
-                                                      "many", "player"}
+    only = set(filter(None, args.only.split(","))) or {"bulk", "sftp", "git", "echo", "first",
+                                                      "recording", "many", "player"}
     results_dir = pathlib.Path(args.results)
     results_dir.mkdir(exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="castgate-bench-"))
@@ -575,6 +646,11 @@ def main():
         if "sftp" in only:
             s.truncate_recordings()
             results["bulk"] = {**results.get("bulk", {}), **bench_sftp(s, reps, binary, size)}
+        if "git" in only:
+            s.truncate_recordings()
+            git_rsync = bench_git_rsync(s, reps, binary, size)
+            ratios = {**results.get("bulk", {}).get("log-ratio", {}), **git_rsync.pop("log-ratio")}
+            results["bulk"] = {**results.get("bulk", {}), **git_rsync, "log-ratio": ratios}
         if "echo" in only:
             s.truncate_recordings()
             results["echo"] = bench_echo(s, 300 if args.quick else 2000)
