@@ -199,13 +199,16 @@ bool ChannelRecording::summarized(StreamSummary* summary, Utf8Sanitizer& utf8,
     return false;
   }
   if (!summary->in_run()) {
-    // Text cut before the run (a character's first bytes) is recorded first, as it was.
-    scratch_.clear();
-    utf8.flush(scratch_);
-    emit_text(action, action == "asciicast.input" ? 'i' : 'o', scratch_);
+    flush_utf8(utf8, action);  // text cut before the run (a character's first bytes), as it was
   }
   summary->binary(raw, clock_.steady_now());
   return true;
+}
+
+void ChannelRecording::flush_utf8(Utf8Sanitizer& utf8, std::string_view action) {
+  scratch_.clear();
+  utf8.flush(scratch_);
+  emit_text(action, action == "asciicast.input" ? 'i' : 'o', scratch_);
 }
 
 void ChannelRecording::end_summary(std::unique_ptr<StreamSummary>& summary) {
@@ -342,15 +345,9 @@ void ChannelRecording::finish() {
     record_input(terminal_->take_recordable_input());
   }
   if (masker_) record_input(masker_->finish());
-  scratch_.clear();
-  stdout_utf8_.flush(scratch_);
-  emit_text("asciicast.output", 'o', scratch_);
-  scratch_.clear();
-  stderr_utf8_.flush(scratch_);
-  emit_text("asciicast.stderr", 'o', scratch_);
-  scratch_.clear();
-  input_utf8_.flush(scratch_);
-  emit_text("asciicast.input", 'i', scratch_);
+  flush_utf8(stdout_utf8_, "asciicast.output");
+  flush_utf8(stderr_utf8_, "asciicast.stderr");
+  flush_utf8(input_utf8_, "asciicast.input");
   finished_ = true;
 }
 

@@ -94,6 +94,8 @@ class ChannelRecording {
   // direction's sanitizer, `action` its asciicast event.
   bool summarized(StreamSummary* summary, Utf8Sanitizer& utf8, std::string_view action,
                   std::string_view raw);
+  // Records what `utf8` holds (the start of a character cut by a read) as `action`'s text.
+  void flush_utf8(Utf8Sanitizer& utf8, std::string_view action);
   // The run in progress ends (its stream.end and marker); nothing more is summarised.
   void end_summary(std::unique_ptr<StreamSummary>& summary);
 
