@@ -3,6 +3,10 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "asciicast/session_log.h"
 #include "asciicast/utf8.h"
 #include "common/encoding.h"
@@ -22,6 +26,20 @@ bool all_printable(uint64_t w) {
   uint64_t del_or_high = w | (w + kOnes);          // high bit where a byte >= 0x7f
   return ((below_space | del_or_high) & kHighs) == 0;
 }
+
+#if defined(__SSE2__)
+// Sixteen bytes that are all printable ASCII, tab, newline or carriage return: most of a text.
+bool all_plain_text(const uint8_t* p) {
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed: bytes >= 0x80 are negative, so below 0x20 too.
+  __m128i odd = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+  __m128i allowed = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+  return _mm_movemask_epi8(_mm_andnot_si128(allowed, odd)) == 0;
+}
+#endif
 
 bool text_control(uint8_t b) {
   return b == '\n' || b == '\r' || b == '\t' || b == '\f' || b == '\b' || b == 0x07 || b == 0x1b;
@@ -59,6 +77,12 @@ bool is_binary_chunk(std::string_view chunk) {
   size_t nul = 0, odd = 0, i = 0;
   while (i < n && i < 3 && (p[i] & 0xc0) == 0x80) ++i;  // the rest of a character cut before
   while (i < n) {
+#if defined(__SSE2__)
+    if (i + 16 <= n && all_plain_text(p + i)) {
+      i += 16;
+      continue;
+    }
+#endif
     if (i + 8 <= n) {
       uint64_t w;
       std::memcpy(&w, p + i, 8);
