@@ -32,11 +32,11 @@ bool all_printable(uint64_t w) {
 bool all_plain_text(const uint8_t* p) {
   __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   // Signed: bytes >= 0x80 are negative, so below 0x20 too.
-  __m128i odd = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                             _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
-  __m128i allowed = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
-                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+  __m128i odd =
+      _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+  __m128i allowed = _mm_or_si128(
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+      _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
   return _mm_movemask_epi8(_mm_andnot_si128(allowed, odd)) == 0;
 }
 #endif
