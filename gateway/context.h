@@ -55,7 +55,7 @@ struct GatewayContext {
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
   std::optional<oidc::OidcConfig> oidc_config;  // none without --oidc-config
-  KeyBindings key_bindings;
+  KeyBindings key_bindings{*clock};             // on the clock above, as it is at construction
 
   // The parent's: connections not yet signed in (it accepts and admits them).
   std::unique_ptr<StartupLimiter> startups;
