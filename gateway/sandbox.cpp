@@ -317,8 +317,7 @@ Report confine_parent(const Options& options) {
 
 #ifdef CASTGATE_FAULT_INJECTION
 void make_forbidden_call() {
-  int fd = open("/", O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) close(fd);
+  UniqueFd forbidden(open("/", O_WRONLY | O_CLOEXEC));
 }
 #endif
 
