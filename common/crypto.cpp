@@ -133,16 +133,15 @@ bool ed25519_verify(std::string_view public_key_raw, std::string_view message,
 
 std::optional<std::string> ecdsa_signature_der(ossl::Bn r, ossl::Bn s) {
   if (!r || !s) return std::nullopt;
-  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
+  ossl::EcdsaSig sig(ECDSA_SIG_new());
   if (!sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return std::nullopt;
   (void)r.release();  // owned by sig now
   (void)s.release();
   unsigned char* der = nullptr;
   int len = i2d_ECDSA_SIG(sig.get(), &der);
+  ossl::Bytes owned(der);
   if (len <= 0) return std::nullopt;
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
+  return std::string(reinterpret_cast<char*>(der), static_cast<size_t>(len));
 }
 
 }  // namespace castgate

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/unique_fd.h"
+
 namespace castgate {
 
 void fault_point(std::string_view where, std::string_view text) {
@@ -30,8 +32,8 @@ void fault_point(std::string_view where, std::string_view text) {
   if (action == "forbidden") {
     // What a compromised worker would do next: write a file. The sandbox ends the process here;
     // without one the file appears (the test looks for it).
-    int fd = ::open("/tmp/castgate-sandbox-escape", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);
+    UniqueFd escaped(
+        ::open("/tmp/castgate-sandbox-escape", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   }
   throw std::runtime_error("injected fault at " + std::string(where));
 }

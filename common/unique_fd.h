@@ -14,8 +14,7 @@ class UniqueFd {
   UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   UniqueFd& operator=(UniqueFd&& other) noexcept {
     if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
+      reset(other.release());
     }
     return *this;
   }
@@ -25,9 +24,11 @@ class UniqueFd {
 
   int get() const { return fd_; }
   explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
+  // Gives the descriptor up to a new owner (libssh, a child process); nothing is closed.
+  int release() { return std::exchange(fd_, -1); }
+  void reset(long fd = -1) {
     if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    fd_ = static_cast<int>(fd);
   }
 
  private:

@@ -1,6 +1,7 @@
 // One channel relayed between the user (downstream) and the target (upstream), with its
-// recording. The pair owns both libssh channels. Every state change happens in step(); libssh
-// callbacks only set flags, so nothing is torn down while libssh is still on the stack.
+// recording. The pair owns both libssh channels. Its state changes in step() and in the calls its
+// session makes (open_upstream, refuse, fail_open, terminate), never in a libssh callback: those
+// only set flags and ask for a step, so nothing is torn down while libssh is still on the stack.
 //
 // Order rules (OpenSSH channels.c): data before EOF; data, exit-status/exit-signal, EOF, then
 // CLOSE towards the user; a side's EOF is passed on once everything it sent before is relayed.
@@ -191,8 +192,8 @@ class ChannelPair {
   uint64_t bytes_to_user_ = 0, bytes_to_target_ = 0;
 
   std::unique_ptr<asciicast::ChannelRecording> recording_;
-  // Declared last: the channels go before the callbacks they point to... and callbacks are
-  // removed in the destructor before the channels are freed.
+  // The channels are declared last, so freed first: the destructor takes the callbacks off them,
+  // then the channels go, then the callback structs they pointed to.
   ssh_channel_callbacks_struct down_callbacks_{};
   ssh_channel_callbacks_struct up_callbacks_{};
   ssh::Channel up_;

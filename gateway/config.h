@@ -31,11 +31,11 @@ struct GatewayConfig {
   std::string known_hosts_file;
   std::string oidc_config_file;
   std::string instance;
-  std::string banner;  // shown before sign-in (USERAUTH_BANNER)
-  std::string ports_file;
+  std::string banner;            // shown before sign-in (USERAUTH_BANNER)
+  std::string ports_file;        // where to write the bound ports (tests/demo); empty = don't
   std::string alert_rules_file;  // extra alert rules (JSON)
   std::string locks_file;        // locks (JSON, locks.h), watched while castgate runs
-  bool default_alerts = true;    // where to write the bound ports (tests/demo); empty = don't
+  bool default_alerts = true;    // the built-in alert patterns too (off: --no-default-alerts)
   std::chrono::seconds certificate_validity{300};
   std::chrono::seconds max_certificate_validity{3600};  // enforced by the signer process
   std::chrono::seconds preauth_timeout{30};

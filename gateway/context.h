@@ -1,6 +1,7 @@
-// Everything a session needs from the gateway, loaded at start-up and read-only afterwards (except
-// the counters, which are atomic). The parent replaces its rule set on a reload (rule_set.h); a
-// worker process keeps the one it was forked with.
+// Everything a session needs from the gateway, loaded at start-up and read-only afterwards, except
+// the parts that guard themselves: the flags at the end (atomic), the key bindings, the admission
+// limits and the locks (each behind its own mutex). The parent replaces its rule set on a reload
+// (rule_set.h); a worker process keeps the one it was forked with.
 #pragma once
 
 #include <atomic>
@@ -55,7 +56,7 @@ struct GatewayContext {
   asciicast::LineSink* sink = nullptr;
   const Clock* clock = &SystemClock::instance();
   std::optional<oidc::OidcConfig> oidc_config;  // none without --oidc-config
-  KeyBindings key_bindings;
+  KeyBindings key_bindings{*clock};             // on the clock above, as it is at construction
 
   // The parent's: connections not yet signed in (it accepts and admits them).
   std::unique_ptr<StartupLimiter> startups;

@@ -33,20 +33,16 @@ void EventLoop::run_task(const std::function<void()>& fn, const char* what) noex
 }
 
 EventLoop::EventLoop() {
-  epfd_ = epoll_create1(EPOLL_CLOEXEC);
-  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (epfd_ < 0 || wakefd_ < 0)
-    throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+  epfd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  wakefd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!epfd_ || !wakefd_) throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = UINT64_MAX;
-  epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, wakefd_.get(), &ev);
 }
 
-EventLoop::~EventLoop() {
-  if (wakefd_ >= 0) close(wakefd_);
-  if (epfd_ >= 0) close(epfd_);
-}
+EventLoop::~EventLoop() = default;
 
 bool EventLoop::in_loop_thread() const {
   return thread_id_hash_.load() == this_thread_hash();
@@ -58,7 +54,7 @@ void EventLoop::watch(int fd, uint32_t events, FdHandler* handler) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = (uint64_t{gen} << 32) | static_cast<uint32_t>(fd);
-  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+  if (epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     log::error("epoll add fd " + std::to_string(fd) + ": " + std::strerror(errno));
 }
 
@@ -68,11 +64,11 @@ void EventLoop::modify(int fd, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = (uint64_t{it->second.generation} << 32) | static_cast<uint32_t>(fd);
-  epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+  epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev);
 }
 
 void EventLoop::unwatch(int fd) {
-  if (watches_.erase(fd)) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  if (watches_.erase(fd)) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
 EventLoop::TimerId EventLoop::add_timer(TimePoint when, std::function<void()> fn) {
@@ -95,7 +91,7 @@ void EventLoop::post(std::function<void()> fn) {
     posted_.push_back(std::move(fn));
   }
   uint64_t one = 1;
-  ssize_t n = write(wakefd_, &one, sizeof one);
+  ssize_t n = write(wakefd_.get(), &one, sizeof one);
   (void)n;
 }
 
@@ -106,13 +102,13 @@ void EventLoop::defer(std::function<void()> fn) {
 void EventLoop::stop() {
   stopping_.store(true);
   uint64_t one = 1;
-  ssize_t n = write(wakefd_, &one, sizeof one);
+  ssize_t n = write(wakefd_.get(), &one, sizeof one);
   (void)n;
 }
 
 void EventLoop::drain_wakeups() {
   uint64_t v;
-  while (read(wakefd_, &v, sizeof v) > 0) {
+  while (read(wakefd_.get(), &v, sizeof v) > 0) {
   }
 }
 
@@ -156,7 +152,8 @@ void EventLoop::run() {
   thread_id_hash_.store(this_thread_hash());
   std::vector<epoll_event> events(256);
   while (!stopping_.load()) {
-    int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), next_timeout_ms());
+    int n =
+        epoll_wait(epfd_.get(), events.data(), static_cast<int>(events.size()), next_timeout_ms());
     if (n < 0 && errno != EINTR) {
       log::error(std::string("epoll_wait: ") + std::strerror(errno));
       break;

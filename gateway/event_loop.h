@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace castgate {
 
 // Code run from the loop (fd readiness, timers, posted and deferred tasks) may throw; the loop
@@ -62,8 +64,8 @@ class EventLoop {
   void run_timers();
   int next_timeout_ms() const;
 
-  int epfd_ = -1;
-  int wakefd_ = -1;
+  UniqueFd epfd_;
+  UniqueFd wakefd_;  // closed first
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> thread_id_hash_{0};
   struct Watch {

@@ -221,20 +221,20 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
     std::string error;
     auto addrs = resolve_now(spec.address, spec.port, true, error);
     if (addrs.empty()) throw std::runtime_error("--listen " + spec.text() + ": " + error);
-    l.fd = socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    l.fd.reset(socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     int one = 1;
-    setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (l.fd < 0 ||
-        ::bind(l.fd, reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
-        ::listen(l.fd, 1024) != 0)
+    setsockopt(l.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!l.fd ||
+        ::bind(l.fd.get(), reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
+        ::listen(l.fd.get(), 1024) != 0)
       throw std::runtime_error("--listen " + spec.text() + ": " + std::strerror(errno));
     sockaddr_storage bound{};
     socklen_t blen = sizeof bound;
-    getsockname(l.fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+    getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&bound), &blen);
     l.spec.port =
         ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-    listeners_.push_back(l);
+    listeners_.push_back(std::move(l));
   }
   workers_.resize(static_cast<size_t>(cfg.worker_processes));
   metric_totals_ = MetricTotals(workers_.size());
@@ -343,16 +343,13 @@ Gateway::~Gateway() {
   health_loop_.stop();
   if (health_thread_.joinable()) health_thread_.join();
   health_.reset();
-  for (auto& l : listeners_)
-    if (l.fd >= 0) close(l.fd);
   for (auto& w : workers_) {
     if (w.pid > 0) {  // only on a failed start: run() waits for every worker
       kill(w.pid, SIGKILL);
       waitpid(w.pid, nullptr, 0);
     }
-    if (w.channel >= 0) close(w.channel);
   }
-  if (signal_fd_ >= 0) close(signal_fd_);
+  // The descriptors (listeners, channels, signalfd) close with their owners.
 }
 
 void Gateway::write_ports_file() {
@@ -377,32 +374,22 @@ size_t Gateway::live_sessions() const {
 }
 
 void Gateway::spawn(WorkerSlot& w) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
     throw std::runtime_error(std::string("cannot start a worker process: ") + std::strerror(errno));
+  UniqueFd ours(pair[0]), theirs(pair[1]);
   // Named before the signer hears of the worker: it signs checkpoints for that chain only.
   w.prefix = random_id(3);
   w.chain = "worker-" + w.prefix + random_id(6);
-  int signer_fd;
-  try {
-    signer_fd = context_->signer->attach_worker(w.chain);
-  } catch (...) {
-    close(fds[0]);
-    close(fds[1]);
-    throw;
-  }
+  UniqueFd signer_fd(context_->signer->attach_worker(w.chain));
   w.table->clear();
   w.startups.clear();
   w.handed = 0;
   std::vector<ListenSpec> specs;
   for (const auto& l : listeners_) specs.push_back(l.spec);
   pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    close(signer_fd);
+  if (pid < 0)
     throw std::runtime_error(std::string("cannot start a worker process: ") + std::strerror(errno));
-  }
   if (pid == 0) {
     // The other workers' tables are theirs: this worker must neither read nor write them.
     for_each_process([&w](WorkerSlot& other) {
@@ -412,8 +399,8 @@ void Gateway::spawn(WorkerSlot& w) {
     });
     WorkerProcessSetup setup;
     setup.index = w.index;
-    setup.channel = fds[1];
-    setup.signer = signer_fd;
+    setup.channel = theirs.release();
+    setup.signer = signer_fd.release();
     setup.table = w.table.get();
     setup.metrics = w.metrics.get();
     setup.session_prefix = w.prefix;
@@ -421,19 +408,19 @@ void Gateway::spawn(WorkerSlot& w) {
     setup.listeners = std::move(specs);
     run_worker_process(*context_, std::move(setup));
   }
-  close(fds[1]);
-  close(signer_fd);
+  theirs.reset();
+  signer_fd.reset();
   // The parent never waits on a worker: a worker that stops reading gets no more connections
   // (send fails at once), and one that passes a descriptor back (whose close could block, with
   // SO_LINGER) is refused by the kernel where it can (Linux 6.16 and later).
-  fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  fcntl(ours.get(), F_SETFL, fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
   int off = 0;
-  setsockopt(fds[0], SOL_SOCKET, kSoPassRights, &off, sizeof off);
+  setsockopt(ours.get(), SOL_SOCKET, kSoPassRights, &off, sizeof off);
   w.pid = pid;
-  w.channel = fds[0];
+  w.channel = std::move(ours);
   w.stuck_since = {};
   w.started = std::chrono::steady_clock::now();
-  loop_.watch(w.channel, EPOLLIN, this);
+  loop_.watch(w.channel.get(), EPOLLIN, this);
   w.chain_started = false;
   gateway_log_->emit(
       EventKind{"worker.start", "success", ""},
@@ -447,7 +434,7 @@ Gateway::WorkerSlot* Gateway::pick_worker(const std::string& ip) {
   size_t home = std::hash<std::string>{}(source_block(ip)) % workers_.size();
   for (size_t n = 0; n < workers_.size(); ++n) {
     WorkerSlot& w = workers_[(home + n) % workers_.size()];
-    if (w.pid > 0 && w.channel >= 0) return &w;
+    if (w.pid > 0 && w.channel) return &w;
   }
   return nullptr;
 }
@@ -457,8 +444,10 @@ void Gateway::accept_on(size_t index) {
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
-    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
+    // The worker gets its own copy of the connection: ours closes at the end of each pass.
+    UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &plen,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
         log::warn(std::string("accept: ") + std::strerror(errno));
       return;
@@ -476,13 +465,11 @@ void Gateway::accept_on(size_t index) {
     }
     if (draining_) {
       ++refused_[static_cast<size_t>(Refusal::kDraining)];
-      close(fd);
       continue;
     }
     WorkerSlot* w = pick_worker(ip);
     if (!w) {
       ++refused_[static_cast<size_t>(Refusal::kNoWorker)];
-      close(fd);
       continue;
     }
     auto verdict = context_->startups->admit(ip);
@@ -493,14 +480,13 @@ void Gateway::accept_on(size_t index) {
                                                            : Refusal::kFull)];
       if (verdict == StartupLimiter::Verdict::kSourceFull)
         refused_sources_.insert(source_block(ip));
-      close(fd);
       continue;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     worker_channel::Message m{worker_channel::Type::kAdopt, static_cast<uint32_t>(index), ip,
                               static_cast<uint32_t>(port)};
-    if (worker_channel::send(w->channel, m, fd)) {
+    if (worker_channel::send(w->channel.get(), m, fd.get())) {
       ++w->startups[ip];
       ++w->handed;
       w->stuck_since = {};
@@ -515,22 +501,20 @@ void Gateway::accept_on(size_t index) {
       context_->startups->release(ip);
       ++refused_[static_cast<size_t>(Refusal::kNoWorker)];
     }
-    close(fd);  // the worker has its own copy now
   }
 }
 
 void Gateway::on_channel(WorkerSlot& w) {
   for (int i = 0; i < 256; ++i) {
-    int fd = -1;
-    ssize_t n = worker_channel::receive(w.channel, packet_, fd);
-    if (fd >= 0) close(fd);  // a worker never sends descriptors
+    int passed = -1;
+    ssize_t n = worker_channel::receive(w.channel.get(), packet_, passed);
+    UniqueFd unwanted(passed);  // a worker never sends descriptors
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
       // The worker closed its channel: it is ending, or it means to linger without serving.
       // Either way SIGCHLD comes, and says how.
-      loop_.unwatch(w.channel);
-      close(w.channel);
-      w.channel = -1;
+      loop_.unwatch(w.channel.get());
+      w.channel.reset();
       if (w.pid > 0 && !draining_) kill(w.pid, SIGKILL);
       return;
     }
@@ -554,18 +538,18 @@ void Gateway::on_channel(WorkerSlot& w) {
 }
 
 void Gateway::on_fd_ready(int fd, uint32_t) {
-  if (fd == signal_fd_) return on_signal();
+  if (fd == signal_fd_.get()) return on_signal();
   for (size_t i = 0; i < listeners_.size(); ++i)
-    if (listeners_[i].fd == fd) return accept_on(i);
+    if (listeners_[i].fd.get() == fd) return accept_on(i);
   for (auto& w : workers_)
-    if (w.channel == fd) return on_channel(w);
+    if (w.channel.get() == fd) return on_channel(w);
   for (auto& w : retiring_)
-    if (w.channel == fd) return on_channel(w);
+    if (w.channel.get() == fd) return on_channel(w);
 }
 
 void Gateway::on_signal() {
   signalfd_siginfo si{};
-  while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+  while (read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGCHLD) {
       reap_workers();
     } else if (si.ssi_signo == SIGHUP) {
@@ -651,10 +635,9 @@ void Gateway::close_lost_records(WorkerSlot& w, const std::vector<SessionTable::
 void Gateway::worker_ended(WorkerSlot& w, int status) {
   pid_t pid = w.pid;
   w.pid = 0;
-  if (w.channel >= 0) {
-    loop_.unwatch(w.channel);
-    close(w.channel);
-    w.channel = -1;
+  if (w.channel) {
+    loop_.unwatch(w.channel.get());
+    w.channel.reset();
   }
   for (auto& [ip, count] : w.startups)
     for (int i = 0; i < count; ++i) context_->startups->release(ip);
@@ -728,9 +711,8 @@ void Gateway::begin_drain() {
   draining_ = true;
   context_->draining.store(true);
   for (auto& l : listeners_) {
-    loop_.unwatch(l.fd);
-    close(l.fd);
-    l.fd = -1;
+    loop_.unwatch(l.fd.get());
+    l.fd.reset();
   }
   size_t live = live_sessions();
   auto grace = context_->config.shutdown_grace;
@@ -865,10 +847,10 @@ void Gateway::limit_retiring() {
 void Gateway::tell_retiring() {
   auto now = std::chrono::steady_clock::now();
   for (auto& w : retiring_) {
-    if (w.told_to_retire || w.pid <= 0 || w.channel < 0) continue;
+    if (w.told_to_retire || w.pid <= 0 || !w.channel) continue;
     worker_channel::Message retire;
     retire.type = worker_channel::Type::kRetire;
-    if (worker_channel::send(w.channel, retire)) {
+    if (worker_channel::send(w.channel.get(), retire)) {
       w.told_to_retire = true;
       continue;
     }
@@ -949,10 +931,10 @@ int Gateway::run() {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGCHLD);
   sigaddset(&mask, SIGHUP);
-  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
-  loop_.watch(signal_fd_, EPOLLIN, this);
-  for (auto& l : listeners_) loop_.watch(l.fd, EPOLLIN, this);
+  signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signal_fd_) throw std::runtime_error("signalfd failed");
+  loop_.watch(signal_fd_.get(), EPOLLIN, this);
+  for (auto& l : listeners_) loop_.watch(l.fd.get(), EPOLLIN, this);
 
   std::string listening;
   for (auto& l : listeners_) listening += (listening.empty() ? "" : ", ") + l.spec.text();

@@ -18,6 +18,7 @@
 
 #include "asciicast/locked_stdout.h"
 #include "asciicast/session_log.h"
+#include "common/unique_fd.h"
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
@@ -52,13 +53,13 @@ class Gateway : private FdHandler {
 
  private:
   struct Listener {
-    int fd = -1;
+    UniqueFd fd;
     ListenSpec spec;
   };
   struct WorkerSlot {
     int index = 0;
     pid_t pid = 0;  // 0: not running
-    int channel = -1;
+    UniqueFd channel;
     std::unique_ptr<SessionTable> table;
     std::unique_ptr<WorkerMetrics> metrics;
     std::map<std::string, int> startups;  // connections handed to it, not yet signed in
@@ -149,7 +150,7 @@ class Gateway : private FdHandler {
   EventLoop health_loop_;
   std::thread health_thread_;
   std::unique_ptr<HealthEndpoint> health_;
-  int signal_fd_ = -1;
+  UniqueFd signal_fd_;
   bool draining_ = false;
   bool closing_all_ = false;
   int exit_code_ = 0;

@@ -42,29 +42,26 @@ HealthEndpoint::HealthEndpoint(EventLoop& loop, const std::string& address, int 
   std::string error;
   auto addrs = resolve_now(address, port, true, error);
   if (addrs.empty()) throw std::runtime_error("--health-listen: " + error);
-  listen_fd_ = socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  listen_fd_.reset(socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  int fd = listen_fd_.get();
   int one = 1;
-  if (listen_fd_ < 0 || setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
-      ::listen(listen_fd_, kListenBacklog) != 0) {
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&addrs[0].addr), addrs[0].len) != 0 ||
+      ::listen(fd, kListenBacklog) != 0) {
     std::string why = std::strerror(errno);
-    if (listen_fd_ >= 0) ::close(listen_fd_);
     throw std::runtime_error("--health-listen: " + why);
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
   port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                            : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  loop_.watch(listen_fd_, EPOLLIN, this);
+  loop_.watch(fd, EPOLLIN, this);
 }
 
 HealthEndpoint::~HealthEndpoint() {
   while (!clients_.empty()) drop(clients_.begin()->first);
-  if (listen_fd_ >= 0) {
-    loop_.unwatch(listen_fd_);
-    ::close(listen_fd_);
-  }
+  if (listen_fd_) loop_.unwatch(listen_fd_.get());
 }
 
 void HealthEndpoint::drop(int fd) {
@@ -75,8 +72,7 @@ void HealthEndpoint::drop(int fd) {
   auto src = per_source_.find(it->second.source);
   if (src != per_source_.end() && --src->second == 0) per_source_.erase(src);
   loop_.unwatch(fd);
-  ::close(fd);
-  clients_.erase(it);
+  clients_.erase(it);  // closes it
 }
 
 int HealthEndpoint::eviction_victim() const {
@@ -97,13 +93,14 @@ void HealthEndpoint::accept_some() {
   for (int i = 0; i < kAcceptsPerPass; ++i) {
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
-    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen,
+    int fd = accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&peer), &plen,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     // At the cap the oldest of the busiest source is closed, not the newcomer: holders cannot
     // lock probes out.
     if (clients_.size() >= kMaxClients) drop(eviction_victim());
     Client c;
+    c.fd.reset(fd);
     char ip[INET6_ADDRSTRLEN] = {};
     if (peer.ss_family == AF_INET)
       inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
@@ -124,7 +121,7 @@ void HealthEndpoint::accept_some() {
 }
 
 void HealthEndpoint::on_fd_ready(int fd, uint32_t) noexcept {
-  if (fd == listen_fd_) return accept_some();
+  if (fd == listen_fd_.get()) return accept_some();
   read_request(fd);
 }
 

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/unique_fd.h"
 #include "gateway/event_loop.h"
 
 namespace castgate {
@@ -62,6 +63,7 @@ class HealthEndpoint final : public FdHandler {
 
  private:
   struct Client {
+    UniqueFd fd;  // closed when the client is erased
     std::string request;
     std::string source;  // the peer's address
     EventLoop::TimerId timer = 0;
@@ -77,7 +79,7 @@ class HealthEndpoint final : public FdHandler {
   EventLoop& loop_;
   std::function<std::string(HealthRoute)> status_;
   std::function<std::string()> metrics_;
-  int listen_fd_ = -1;
+  UniqueFd listen_fd_;
   int port_ = 0;
   std::map<int, Client> clients_;             // every one still sending its request
   std::list<int> oldest_first_;               // the same clients, in the order they were accepted

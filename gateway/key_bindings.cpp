@@ -11,7 +11,7 @@ void KeyBindings::bind(const std::string& key_blob, const Identity& identity,
                        std::chrono::system_clock::time_point expires, const std::string& source) {
   std::lock_guard lock(mu_);
   if (by_key_.size() >= kMaxBindings) {
-    auto now = std::chrono::system_clock::now();
+    auto now = clock_.now();
     for (auto it = by_key_.begin(); it != by_key_.end();)
       it = it->second.expires <= now ? by_key_.erase(it) : std::next(it);
     if (by_key_.size() >= kMaxBindings) by_key_.clear();

@@ -11,12 +11,16 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/identity.h"
 
 namespace castgate {
 
 class KeyBindings {
  public:
+  // `clock` says which bindings have expired when the table is full.
+  explicit KeyBindings(const Clock& clock = SystemClock::instance()) : clock_(clock) {}
+
   // `source`: the address the key may be used from (its source block); empty for any.
   void bind(const std::string& key_blob, const Identity& identity,
             std::chrono::system_clock::time_point expires, const std::string& source);
@@ -37,6 +41,7 @@ class KeyBindings {
     std::chrono::system_clock::time_point expires;
     std::string source_block;  // empty: any source
   };
+  const Clock& clock_;
   std::mutex mu_;
   std::unordered_map<std::string, Binding> by_key_;
 };

@@ -20,6 +20,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/c_handle.h"
 #include "common/unique_fd.h"
 
 // Newer than this system's <linux/landlock.h>; the running kernel says which it knows.
@@ -127,10 +128,7 @@ scmp_arg_cmp arg(unsigned index, scmp_compare op, uint64_t a, uint64_t b = 0) {
   return scmp_arg_cmp{index, op, a, b};
 }
 
-struct FilterDeleter {
-  void operator()(void* ctx) const noexcept { seccomp_release(ctx); }
-};
-using Filter = std::unique_ptr<void, FilterDeleter>;
+using Filter = std::unique_ptr<void, CFree<seccomp_release>>;
 
 class Rules {
  public:
@@ -319,8 +317,7 @@ Report confine_parent(const Options& options) {
 
 #ifdef CASTGATE_FAULT_INJECTION
 void make_forbidden_call() {
-  int fd = open("/", O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) close(fd);
+  UniqueFd forbidden(open("/", O_WRONLY | O_CLOEXEC));
 }
 #endif
 

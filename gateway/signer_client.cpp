@@ -18,21 +18,19 @@ using signer::Message;
 using signer::Type;
 
 std::unique_ptr<SignerClient> SignerClient::start(const signer::ProcessOptions& options) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
     throw std::runtime_error(std::string("cannot start the signer: ") + std::strerror(errno));
+  signer::UniqueFd ours(pair[0]), theirs(pair[1]);
   pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
+  if (pid < 0)
     throw std::runtime_error(std::string("cannot start the signer: ") + std::strerror(errno));
-  }
   if (pid == 0) {
-    close(fds[0]);
-    signer::run_process(fds[1], options);
+    ours.reset();
+    signer::run_process(theirs.release(), options);
   }
-  close(fds[1]);
-  std::unique_ptr<SignerClient> client(new SignerClient(fds[0], pid));
+  theirs.reset();
+  std::unique_ptr<SignerClient> client(new SignerClient(ours.release(), pid));
   std::string answer, error;
   if (!client->ask(Type::kHello, "", Type::kHelloAnswer, answer, error))
     throw std::runtime_error(error);
@@ -69,7 +67,7 @@ int SignerClient::attach_worker(const std::string& chain) {
 }
 
 SignerClient::~SignerClient() {
-  close(fd_);
+  fd_.reset();            // the signer sees the end of its connection and exits
   if (pid_ == 0) return;  // adopted: the signer is not this process's child
   // The signer ends its audit chain and exits; it never waits on anything but stdout.
   for (int i = 0; i < 1000; ++i) {
@@ -121,22 +119,22 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
                     .count();
     if (left <= 0) return timed_out();
     if (!sent) {
-      ssize_t n = signer::send_packet(fd_, packet, passed, MSG_DONTWAIT);
+      ssize_t n = signer::send_packet(fd_.get(), packet, passed, MSG_DONTWAIT);
       if (n >= 0) {
         sent = true;
         continue;
       }
       if (errno != EAGAIN && errno != EINTR) return gone();
-      pollfd w{fd_, POLLOUT, 0};
+      pollfd w{fd_.get(), POLLOUT, 0};
       poll(&w, 1, static_cast<int>(left));
       continue;
     }
-    pollfd p{fd_, POLLIN, 0};
+    pollfd p{fd_.get(), POLLIN, 0};
     int ready = poll(&p, 1, static_cast<int>(left));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     // Nothing should come with an answer; whatever does is closed with `got`.
-    signer::Received got = signer::receive_packet(fd_, in, MSG_DONTWAIT);
+    signer::Received got = signer::receive_packet(fd_.get(), in, MSG_DONTWAIT);
     if (got.size < 0 && got.error == EAGAIN) continue;
     if (got.size <= 0) return gone();
     auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(got.size)), error);

@@ -78,7 +78,7 @@ class SignerClient final : public asciicast::RecordSigner {
   bool ask(signer::Type type, const std::string& body, signer::Type want, std::string& answer,
            std::string& error, int passed = -1) const;
 
-  int fd_;
+  signer::UniqueFd fd_;
   pid_t pid_;
   std::string ca_blob_, recording_public_;
   mutable std::mutex mu_;

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/unique_fd.h"
+
 namespace castgate::signer {
 
 inline constexpr uint8_t kVersion = 1;
@@ -78,31 +80,7 @@ bool decode_strings(std::string_view body, std::string& a, std::string& b);
 std::string encode_certificate(uint64_t serial, std::string_view blob);
 bool decode_certificate(std::string_view body, uint64_t& serial, std::string& blob);
 
-// A descriptor with one owner, closed when it goes.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    reset(other.release());
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using castgate::UniqueFd;
 
 // One packet on a SOCK_SEQPACKET socket, with `passed` as SCM_RIGHTS unless it is -1. MSG_NOSIGNAL
 // is added to `flags`; EINTR is retried. Returns sendmsg's result (errno set when -1).

@@ -30,7 +30,7 @@ Upstream::Upstream(EventLoop& loop, Resolver& resolver, const Target& target, st
 Upstream::~Upstream() {
   unwatch();
   if (timeout_timer_) loop_.cancel_timer(timeout_timer_);
-  if (fd_ >= 0) close(fd_);
+  fd_.reset();
   // The event must let go of the session before either is freed.
   if (event_ && session_) ssh_event_remove_session(event_.get(), session_.get());
   event_.reset();
@@ -81,23 +81,22 @@ void Upstream::connect_next() {
   while (next_address_ < addresses_.size()) {
     const auto& a = addresses_[next_address_++];
     address_text_ = a.text + ":" + std::to_string(target_.port);
-    fd_ = socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) {
+    fd_.reset(socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd_) {
       last_connect_error_ = std::strerror(errno);
       continue;
     }
     int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a.addr), a.len) == 0 ||
+    setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) == 0 ||
         errno == EINPROGRESS) {
-      watched_fd_ = fd_;
+      watched_fd_ = fd_.get();
       interest_ = EPOLLOUT;
-      loop_.watch(fd_, interest_, this);
+      loop_.watch(fd_.get(), interest_, this);
       return;
     }
     last_connect_error_ = std::strerror(errno);
-    close(fd_);
-    fd_ = -1;
+    fd_.reset();
   }
   fail("target_unreachable",
        "cannot connect to " + target_.name + " (" + address_text_ + "): " + last_connect_error_);
@@ -106,18 +105,17 @@ void Upstream::connect_next() {
 void Upstream::on_tcp_connected() {
   int err = 0;
   socklen_t len = sizeof err;
-  getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+  getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
     last_connect_error_ = std::strerror(err);
     unwatch();
-    close(fd_);
-    fd_ = -1;
+    fd_.reset();
     connect_next();
     return;
   }
   sockaddr_storage local{};
   socklen_t llen = sizeof local;
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &llen);
+  getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&local), &llen);
   char ip[INET6_ADDRSTRLEN] = {};
   if (local.ss_family == AF_INET)
     inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&local)->sin_addr, ip, sizeof ip);
@@ -146,9 +144,9 @@ void Upstream::on_tcp_connected() {
     for (auto& t : types) list += (list.empty() ? "" : ",") + t;
     ssh_options_set(s, SSH_OPTIONS_HOSTKEYS, list.c_str());
   }
-  ssh_options_set(s, SSH_OPTIONS_FD, &fd_);
-  watched_fd_ = fd_;  // still watched; libssh owns the descriptor from here on
-  fd_ = -1;
+  socket_t fd = fd_.release();  // libssh owns the descriptor from here on
+  ssh_options_set(s, SSH_OPTIONS_FD, &fd);
+  watched_fd_ = fd;  // still watched
   ssh_set_blocking(s, 0);
   state_ = State::kHandshake;
   int rc = ssh_connect(s);
@@ -290,9 +288,9 @@ void Upstream::disconnect() {
   // libssh 0.10's ssh_disconnect forgets a socket it was given with SSH_OPTIONS_FD without
   // closing it (ssh_free would have): close it here, or every session leaves a socket to its
   // target in CLOSE_WAIT until the worker runs out of descriptors.
-  int socket = ssh_get_fd(session_.get());
+  UniqueFd forgotten(ssh_get_fd(session_.get()));
   ssh_disconnect(session_.get());
-  if (socket >= 0 && ssh_get_fd(session_.get()) != socket) ::close(socket);
+  if (ssh_get_fd(session_.get()) == forgotten.get()) forgotten.release();  // libssh kept it
 }
 
 }  // namespace castgate

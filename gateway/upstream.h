@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "gateway/event_loop.h"
 #include "gateway/known_hosts.h"
 #include "gateway/resolver.h"
@@ -83,7 +84,7 @@ class Upstream final : public FdHandler {
   std::string last_connect_error_;
   std::string host_key_fingerprint_;
   std::string credential_description_;
-  int fd_ = -1;  // our socket until libssh owns it
+  UniqueFd fd_;  // our socket until libssh owns it
   int watched_fd_ = -1;
   uint32_t interest_ = 0;
   EventLoop::TimerId timeout_timer_ = 0;

@@ -122,7 +122,6 @@ WorkerProcess::~WorkerProcess() {
   // The writer goes before the workers: its wakers post to the workers' loops.
   writer_.reset();
   workers_.clear();
-  if (signal_fd_ >= 0) close(signal_fd_);
 }
 
 Worker& WorkerProcess::pick_worker() {
@@ -133,47 +132,46 @@ Worker& WorkerProcess::pick_worker() {
 }
 
 void WorkerProcess::on_fd_ready(int fd, uint32_t) {
-  if (fd == signal_fd_) return on_signal();
+  if (fd == signal_fd_.get()) return on_signal();
   if (fd == setup_.channel) return on_channel();
 }
 
 void WorkerProcess::on_channel() {
   for (int i = 0; i < 64; ++i) {
-    int fd = -1;
-    ssize_t n = worker_channel::receive(setup_.channel, packet_, fd);
+    int passed = -1;
+    ssize_t n = worker_channel::receive(setup_.channel, packet_, passed);
+    UniqueFd fd(passed);  // closed unless a worker adopts it
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {
       // The parent is gone: nothing new will come, and nobody would close these records.
-      if (fd >= 0) ::close(fd);
       log::error("worker process: the parent process is gone; draining");
       loop_.unwatch(setup_.channel);
       if (!draining_) begin_drain();
       return;
     }
     auto m = worker_channel::decode(packet_);
-    if (m && m->type == worker_channel::Type::kRetire && fd < 0) {
+    if (m && m->type == worker_channel::Type::kRetire && !fd) {
       retire();
       continue;
     }
-    if (!m || m->type != worker_channel::Type::kAdopt || fd < 0 ||
+    if (!m || m->type != worker_channel::Type::kAdopt || !fd ||
         m->listener >= setup_.listeners.size()) {
       log::error("worker process: a malformed message from the parent");
-      if (fd >= 0) ::close(fd);
       continue;
     }
     if (draining_) {  // too late: the parent sent it before it saw this worker stop
-      ::close(fd);
+      fd.reset();
       context_.startup_done(m->address);
       continue;
     }
-    pick_worker().adopt(fd, setup_.listeners[m->listener],
+    pick_worker().adopt(fd.release(), setup_.listeners[m->listener],
                         asciicast::Endpoint{m->address, static_cast<int>(m->port)});
   }
 }
 
 void WorkerProcess::on_signal() {
   signalfd_siginfo si{};
-  while (read(signal_fd_, &si, sizeof si) == sizeof si) {
+  while (read(signal_fd_.get(), &si, sizeof si) == sizeof si) {
     if (si.ssi_signo == SIGUSR1) {
       // A retired worker past the parent's limit: its sessions end as on a stop, said as what
       // it is.
@@ -275,9 +273,9 @@ int WorkerProcess::run() {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGUSR1);
-  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd_ < 0) throw std::runtime_error("signalfd failed");
-  loop_.watch(signal_fd_, EPOLLIN, this);
+  signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!signal_fd_) throw std::runtime_error("signalfd failed");
+  loop_.watch(signal_fd_.get(), EPOLLIN, this);
   loop_.watch(setup_.channel, EPOLLIN, this);
   for (auto& w : workers_) w->start();
   log::info("worker process " + std::to_string(setup_.index) + " (pid " + std::to_string(getpid()) +

@@ -11,6 +11,7 @@
 
 #include "asciicast/session_log.h"
 #include "asciicast/stdout_writer.h"
+#include "common/unique_fd.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
 #include "gateway/lock_watcher.h"
@@ -65,7 +66,7 @@ class WorkerProcess : private FdHandler {
   asciicast::CheckpointLedger ledger_;          // its sessions' chains
   uint64_t checkpoints_ = 0;
   std::chrono::steady_clock::time_point last_checkpoint_{};
-  int signal_fd_ = -1;
+  UniqueFd signal_fd_;
   bool draining_ = false;
   bool retiring_ = false;  // ends after its last connection, with no deadline
   // How its sessions end when it drains: a stop, or a retired worker past the parent's limit.

@@ -6,20 +6,26 @@
 #include <algorithm>
 #include <cstring>
 
+#include "oidc/curl_handles.h"
+
 namespace castgate::oidc {
 
 struct HttpClient::Transfer {
-  CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
+  // The list goes after the handle that points to it.
+  curl::Slist headers;
+  curl::Easy easy;
   HttpRequest request;
   std::function<void(HttpResponse)> done;
   HttpResponse response;
   size_t max = 0;
   bool too_big = false;
   char error[CURL_ERROR_SIZE] = {};
-  ~Transfer() {
-    if (headers) curl_slist_free_all(headers);
-    if (easy) curl_easy_cleanup(easy);
+  void add_header(const char* header) {
+    // libcurl returns the list's head (the same, once there is one), or null with the list intact.
+    if (curl_slist* head = curl_slist_append(headers.get(), header)) {
+      (void)headers.release();
+      headers.reset(head);
+    }
   }
 };
 
@@ -39,20 +45,18 @@ bool loopback_host(const std::string& host) {
 }  // namespace
 
 bool url_allowed(const std::string& url, std::string& why) {
-  CURLU* u = curl_url();
-  if (!u || curl_url_set(u, CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
-    if (u) curl_url_cleanup(u);
+  curl::Url u(curl_url());
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
     why = "not a valid URL: " + url;
     return false;
   }
   char* scheme = nullptr;
   char* host = nullptr;
-  curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-  curl_url_get(u, CURLUPART_HOST, &host, 0);
+  curl_url_get(u.get(), CURLUPART_SCHEME, &scheme, 0);
+  curl::Text scheme_text(scheme);
+  curl_url_get(u.get(), CURLUPART_HOST, &host, 0);
+  curl::Text host_text(host);
   std::string s = scheme ? scheme : "", h = host ? host : "";
-  curl_free(scheme);
-  curl_free(host);
-  curl_url_cleanup(u);
   if (s == "https") return true;
   if (s == "http" && loopback_host(h)) return true;
   why = "only https URLs are allowed (plain http only to loopback): " + url;
@@ -63,20 +67,19 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
   std::string out;
   for (const auto& [k, v] : fields) {
     if (!out.empty()) out += '&';
-    char* ek = curl_easy_escape(nullptr, k.c_str(), static_cast<int>(k.size()));
-    char* ev = curl_easy_escape(nullptr, v.c_str(), static_cast<int>(v.size()));
-    out += ek ? ek : "";
+    curl::Text ek(curl_easy_escape(nullptr, k.c_str(), static_cast<int>(k.size())));
+    curl::Text ev(curl_easy_escape(nullptr, v.c_str(), static_cast<int>(v.size())));
+    out += ek ? ek.get() : "";
     out += '=';
-    out += ev ? ev : "";
-    curl_free(ek);
-    curl_free(ev);
+    out += ev ? ev.get() : "";
   }
   return out;
 }
 
-HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
+HttpClient::HttpClient(HttpOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  multi_ = curl_multi_init();
+  multi_.reset(curl_multi_init());
   thread_ = std::thread([this] { run(); });
 }
 
@@ -85,11 +88,11 @@ HttpClient::~HttpClient() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  curl_multi_wakeup(multi_.get());
   thread_.join();
-  for (auto& [easy, t] : active_) curl_multi_remove_handle(static_cast<CURLM*>(multi_), t->easy);
+  // Each handle leaves the multi handle before either is cleaned up.
+  for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_.get(), easy);
   active_.clear();
-  curl_multi_cleanup(static_cast<CURLM*>(multi_));
 }
 
 void HttpClient::send(HttpRequest request, std::function<void(HttpResponse)> done) {
@@ -97,15 +100,15 @@ void HttpClient::send(HttpRequest request, std::function<void(HttpResponse)> don
     std::lock_guard lock(mu_);
     requests_.emplace_back(std::move(request), std::move(done));
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  curl_multi_wakeup(multi_.get());
 }
 
 void HttpClient::post(std::function<void()> fn, std::chrono::milliseconds delay) {
   {
     std::lock_guard lock(mu_);
-    tasks_.emplace(std::chrono::steady_clock::now() + delay, std::move(fn));
+    tasks_.emplace(clock_.steady_now() + delay, std::move(fn));
   }
-  curl_multi_wakeup(static_cast<CURLM*>(multi_));
+  curl_multi_wakeup(multi_.get());
 }
 
 void HttpClient::start(std::unique_ptr<Transfer> t) {
@@ -115,8 +118,8 @@ void HttpClient::start(std::unique_ptr<Transfer> t) {
     t->done(std::move(t->response));
     return;
   }
-  t->easy = curl_easy_init();
-  CURL* e = t->easy;
+  t->easy.reset(curl_easy_init());
+  CURL* e = t->easy.get();
   curl_easy_setopt(e, CURLOPT_URL, t->request.url.c_str());
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -138,20 +141,20 @@ void HttpClient::start(std::unique_ptr<Transfer> t) {
         tr->response.body.append(data, size * n);
         return size * n;
       });
-  t->headers = curl_slist_append(t->headers, "Accept: application/json");
-  for (const auto& h : t->request.headers) t->headers = curl_slist_append(t->headers, h.c_str());
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  t->add_header("Accept: application/json");
+  for (const auto& h : t->request.headers) t->add_header(h.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers.get());
   if (t->request.method == "POST") {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(t->request.body.size()));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, t->request.body.c_str());
   }
-  curl_multi_add_handle(static_cast<CURLM*>(multi_), e);
+  curl_multi_add_handle(multi_.get(), e);
   active_.emplace(e, std::move(t));
 }
 
 void HttpClient::run() {
-  CURLM* multi = static_cast<CURLM*>(multi_);
+  CURLM* multi = multi_.get();
   for (;;) {
     std::deque<std::pair<HttpRequest, std::function<void(HttpResponse)>>> requests;
     std::vector<std::function<void()>> due;
@@ -160,7 +163,7 @@ void HttpClient::run() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
       requests.swap(requests_);
-      auto now = std::chrono::steady_clock::now();
+      auto now = clock_.steady_now();
       while (!tasks_.empty() && tasks_.begin()->first <= now) {
         due.push_back(std::move(tasks_.begin()->second));
         tasks_.erase(tasks_.begin());
@@ -188,13 +191,13 @@ void HttpClient::run() {
       if (it == active_.end()) continue;
       auto t = std::move(it->second);
       active_.erase(it);
-      curl_multi_remove_handle(multi, t->easy);
+      curl_multi_remove_handle(multi, t->easy.get());
       if (msg->data.result != CURLE_OK) {
         t->response.error = t->too_big ? "response too large"
                                        : (t->error[0] ? std::string(t->error)
                                                       : curl_easy_strerror(msg->data.result));
       } else {
-        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->response.status);
+        curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &t->response.status);
       }
       t->done(std::move(t->response));
     }

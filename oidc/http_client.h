@@ -15,6 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
+#include "oidc/curl_handles.h"
+
 namespace castgate::oidc {
 
 struct HttpRequest {
@@ -42,14 +45,17 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
 
 class HttpClient {
  public:
-  explicit HttpClient(HttpOptions options);
+  // `clock` times the delayed tasks of post() (its steady time).
+  HttpClient(HttpOptions options, const Clock& clock);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Thread-safe. `done` runs on the HTTP thread.
   void send(HttpRequest request, std::function<void(HttpResponse)> done);
-  // Thread-safe: runs `fn` on the HTTP thread (after `delay`).
+  // Thread-safe: runs `fn` on the HTTP thread (after `delay`, on the clock's steady time: with a
+  // clock that is not the system's, the thread notices a due task within a second, or at once
+  // when woken by the next send() or post()).
   void post(std::function<void()> fn,
             std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   bool in_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
@@ -60,12 +66,13 @@ class HttpClient {
   void start(std::unique_ptr<Transfer> t);
 
   const HttpOptions options_;
-  void* multi_ = nullptr;  // CURLM*
+  const Clock& clock_;
+  curl::Multi multi_;
   std::mutex mu_;
   std::deque<std::pair<HttpRequest, std::function<void(HttpResponse)>>> requests_;
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> tasks_;
   bool stopping_ = false;
-  std::map<void*, std::unique_ptr<Transfer>> active_;  // by CURL*
+  std::map<CURL*, std::unique_ptr<Transfer>> active_;  // by its easy handle
   std::thread thread_;
 };
 

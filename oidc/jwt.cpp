@@ -154,7 +154,7 @@ std::optional<Jwk> Jwk::parse(const json& j, std::string& error) {
     error = "invalid " + k.kty_ + " key";
     return std::nullopt;
   }
-  k.key_ = std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free);
+  k.key_ = std::shared_ptr<EVP_PKEY>(std::move(pkey));
   return k;
 }
 

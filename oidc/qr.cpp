@@ -4,11 +4,13 @@
 
 #include <memory>
 
+#include "common/c_handle.h"
+
 namespace castgate::oidc {
 
 std::string terminal_qr(const std::string& text, int max_lines) {
-  std::unique_ptr<QRcode, decltype(&QRcode_free)> code(
-      QRcode_encodeString(text.c_str(), 0, QR_ECLEVEL_L, QR_MODE_8, 1), &QRcode_free);
+  std::unique_ptr<QRcode, CFree<QRcode_free>> code(
+      QRcode_encodeString(text.c_str(), 0, QR_ECLEVEL_L, QR_MODE_8, 1));
   if (!code) return {};
   constexpr int kQuiet = 2;
   const int w = code->width, size = w + 2 * kQuiet;

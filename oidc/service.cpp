@@ -64,7 +64,7 @@ OidcService::OidcService(OidcConfig config, const Clock& clock)
     : config_(std::move(config)), clock_(clock) {
   HttpOptions options;
   options.ca_bundle = config_.ca_bundle;
-  http_ = std::make_unique<HttpClient>(options);
+  http_ = std::make_unique<HttpClient>(options, clock_);
   if (config_.provider) {
     people_ = std::make_unique<Issuer>();
     people_->url = config_.provider->issuer;
@@ -93,7 +93,7 @@ void OidcService::warm_up() {
 }
 
 void OidcService::with_metadata(Issuer& issuer, Done done) {
-  auto now = std::chrono::steady_clock::now();
+  auto now = clock_.steady_now();
   if (!issuer.discovery_needed || (issuer.have_metadata && now - issuer.metadata_at < kMetadataTtl))
     return done("");
   issuer.waiting_metadata.push_back(std::move(done));
@@ -101,7 +101,7 @@ void OidcService::with_metadata(Issuer& issuer, Done done) {
   HttpRequest req;
   req.url = issuer.url + "/.well-known/openid-configuration";
   req.timeout = kRequestTimeout;
-  http_->send(req, [&issuer](HttpResponse r) {
+  http_->send(req, [this, &issuer](HttpResponse r) {
     std::string error;
     std::optional<DiscoveryDocument> doc;
     if (!r.error.empty() || r.status != 200) {
@@ -112,7 +112,7 @@ void OidcService::with_metadata(Issuer& issuer, Done done) {
     if (doc) {
       issuer.metadata = std::move(*doc);
       issuer.have_metadata = true;
-      issuer.metadata_at = std::chrono::steady_clock::now();
+      issuer.metadata_at = clock_.steady_now();
       issuer.jwks_uri = issuer.metadata.jwks_uri;
     } else {
       log::warn("oidc: " + error);
@@ -137,7 +137,7 @@ void OidcService::with_keys(Issuer& issuer, bool refresh, Done done) {
     HttpRequest req;
     req.url = issuer.jwks_uri;
     req.timeout = kRequestTimeout;
-    issuer.keys_at = std::chrono::steady_clock::now();
+    issuer.keys_at = clock_.steady_now();
     http_->send(req, [&issuer, finish](HttpResponse r) {
       std::string error;
       if (!r.error.empty() || r.status != 200) {
@@ -163,7 +163,7 @@ void OidcService::verify(Issuer& issuer, std::shared_ptr<Jwt> jwt,
             [this, &issuer, jwt, algorithms, done, refreshed](const std::string& error) {
               if (!error.empty() && !issuer.have_keys) return done(TokenError::kUnknownKey, error);
               TokenError e = verify_signature(*jwt, issuer.keys, algorithms);
-              auto since = std::chrono::steady_clock::now() - issuer.keys_at;
+              auto since = clock_.steady_now() - issuer.keys_at;
               bool fetching = !issuer.waiting_keys.empty();
               if (e == TokenError::kUnknownKey && !refreshed &&
                   (since >= config_.jwks_min_refresh || fetching)) {
@@ -261,7 +261,7 @@ void OidcService::request_code(FlowId id) {
       auto limit = std::min(code.expires_in, config_.device.longest_wait());
       f.deadline_is_code_expiry = code.expires_in <= config_.device.longest_wait();
       code.valid_for = limit;
-      f.deadline = std::chrono::steady_clock::now() + limit;
+      f.deadline = clock_.steady_now() + limit;
       f.on_code(code);
       http_->post([this, id] { poll(id); }, duration_cast<milliseconds>(f.interval));
     });
@@ -272,7 +272,7 @@ void OidcService::poll(FlowId id) {
   auto it = flows_.find(id);
   if (it == flows_.end()) return;
   Flow& f = *it->second;
-  if (std::chrono::steady_clock::now() >= f.deadline) {
+  if (clock_.steady_now() >= f.deadline) {
     if (f.deadline_is_code_expiry)
       return finish(id, failure("expired_token",
                                 "the sign-in code expired before it was approved; run ssh again"));
