@@ -1,6 +1,6 @@
 #include "gateway/session.h"
 
-#include "gateway/certificate_sign_in.h"
+#include "gateway/presented_certificate.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -16,7 +16,7 @@
 #include "common/text.h"
 #include "gateway/ssh_messages.h"
 #include "gateway/ssh_wire.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 #include "gateway/worker.h"
 
 namespace castgate {
@@ -612,7 +612,7 @@ void Session::handle_publickey(ssh::Message m) {
   std::optional<Identity> bound;
   auto& ctx = worker_.context();
   if (!blob.empty() && is_certificate_key_type(ssh::blob_key_type(blob))) {
-    auto check = check_user_certificate(blob, ctx.identities, clock().now(), peer_.address);
+    auto check = check_presented_certificate(blob, ctx.identities, clock().now(), peer_.address);
     if (!check.ok) {
       ssh_message_reply_default(msg);
       auth_failed("certificate", check.reason);
