@@ -8,7 +8,7 @@
 #include "gateway/identity_keys.h"
 #include "gateway/known_hosts.h"
 #include "gateway/policy.h"
-#include "gateway/session.h"
+#include "gateway/router.h"
 #include "gateway/ssh_wire.h"
 #include "gateway/targets.h"
 
