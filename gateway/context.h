@@ -21,7 +21,7 @@
 #include "common/session_table.h"
 #include "gateway/admission.h"
 #include "gateway/config.h"
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 #include "gateway/key_bindings.h"
 #include "gateway/known_hosts.h"
 #include "gateway/lock_watcher.h"

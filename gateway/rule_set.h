@@ -12,7 +12,7 @@
 #include "asciicast/alert_rules.h"
 #include "common/config_file.h"
 #include "gateway/config.h"
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 #include "gateway/known_hosts.h"
 #include "gateway/policy.h"
 #include "gateway/ssh_handles.h"

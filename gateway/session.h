@@ -13,45 +13,33 @@
 
 #include "asciicast/session_log.h"
 #include "common/identity.h"
+#include "gateway/authenticator.h"
 #include "gateway/channel_pair.h"
 #include "gateway/config.h"
+#include "gateway/context.h"
 #include "gateway/event_loop.h"
-#include "gateway/interactive_sign_in.h"
 #include "gateway/jump_tunnel.h"
 #include "gateway/locks.h"
 #include "gateway/policy.h"
+#include "gateway/router.h"
+#include "gateway/session_host.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/upstream.h"
-#include "gateway/worker.h"
 
 namespace castgate {
 
-// The inner connection of a ProxyJump channel: who signed in on the outer connection, and with
-// what. The inner connection exists only inside that outer connection's channel (one end of a
-// socketpair), so nobody else can reach it; it is signed in as the outer identity, and where the
-// outer connection proved a key, only a fresh signature by that same key (over the inner
-// connection's own session id) is accepted.
-struct JumpOrigin {
-  std::string outer_session;
-  Identity identity;
-  std::vector<std::string> proven_keys;  // key blobs the outer connection proved by a signature
-  bool has_certificate = false;          // the outer sign-in was a certificate: its principals
-  std::vector<std::string> certificate_principals;  // bound the inner login too
-  std::string target;                               // the configured target the channel named
-  // When the outer sign-in ends (a certificate's valid_before, a token's or key binding's
-  // expiry); none for a registered key. No inner connection signs in after it.
-  std::optional<std::chrono::system_clock::time_point> expires;
-};
-
+// Signing in is the Authenticator's, where the connection may go the Router's, and the
+// credential for the target upstream_credential.h's; the session strings them together and owns
+// what lives as long as the connection.
 class Session final : public FdHandler,
                       public Upstream::Owner,
                       public ChannelHost,
-                      public InteractiveSignIn::Host {
+                      public Authenticator::Connection {
  public:
   enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
 
-  Session(Worker& worker, std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer,
-          std::optional<JumpOrigin> jump = std::nullopt);
+  Session(SessionHost& host, GatewayContext& context, std::string id, int fd, ListenSpec listener,
+          asciicast::Endpoint peer, std::optional<JumpOrigin> jump = std::nullopt);
   ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -65,7 +53,7 @@ class Session final : public FdHandler,
 
   // Starts the one teardown path: channels are told `user_message`, both connections are
   // closed, session.end is written and the worker drops the session.
-  void close(const std::string& reason, const std::string& user_message);
+  void close(const std::string& reason, const std::string& user_message) override;
   // The recording output has room again.
   void resume() { step(); }
   // Once a second: timeouts, recording health.
@@ -85,7 +73,7 @@ class Session final : public FdHandler,
   // with its last event, never the worker or the process.
   void guarded(const std::function<void()>& fn) noexcept;
   // How code on other threads names this session.
-  SessionRef ref() { return SessionRef{&worker_, id_}; }
+  SessionRef ref() { return SessionRef{&host_, id_}; }
 
   // Upstream::Owner
   void on_upstream_ready() override;
@@ -95,14 +83,12 @@ class Session final : public FdHandler,
   void run_guarded(const std::function<void()>& fn) noexcept override { guarded(fn); }
   void on_upstream_fault(const char* what) noexcept override { fault(what); }
 
-  // InteractiveSignIn::Host
+  // Authenticator::Connection
   ssh_session downstream() override { return down_.get(); }
   EventLoop& loop() override;
-  InteractiveSignIn::Poster sign_in_poster() override;
-  bool device_flow_allowed() override;
-  void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) override;
-  void sign_in_failed(const std::string& method, const oidc::SignInResult& result) override;
-  void sign_in_progress(const std::string& action, const std::string& detail) override;
+  InteractiveSignIn::Poster interactive_sign_in_poster() override;
+  void accept_identity(const Identity& identity, ssh::Message m,
+                       const std::string& detail) override;
 
   // ChannelHost
   ssh_session upstream_session() override;
@@ -132,34 +118,24 @@ class Session final : public FdHandler,
   // Requests (channel, global, channel opens) spend from a token bucket; false when spent out.
   bool spend_request_budget();
   void handle_message(ssh::Message m);
-  void handle_auth(ssh::Message m);
-  void handle_publickey(ssh::Message m);
-  // A public-key request whose signature checked. Otherwise answers it (a query with "pk ok", a
-  // bad signature with a failure and an audit event) and returns false.
-  bool key_proven(ssh_message msg, int key_state, const std::string& method,
-                  const std::string& key);
   void handle_channel_open(ssh::Message m);
   // A direct-tcpip channel to a configured target's SSH address: served here (ProxyJump).
   void open_jump(ssh::Message m, const Target& target);
   void end_jump(JumpTunnel& tunnel, const std::string& reason);
-  // The inner connection of a ProxyJump channel signs in as the outer connection's identity.
-  void handle_jump_auth(ssh::Message m);
   void handle_channel_request(ssh::Message m);
-  void accept_identity(const Identity& identity, ssh::Message m, const std::string& detail);
+  // Signed in: where the connection goes (the Router's answer), then the connection there.
   void authorize(const std::string& ssh_user);
-  // user.name, destination.address and related.user of a failed sign-in (auth.failure).
-  nlohmann::json attempted_user() const;
-  void auth_failed(const std::string& method, const std::string& reason);
-  void send_banner_once();
-  void send_text_banner(const std::string& text);
-  void refuse_unregistered_keys(ssh::Message m);
+  void deny(const RouteDenial& denial);
+  void connect_upstream();
+  bool authenticated() const { return sign_in_->succeeded(); }
   void update_interest();
   void finalize();
   void release_unauthenticated();
   void unwatch();
   ChannelPair* find_pair(ssh_channel downstream);
 
-  Worker& worker_;
+  SessionHost& host_;
+  GatewayContext& context_;
   const std::string id_;
   const ListenSpec listener_;
   const asciicast::Endpoint peer_;
@@ -167,30 +143,17 @@ class Session final : public FdHandler,
   std::unique_ptr<asciicast::SessionLog> log_;
 
   Identity identity_;
-  bool authenticated_ = false;
   std::string login_;
   std::string target_name_;
   const Target* target_ = nullptr;
   PolicyDecision decision_;
   std::string refusal_;  // non-empty: the session is signed in but may not run anything
-  std::vector<std::string> offered_keys_;  // fingerprints of unknown keys, for the user
-  std::string requested_user_;             // the SSH user name, as sent
-  std::string last_ssh_user_;              // printable form, for events
-  int auth_failures_ = 0;
-  bool banner_sent_ = false;
   bool counted_unauthenticated_ = true;
-  bool untracked_ = false;  // no room in the session table
-  std::vector<std::string> certificate_principals_;
-  bool has_certificate_ = false;
-  std::string verified_key_;  // proved by a signature, not registered: bound after a device sign-in
-  std::string binding_key_;   // the bound key this connection signed in with, if any
-  std::vector<std::string> proven_keys_;  // keys this connection signed in with (for ProxyJump)
+  bool untracked_ = false;                // no room in the session table
   const std::optional<JumpOrigin> jump_;  // set on the inner connection of a ProxyJump channel
   // No target was named: the connection may still open ProxyJump channels; the denial is
   // recorded when it asks for a shell or command instead.
   std::optional<nlohmann::json> deferred_denial_;
-  // When this connection's sign-in ends (see JumpOrigin::expires).
-  std::optional<std::chrono::system_clock::time_point> credential_expires_;
   // The last ProxyJump channel of a connection without a target closed then: it may idle for
   // --jump-idle-timeout (a ControlMaster between commands), then it is closed.
   std::optional<std::chrono::steady_clock::time_point> last_jump_end_;
@@ -227,10 +190,7 @@ class Session final : public FdHandler,
   std::unique_ptr<Upstream> upstream_;
   std::map<int, std::unique_ptr<ChannelPair>> pairs_;
   std::map<int, std::unique_ptr<JumpTunnel>> tunnels_;
-  std::unique_ptr<InteractiveSignIn> sign_in_;
+  std::unique_ptr<Authenticator> sign_in_;  // made in the constructor, dropped first
 };
-
-// Splits the SSH user name into login and target ("ubuntu@db1.int" -> ubuntu, db1.int).
-void split_user(const std::string& ssh_user, std::string& login, std::string& target);
 
 }  // namespace castgate

@@ -17,7 +17,7 @@
 #include "asciicast/untrusted_text.h"
 #include "common/log.h"
 #include "common/text.h"
-#include "gateway/certificate_sign_in.h"
+#include "gateway/presented_certificate.h"
 #include "gateway/ssh_wire.h"
 
 namespace castgate::signer {

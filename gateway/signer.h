@@ -26,7 +26,7 @@
 #include "common/crypto.h"
 #include "common/output_lock.h"
 #include "gateway/signer_protocol.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 namespace castgate::signer {
 

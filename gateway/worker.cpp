@@ -5,6 +5,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "gateway/session.h"
+#include "gateway/ssh_keys.h"
 
 namespace castgate {
 
@@ -18,14 +19,9 @@ Worker::Worker(GatewayContext& context, int index) : context_(context) {
   ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_LOG_VERBOSITY, &verbosity);
   ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_BANNER, "castgate");
   for (auto& key : context_.host_keys) {
-    ssh_key copy = nullptr;
     // ssh_bind takes ownership of imported keys, so each worker gets its own copy.
-    char* b64 = nullptr;
-    if (ssh_pki_export_privkey_base64(key.get(), nullptr, nullptr, nullptr, &b64) != SSH_OK)
-      throw std::runtime_error("cannot copy a host key");
-    ssh::CharPtr owner(b64);
-    if (ssh_pki_import_privkey_base64(b64, nullptr, nullptr, nullptr, &copy) != SSH_OK)
-      throw std::runtime_error("cannot copy a host key");
+    ssh_key copy = ssh::copy_private_key(key.get()).release();
+    if (!copy) throw std::runtime_error("cannot copy a host key");
     if (ssh_bind_options_set(bind_.get(), SSH_BIND_OPTIONS_IMPORT_KEY, copy) != SSH_OK)
       throw std::runtime_error("libssh refused a host key");
   }
@@ -56,9 +52,8 @@ void Worker::tick() {
   for (auto& id : ids) run_in_session(id, [now](Session& s) { s.tick(now); });
 }
 
-void SessionRef::post(std::function<void(Session&)> fn) const {
-  Worker* w = worker;
-  w->loop().post([w, id = id, fn = std::move(fn)] { w->run_in_session(id, fn); });
+void Worker::post_to_session(const std::string& id, std::function<void(Session&)> fn) {
+  loop_.post([this, id, fn = std::move(fn)] { run_in_session(id, fn); });
 }
 
 void Worker::run_in_session(const std::string& id, const std::function<void(Session&)>& fn) {
@@ -87,8 +82,8 @@ std::string Worker::start_inner_session(int fd, ListenSpec listener, asciicast::
 
 void Worker::add_session(std::string id, int fd, ListenSpec listener, asciicast::Endpoint peer,
                          std::optional<JumpOrigin> jump) {
-  auto session = std::make_unique<Session>(*this, id, fd, std::move(listener), std::move(peer),
-                                           std::move(jump));
+  auto session = std::make_unique<Session>(*this, context_, id, fd, std::move(listener),
+                                           std::move(peer), std::move(jump));
   Session* s = session.get();
   sessions_.emplace(std::move(id), std::move(session));
   s->guarded([s] { s->start(); });

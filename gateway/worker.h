@@ -17,29 +17,15 @@
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
 #include "gateway/locks.h"
+#include "gateway/session_host.h"
 #include "gateway/ssh_handles.h"
 
 namespace castgate {
 
-class Session;
-class Worker;
-struct JumpOrigin;
-
-// A session named by the worker that owns it and its id (Envoy's handle of (dispatcher, id)):
-// safe to copy to another thread, and harmless once the session is gone. Code on other threads
-// (the identity provider's, the resolver's) reaches a session only through this, never through
-// a pointer that may outlive it.
-struct SessionRef {
-  Worker* worker = nullptr;
-  std::string id;
-  // Thread-safe: runs `fn` on the session's loop, inside its fault boundary, if it still exists.
-  void post(std::function<void(Session&)> fn) const;
-};
-
-class Worker {
+class Worker final : public SessionHost {
  public:
   Worker(GatewayContext& context, int index);
-  ~Worker();
+  ~Worker() override;
 
   void start();
   void stop_and_join();
@@ -55,21 +41,21 @@ class Worker {
   void retire_all();  // Session::retire() on each of its sessions
   size_t live_sessions() const { return live_.load(); }
 
-  // Loop thread only.
-  EventLoop& loop() { return loop_; }
-  GatewayContext& context() { return context_; }
-  ssh_bind bind() { return bind_.get(); }
-  void session_finished(const std::string& id);
-  // Starts the inner session of a ProxyJump channel on this loop (after the current pass) on
-  // its end of a socketpair; returns its id.
+  // SessionHost
+  void post_to_session(const std::string& id, std::function<void(Session&)> fn) override;
+  EventLoop& loop() override { return loop_; }
+  ssh_bind bind() override { return bind_.get(); }
+  void session_finished(const std::string& id) override;
   std::string start_inner_session(int fd, ListenSpec listener, asciicast::Endpoint peer,
-                                  const JumpOrigin& origin);
-  Session* find(const std::string& id);
+                                  const JumpOrigin& origin) override;
+  Session* find(const std::string& id) override;
+  std::function<void()> make_waker(const std::string& id) override;
+
+  // Loop thread only.
+  GatewayContext& context() { return context_; }
   // Runs `fn` on the session `id` if it exists, inside its fault boundary: an exception ends that
   // session (with its last event), never the worker.
   void run_in_session(const std::string& id, const std::function<void(Session&)>& fn);
-  // Builds the waker a session's recording backlog calls when it drains.
-  std::function<void()> make_waker(const std::string& id);
 
  private:
   void tick();

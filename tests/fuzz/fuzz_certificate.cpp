@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/certificate_sign_in.h"
-#include "gateway/user_certificate.h"
+#include "gateway/presented_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view blob(reinterpret_cast<const char*>(data), size);

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -21,7 +21,7 @@
 #include "asciicast/session_log.h"
 #include "gateway/signer.h"
 #include "gateway/signer_protocol.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 using namespace castgate;
 using namespace castgate::signer;

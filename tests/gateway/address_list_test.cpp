@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "gateway/certificate_sign_in.h"
+#include "gateway/presented_certificate.h"
 
 using namespace castgate;
 

@@ -3,10 +3,10 @@
 #include <doctest/doctest.h>
 
 #include "common/crypto.h"
-#include "gateway/certificate_sign_in.h"
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
+#include "gateway/presented_certificate.h"
 #include "gateway/ssh_wire.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 using namespace castgate;
 
@@ -36,7 +36,7 @@ struct TestCa {
   }
 
   CertificateCheck check(const std::string& cert, const std::string& from = "127.0.0.1") {
-    return check_user_certificate(cert, identities, now, from);
+    return check_presented_certificate(cert, identities, now, from);
   }
 };
 

@@ -5,10 +5,10 @@
 #include "common/text.h"
 #include "common/time_zone.h"
 #include "gateway/config.h"
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 #include "gateway/known_hosts.h"
 #include "gateway/policy.h"
-#include "gateway/session.h"
+#include "gateway/router.h"
 #include "gateway/ssh_wire.h"
 #include "gateway/targets.h"
 

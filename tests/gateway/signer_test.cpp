@@ -28,7 +28,7 @@
 #include "gateway/signer_client.h"
 #include "gateway/signer_protocol.h"
 #include "gateway/ssh_wire.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 #include "tests/asciicast/memory_sink.h"
 
 using namespace castgate;

@@ -4,7 +4,7 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "gateway/ssh_wire.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 using namespace castgate;
 

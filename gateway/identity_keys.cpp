@@ -1,4 +1,4 @@
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 
 #include <algorithm>
 #include <stdexcept>

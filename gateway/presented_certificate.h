@@ -1,6 +1,7 @@
-// Signing in with an OpenSSH user certificate from a trusted CA (workloads whose certificates are
-// issued from CI tokens, or people with a corporate SSH CA): the CA signature, the type, the
-// validity window, the principals and the critical options are checked; the key id names the
+// The OpenSSH user certificates clients present to sign in, issued by a trusted CA (workloads whose
+// certificates are issued from CI tokens, or people with a corporate SSH CA); not the ones castgate
+// signs for its own upstream connections (user_certificate_signer.h): the CA signature, the type,
+// the validity window, the principals and the critical options are checked; the key id names the
 // identity. What OpenSSH's sshd refuses, castgate refuses too.
 #pragma once
 
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "common/identity.h"
-#include "gateway/identities.h"
+#include "gateway/identity_keys.h"
 
 namespace castgate {
 
@@ -26,9 +27,9 @@ struct CertificateCheck {
 
 bool is_certificate_key_type(std::string_view type);
 
-CertificateCheck check_user_certificate(std::string_view blob, const IdentityKeys& identities,
-                                        std::chrono::system_clock::time_point now,
-                                        const std::string& client_ip);
+CertificateCheck check_presented_certificate(std::string_view blob, const IdentityKeys& identities,
+                                             std::chrono::system_clock::time_point now,
+                                             const std::string& client_ip);
 
 // The value of a certificate's "source-address" critical option: comma-separated addresses and
 // CIDR blocks, IPv4 or IPv6 ("10.0.0.0/8,192.0.2.7,2001:db8::/32"). Read as strictly as OpenSSH's

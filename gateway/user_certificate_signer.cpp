@@ -1,4 +1,4 @@
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 #include <openssl/core_names.h>
 

@@ -1,7 +1,8 @@
-// OpenSSH user certificates (PROTOCOL.certkeys). castgate signs a short-lived certificate for
-// each session's fresh key with its user-CA key; targets trust the CA (TrustedUserCAKeys), so no
-// standing keys to the servers exist anywhere. libssh cannot sign certificates, so the blob is
-// built here and signed with OpenSSL Ed25519.
+// OpenSSH user certificates (PROTOCOL.certkeys): their format, and the signer of castgate's own
+// (certificates clients present to sign in are checked in presented_certificate.h). castgate signs
+// a short-lived certificate for each session's fresh key with its user-CA key; targets trust the CA
+// (TrustedUserCAKeys), so no standing keys to the servers exist anywhere. libssh cannot sign
+// certificates, so the blob is built here and signed with OpenSSL Ed25519.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "gateway/certificate_sign_in.h"
+#include "gateway/presented_certificate.h"
 
 #include <arpa/inet.h>
 
@@ -8,7 +8,7 @@
 #include "common/clock.h"
 #include "common/text.h"
 #include "gateway/ssh_wire.h"
-#include "gateway/user_certificate.h"
+#include "gateway/user_certificate_signer.h"
 
 namespace castgate {
 
@@ -155,9 +155,9 @@ bool address_in_list(const std::string& ip, std::string_view list) {
   return parse_address_list(list).contains(ip);
 }
 
-CertificateCheck check_user_certificate(std::string_view blob, const IdentityKeys& identities,
-                                        std::chrono::system_clock::time_point now,
-                                        const std::string& client_ip) {
+CertificateCheck check_presented_certificate(std::string_view blob, const IdentityKeys& identities,
+                                             std::chrono::system_clock::time_point now,
+                                             const std::string& client_ip) {
   CertificateCheck c;
   ParsedCertificate cert;
   std::string error;

@@ -1,5 +1,5 @@
-// Public keys mapped to identities: the way service accounts (and, before OIDC, people) sign in.
-// The file uses the authorized_keys layout, options first:
+// Public keys mapped to identities (common/identity.h), the keys file: the way service accounts
+// (and, before OIDC, people) sign in. The file uses the authorized_keys layout, options first:
 //   identity="alice",email="alice@example.com",groups="ops,dba",kind=human ssh-ed25519 AAAA...
 //   laptop identity="ci-deploy",kind=workload ssh-ed25519 AAAA...
 #pragma once
