@@ -58,10 +58,18 @@ std::vector<AlertRule> AlertRules::defaults() {
       // Files a shell or sshd reads before running a command: written over SFTP or SCP (contents
       // not recorded), one can make the next `scp -t` or sftp-server run something else.
       {"shell-startup-file",
-       "(^|/)(\\.(bashrc|bash_profile|bash_login|bash_logout|profile|zshenv|zprofile|zshrc|zlogin|"
+       "(^|/)(\\.(bashrc|bash_profile|bash_login|bash_logout|bash_aliases|profile|zshenv|zprofile|"
+       "zshrc|zlogin|"
        "kshrc|cshrc|tcshrc|login|pam_environment|environment)|\\.ssh/(rc|environment)|"
        "\\.config/(fish|environment\\.d)/.*|etc/(profile|profile\\.d/.*|bash\\.bashrc|environment|"
        "zsh/.*|ssh/sshrc))$",
+       "path", "high"},
+      // Files something on the target runs later by itself (cron, systemd, a desktop session,
+      // git, ssh's ProxyCommand, the dynamic loader), written with their contents unrecorded.
+      {"scheduled-or-autostart-file",
+       "(^|/)(etc/(crontab|cron\\.(d|daily|hourly|weekly|monthly)/.*|systemd/system/.*|rc\\.local|"
+       "ld\\.so\\.preload)|var/spool/cron/.*|\\.config/(systemd/user|autostart)/.*|"
+       "\\.git/hooks/.*|\\.ssh/config|\\.local/bin/.*)$",
        "path", "high"},
   };
 }

@@ -87,6 +87,9 @@ void ChannelRecording::start(const ChannelHeader& header) {
   if (output_summary_) fields["castgate"]["binary_streams"] = "summary";
   log_.emit(EventKind{"asciicast.header", "", ""}, std::move(fields), channel_);
   if (header.kind == "exec") emit_command(header.command, "exec");
+  // The file `cat > PATH` or `dd of=PATH` writes: checked against the path rules now, before
+  // its bytes arrive (its file.transfer comes at the end, with the size).
+  if (upload_ && !tar_) check_alerts("path", upload_->path);
 }
 
 void ChannelRecording::fall_back(const std::string& why) {
@@ -269,7 +272,7 @@ void ChannelRecording::check_alerts(std::string_view applies_to, const std::stri
   }
 }
 
-void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
+void ChannelRecording::emit_files(std::vector<FileOperation>& ops, bool check_paths) {
   for (auto& o : ops) {
     json f;
     f["file"]["path"] = o.path;
@@ -300,6 +303,7 @@ void ChannelRecording::emit_files(std::vector<FileOperation>& ops) {
     EventKind kind{"file." + o.action, o.ok ? "success" : "failure", ""};
     if (o.action == "transfer" && o.direction == "upload") kind.type = {"creation"};
     log_.emit(kind, std::move(f), channel_);
+    if (!check_paths) continue;
     check_alerts("path", o.path);
     if (!o.alternative_path.empty()) check_alerts("path", o.alternative_path);
     if (!o.target_path.empty() && o.action != "transfer") check_alerts("path", o.target_path);
@@ -338,7 +342,7 @@ void ChannelRecording::finish() {
     o.path = upload_->path;
     o.size = upload_bytes_;
     ops.assign(1, std::move(o));
-    emit_files(ops);
+    emit_files(ops, false);  // its path was checked when the channel started
   }
   if (terminal_) {
     terminal_->finish();

@@ -84,7 +84,8 @@ class ChannelRecording {
   void emit_text(std::string_view action, char code, std::string_view text);
   void output_text(std::string_view raw, bool is_stderr);
   void record_input(std::string_view raw);
-  void emit_files(std::vector<FileOperation>& ops);
+  // `check_paths` false: the paths were checked against the alert rules already.
+  void emit_files(std::vector<FileOperation>& ops, bool check_paths = true);
   // git and rsync: metadata beside the full recording (transfer_follower.h), never instead of it.
   void follow_transfer(std::string_view raw, bool from_user);
   void emit_command(const std::string& command, const char* source);

@@ -3,7 +3,9 @@
 // anything a shell would read as more than plain words.
 #pragma once
 
+#include <optional>
 #include <string_view>
+#include <vector>
 
 namespace castgate::asciicast {
 
@@ -14,5 +16,10 @@ bool shell_metacharacter(char c);
 
 // A word that a POSIX shell passes on as it is: not empty, no metacharacter, no space, no glob.
 bool plain_word(std::string_view w);
+
+// The words of `exec` exactly as a shell splits a simple command: separated by single spaces, none
+// empty, and no control character anywhere (a newline would start a second command; nothing is
+// trimmed). nullopt otherwise. The words themselves are each caller's to check (plain_word).
+std::optional<std::vector<std::string_view>> simple_words(std::string_view exec);
 
 }  // namespace castgate::asciicast

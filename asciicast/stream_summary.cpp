@@ -155,6 +155,10 @@ void StringsExtractor::feed(std::string_view bytes) {
     }
     char ch = *p++;
     uint8_t c = kClasses.of[static_cast<uint8_t>(ch)];
+    if (c == kNewline && length_ > 0 && current_[length_ - 1] == '\\') {
+      --length_;  // a backslash-newline, which a shell reads as nothing: the string goes on
+      continue;
+    }
     current_[length_] = ch;  // kept only if it is printable (length_ grows past it)
     const bool ends = c >= kOther;
     if (ends & ((length_ >= kMinString) | ((c == kNewline) & (length_ >= kMinLine)))) keep(length_);

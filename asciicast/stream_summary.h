@@ -15,9 +15,10 @@
 // recorded in full as always.
 //
 // The run's printable strings go with it: every run of at least kMinString printable characters
-// (NUL bytes skipped, so text interleaved with NULs stays readable), and every shorter one of at
-// least kMinLine that a newline ends. Random bytes yield about 0.35% of their size as strings,
-// zeros none.
+// (NUL bytes skipped, so text interleaved with NULs stays readable, and backslash-newlines, which
+// a shell reads as nothing: a command cut into one character per line shows whole), and every
+// shorter one of at least kMinLine that a newline ends. Random bytes yield about 0.35% of their
+// size as strings, zeros none.
 #pragma once
 
 #include <chrono>

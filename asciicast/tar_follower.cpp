@@ -1,6 +1,9 @@
 #include "asciicast/tar_follower.h"
 
 #include <algorithm>
+#include <iterator>
+
+#include "common/text.h"
 
 namespace castgate::asciicast {
 namespace {
@@ -13,9 +16,10 @@ std::string_view field(const std::array<char, TarFollower::kBlock>& b, size_t at
 
 // An octal number (spaces or NULs around it), or GNU's base-256 form (high bit of the first byte).
 std::optional<uint64_t> number(const std::array<char, TarFollower::kBlock>& b, size_t at,
-                               size_t len) {
+                               size_t len, bool base256 = true) {
   auto first = static_cast<unsigned char>(b[at]);
   if (first & 0x80) {
+    if (!base256) return std::nullopt;
     if (first != 0x80) return std::nullopt;  // negative, or more than 64 bits
     uint64_t v = 0;
     for (size_t i = 1; i < len; ++i) {
@@ -40,9 +44,9 @@ std::optional<uint64_t> number(const std::array<char, TarFollower::kBlock>& b, s
 }
 
 // The header's checksum: its bytes summed with the checksum field read as spaces (unsigned, or
-// signed as some old tars summed).
+// signed as some old tars summed). Octal only, as GNU tar reads it.
 bool checksum_holds(const std::array<char, TarFollower::kBlock>& b) {
-  auto stored = number(b, 148, 8);
+  auto stored = number(b, 148, 8, false);
   if (!stored) return false;
   uint64_t sum = 0;
   int64_t signed_sum = 0;
@@ -54,12 +58,18 @@ bool checksum_holds(const std::array<char, TarFollower::kBlock>& b) {
   return *stored == sum || static_cast<int64_t>(*stored) == signed_sum;
 }
 
-// A pax extended header's records ("LEN key=value\n"): path, linkpath and size.
-bool pax_records(std::string_view data, std::optional<std::string>& path,
+// A pax extended header's records ("LEN key=value\n"): path, linkpath and size are taken; keys
+// that only describe a file (times, owners, a comment, the charset) are let pass; any other key
+// (GNU.sparse.*, xattrs, vendor keys) is one whose meaning to GNU tar is not modelled here: false.
+// A global header (`global`) may hold only a comment (what `git archive` writes).
+bool pax_records(std::string_view data, bool global, std::optional<std::string>& path,
                  std::optional<std::string>& link, std::optional<uint64_t>& size) {
+  static constexpr std::string_view kDescriptive[] = {"mtime",   "atime",     "ctime", "uid",
+                                                      "gid",     "uname",     "gname", "comment",
+                                                      "charset", "hdrcharset"};
   while (!data.empty()) {
     size_t sp = data.find(' ');
-    if (sp == 0 || sp == std::string_view::npos || sp > 20) return false;
+    if (sp == 0 || sp == std::string_view::npos || sp > 6) return false;  // at most 999999
     uint64_t len = 0;
     for (char c : data.substr(0, sp)) {
       if (c < '0' || c > '9') return false;
@@ -71,21 +81,47 @@ bool pax_records(std::string_view data, std::optional<std::string>& path,
     size_t eq = record.find('=');
     if (eq == std::string_view::npos) return false;
     std::string_view key = record.substr(0, eq), value = record.substr(eq + 1);
-    if (key == "path") {
+    if (global) {
+      if (key != "comment") return false;
+    } else if (key == "path") {
       path = std::string(value);
     } else if (key == "linkpath") {
       link = std::string(value);
     } else if (key == "size") {
       uint64_t v = 0;
-      if (value.empty() || value.size() > 19) return false;
+      if (value.empty() || value.size() > 18) return false;
       for (char c : value) {
         if (c < '0' || c > '9') return false;
         v = v * 10 + static_cast<uint64_t>(c - '0');
       }
       size = v;
+    } else if (std::find(std::begin(kDescriptive), std::end(kDescriptive), key) ==
+               std::end(kDescriptive)) {
+      return false;
     }
   }
   return true;
+}
+
+// A member name as GNU tar extracts it, relative to its directory: leading slashes removed (as
+// tar does), empty and "." components dropped.
+std::string normalized(std::string_view name) {
+  std::string out;
+  for (std::string_view part : {name}) {
+    size_t start = 0;
+    while (start <= part.size()) {
+      size_t slash = part.find('/', start);
+      std::string_view c =
+          part.substr(start, slash == std::string_view::npos ? part.npos : slash - start);
+      if (!c.empty() && c != ".") {
+        if (!out.empty()) out += '/';
+        out += c;
+      }
+      if (slash == std::string_view::npos) break;
+      start = slash + 1;
+    }
+  }
+  return out;
 }
 
 uint64_t padded(uint64_t size) {
@@ -142,10 +178,11 @@ void TarFollower::metadata_done(std::vector<FileOperation>& out) {
     std::string_view name(data);
     (data_ == Data::kLongName ? long_name_ : long_link_) =
         std::string(name.substr(0, name.find('\0')));
-  } else if (data_ == Data::kPax) {
+  } else if (data_ == Data::kPax || data_ == Data::kGlobal) {
+    bool global = data_ == Data::kGlobal;
     data_ = Data::kSkip;
-    if (!pax_records(data, long_name_, long_link_, pax_size_))
-      fail("a pax header's records are malformed", out);
+    if (!pax_records(data, global, long_name_, long_link_, pax_size_))
+      fail("a pax header with a record castgate does not follow", out);
   }
   data_ = Data::kSkip;
 }
@@ -160,19 +197,36 @@ void TarFollower::header(std::vector<FileOperation>& out) {
   auto size = number(block_, 124, 12);
   if (!size) return fail("header size is not a number", out);
   char type = block_[156];
-  if (type == 'L' || type == 'K' || type == 'x') {
+  if (type == 'L' || type == 'K' || type == 'x' || type == 'g') {
+    // At most one long name, one long link, or one pax header (not with them: GNU tar's order
+    // of precedence between them is not modelled), before the member they describe; a global
+    // header only before a member's own headers.
+    bool described = long_name_ || long_link_ || pax_seen_;
+    if ((type == 'L' && (long_name_ || pax_seen_)) || (type == 'K' && (long_link_ || pax_seen_)) ||
+        (type == 'x' && described) || (type == 'g' && described))
+      return fail("extended headers castgate does not follow in this order", out);
     if (*size > kMaxMetadata) return fail("a long name or pax header over 64 KiB", out);
-    data_ = type == 'L' ? Data::kLongName : type == 'K' ? Data::kLongLink : Data::kPax;
+    data_ = type == 'L'   ? Data::kLongName
+            : type == 'K' ? Data::kLongLink
+            : type == 'x' ? Data::kPax
+                          : Data::kGlobal;
+    if (type == 'x') pax_seen_ = true;
+    if (type == 'L') long_name_ = std::string();
+    if (type == 'K') long_link_ = std::string();
     data_size_ = *size;
     remaining_ = padded(*size);
     if (remaining_ == 0) metadata_done(out);
     return;
   }
-  if (type == 'g' || type == 'V') {  // global pax header, volume label: no member
-    data_ = Data::kSkip;
-    remaining_ = padded(*size);
-    return;
-  }
+  // Regular files, hard and symbolic links, directories: anything else (devices, FIFOs, sparse
+  // files, Solaris extended headers, volume labels, multi-volume parts) is not followed.
+  if (std::string_view("0\0"
+                       "7125",
+                       6)
+          .find(type) == std::string_view::npos)
+    return fail(std::string("a member of type '") + (type >= 0x20 && type < 0x7f ? type : '?') +
+                    "' castgate does not follow",
+                out);
   std::string name;
   if (long_name_) {
     name = std::move(*long_name_);
@@ -188,17 +242,26 @@ void TarFollower::header(std::vector<FileOperation>& out) {
   long_name_.reset();
   long_link_.reset();
   pax_size_.reset();
+  pax_seen_ = false;
   if (name.empty()) return fail("a member without a name", out);
+  std::string relative = normalized(name);
+  // A member written through a symbolic link the archive made (`k -> .ssh`, then `k/rc`) lands
+  // where the listed path does not say: not followed.
+  for (const auto& l : symlinks_)
+    if (starts_with(relative, l) && relative.size() > l.size() && relative[l.size()] == '/')
+      return fail("a member under a symbolic link of the archive", out);
+  if (type == '2') {
+    if (symlinks_.size() >= kMaxSymlinks) return fail("more symbolic links than followed", out);
+    symlinks_.push_back(relative);
+  }
 
   FileOperation o;
   o.protocol = "tar";
   o.direction = "upload";
-  std::string_view relative = name;  // "./a" as tar writes `tar c -C dir .`: "a"
-  while (relative.size() > 2 && relative.substr(0, 2) == "./") relative.remove_prefix(2);
-  if (name[0] == '/' || directory_ == ".")
-    o.path = std::string(relative);
+  if (directory_ == ".")
+    o.path = relative.empty() ? "." : relative;
   else
-    o.path = directory_ + "/" + std::string(relative);
+    o.path = relative.empty() ? directory_ : directory_ + "/" + relative;
   if (auto mode = number(block_, 100, 8)) o.mode = static_cast<uint32_t>(*mode & 07777);
   switch (type) {
     case '5':
@@ -212,16 +275,15 @@ void TarFollower::header(std::vector<FileOperation>& out) {
       o.action = "hardlink";
       o.target_path = link;
       break;
-    default:  // regular files ('0', '\0', '7'), and whatever else tar extracts as one
+    default:  // regular files ('0', '\0', '7')
       o.action = "transfer";
       o.size = data_size;
       break;
   }
   ++members_;
   out.push_back(std::move(o));
-  // Links, directories, devices and FIFOs carry no data, whatever their size field says.
-  bool has_data =
-      type != '1' && type != '2' && type != '3' && type != '4' && type != '5' && type != '6';
+  // Links and directories carry no data, whatever their size field says.
+  bool has_data = type != '1' && type != '2' && type != '5';
   data_ = Data::kSkip;
   remaining_ = has_data ? padded(data_size) : 0;
 }

@@ -4,11 +4,15 @@
 // path alert rules as SFTP's and SCP's are, while the archive's bytes are recorded as a stream
 // summary. Member contents are never kept.
 //
-// Strictly: every header's checksum must hold (POSIX ustar, GNU and old v7 headers); GNU long
-// names and links ('L', 'K') and pax headers ('x': path, linkpath, size) are read, at most
-// kMaxMetadata bytes each; two zero blocks end the archive. From the first header that is not
-// tar, error() says why and nothing more is parsed: the caller records the rest in full.
-// Compressed archives are not followed (upload_sink.h does not take `tar xz`).
+// Strictly, failing closed on what is not modelled exactly as GNU tar reads it: every header's
+// checksum must hold (octal; POSIX ustar, GNU and old v7 headers); before a member, at most one
+// GNU long name and one long link ('L', 'K'), or one pax header ('x': path, linkpath, size, and
+// keys that only describe the file), at most kMaxMetadata bytes each; a global pax header only
+// with a comment (`git archive`); members are regular files, hard and symbolic links and
+// directories, none under a symbolic link the archive itself made; two zero blocks end it.
+// From the first header that is not so, error() says why and nothing more is parsed: the caller
+// records the rest in full. Compressed archives are not followed (upload_sink.h does not take
+// `tar xz`).
 #pragma once
 
 #include <array>
@@ -26,6 +30,7 @@ class TarFollower {
  public:
   static constexpr size_t kBlock = 512;
   static constexpr size_t kMaxMetadata = 65536;
+  static constexpr size_t kMaxSymlinks = 4096;  // symbolic links remembered per archive
 
   // `directory`: where tar extracts (its -C), prefixed to relative member names.
   explicit TarFollower(std::string directory);
@@ -37,7 +42,7 @@ class TarFollower {
   bool ended() const { return ended_; }
 
  private:
-  enum class Data { kSkip, kLongName, kLongLink, kPax };
+  enum class Data { kSkip, kLongName, kLongLink, kPax, kGlobal };
   void header(std::vector<FileOperation>& out);
   void metadata_done(std::vector<FileOperation>& out);
   void fail(std::string why, std::vector<FileOperation>& out);
@@ -51,6 +56,8 @@ class TarFollower {
   std::string metadata_;  // the data of an 'L', 'K' or 'x' member being read
   std::optional<std::string> long_name_, long_link_;
   std::optional<uint64_t> pax_size_;
+  bool pax_seen_ = false;              // a pax header describes the next member
+  std::vector<std::string> symlinks_;  // the archive's symbolic links, as relative paths
   int zero_blocks_ = 0;
   bool ended_ = false;
   uint64_t members_ = 0;

@@ -88,7 +88,9 @@ std::optional<GitCommand> parse_git_command(std::string_view exec) {
 // Words as rsync sends them (plain_word): never globs or shell syntax unquoted. An assignment
 // only counts before the command name, which must be "rsync", so '=' may stand in long options.
 std::optional<RsyncCommand> parse_rsync_command(std::string_view exec) {
-  auto words = castgate::split(exec, ' ', false);
+  auto split = simple_words(exec);  // never trimmed: "rsync --server\n . x" is two commands
+  if (!split) return std::nullopt;
+  std::vector<std::string> words(split->begin(), split->end());
   if (words.size() < 4 || words[0] != "rsync" || words[1] != "--server") return std::nullopt;
   RsyncCommand c;
   size_t i = 2;

@@ -10,13 +10,18 @@
 namespace castgate::asciicast {
 namespace {
 
-using Words = std::vector<std::string>;
+using Words = std::vector<std::string_view>;
 
 // A destination that is a file or directory somewhere, not a device, a kernel interface or a
-// path bash turns into a network connection (`> /dev/tcp/HOST/PORT`): the upload would go
-// somewhere else than a file, recorded in full then.
+// path bash turns into a network connection (`> /dev/tcp/HOST/PORT`), and nothing a shell could
+// expand (zsh's `=cmd`, `~user`): letters, digits and . _ / + - , @ % : only. Anything else is
+// recorded in full.
 bool file_path(std::string_view path) {
-  if (!plain_word(path)) return false;
+  if (path.empty() || path[0] == '-') return false;
+  for (char c : path)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          std::string_view("._/+-,@%:").find(c) != std::string_view::npos))
+      return false;
   for (std::string_view special : {"/dev", "/proc", "/sys", "//"})
     if (starts_with(path, special)) return false;
   for (std::string_view odd : {"//", "/./", "/../"})
@@ -48,12 +53,12 @@ std::optional<UploadSink> cat_sink(const Words& w) {
 std::optional<UploadSink> dd_sink(const Words& w) {
   static constexpr std::array<std::string_view, 7> kOperands = {"bs",   "ibs",   "obs",  "status",
                                                                 "conv", "iflag", "oflag"};
-  std::optional<std::string> path;
+  std::optional<std::string_view> path;
   for (size_t i = 1; i < w.size(); ++i) {
     if (!plain_word(w[i])) return std::nullopt;
     size_t eq = w[i].find('=');
-    if (eq == std::string::npos || eq + 1 == w[i].size()) return std::nullopt;
-    std::string_view key = std::string_view(w[i]).substr(0, eq);
+    if (eq == std::string_view::npos || eq + 1 == w[i].size()) return std::nullopt;
+    std::string_view key = w[i].substr(0, eq);
     if (key == "of") {
       if (path) return std::nullopt;
       path = w[i].substr(eq + 1);
@@ -62,22 +67,19 @@ std::optional<UploadSink> dd_sink(const Words& w) {
     }
   }
   if (!path || !file_path(*path)) return std::nullopt;
-  return UploadSink{"dd", *path};
+  return UploadSink{"dd", std::string(*path)};
 }
 
-// `tar x` from stdin: short options as one cluster (with or without '-') or apart, the few long
-// options that only shape how files are written, `f -` and `-C DIR`. Not compressed archives:
-// their members could not be listed (tar_follower.h) without inflating them.
+// `tar x` of an uncompressed archive from stdin: short options as one cluster (with or without
+// '-') or apart, the few long options that only shape how files are written, `f -` and one
+// `-C DIR` (GNU tar applies several in turn). Not compressed archives, whose members could not
+// be listed (tar_follower.h), nor `--strip-components` (the paths listed would not be the paths
+// written).
 std::optional<UploadSink> tar_sink(const Words& w) {
-  static constexpr std::string_view kFlags = "xvzjJpmokU";  // plus f and C, which take a word
-  static constexpr std::array<std::string_view, 18> kLong = {"--extract",
+  static constexpr std::string_view kFlags = "xvpmokU";  // plus f and C, which take a word
+  static constexpr std::array<std::string_view, 13> kLong = {"--extract",
                                                              "--get",
                                                              "--verbose",
-                                                             "--gzip",
-                                                             "--gunzip",
-                                                             "--bzip2",
-                                                             "--xz",
-                                                             "--zstd",
                                                              "--preserve-permissions",
                                                              "--same-permissions",
                                                              "--no-same-owner",
@@ -89,25 +91,28 @@ std::optional<UploadSink> tar_sink(const Words& w) {
                                                              "--touch",
                                                              "--no-overwrite-dir"};
   bool extract = false;
-  std::string directory = ".";
+  std::optional<std::string_view> directory;
   std::vector<char> wants;  // options of the cluster just read that take the next words
+  auto set_directory = [&](std::string_view d) {
+    if (directory) return false;
+    directory = d;
+    return true;
+  };
   for (size_t i = 1; i < w.size(); ++i) {
-    const std::string& word = w[i];
+    std::string_view word = w[i];
     if (!plain_word(word)) return std::nullopt;
     if (!wants.empty()) {
       char option = wants.front();
       wants.erase(wants.begin());
       if (option == 'f' && word != "-") return std::nullopt;
-      if (option == 'C') directory = word;
+      if (option == 'C' && !set_directory(word)) return std::nullopt;
       continue;
     }
     if (starts_with(word, "--")) {
       if (starts_with(word, "--file=")) {
         if (word != "--file=-") return std::nullopt;
-      } else if (starts_with(word, "--directory=") && word.size() > 12) {
-        directory = word.substr(12);
-      } else if (starts_with(word, "--strip-components=") && word.size() > 19 &&
-                 word.find_first_not_of("0123456789", 19) == std::string::npos) {
+      } else if (starts_with(word, "--directory=")) {
+        if (!set_directory(word.substr(12))) return std::nullopt;
       } else if (std::find(kLong.begin(), kLong.end(), word) == kLong.end()) {
         return std::nullopt;
       } else if (word == "--extract" || word == "--get") {
@@ -115,7 +120,7 @@ std::optional<UploadSink> tar_sink(const Words& w) {
       }
       continue;
     }
-    // A cluster: "-xzf" anywhere, or "xzf" as the first word (tar's old style).
+    // A cluster: "-xf" anywhere, or "xf" as the first word (tar's old style).
     std::string_view cluster = word;
     if (cluster[0] == '-') {
       cluster.remove_prefix(1);
@@ -132,18 +137,20 @@ std::optional<UploadSink> tar_sink(const Words& w) {
       if (c == 'x') extract = true;
     }
   }
-  if (!extract || !wants.empty() || !file_path(directory)) return std::nullopt;
-  return UploadSink{"tar", directory};
+  std::string_view dir = directory.value_or(".");
+  if (!extract || !wants.empty() || !file_path(dir)) return std::nullopt;
+  return UploadSink{"tar", std::string(dir)};
 }
 
 }  // namespace
 
 std::optional<UploadSink> parse_upload_sink(std::string_view exec) {
-  Words words = split(exec, ' ', false);
-  if (words.empty()) return std::nullopt;
-  if (words[0] == "cat") return cat_sink(words);
-  if (words[0] == "dd") return dd_sink(words);
-  if (words[0] == "tar") return tar_sink(words);
+  // Exactly as the shell splits it: a newline anywhere would start another command.
+  auto words = simple_words(exec);
+  if (!words) return std::nullopt;
+  if ((*words)[0] == "cat") return cat_sink(*words);
+  if ((*words)[0] == "dd") return dd_sink(*words);
+  if ((*words)[0] == "tar") return tar_sink(*words);
   return std::nullopt;
 }
 
