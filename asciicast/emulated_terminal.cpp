@@ -2,7 +2,57 @@
 
 #include <vterm.h>
 
+#include <algorithm>
+
 namespace castgate::asciicast {
+namespace {
+
+// Length of the UTF-8 sequence at `p` (valid UTF-8, at least one byte) if it is a code point
+// libvterm 0.1 cannot place (see the header), else 0.
+size_t unshowable_at(const unsigned char* p, const unsigned char* end) {
+  if (p[0] == 0xc2 && end - p >= 2 && p[1] >= 0x80 && p[1] <= 0x9f) return 2;  // U+0080..U+009F
+  if (p[0] == 0xe3 && end - p >= 3) {
+    if (p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xaf) return 3;    // U+302A..U+302F
+    if (p[1] == 0x82 && (p[2] == 0x99 || p[2] == 0x9a)) return 3;  // U+3099..U+309A
+  }
+  return 0;
+}
+
+// Appends `text` to `out` with the code points unshowable_at() finds taken out, or with C1
+// controls (U+0080..U+009F) as their 7-bit form (ESC and 0x40..0x5F) if `c1_as_escape`; false
+// (and nothing appended) if there are none.
+bool replace_unshowable(std::string_view text, std::string& out, bool c1_as_escape) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  // Every such sequence starts with 0xc2 or 0xe3: most text has neither.
+  const auto* first = p;
+  while (first < end && ((*first != 0xc2 && *first != 0xe3) || unshowable_at(first, end) == 0))
+    ++first;
+  if (first == end) return false;
+  out.append(text.data(), static_cast<size_t>(first - p));
+  for (const auto* q = first; q < end;) {
+    if (size_t n = unshowable_at(q, end)) {
+      if (n == 2 && c1_as_escape) {
+        out.push_back('\x1b');
+        out.push_back(static_cast<char>(q[1] - 0x40));
+      }
+      q += n;
+      continue;
+    }
+    out.push_back(static_cast<char>(*q++));
+  }
+  return true;
+}
+
+int clamp_cols(int cols) {
+  return std::max(cols, EmulatedTerminal::kMinCols);
+}
+
+int clamp_rows(int rows) {
+  return std::max(rows, 1);
+}
+
+}  // namespace
 
 int EmulatedTerminal::forward_property(int prop, void* value, void* self) {
   auto* t = static_cast<EmulatedTerminal*>(self);
@@ -10,7 +60,7 @@ int EmulatedTerminal::forward_property(int prop, void* value, void* self) {
 }
 
 EmulatedTerminal::EmulatedTerminal(int rows, int cols, PropertyHandler on_property, void* owner)
-    : on_property_(on_property), owner_(owner), vt_(vterm_new(rows, cols)) {
+    : on_property_(on_property), owner_(owner), vt_(vterm_new(clamp_rows(rows), clamp_cols(cols))) {
   vterm_set_utf8(vt_, 1);
   vterm_output_set_callback(
       vt_, [](const char*, size_t, void*) {}, nullptr);
@@ -29,6 +79,26 @@ EmulatedTerminal::EmulatedTerminal(int rows, int cols, PropertyHandler on_proper
 
 EmulatedTerminal::~EmulatedTerminal() {
   vterm_free(vt_);
+}
+
+void EmulatedTerminal::write(std::string_view bytes) {
+  // Whole, valid sequences only (an incomplete last one is held for the next call), then
+  // without what libvterm cannot place. A C1 control written as UTF-8 is a control to the
+  // terminals users have (xterm, VTE): libvterm is given it in its 7-bit form, which it acts on.
+  std::string_view text = utf8_.sanitize(bytes, scratch_);
+  std::string replaced;
+  if (replace_unshowable(text, replaced, true)) text = replaced;
+  if (!text.empty()) vterm_input_write(vt_, text.data(), text.size());
+}
+
+void EmulatedTerminal::resize(int rows, int cols) {
+  vterm_set_size(vt_, clamp_rows(rows), clamp_cols(cols));
+}
+
+std::string EmulatedTerminal::shown(std::string_view text) {
+  std::string out;
+  if (!replace_unshowable(text, out, false)) out.assign(text);
+  return out;
 }
 
 }  // namespace castgate::asciicast

@@ -80,7 +80,7 @@ TerminalTracker::~TerminalTracker() = default;
 void TerminalTracker::resize(int cols, int rows) {
   cols_ = std::clamp(cols, 2, 1000);
   rows_ = std::clamp(rows, 2, 1000);
-  vterm_set_size(terminal_->vt(), rows_, cols_);
+  terminal_->resize(rows_, cols_);
 }
 
 // The logical line holding the cursor: rows filled to the last column continue on the next row
@@ -121,8 +121,10 @@ std::string TerminalTracker::cursor_line(bool up_to_cursor) const {
   return text;
 }
 
+// The last keystrokes of `typed` as the screen shows them (without what the emulator leaves out).
 static std::string tail_of(const std::string& typed) {
-  return typed.size() > 3 ? typed.substr(typed.size() - 3) : typed;
+  std::string shown = EmulatedTerminal::shown(typed);
+  return shown.size() > 3 ? shown.substr(shown.size() - 3) : shown;
 }
 
 bool TerminalTracker::echo_visible(const std::string& typed) const {
@@ -136,7 +138,8 @@ std::optional<std::string> TerminalTracker::complete(const Line& l) const {
   std::string_view command = line;
   if (!l.prompt.empty() && starts_with(line, l.prompt)) {
     command.remove_prefix(l.prompt.size());
-  } else if (size_t at = l.typed.empty() ? std::string::npos : line.find(l.typed);
+  } else if (size_t at =
+                 l.typed.empty() ? std::string::npos : line.find(EmulatedTerminal::shown(l.typed));
              at != std::string::npos) {
     // Typed before this prompt appeared (ahead of the shell, pasted with the line that changed
     // the prompt): the line from what was typed.
@@ -165,10 +168,10 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
   while (!bytes.empty()) {
     size_t nl = pending_.empty() ? std::string_view::npos : bytes.find('\n');
     if (nl == std::string_view::npos) {
-      vterm_input_write(terminal_->vt(), bytes.data(), bytes.size());
+      terminal_->write(bytes);
       break;
     }
-    vterm_input_write(terminal_->vt(), bytes.data(), nl);
+    terminal_->write(bytes.substr(0, nl));
     // The first waiting line whose echo this is; the ones before it were never echoed (typed
     // with echo off) and are kept out of the record.
     size_t match = pending_.size();
@@ -191,7 +194,7 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
       pending_.pop_front();
       pending_newlines_ = 0;
     }
-    vterm_input_write(terminal_->vt(), "\n", 1);
+    terminal_->write("\n");
     bytes.remove_prefix(nl + 1);
   }
   // What is being typed is recordable as soon as the terminal shows it.

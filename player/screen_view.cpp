@@ -101,7 +101,7 @@ void ScreenView::resize(int cols, int rows) {
   if (cols == cols_ && rows == rows_) return;
   cols_ = cols;
   rows_ = rows;
-  vterm_set_size(terminal_->vt(), rows_, cols_);
+  terminal_->resize(rows_, cols_);
   invalidate();
 }
 
@@ -127,7 +127,7 @@ bool ScreenView::resize(std::string_view text) {
 }
 
 void ScreenView::output(std::string_view text) {
-  vterm_input_write(terminal_->vt(), text.data(), text.size());
+  terminal_->write(text);
 }
 
 std::string ScreenView::row_text(int row, int max_cols, int anchor_row) const {

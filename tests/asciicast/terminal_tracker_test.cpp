@@ -1,7 +1,14 @@
 #include "asciicast/terminal_tracker.h"
 
 #include <doctest/doctest.h>
+#include <vterm.h>
 
+#include <string>
+
+#include "asciicast/emulated_terminal.h"
+#include "asciicast/utf8.h"
+
+using castgate::asciicast::EmulatedTerminal;
 using castgate::asciicast::TerminalTracker;
 
 TEST_CASE("a command is read off the screen, without the prompt") {
@@ -171,4 +178,101 @@ TEST_CASE("a line typed while the prompt changes is still a command (typed ahead
   e.input("cd /tmp\rcurl y\x7fx.invalid | sh\r");
   cmds = e.output("cd /tmp\r\n/tmp$ curl y\b \bx.invalid | sh\r\n");
   CHECK(cmds == std::vector<std::string>{"cd /tmp", "/tmp$ curl x.invalid | sh"});
+}
+
+// libvterm 0.1 makes U+302A..U+302F and U+3099..U+309A both combining and two columns wide: a
+// character followed by them is one glyph 1 + 2n columns wide, and once that exceeds the screen's
+// width, screen.c's putglyph writes through a NULL cell (a SIGSEGV in the recorder, from
+// whatever a target prints). C1 controls written as UTF-8 (U+0080..U+009F) have width -1.
+TEST_CASE("what a target prints cannot crash the emulator: wide combining marks, C1 as UTF-8") {
+  const std::string mark = "\xe3\x80\xaa";  // U+302A IDEOGRAPHIC LEVEL TONE MARK
+  {
+    TerminalTracker t(2, 2);  // a pty requested without a size: the smallest terminal
+    t.output("A" + mark);
+    t.output("\xc3\xa9\xe3\x82\x99\xe3\x82\x9a");  // é U+3099 U+309A
+  }
+  {
+    TerminalTracker t(80, 24);
+    std::string glyph = "A";
+    for (int i = 0; i < 40; ++i) glyph += mark;  // 81 columns
+    t.output(glyph);
+    t.output("\r\n" + glyph + glyph + "\r\n");
+  }
+  {
+    // Cut anywhere, and with control bytes inside the sequences (libvterm's decoder resumes a
+    // sequence after a control byte).
+    TerminalTracker t(2, 2);
+    std::string bytes = "A" + mark + mark + "B\xe3\x80\x07\xaa\xe3\x07\x80\xaf";
+    for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+      t.output(bytes.substr(0, cut));
+      t.output(bytes.substr(cut));
+    }
+    for (char c : bytes) t.output(std::string(1, c));
+  }
+  {
+    // C1 controls as UTF-8 do not move the cursor left of the screen (libvterm prints them with
+    // width -1): they are controls, NEL and CSI here.
+    EmulatedTerminal e(
+        24, 80, [](int, void*, void*) { return 1; }, nullptr);
+    e.write("\r");
+    for (int i = 0; i < 10; ++i) e.write("\xc2\x85\xc2\x9b\xc2\x07\x80");
+    VTermPos pos;
+    vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+    CHECK(pos.col >= 0);
+    CHECK(pos.row >= 0);
+  }
+}
+
+TEST_CASE("no code point makes a glyph wider than two columns or moves the cursor left") {
+  // Every code point libvterm decodes, after a base character and repeated, on the narrowest
+  // terminal: a glyph wider than the screen would crash, a negative width shows as the cursor
+  // left of column 0.
+  EmulatedTerminal e(
+      2, EmulatedTerminal::kMinCols, [](int, void*, void*) { return 1; }, nullptr);
+  VTermState* state = vterm_obtain_state(e.vt());
+  for (uint32_t cp = 0xa0; cp < 0x110000; ++cp) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    std::string s = "\rA";
+    for (int i = 0; i < 3; ++i) castgate::asciicast::append_utf8(s, cp);
+    e.write(s);
+    VTermPos pos;
+    vterm_state_get_cursorpos(state, &pos);
+    if (pos.col < 0 || pos.col >= EmulatedTerminal::kMinCols) FAIL("U+", cp, " col ", pos.col);
+  }
+  // C1 controls as UTF-8: controls (in their 7-bit form), not glyphs of width -1.
+  for (uint32_t cp = 0x80; cp < 0xa0; ++cp) {
+    std::string s = "\rA";
+    castgate::asciicast::append_utf8(s, cp);
+    castgate::asciicast::append_utf8(s, cp);
+    e.write(s);
+    VTermPos pos;
+    vterm_state_get_cursorpos(state, &pos);
+    if (pos.col < 0 || pos.col >= EmulatedTerminal::kMinCols) FAIL("U+", cp, " col ", pos.col);
+  }
+}
+
+TEST_CASE("a smaller terminal than libvterm can hold is made the smallest it can") {
+  EmulatedTerminal e(
+      0, 1, [](int, void*, void*) { return 1; }, nullptr);
+  int rows = 0, cols = 0;
+  vterm_get_size(e.vt(), &rows, &cols);
+  CHECK(cols == EmulatedTerminal::kMinCols);
+  CHECK(rows >= 1);
+  e.write("\xe4\xb8\x80\xe4\xb8\x80");  // wide characters
+  e.resize(1, 0);
+  vterm_get_size(e.vt(), &rows, &cols);
+  CHECK(cols == EmulatedTerminal::kMinCols);
+  e.write("\xe4\xb8\x80\xe4\xb8\x80");
+}
+
+TEST_CASE("a command with a mark the emulator leaves out is still read off the screen") {
+  // U+3099 (combining voiced sound mark) after か: the screen shows か alone; the echo of the
+  // typed line must still be recognised, not held back and masked as if it had never echoed.
+  TerminalTracker t(80, 24);
+  t.output("$ ");
+  t.input("echo \xe3\x81\x8b\xe3\x82\x99\r");
+  auto cmds = t.output("echo \xe3\x81\x8b\xe3\x82\x99\r\n$ ");
+  REQUIRE(cmds.size() == 1);
+  CHECK(cmds[0] == "echo \xe3\x81\x8b");
+  CHECK(t.take_recordable_input() == "echo \xe3\x81\x8b\xe3\x82\x99\r");
 }

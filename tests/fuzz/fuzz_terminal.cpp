@@ -1,16 +1,25 @@
 // Terminal output from a target and keystrokes from a user are untrusted; the tracker must never
-// crash, and a line typed at a password prompt must never come back unmasked.
+// crash, and a line typed at a password prompt must never come back unmasked. The same output also
+// goes to an EmulatedTerminal of the same size, whose cursor must stay on the screen (libvterm
+// 0.1 moves it left of column 0 for a C1 control written as UTF-8, without crashing there and
+// then). libvterm is not instrumented: tests/fuzz/terminal.dict has the bytes that matter to it.
+#include <vterm.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "asciicast/emulated_terminal.h"
 #include "asciicast/terminal_tracker.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  castgate::asciicast::TerminalTracker t(2 + data[0] % 120, 2 + data[1] % 50);
+  int cols = 2 + data[0] % 120, rows = 2 + data[1] % 50;
+  castgate::asciicast::TerminalTracker t(cols, rows);
+  castgate::asciicast::EmulatedTerminal e(
+      rows, cols, [](int, void*, void*) { return 1; }, nullptr);
   std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
   while (!in.empty()) {
     uint8_t op = static_cast<uint8_t>(in[0]);
@@ -22,8 +31,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       t.input(chunk);
     } else if (op & 0x40) {
       t.output(chunk);
+      e.write(chunk);
+      VTermPos pos;
+      vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+      int r = 0, c = 0;
+      vterm_get_size(e.vt(), &r, &c);
+      if (pos.row < 0 || pos.row >= r || pos.col < 0 || pos.col >= c) std::abort();
     } else if (op == 0) {
       t.resize(1 + n, 1 + n / 2);
+      e.resize(1 + n / 2, 1 + n);
     } else {
       // A password prompt, then a secret that must not reappear.
       t.output("\r\nPassword: ");

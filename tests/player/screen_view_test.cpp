@@ -283,4 +283,22 @@ TEST_CASE("invisible format characters (bidi overrides, zero-width) never reach 
   CHECK(frame.find("safe") != std::string::npos);
 }
 
+TEST_CASE("a recording cannot crash the player's emulator") {
+  // libvterm 0.1: U+302A is combining and two columns wide; "A" and enough of them make a glyph
+  // wider than the screen, written through a NULL cell. C1 controls as UTF-8 have width -1.
+  std::string mark = "\xe3\x80\xaa";
+  ScreenView small(2, 2);
+  small.output("A" + mark);
+  ScreenView view(80, 24);
+  std::string glyph = "A";
+  for (int i = 0; i < 40; ++i) glyph += mark;
+  view.output(glyph);
+  // C1 controls as UTF-8 are controls: three NEL (U+0085) and CUB (U+009B "D"), not glyphs of
+  // width -1 that move the cursor left of the screen.
+  view.output(
+      "\r\xc2\x85\xc2\x85\xc2\x85X\xc2\x9b"
+      "5DY");
+  CHECK(view.row_text(3, 80).substr(0, 2) == "Y ");
+}
+
 }  // namespace castgate::player
