@@ -17,7 +17,7 @@
 #include "asciicast/tar_follower.h"
 #include "asciicast/transfer_follower.h"
 #include "asciicast/upload_sink.h"
-#include "tests/asciicast/memory_sink.h"
+#include "tests/asciicast/recorded_channel.h"
 
 using namespace castgate;
 using namespace castgate::asciicast;
@@ -28,40 +28,12 @@ namespace {
 
 using castgate::asciicast::testing::MemorySink;
 
-struct Hostile {
-  MemorySink sink;
-  ManualClock clock;
-  SessionLogOptions opts;
-  std::unique_ptr<SessionLog> log;
-  AlertRules alerts = AlertRules::compile(AlertRules::defaults());
-  std::unique_ptr<ChannelRecording> rec;
-
-  explicit Hostile(std::string command) {
-    opts.instance = "gw-test";
-    opts.max_line = 4096;
-    log = std::make_unique<SessionLog>(opts, "sess1", Endpoint{"192.0.2.7", 50000}, sink,
-                                       std::make_shared<Backlog>(1 << 26), clock);
-    Identity id;
-    id.subject = "mallory";
-    id.issuer = "castgate:identities";
-    id.auth_method = "publickey";
-    log->set_identity(id);
-    log->set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
-    rec = std::make_unique<ChannelRecording>(*log, 0, clock, &alerts);
-    ChannelHeader h;
-    h.kind = "exec";
-    h.command = std::move(command);
-    h.summarize_binary = true;
-    rec->start(h);
-  }
-
-  std::vector<json> events(std::string_view action) const {
-    std::vector<json> out;
-    for (const auto& line : sink.lines) {
-      json j = json::parse(line);
-      if (j["event"]["action"] == action) out.push_back(std::move(j));
-    }
-    return out;
+struct Hostile : castgate::asciicast::testing::RecordedChannel {
+  explicit Hostile(std::string command)
+      : RecordedChannel(true, std::move(command), &default_alerts()) {}
+  static AlertRules& default_alerts() {
+    static AlertRules alerts = AlertRules::compile(AlertRules::defaults());
+    return alerts;
   }
   std::string all() const {
     std::string s;

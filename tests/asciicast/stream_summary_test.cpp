@@ -13,6 +13,7 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/asciicast/memory_sink.h"
+#include "tests/asciicast/recorded_channel.h"
 
 using namespace castgate;
 using namespace castgate::asciicast;
@@ -35,53 +36,10 @@ std::string hex_sha256(std::string_view data) {
   return hex_encode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
-// One exec channel without a pty recorded into memory; events() parses what it wrote.
-struct Recorded {
-  MemorySink sink;
-  ManualClock clock;
-  SessionLogOptions opts;
-  std::unique_ptr<SessionLog> log;
-  std::unique_ptr<ChannelRecording> rec;
-
-  explicit Recorded(bool summarize, std::string command = "cat backup.tar.gz") {
-    opts.instance = "gw-test";
-    opts.max_line = 4096;
-    log = std::make_unique<SessionLog>(opts, "sess1", Endpoint{"192.0.2.7", 50000}, sink,
-                                       std::make_shared<Backlog>(1 << 26), clock);
-    Identity id;
-    id.subject = "alice";
-    id.issuer = "castgate:identities";
-    id.auth_method = "publickey";
-    log->set_identity(id);
-    log->set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
-    rec = std::make_unique<ChannelRecording>(*log, 0, clock, nullptr);
-    ChannelHeader h;
-    h.kind = "exec";
-    h.command = std::move(command);
-    h.summarize_binary = summarize;
-    rec->start(h);
-  }
-
-  std::vector<json> events(std::string_view action) const {
-    std::vector<json> out;
-    for (const auto& line : sink.lines) {
-      json j = json::parse(line);
-      if (j["event"]["action"] == action) out.push_back(std::move(j));
-    }
-    return out;
-  }
-
-  std::string recorded(std::string_view action) const {
-    std::string text;
-    for (const auto& e : events(action)) text += e["asciicast"]["event"][2].get<std::string>();
-    return text;
-  }
-
-  size_t bytes() const {
-    size_t n = 0;
-    for (const auto& l : sink.lines) n += l.size() + 1;
-    return n;
-  }
+// One exec channel without a pty recorded into memory.
+struct Recorded : castgate::asciicast::testing::RecordedChannel {
+  explicit Recorded(bool summarize, std::string command = "cat backup.tar.gz")
+      : RecordedChannel(summarize, std::move(command)) {}
 };
 
 }  // namespace
