@@ -83,6 +83,8 @@ bool pax_records(std::string_view data, bool global, std::optional<std::string>&
     std::string_view key = record.substr(0, eq), value = record.substr(eq + 1);
     if (global) {
       if (key != "comment") return false;
+    } else if ((key == "path" || key == "linkpath") && value.find('\0') != value.npos) {
+      return false;  // GNU tar reads the value up to the NUL: a name other than the one kept
     } else if (key == "path") {
       path = std::string(value);
     } else if (key == "linkpath") {
@@ -244,13 +246,25 @@ void TarFollower::header(std::vector<FileOperation>& out) {
   pax_size_.reset();
   pax_seen_ = false;
   if (name.empty()) return fail("a member without a name", out);
+  // GNU tar makes a regular member whose name ends in '/' a directory, and reads no data for it.
+  if (name.back() == '/' && type != '5') return fail("a file member named like a directory", out);
   std::string relative = normalized(name);
   // A member written through a symbolic link the archive made (`k -> .ssh`, then `k/rc`) lands
   // where the listed path does not say: not followed.
   for (const auto& l : symlinks_)
     if (starts_with(relative, l) && relative.size() > l.size() && relative[l.size()] == '/')
       return fail("a member under a symbolic link of the archive", out);
-  if (type == '2') {
+  // A hard link to a symbolic link is another symbolic link (link(2) does not follow it).
+  std::string link_relative = type == '1' ? normalized(link) : std::string();
+  bool link_to_symlink = false;
+  for (const auto& l : symlinks_) {
+    if (type != '1') break;
+    if (link_relative == l) link_to_symlink = true;
+    if (starts_with(link_relative, l) && link_relative.size() > l.size() &&
+        link_relative[l.size()] == '/')
+      return fail("a hard link under a symbolic link of the archive", out);
+  }
+  if (type == '2' || link_to_symlink) {
     if (symlinks_.size() >= kMaxSymlinks) return fail("more symbolic links than followed", out);
     symlinks_.push_back(relative);
   }
@@ -267,13 +281,13 @@ void TarFollower::header(std::vector<FileOperation>& out) {
     case '5':
       o.action = "mkdir";
       break;
-    case '2':
+    case '2':  // the target as the link holds it, "//" and "/./" collapsed for the alert rules
       o.action = "symlink";
-      o.target_path = link;
+      o.target_path = (link[0] == '/' ? "/" : "") + normalized(link);
       break;
-    case '1':
+    case '1':  // a member of the archive: where tar finds it
       o.action = "hardlink";
-      o.target_path = link;
+      o.target_path = directory_ == "." ? link_relative : directory_ + "/" + link_relative;
       break;
     default:  // regular files ('0', '\0', '7')
       o.action = "transfer";

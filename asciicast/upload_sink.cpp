@@ -71,13 +71,14 @@ std::optional<UploadSink> dd_sink(const Words& w) {
 }
 
 // `tar x` of an uncompressed archive from stdin: short options as one cluster (with or without
-// '-') or apart, the few long options that only shape how files are written, `f -` and one
-// `-C DIR` (GNU tar applies several in turn). Not compressed archives, whose members could not
+// '-') or apart, the few long options that only shape how files are written (not
+// `--overwrite`, which writes through links instead of replacing them), `f -` and one `-C DIR`
+// (GNU tar applies several in turn). Not compressed archives, whose members could not
 // be listed (tar_follower.h), nor `--strip-components` (the paths listed would not be the paths
 // written).
 std::optional<UploadSink> tar_sink(const Words& w) {
   static constexpr std::string_view kFlags = "xvpmokU";  // plus f and C, which take a word
-  static constexpr std::array<std::string_view, 13> kLong = {"--extract",
+  static constexpr std::array<std::string_view, 12> kLong = {"--extract",
                                                              "--get",
                                                              "--verbose",
                                                              "--preserve-permissions",
@@ -87,7 +88,6 @@ std::optional<UploadSink> tar_sink(const Words& w) {
                                                              "--numeric-owner",
                                                              "--keep-old-files",
                                                              "--skip-old-files",
-                                                             "--overwrite",
                                                              "--touch",
                                                              "--no-overwrite-dir"};
   bool extract = false;
@@ -128,7 +128,11 @@ std::optional<UploadSink> tar_sink(const Words& w) {
       return std::nullopt;  // an operand: a member name, or something else
     }
     if (cluster.empty()) return std::nullopt;
-    for (char c : cluster) {
+    for (size_t k = 0; k < cluster.size(); ++k) {
+      char c = cluster[k];
+      // In a '-' cluster, GNU tar gives f and C the rest of the cluster as their argument: only
+      // as its last letter do they take the next word.
+      if ((c == 'f' || c == 'C') && word[0] == '-' && k + 1 != cluster.size()) return std::nullopt;
       if (c == 'f' || c == 'C') {
         wants.push_back(c);
       } else if (kFlags.find(c) == std::string_view::npos) {
