@@ -10,7 +10,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const auto kStart = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000));
+const auto kBindingsStart = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000));
 
 Identity person(const std::string& subject) {
   Identity id;
@@ -21,7 +21,7 @@ Identity person(const std::string& subject) {
 }  // namespace
 
 TEST_CASE("a key binding holds until its expiry, not at it") {
-  ManualClock clock(kStart);
+  ManualClock clock(kBindingsStart);
   KeyBindings bindings(clock);
   bindings.bind("key-a", person("oidc:alice"), clock.now() + 3600s, "192.0.2.7");
   std::chrono::system_clock::time_point until{};
@@ -29,7 +29,7 @@ TEST_CASE("a key binding holds until its expiry, not at it") {
   auto found = bindings.find("key-a", clock.now(), "192.0.2.7", &until);
   REQUIRE(found);
   CHECK(found->subject == "oidc:alice");
-  CHECK(until == kStart + 3600s);
+  CHECK(until == kBindingsStart + 3600s);
   CHECK_FALSE(bindings.find("key-a", clock.now(), "198.51.100.1"));  // another source
   CHECK_FALSE(bindings.find("key-b", clock.now(), "192.0.2.7"));     // another key
   clock.advance(1s);
@@ -38,7 +38,7 @@ TEST_CASE("a key binding holds until its expiry, not at it") {
 }
 
 TEST_CASE("a key binding without a source holds from anywhere; forget ends it") {
-  ManualClock clock(kStart);
+  ManualClock clock(kBindingsStart);
   KeyBindings bindings(clock);
   bindings.bind("key-a", person("oidc:alice"), clock.now() + 60s, "");
   CHECK(bindings.find("key-a", clock.now(), "198.51.100.1"));
@@ -48,7 +48,7 @@ TEST_CASE("a key binding without a source holds from anywhere; forget ends it") 
 
 TEST_CASE("a full table drops the bindings expired on its clock, or else all of them") {
   constexpr int kFull = 100000;  // key_bindings.cpp's limit
-  ManualClock clock(kStart);
+  ManualClock clock(kBindingsStart);
   KeyBindings bindings(clock);
   for (int i = 0; i < kFull; ++i)
     bindings.bind("key-" + std::to_string(i), person("p"), clock.now() + (i % 2 ? 600s : 60s), "");

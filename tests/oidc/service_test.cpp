@@ -21,7 +21,7 @@ using std::chrono::seconds;
 
 namespace {
 
-const auto kStart = std::chrono::system_clock::time_point(seconds(1800000000));
+const auto kServiceStart = std::chrono::system_clock::time_point(seconds(1800000000));
 const IdpAnswer kPending{400, R"({"error":"authorization_pending"})"};
 
 // What one device flow reported, for the test thread.
@@ -62,7 +62,7 @@ struct FlowProbe {
 
 // A provider on loopback whose answers the test sets, and a service using it on a manual clock.
 struct Provider {
-  ManualClock clock{kStart};
+  ManualClock clock{kServiceStart};
   std::mutex mu;  // guards the answers below (read on the server's thread)
   json device_answer;
   int device_status = 200;
