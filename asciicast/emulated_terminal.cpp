@@ -49,7 +49,7 @@ int clamp_cols(int cols) {
 }
 
 int clamp_rows(int rows) {
-  return std::max(rows, 1);
+  return std::max(rows, 2);
 }
 
 }  // namespace
@@ -88,7 +88,70 @@ void EmulatedTerminal::write(std::string_view bytes) {
   std::string_view text = utf8_.sanitize(bytes, scratch_);
   std::string replaced;
   if (replace_unshowable(text, replaced, true)) text = replaced;
-  if (!text.empty()) vterm_input_write(vt_, text.data(), text.size());
+  std::string shown;
+  drop_repeats(text, shown);
+  if (!shown.empty()) vterm_input_write(vt_, shown.data(), shown.size());
+}
+
+void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
+  constexpr size_t kMaxHeld = 256;  // a longer CSI is dropped whatever it is
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (escape_ == Escape::kDcs || escape_ == Escape::kDcsEscape) {  // dropped up to ST
+      bool st = escape_ == Escape::kDcsEscape && c == '\\';
+      escape_ = c == 0x1b ? Escape::kDcsEscape : Escape::kDcs;
+      if (st || c == 0x18 || c == 0x1a) escape_ = Escape::kNone;
+      continue;
+    }
+    if (c == 0x1b) {  // starts an escape, and cancels one in progress (as libvterm does)
+      held_.assign(1, ch);
+      escape_ = Escape::kEscape;
+      intermediate_ = false;
+      continue;
+    }
+    switch (escape_) {
+      case Escape::kNone:
+      case Escape::kDcs:
+      case Escape::kDcsEscape:
+        out.push_back(ch);
+        break;
+      case Escape::kEscape:
+        if (c == '[') {
+          held_.push_back(ch);
+          escape_ = Escape::kCsi;
+        } else if (c == 'P') {  // DCS: dropped with its string
+          held_.clear();
+          escape_ = Escape::kDcs;
+        } else {
+          out += held_;
+          out.push_back(ch);
+          held_.clear();
+          escape_ = Escape::kNone;
+        }
+        break;
+      case Escape::kCsi:
+        if (c == 0x18 || c == 0x1a) {  // CAN, SUB: the sequence is cancelled
+          held_.clear();
+          escape_ = Escape::kNone;
+          out.push_back(ch);
+        } else if (c < 0x20) {  // other controls act in the middle of a sequence
+          out.push_back(ch);
+        } else if (c < 0x40) {  // parameters (0x30..0x3f) and intermediates (0x20..0x2f)
+          if (c < 0x30) intermediate_ = true;
+          if (held_.size() < kMaxHeld) held_.push_back(ch);
+        } else {
+          // The final byte: REP is dropped, so is a sequence too long to judge.
+          bool rep = c == 'b' && !intermediate_;
+          if (!rep && held_.size() < kMaxHeld) {
+            out += held_;
+            out.push_back(ch);
+          }
+          held_.clear();
+          escape_ = Escape::kNone;
+        }
+        break;
+    }
+  }
 }
 
 void EmulatedTerminal::resize(int rows, int cols) {

@@ -60,6 +60,17 @@ class EmulatedTerminal {
   void* owner_;
   VTerm* vt_;
   VTermScreen* screen_;
+  // Sequences libvterm 0.1.4 mishandles are taken out: REP (CSI Ps b) repeats the last glyph by
+  // its width, which is 0 before any glyph, for ever (`printf '\e[b'` as a target's first output
+  // hung the worker); a DCS string (ESC P ... ST) such as DECRQSS `ESC P $ q ) ESC \` makes it
+  // print a NULL string. Neither changes what the screen shows otherwise. A sequence that might
+  // be REP is held until its final byte.
+  void drop_repeats(std::string_view text, std::string& out);
+  enum class Escape { kNone, kEscape, kCsi, kDcs, kDcsEscape };
+  Escape escape_ = Escape::kNone;
+  std::string held_;           // ESC, or ESC [ and its parameters, not yet given to libvterm
+  bool intermediate_ = false;  // the held CSI has intermediate bytes (then it is not REP)
+
   Utf8Sanitizer utf8_;
   std::string scratch_;
 };

@@ -276,3 +276,26 @@ TEST_CASE("a command with a mark the emulator leaves out is still read off the s
   CHECK(cmds[0] == "echo \xe3\x81\x8b");
   CHECK(t.take_recordable_input() == "echo \xe3\x81\x8b\xe3\x82\x99\r");
 }
+
+TEST_CASE("REP (CSI b) never reaches libvterm: before any glyph it loops for ever") {
+  // libvterm 0.1.4 repeats the last glyph by its width, 0 before any glyph: `\e[b` as a
+  // target's first output hung the worker (found by fuzz_terminal). Split across writes too.
+  for (std::string_view seq : {std::string_view("\x1b[b"), std::string_view("\x1b[5b"),
+                               std::string_view("\x1b[\nb"), std::string_view("\x1b[1;2b")}) {
+    castgate::asciicast::EmulatedTerminal e(
+        2, 2, [](int, void*, void*) { return 1; }, nullptr);
+    e.write(seq);
+    for (char c : seq) e.write(std::string_view(&c, 1));
+    e.write("ok");
+    TerminalTracker t(80, 24);
+    CHECK(t.output(seq).empty());
+  }
+  // Other sequences still act: a cursor move, and text after a cancelled sequence.
+  castgate::asciicast::EmulatedTerminal e(
+      5, 20, [](int, void*, void*) { return 1; }, nullptr);
+  e.write("abc\x1b[1G");
+  e.write("\x1b[1\x18X");
+  VTermPos pos;
+  vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+  CHECK(pos.col == 1);  // back to column 0, then "X"
+}

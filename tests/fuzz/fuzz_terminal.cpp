@@ -41,8 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       t.resize(1 + n, 1 + n / 2);
       e.resize(1 + n / 2, 1 + n);
     } else {
-      // A password prompt, then a secret that must not reappear.
-      t.output("\r\nPassword: ");
+      // A password prompt, then a secret that must not reappear. (In ASCII: with a line-drawing
+      // character set the screen shows no "Password:", and the user saw none either.)
+      t.output("\x1b(B\x0f\r\nPassword: ");
       t.take_recordable_input();
       t.input("S3cr3tValue");
       t.input("\r");
