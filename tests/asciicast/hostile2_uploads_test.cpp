@@ -61,16 +61,6 @@ const AlertRules& alerts() {
 
 struct Channel : castgate::asciicast::testing::RecordedChannel {
   explicit Channel(std::string command) : RecordedChannel(true, std::move(command), &alerts()) {}
-  std::string paths() const {
-    std::string s;
-    for (const auto& line : sink.lines) {
-      json j = json::parse(line);
-      if (j.contains("file") && j["file"].contains("path"))
-        s += j["event"]["action"].get<std::string>() + " " + j["file"]["path"].get<std::string>() +
-             "\n";
-    }
-    return s;
-  }
   // Whether the record shows the member: as a listed file with an alert, or as an error with the
   // archive recorded in full from there.
   bool shows(const std::string& needle) const {

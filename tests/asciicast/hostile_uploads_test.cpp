@@ -40,16 +40,6 @@ struct Hostile : castgate::asciicast::testing::RecordedChannel {
     for (const auto& l : sink.lines) s += l + "\n";
     return s;
   }
-  std::string paths() const {
-    std::string s;
-    for (const auto& line : sink.lines) {
-      json j = json::parse(line);
-      if (j.contains("file") && j["file"].contains("path"))
-        s += j["event"]["action"].get<std::string>() + " " + j["file"]["path"].get<std::string>() +
-             "\n";
-    }
-    return s;
-  }
   size_t alerts_named(std::string_view rule) const {
     size_t n = 0;
     for (const auto& e : events("alert"))

@@ -58,6 +58,18 @@ struct RecordedChannel {
     return text;
   }
 
+  // "ACTION PATH" of every event with a file.path, one per line.
+  std::string paths() const {
+    std::string s;
+    for (const auto& line : sink.lines) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("file") && j["file"].contains("path"))
+        s += j["event"]["action"].get<std::string>() + " " + j["file"]["path"].get<std::string>() +
+             "\n";
+    }
+    return s;
+  }
+
   size_t bytes() const {
     size_t n = 0;
     for (const auto& l : sink.lines) n += l.size() + 1;
