@@ -10,6 +10,7 @@
 #include "asciicast/channel_recording.h"
 #include "asciicast/session_log.h"
 #include "asciicast/upload_sink.h"
+#include "asciicast/utf8.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/asciicast/memory_sink.h"
@@ -101,6 +102,116 @@ TEST_CASE("strings of a binary run: long runs, NULs skipped, short lines kept") 
   s.feed(std::string(1 << 16, '\0'));
   s.flush();
   CHECK(s.take().empty());
+}
+
+namespace {
+
+// The definitions of is_binary_chunk and StringsExtractor byte by byte, without their fast paths:
+// what the fast paths must agree with on any input.
+bool binary_by_definition(std::string_view chunk) {
+  size_t nul = 0, odd = 0, i = 0;
+  while (i < chunk.size() && i < 3 && (static_cast<uint8_t>(chunk[i]) & 0xc0) == 0x80) ++i;
+  while (i < chunk.size()) {
+    auto b = static_cast<uint8_t>(chunk[i]);
+    size_t len = 1;
+    if (b == 0)
+      ++nul;
+    else if (b == 0x7f || (b < 0x20 && "\n\r\t\f\b\a\x1b"sv.find(static_cast<char>(b)) ==
+                                           std::string_view::npos))
+      ++odd;
+    else if (b >= 0x80 && (len = utf8_sequence_length(chunk.substr(i), true)) == 0)
+      ++odd, len = 1;
+    i += len;
+  }
+  size_t rest = chunk.size() - nul;
+  return nul > rest || odd * 32 > rest;
+}
+
+std::string strings_by_definition(std::string_view data) {
+  std::string found, run;
+  auto keep = [&] { found += run + "\n"; };
+  for (char ch : data) {
+    auto b = static_cast<uint8_t>(ch);
+    if (b == 0) continue;
+    if (ch == '\n' && !run.empty() && run.back() == '\\') {
+      run.pop_back();
+      continue;
+    }
+    if ((b >= 0x20 && b < 0x7f) || ch == '\t') {
+      run += ch;
+      if (run.size() == StringsExtractor::kMaxString) keep(), run.clear();
+      continue;
+    }
+    if (run.size() >= StringsExtractor::kMinString ||
+        (ch == '\n' && run.size() >= StringsExtractor::kMinLine))
+      keep();
+    run.clear();
+  }
+  if (run.size() >= StringsExtractor::kMinString) keep();
+  return found;
+}
+
+// Data that visits every case: random bytes, zeros, printable runs around kMinString, lines,
+// backslash-newlines, UTF-8 characters (some cut), control bytes.
+std::string mixed_data(std::mt19937& gen, size_t n) {
+  std::string s;
+  auto pick = [&](size_t k) { return static_cast<size_t>(gen() % k); };
+  while (s.size() < n) {
+    switch (pick(8)) {
+      case 0:
+        for (size_t k = pick(200); k > 0; --k) s += static_cast<char>(gen());
+        break;
+      case 1:
+        s.append(pick(100), '\0');
+        break;
+      case 2:
+        for (size_t k = pick(12); k > 0; --k) s += static_cast<char>(0x20 + pick(95));
+        break;
+      case 3:
+        s += pick(2) ? "\\\n" : "\n";
+        break;
+      case 4:
+        s += "\xe6\x97\xa5\xe2\x82"sv.substr(0, 1 + pick(5));
+        break;
+      case 5:
+        s += static_cast<char>(pick(0x20));
+        break;
+      case 6:
+        for (size_t k = pick(40); k > 0; --k) s += pick(3) ? 'x' : '\0';
+        break;
+      default:
+        s.append(pick(2000), static_cast<char>(0x20 + pick(95)));
+    }
+  }
+  s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the fast paths of the binary judgement and of strings agree with their definitions") {
+  std::mt19937 gen(20261201);
+  for (int round = 0; round < 3000; ++round) {
+    std::string data = mixed_data(gen, 1 + gen() % 6000);
+    CAPTURE(round);
+    CHECK(is_binary_chunk(data) == binary_by_definition(data));
+    // Fed in pieces of any size: the run in progress is carried across them.
+    StringsExtractor s;
+    for (size_t at = 0; at < data.size();) {
+      size_t piece = std::min<size_t>(data.size() - at, 1 + gen() % 300);
+      s.feed(std::string_view(data).substr(at, piece));
+      at += piece;
+    }
+    s.flush();
+    CHECK(s.take() == strings_by_definition(data));
+  }
+  // Mostly random or mostly zeros with a little text: decided by the quick count or the exact one.
+  for (int round = 0; round < 200; ++round) {
+    std::string data = random_bytes_seeded(256 + gen() % 40000, static_cast<unsigned>(round));
+    for (auto& c : data)
+      if (gen() % 4) c = static_cast<char>(round % 2 ? 'a' + gen() % 26 : 0);
+    CHECK(is_binary_chunk(data) == binary_by_definition(data));
+  }
 }
 
 TEST_CASE("a binary download is a stream summary with the digest of its bytes") {
