@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +144,52 @@ TEST_CASE("a line is marked pending only when the slice that writes it goes out"
     close(fds[1]);
     fds[1] = -1;
     reader.join();
+  }
+  close(fds[0]);
+}
+
+TEST_CASE("the queue takes about the memory of the lines it holds, whatever their sizes") {
+  // A pipe nobody reads until the queue is full: the writer blocks in its first write(2) and
+  // everything else waits in the queue. Lines alternate between short and just long enough to
+  // get a page of their own (the pattern that leaves pages least full), then come in any size.
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  fcntl(fds[1], F_SETPIPE_SZ, 4096);
+  StdoutWriter::Options opts;
+  opts.fd = fds[1];
+  opts.gather_delay = std::chrono::milliseconds(0);
+  auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+  std::string hash(64, 'd');
+  std::string expected;
+  std::mt19937 gen(7);
+  {
+    StdoutWriter writer(opts);
+    uint64_t seq = 0;
+    auto submit = [&](size_t size) {
+      std::string line = std::to_string(seq) + std::string(size, 'z');
+      writer.submit(line, ChainPoint{seq++, hash, false}, backlog);
+      expected += line + "\n";
+    };
+    for (int i = 0; i < 100; ++i) {
+      submit(10);
+      submit(opts.slice_bytes / 4 + 1);
+    }
+    while (expected.size() < (24u << 20)) submit(gen() % 3 ? gen() % 2000 : gen() % 300000);
+    const size_t queued = writer.bytes_queued();
+    CHECK(queued > (20u << 20));
+    // Within a third of the bytes, a line's bookkeeping and the few pages kept for reuse.
+    CHECK(writer.buffer_bytes() < queued / 3 * 4 + seq * 2 * 128 + (6 * opts.slice_bytes));
+    MESSAGE("queued " << queued << " bytes in " << writer.buffer_bytes() << " bytes");
+    std::string got;
+    std::thread reader([&] {
+      char buf[65536];
+      for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, size_t(n));
+    });
+    CHECK(writer.drain(std::chrono::seconds(20)));
+    CHECK(writer.buffer_bytes() <= 4 * (opts.slice_bytes + 4096 * 128));  // the pages kept
+    close(fds[1]);
+    reader.join();
+    CHECK(got == expected);
   }
   close(fds[0]);
 }
