@@ -61,10 +61,10 @@ int EmulatedTerminal::forward_property(int prop, void* value, void* self) {
 
 EmulatedTerminal::EmulatedTerminal(int rows, int cols, PropertyHandler on_property, void* owner)
     : on_property_(on_property), owner_(owner), vt_(vterm_new(clamp_rows(rows), clamp_cols(cols))) {
-  vterm_set_utf8(vt_, 1);
+  vterm_set_utf8(vt_.get(), 1);
   vterm_output_set_callback(
-      vt_, [](const char*, size_t, void*) {}, nullptr);
-  screen_ = vterm_obtain_screen(vt_);
+      vt_.get(), [](const char*, size_t, void*) {}, nullptr);
+  screen_ = vterm_obtain_screen(vt_.get());
   static const VTermScreenCallbacks callbacks = [] {
     VTermScreenCallbacks c{};
     c.settermprop = [](VTermProp prop, VTermValue* val, void* self) {
@@ -77,10 +77,6 @@ EmulatedTerminal::EmulatedTerminal(int rows, int cols, PropertyHandler on_proper
   vterm_screen_reset(screen_, 1);
 }
 
-EmulatedTerminal::~EmulatedTerminal() {
-  vterm_free(vt_);
-}
-
 void EmulatedTerminal::write(std::string_view bytes) {
   // Whole, valid sequences only (an incomplete last one is held for the next call), then
   // without what libvterm cannot place. A C1 control written as UTF-8 is a control to the
@@ -90,7 +86,7 @@ void EmulatedTerminal::write(std::string_view bytes) {
   if (replace_unshowable(text, replaced, true)) text = replaced;
   std::string shown;
   drop_repeats(text, shown);
-  if (!shown.empty()) vterm_input_write(vt_, shown.data(), shown.size());
+  if (!shown.empty()) vterm_input_write(vt_.get(), shown.data(), shown.size());
 }
 
 void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
@@ -155,7 +151,7 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
 }
 
 void EmulatedTerminal::resize(int rows, int cols) {
-  vterm_set_size(vt_, clamp_rows(rows), clamp_cols(cols));
+  vterm_set_size(vt_.get(), clamp_rows(rows), clamp_cols(cols));
 }
 
 std::string EmulatedTerminal::shown(std::string_view text) {

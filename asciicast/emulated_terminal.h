@@ -18,13 +18,14 @@
 // across a control byte, so a broken one could still assemble into one of the code points above).
 #pragma once
 
+#include <vterm.h>
+
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "asciicast/utf8.h"
-
-struct VTerm;
-struct VTermScreen;
+#include "common/c_handle.h"
 
 namespace castgate::asciicast {
 
@@ -38,7 +39,6 @@ class EmulatedTerminal {
   using PropertyHandler = int (*)(int prop, void* value, void* owner);
 
   EmulatedTerminal(int rows, int cols, PropertyHandler on_property, void* owner);
-  ~EmulatedTerminal();
   EmulatedTerminal(const EmulatedTerminal&) = delete;
   EmulatedTerminal& operator=(const EmulatedTerminal&) = delete;
 
@@ -50,7 +50,7 @@ class EmulatedTerminal {
   // screen can show of it.
   static std::string shown(std::string_view text);
 
-  VTerm* vt() const { return vt_; }
+  VTerm* vt() const { return vt_.get(); }
   VTermScreen* screen() const { return screen_; }  // owned by vt()
 
  private:
@@ -58,7 +58,7 @@ class EmulatedTerminal {
 
   PropertyHandler on_property_;
   void* owner_;
-  VTerm* vt_;
+  std::unique_ptr<VTerm, CFree<vterm_free>> vt_;
   VTermScreen* screen_;
   // Sequences libvterm 0.1.4 mishandles are taken out: REP (CSI Ps b) repeats the last glyph by
   // its width, which is 0 before any glyph, for ever (`printf '\e[b'` as a target's first output

@@ -24,18 +24,6 @@ RawKeys::~RawKeys() {
   if (active_) tcsetattr(fd_, TCSAFLUSH, &saved_);
 }
 
-FileDescriptor::~FileDescriptor() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-FileDescriptor& FileDescriptor::operator=(FileDescriptor&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = other.release();
-  }
-  return *this;
-}
-
 namespace {
 
 int g_signal_write_fd = -1;

@@ -8,6 +8,7 @@
 
 #include <termios.h>
 
+#include "common/unique_fd.h"
 #include "player/screen_view.h"
 
 namespace castgate::player {
@@ -29,25 +30,7 @@ class RawKeys {
   termios saved_{};
 };
 
-// An open file descriptor, closed once.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd = -1) : fd_(fd) {}
-  ~FileDescriptor();
-  FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
-  FileDescriptor& operator=(FileDescriptor&& other) noexcept;
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
+using FileDescriptor = UniqueFd;  // an open file descriptor, closed once
 
 // SIGINT, SIGTERM, SIGHUP and SIGWINCH as bytes on a pipe the event loop polls (the self-pipe
 // trick); the previous handlers come back with the destructor. One at a time.

@@ -1,5 +1,6 @@
 #include "player/log_reader.h"
 
+#include "common/unique_fd.h"
 #include "player/decompressor.h"
 #include "player/terminal_text.h"
 
@@ -32,30 +33,26 @@ MappedFile::MappedFile(const std::string& path, Content content) : path_(path) {
     size_ = owned_.size();
   } else {
     // O_NONBLOCK: a FIFO planted among the logs must not hang the player in open().
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    UniqueFd owned(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    const int fd = owned.get();
     if (fd < 0)
       throw std::runtime_error("cannot open " + terminal_safe(path) + ": " + std::strerror(errno));
     struct stat st {};
     fstat(fd, &st);
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
+    if (!S_ISREG(st.st_mode))
       throw std::runtime_error(terminal_safe(path) + " is not a regular file");
-    }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {
       // Faulted in up front while that is cheap (about 10% of a scan); a larger file page by
       // page, so that it need not fit the page cache.
       const int populate = size_ <= kPopulateUpTo ? MAP_POPULATE : 0;
       void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | populate, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
+      if (p == MAP_FAILED)
         throw std::runtime_error("cannot map " + terminal_safe(path) + ": " + std::strerror(errno));
-      }
       madvise(p, size_, MADV_SEQUENTIAL);
       data_ = static_cast<const char*>(p);
       mapped_ = size_;
     }
-    ::close(fd);
   }
   if (content == Content::kDecompressed) decompress();
 }
@@ -71,19 +68,16 @@ class TempOutput {
  public:
   explicit TempOutput(const std::string& for_path) : for_(for_path) {
     const char* dir = std::getenv("TMPDIR");
-    fd_ = ::open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd_ < 0)
+    fd_.reset(::open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd_)
       throw std::runtime_error("cannot create a temporary file to decompress " +
                                terminal_safe(for_) + ": " + std::strerror(errno));
-  }
-  ~TempOutput() {
-    if (fd_ >= 0) ::close(fd_);
   }
   TempOutput(const TempOutput&) = delete;
   TempOutput& operator=(const TempOutput&) = delete;
   void write(const char* p, size_t n) {
     while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
+      ssize_t w = ::write(fd_.get(), p, n);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0)
         throw std::runtime_error("cannot write the decompressed " + terminal_safe(for_) + ": " +
@@ -94,11 +88,11 @@ class TempOutput {
     }
   }
   size_t size() const { return size_; }
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
 
  private:
   std::string for_;
-  int fd_ = -1;
+  UniqueFd fd_;
   size_t size_ = 0;
 };
 

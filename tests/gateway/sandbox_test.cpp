@@ -40,6 +40,10 @@
 #include <string>
 #include <thread>
 
+#include "common/c_handle.h"
+#include "gateway/ssh_handles.h"
+#include "oidc/curl_handles.h"
+
 using namespace castgate;
 
 namespace {
@@ -260,18 +264,22 @@ int worker_work(const Peers& peers) {
   tm local{};
   if (!localtime_r(&now, &local)) return failed("localtime_r");
 
-  SSL_CTX* tls = SSL_CTX_new(TLS_client_method());
-  unsigned char random[32];
-  if (!tls || SSL_CTX_set_default_verify_paths(tls) != 1 || RAND_bytes(random, sizeof random) != 1)
-    return failed("OpenSSL");
-  if (std::filesystem::exists("/etc/ssl/certs/ca-certificates.crt") &&
-      SSL_CTX_load_verify_locations(tls, "/etc/ssl/certs/ca-certificates.crt", nullptr) != 1)
-    return failed("loading the CA certificates");
-  SSL_CTX_free(tls);
+  {
+    std::unique_ptr<SSL_CTX, castgate::CFree<SSL_CTX_free>> tls(SSL_CTX_new(TLS_client_method()));
+    unsigned char random[32];
+    if (!tls || SSL_CTX_set_default_verify_paths(tls.get()) != 1 ||
+        RAND_bytes(random, sizeof random) != 1)
+      return failed("OpenSSL");
+    if (std::filesystem::exists("/etc/ssl/certs/ca-certificates.crt") &&
+        SSL_CTX_load_verify_locations(tls.get(), "/etc/ssl/certs/ca-certificates.crt", nullptr) !=
+            1)
+      return failed("loading the CA certificates");
+  }
 
   // libcurl: its wakeup socketpair, a non-blocking connect, poll.
-  CURL* curl = curl_easy_init();
-  if (!curl) return failed("curl_easy_init");
+  castgate::oidc::curl::Easy easy(curl_easy_init());
+  if (!easy) return failed("curl_easy_init");
+  CURL* curl = easy.get();
   std::string url = "http://localhost:" + std::to_string(peers.tcp_port()) + "/";
   std::string body;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -283,7 +291,7 @@ int worker_work(const Peers& peers) {
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
   CURLcode code = curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
+  easy.reset();
   if (code != CURLE_OK || body != "ok") {
     std::fprintf(stderr, "HTTP GET failed: %s, body '%s'\n", curl_easy_strerror(code),
                  body.c_str());
@@ -291,7 +299,8 @@ int worker_work(const Peers& peers) {
   }
 
   // An SSH client that meets a server which hangs up after its banner: a clean error.
-  ssh_session ssh = ssh_new();
+  castgate::ssh::Session owned_ssh(ssh_new());
+  ssh_session ssh = owned_ssh.get();
   int off = 0;
   unsigned port = static_cast<unsigned>(peers.tcp_port());
   long timeout = 5;
@@ -300,7 +309,6 @@ int worker_work(const Peers& peers) {
   ssh_options_set(ssh, SSH_OPTIONS_PORT, &port);
   ssh_options_set(ssh, SSH_OPTIONS_TIMEOUT, &timeout);
   if (ssh_connect(ssh) != SSH_ERROR) return failed("ssh_connect to a server that hangs up");
-  ssh_free(ssh);
   return 0;
 }
 
