@@ -70,8 +70,11 @@ size_t footprint(const Page& page) {
 
 void StdoutWriter::append(std::string_view line, LineMark mark) {
   const size_t n = line.size() + 1;
+  // A page is written at once: at most slice_bytes of lines, whatever room a reused page has.
   if (queue_.pages.empty() ||
-      queue_.pages.back().bytes.capacity() - queue_.pages.back().bytes.size() < n) {
+      queue_.pages.back().bytes.capacity() - queue_.pages.back().bytes.size() < n ||
+      (!queue_.pages.back().bytes.empty() &&
+       queue_.pages.back().bytes.size() + n > options_.slice_bytes)) {
     if (!queue_.pages.empty()) {
       // Left less than three quarters full (only a long line does that): it gives back the rest.
       Page& last = queue_.pages.back();

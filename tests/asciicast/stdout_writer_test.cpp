@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <random>
@@ -192,4 +193,46 @@ TEST_CASE("the queue takes about the memory of the lines it holds, whatever thei
     CHECK(got == expected);
   }
   close(fds[0]);
+}
+
+TEST_CASE("a page is written as one write of at most slice_bytes of lines, reused or not") {
+  // Each write(2) arrives as one message on a SOCK_SEQPACKET socket. A page first sized for a
+  // long line and kept for reuse must not take twice slice_bytes of short lines later.
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) == 0);
+  int big = 1 << 20;
+  setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  std::vector<size_t> writes;
+  std::thread reader([&] {
+    std::vector<char> buf(1 << 20);
+    for (ssize_t n; (n = recv(fds[0], buf.data(), buf.size(), 0)) > 0;)
+      writes.push_back(static_cast<size_t>(n));
+  });
+  StdoutWriter::Options opts;
+  opts.fd = fds[1];
+  opts.slice_bytes = 8192;
+  opts.gather_delay = std::chrono::milliseconds(50);
+  auto backlog = std::make_shared<Backlog>(SIZE_MAX);
+  std::string hash(64, 'e');
+  {
+    StdoutWriter writer(opts);
+    writer.submit(std::string(16000, 'L'), ChainPoint{0, hash, false}, backlog);
+    CHECK(writer.drain(std::chrono::seconds(10)));
+    for (uint64_t i = 1; i <= 40; ++i)
+      writer.submit(std::string(998, 's'), ChainPoint{i, hash, false}, backlog);
+    CHECK(writer.drain(std::chrono::seconds(10)));
+  }
+  shutdown(fds[1], SHUT_WR);
+  reader.join();
+  close(fds[0]);
+  close(fds[1]);
+  REQUIRE(writes.size() >= 6);
+  CHECK(writes[0] == 16001);
+  size_t total = 0;
+  for (size_t i = 1; i < writes.size(); ++i) {
+    CHECK(writes[i] <= opts.slice_bytes);
+    total += writes[i];
+  }
+  CHECK(total == 40 * 999);
 }
