@@ -62,10 +62,12 @@ TEST_CASE("user certificates carry the request and a valid CA signature") {
   req.valid_before = now + std::chrono::seconds(300);
   req.extensions = {"permit-pty", "permit-port-forwarding"};
   req.critical_options = {{"source-address", "127.0.0.1"}};
-  std::string cert = signer.sign(req);
-  REQUIRE(!cert.empty());
-  ParsedCertificate parsed;
-  REQUIRE(parse_certificate(cert, parsed, error));
+  auto signed_cert = signer.sign(req);
+  REQUIRE(signed_cert);
+  std::string cert = *signed_cert;
+  auto parsed_cert = parse_certificate(cert);
+  REQUIRE(parsed_cert);
+  const ParsedCertificate& parsed = *parsed_cert;
   CHECK(parsed.serial == 42);
   CHECK(parsed.cert_type == 1);
   CHECK(parsed.key_id == req.key_id);
@@ -78,11 +80,12 @@ TEST_CASE("user certificates carry the request and a valid CA signature") {
   CHECK(parsed.signature_key == signer.ca_public_blob());
   CHECK(verify_certificate_signature(parsed));
   cert[100] ^= 1;
-  ParsedCertificate tampered;
-  if (parse_certificate(cert, tampered, error)) CHECK_FALSE(verify_certificate_signature(tampered));
+  if (auto tampered = parse_certificate(cert)) CHECK_FALSE(verify_certificate_signature(*tampered));
   // Truncations never read past the end.
-  for (size_t n = 0; n < cert.size(); n += 7) {
-    ParsedCertificate p;
-    CHECK_FALSE(parse_certificate(std::string_view(cert).substr(0, n), p, error));
-  }
+  for (size_t n = 0; n < cert.size(); n += 7)
+    CHECK_FALSE(parse_certificate(std::string_view(cert).substr(0, n)));
+  auto short_one = parse_certificate(std::string_view(cert).substr(0, 3));
+  REQUIRE_FALSE(short_one);
+  CHECK(short_one.error().code == CertificateError::kTruncated);
+  CHECK(short_one.error().detail == "truncated certificate");
 }
