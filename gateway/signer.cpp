@@ -100,13 +100,12 @@ bool signable_event(std::string_view line, size_t max_line, bool from_parent,
 
 Ed25519PrivateKey load_ed25519_key(const std::string& path) {
   std::string text = read_file(path);
-  std::string seed, error;
   if (text.find("OPENSSH PRIVATE KEY") != std::string::npos) {
-    bool ok = ssh::parse_openssh_ed25519_private_key(text, seed, error);
+    auto seed = ssh::parse_openssh_ed25519_private_key(text);
     secure_zero(text);
-    if (!ok) throw std::runtime_error(path + ": " + error);
-    auto key = Ed25519PrivateKey::from_seed(seed);
-    secure_zero(seed);
+    if (!seed) throw std::runtime_error(path + ": " + seed.error().detail);
+    auto key = Ed25519PrivateKey::from_seed(*seed);
+    secure_zero(*seed);
     if (!key) throw std::runtime_error(path + ": invalid Ed25519 key");
     return std::move(*key);
   }
