@@ -209,18 +209,18 @@ void Authenticator::handle_publickey(ssh::Message m) {
   auto& ctx = context_;
   if (!blob.empty() && is_certificate_key_type(ssh::blob_key_type(blob))) {
     auto check = check_presented_certificate(blob, ctx.identities, clock().now(), peer_address_);
-    if (!check.ok) {
+    if (!check) {
       ssh_message_reply_default(msg);
-      auth_failed("certificate", check.reason);
+      auth_failed("certificate", check.error().detail);
       return;
     }
     if (!key_proven(msg, key_state, "certificate", "certificate " + fp)) return;
-    certificate_principals_ = check.principals;
+    certificate_principals_ = check->principals;
     has_certificate_ = true;
     proven_keys_.push_back(blob);
     credential_expires_ = std::chrono::system_clock::time_point(std::chrono::seconds(
-        static_cast<int64_t>(std::min<uint64_t>(check.valid_before, INT64_MAX))));
-    accept(check.identity, std::move(m), "certificate " + fp + " key id " + check.identity.name);
+        static_cast<int64_t>(std::min<uint64_t>(check->valid_before, INT64_MAX))));
+    accept(check->identity, std::move(m), "certificate " + fp + " key id " + check->identity.name);
     return;
   }
   if (!identity && !blob.empty()) {

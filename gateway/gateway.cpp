@@ -218,9 +218,10 @@ Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(c
   for (const auto& spec : cfg.listens) {
     Listener l;
     l.spec = spec;
-    std::string error;
-    auto addrs = resolve_now(spec.address, spec.port, true, error);
-    if (addrs.empty()) throw std::runtime_error("--listen " + spec.text() + ": " + error);
+    auto resolved = resolve_now(spec.address, spec.port, true);
+    if (!resolved)
+      throw std::runtime_error("--listen " + spec.text() + ": " + resolved.error().detail);
+    const std::vector<ResolvedAddress>& addrs = *resolved;
     l.fd.reset(socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     int one = 1;
     setsockopt(l.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -39,9 +39,9 @@ HealthEndpoint::HealthEndpoint(EventLoop& loop, const std::string& address, int 
                                std::function<std::string(HealthRoute)> status,
                                std::function<std::string()> metrics)
     : loop_(loop), status_(std::move(status)), metrics_(std::move(metrics)) {
-  std::string error;
-  auto addrs = resolve_now(address, port, true, error);
-  if (addrs.empty()) throw std::runtime_error("--health-listen: " + error);
+  auto resolved = resolve_now(address, port, true);
+  if (!resolved) throw std::runtime_error("--health-listen: " + resolved.error().detail);
+  const std::vector<ResolvedAddress>& addrs = *resolved;
   listen_fd_.reset(socket(addrs[0].addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int fd = listen_fd_.get();
   int one = 1;

@@ -8,8 +8,20 @@
 
 namespace castgate {
 
-bool parse_key_options(std::string_view text, std::vector<std::pair<std::string, std::string>>& out,
-                       std::string& error) {
+std::string_view to_string(KeyOptionError e) {
+  switch (e) {
+    case KeyOptionError::kUnterminatedQuote:
+      return "unterminated quote";
+    case KeyOptionError::kEmptyName:
+      return "empty option name";
+    case KeyOptionError::kMissingComma:
+      return "missing comma";
+  }
+  return "unknown";
+}
+
+Result<KeyOptions, Error<KeyOptionError>> parse_key_options(std::string_view text) {
+  KeyOptions out;
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
@@ -34,8 +46,7 @@ bool parse_key_options(std::string_view text, std::vector<std::pair<std::string,
           }
         }
         if (!closed) {
-          error = "unterminated quote in option " + name;
-          return false;
+          return fail(KeyOptionError::kUnterminatedQuote, "unterminated quote in option " + name);
         }
       } else {
         size_t vs = i;
@@ -44,19 +55,17 @@ bool parse_key_options(std::string_view text, std::vector<std::pair<std::string,
       }
     }
     if (name.empty()) {
-      error = "empty option name";
-      return false;
+      return fail(KeyOptionError::kEmptyName, "empty option name");
     }
     out.emplace_back(std::move(name), std::move(value));
     if (i < text.size()) {
       if (text[i] != ',') {
-        error = "expected ',' after option " + out.back().first;
-        return false;
+        return fail(KeyOptionError::kMissingComma, "expected ',' after option " + out.back().first);
       }
       ++i;
     }
   }
-  return true;
+  return out;
 }
 
 namespace {
@@ -89,10 +98,9 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
     size_t end = options_end(line);
     if (end == std::string_view::npos)
       throw std::runtime_error(where + "expected options and a key");
-    std::vector<std::pair<std::string, std::string>> options;
-    std::string error;
-    if (!parse_key_options(line.substr(0, end), options, error))
-      throw std::runtime_error(where + error);
+    auto parsed_options = parse_key_options(line.substr(0, end));
+    if (!parsed_options) throw std::runtime_error(where + parsed_options.error().detail);
+    const KeyOptions& options = *parsed_options;
     bool is_ca = std::any_of(options.begin(), options.end(),
                              [](const auto& o) { return o.first == "cert-authority"; });
     if (is_ca) {
@@ -110,11 +118,10 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
                                    printable(name, 40));
         }
       }
-      ssh::PublicKeyLine key;
-      if (!ssh::parse_public_key(line.substr(end), key, error))
-        throw std::runtime_error(where + error);
-      if (ca.name.empty()) ca.name = ssh::fingerprint_sha256(key.blob);
-      ca.key_blob = std::move(key.blob);
+      auto key = ssh::parse_public_key(line.substr(end));
+      if (!key) throw std::runtime_error(where + key.error().detail);
+      if (ca.name.empty()) ca.name = ssh::fingerprint_sha256(key->blob);
+      ca.key_blob = std::move(key->blob);
       out.cas_.push_back(std::move(ca));
       continue;
     }
@@ -151,13 +158,12 @@ IdentityKeys IdentityKeys::parse(std::string_view text, const std::string& origi
     if (id.subject.empty()) id.subject = id.name;
     id.assigned_name = id.name;
     id.email_verified = !id.email.empty();  // written by the administrator
-    ssh::PublicKeyLine key;
-    if (!ssh::parse_public_key(line.substr(end), key, error))
-      throw std::runtime_error(where + error);
-    if (out.by_blob_.count(key.blob))
+    auto key = ssh::parse_public_key(line.substr(end));
+    if (!key) throw std::runtime_error(where + key.error().detail);
+    if (out.by_blob_.count(key->blob))
       throw std::runtime_error(where + "this key is already mapped to identity " +
-                               out.by_blob_[key.blob].name);
-    out.by_blob_.emplace(std::move(key.blob), std::move(id));
+                               out.by_blob_[key->blob].name);
+    out.by_blob_.emplace(std::move(key->blob), std::move(id));
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/identity.h"
+#include "common/result.h"
 
 namespace castgate {
 
@@ -37,9 +38,15 @@ class IdentityKeys {
   std::vector<TrustedCa> cas_;
 };
 
+enum class KeyOptionError {
+  kUnterminatedQuote,
+  kEmptyName,
+  kMissingComma,  // something other than ',' after an option
+};
+std::string_view to_string(KeyOptionError e);
+
+using KeyOptions = std::vector<std::pair<std::string, std::string>>;
 // Splits authorized_keys-style options ("a=\"x,y\",b,c=d") into name/value pairs.
-// Returns false with `error` on unbalanced quotes.
-bool parse_key_options(std::string_view text, std::vector<std::pair<std::string, std::string>>& out,
-                       std::string& error);
+Result<KeyOptions, Error<KeyOptionError>> parse_key_options(std::string_view text);
 
 }  // namespace castgate

@@ -111,12 +111,10 @@ KnownHosts KnownHosts::parse(std::string_view text, const std::string& origin,
     if (sp == std::string_view::npos)
       throw std::runtime_error(where + "expected host names and a key");
     e.patterns = split(line.substr(0, sp), ',');
-    ssh::PublicKeyLine key;
-    std::string error;
-    if (!ssh::parse_public_key(line.substr(sp), key, error))
-      throw std::runtime_error(where + error);
-    e.key_type = key.type;
-    e.key_blob = std::move(key.blob);
+    auto key = ssh::parse_public_key(line.substr(sp));
+    if (!key) throw std::runtime_error(where + key.error().detail);
+    e.key_type = key->type;
+    e.key_blob = std::move(key->blob);
     kh.entries_.push_back(std::move(e));
   }
   return kh;

@@ -155,66 +155,81 @@ bool address_in_list(const std::string& ip, std::string_view list) {
   return parse_address_list(list).contains(ip);
 }
 
+std::string_view to_string(CertificateRefusal e) {
+  switch (e) {
+    case CertificateRefusal::kUnreadable:
+      return "unreadable";
+    case CertificateRefusal::kUntrustedCa:
+      return "untrusted CA";
+    case CertificateRefusal::kBadSignature:
+      return "bad signature";
+    case CertificateRefusal::kNotUserCertificate:
+      return "not a user certificate";
+    case CertificateRefusal::kNotValidNow:
+      return "not valid now";
+    case CertificateRefusal::kNoPrincipals:
+      return "no principals";
+    case CertificateRefusal::kBadSourceAddress:
+      return "bad source-address";
+    case CertificateRefusal::kWrongSourceAddress:
+      return "wrong source address";
+    case CertificateRefusal::kUnsupportedCriticalOption:
+      return "unsupported critical option";
+    case CertificateRefusal::kNoKeyId:
+      return "no key id";
+  }
+  return "unknown";
+}
+
 CertificateCheck check_presented_certificate(std::string_view blob, const IdentityKeys& identities,
                                              std::chrono::system_clock::time_point now,
                                              const std::string& client_ip) {
-  CertificateCheck c;
-  ParsedCertificate cert;
-  std::string error;
-  if (!parse_certificate(blob, cert, error)) {
-    c.reason = "unreadable certificate: " + error;
-    return c;
-  }
+  auto parsed = parse_certificate(blob);
+  if (!parsed)
+    return fail(CertificateRefusal::kUnreadable,
+                "unreadable certificate: " + parsed.error().detail);
+  const ParsedCertificate& cert = *parsed;
   const TrustedCa* ca = identities.find_ca(cert.signature_key);
-  if (!ca) {
-    c.reason =
-        "certificate signed by an untrusted CA " + ssh::fingerprint_sha256(cert.signature_key);
-    return c;
-  }
-  if (!verify_certificate_signature(cert)) {
-    c.reason = "the CA signature of the certificate does not verify";
-    return c;
-  }
-  if (cert.cert_type != 1) {
-    c.reason = "not a user certificate";
-    return c;
-  }
+  if (!ca)
+    return fail(CertificateRefusal::kUntrustedCa, "certificate signed by an untrusted CA " +
+                                                      ssh::fingerprint_sha256(cert.signature_key));
+  if (!verify_certificate_signature(cert))
+    return fail(CertificateRefusal::kBadSignature,
+                "the CA signature of the certificate does not verify");
+  if (cert.cert_type != 1)
+    return fail(CertificateRefusal::kNotUserCertificate, "not a user certificate");
   auto t = static_cast<uint64_t>(std::max<int64_t>(0, unix_seconds(now)));
-  if (t < cert.valid_after || t >= cert.valid_before) {
-    c.reason = "the certificate is not valid now (expired or not yet valid)";
-    return c;
-  }
-  c.valid_before = cert.valid_before;
+  if (t < cert.valid_after || t >= cert.valid_before)
+    return fail(CertificateRefusal::kNotValidNow,
+                "the certificate is not valid now (expired or not yet valid)");
   if (cert.principals.empty()) {
     // OpenSSH refuses these ("Certificate lacks principal list"): a certificate for any login is
     // too easily issued by mistake.
-    c.reason = "the certificate lacks a principal list (it names no login it is valid for)";
-    return c;
+    return fail(CertificateRefusal::kNoPrincipals,
+                "the certificate lacks a principal list (it names no login it is valid for)");
   }
   for (const auto& [name, value] : cert.critical_options) {
     if (name == "source-address") {
       auto allowed = parse_address_list(value);
-      if (!allowed.ok()) {
-        c.reason = "the certificate's source-address is malformed (" +
-                   std::string(to_string(allowed.error)) + ": \"" + allowed.bad_entry + "\")";
-        return c;
-      }
-      if (!allowed.contains(client_ip)) {
-        c.reason = "the certificate may not be used from " + client_ip;
-        return c;
-      }
+      if (!allowed.ok())
+        return fail(CertificateRefusal::kBadSourceAddress,
+                    "the certificate's source-address is malformed (" +
+                        std::string(to_string(allowed.error)) + ": \"" + allowed.bad_entry + "\")");
+      if (!allowed.contains(client_ip))
+        return fail(CertificateRefusal::kWrongSourceAddress,
+                    "the certificate may not be used from " + client_ip);
     } else {
       // force-command, verify-required and anything unknown: castgate cannot honour them, so it
       // refuses the certificate (as OpenSSH refuses unknown critical options).
-      c.reason =
-          "the certificate has a critical option castgate does not support: " + printable(name, 60);
-      return c;
+      return fail(CertificateRefusal::kUnsupportedCriticalOption,
+                  "the certificate has a critical option castgate does not support: " +
+                      printable(name, 60));
     }
   }
-  if (cert.key_id.empty()) {
-    c.reason = "the certificate has no key id to name the identity";
-    return c;
-  }
+  if (cert.key_id.empty())
+    return fail(CertificateRefusal::kNoKeyId, "the certificate has no key id to name the identity");
+  AcceptedCertificate c;
+  c.valid_before = cert.valid_before;
   c.identity.subject = "cert:" + ca->name + ":" + cert.key_id;
   c.identity.name = cert.key_id;
   c.identity.groups = ca->groups;
@@ -222,7 +237,6 @@ CertificateCheck check_presented_certificate(std::string_view blob, const Identi
   c.identity.issuer = "ssh-ca:" + ca->name;
   c.identity.auth_method = "certificate";
   c.principals = cert.principals;
-  c.ok = true;
   return c;
 }
 

@@ -13,17 +13,34 @@
 #include <vector>
 
 #include "common/identity.h"
+#include "common/result.h"
 #include "gateway/identity_keys.h"
 
 namespace castgate {
 
-struct CertificateCheck {
-  bool ok = false;
+// A certificate that passed every check: whom it names and what it allows.
+struct AcceptedCertificate {
   Identity identity;
-  std::vector<std::string> principals;  // logins the certificate allows (never empty when ok)
+  std::vector<std::string> principals;  // logins the certificate allows (never empty)
   uint64_t valid_before = 0;            // unix seconds: the certificate expires then
-  std::string reason;                   // why it was refused
 };
+
+// Why a presented certificate was refused; the Error's detail is the refusal's reason in the
+// audit event.
+enum class CertificateRefusal {
+  kUnreadable,
+  kUntrustedCa,
+  kBadSignature,
+  kNotUserCertificate,
+  kNotValidNow,
+  kNoPrincipals,
+  kBadSourceAddress,  // a malformed source-address list
+  kWrongSourceAddress,
+  kUnsupportedCriticalOption,
+  kNoKeyId,
+};
+std::string_view to_string(CertificateRefusal e);
+using CertificateCheck = Result<AcceptedCertificate, Error<CertificateRefusal>>;
 
 bool is_certificate_key_type(std::string_view type);
 

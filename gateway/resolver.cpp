@@ -7,8 +7,19 @@
 
 namespace castgate {
 
-std::vector<ResolvedAddress> resolve_now(const std::string& host, int port, bool numeric_only,
-                                         std::string& error) {
+std::string_view to_string(ResolveError e) {
+  switch (e) {
+    case ResolveError::kNotFound:
+      return "not found";
+    case ResolveError::kTemporary:
+      return "temporary failure";
+    case ResolveError::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+ResolveResult resolve_now(const std::string& host, int port, bool numeric_only) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -16,11 +27,13 @@ std::vector<ResolvedAddress> resolve_now(const std::string& host, int port, bool
   addrinfo* res = nullptr;
   std::string service = std::to_string(port);
   int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
-  std::vector<ResolvedAddress> out;
   if (rc != 0) {
-    error = gai_strerror(rc);
-    return out;
+    auto code = rc == EAI_NONAME || rc == EAI_NODATA ? ResolveError::kNotFound
+                : rc == EAI_AGAIN                    ? ResolveError::kTemporary
+                                                     : ResolveError::kFailed;
+    return fail(code, gai_strerror(rc));
   }
+  std::vector<ResolvedAddress> out;
   for (addrinfo* a = res; a; a = a->ai_next) {
     ResolvedAddress r;
     std::memcpy(&r.addr, a->ai_addr, a->ai_addrlen);
@@ -34,6 +47,8 @@ std::vector<ResolvedAddress> resolve_now(const std::string& host, int port, bool
     out.push_back(r);
   }
   freeaddrinfo(res);
+  // getaddrinfo succeeds with an address; had it none, the callers' message stays as before.
+  if (out.empty()) return fail(ResolveError::kFailed, "");
   return out;
 }
 
@@ -51,10 +66,9 @@ Resolver::~Resolver() {
 }
 
 void Resolver::resolve(const std::string& host, int port, EventLoop& loop, Callback done) {
-  std::string error;
-  auto numeric = resolve_now(host, port, true, error);
-  if (!numeric.empty()) {
-    loop.defer([done = std::move(done), numeric]() mutable { done(std::move(numeric), ""); });
+  auto numeric = resolve_now(host, port, true);
+  if (numeric) {
+    loop.defer([done = std::move(done), numeric]() mutable { done(std::move(numeric)); });
     return;
   }
   {
@@ -74,10 +88,10 @@ void Resolver::run() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    std::string error;
-    auto result = resolve_now(job.host, job.port, false, error);
-    job.loop->post([done = std::move(job.done), result = std::move(result),
-                    error = std::move(error)]() mutable { done(std::move(result), error); });
+    auto result = resolve_now(job.host, job.port, false);
+    job.loop->post([done = std::move(job.done), result = std::move(result)]() mutable {
+      done(std::move(result));
+    });
   }
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/result.h"
 #include "gateway/event_loop.h"
 
 namespace castgate {
@@ -22,9 +23,18 @@ struct ResolvedAddress {
   std::string text;  // numeric form, for logs and events
 };
 
+// Why a name did not resolve; the Error's detail is getaddrinfo's gai_strerror() text.
+enum class ResolveError {
+  kNotFound,   // no such name (EAI_NONAME, EAI_NODATA)
+  kTemporary,  // EAI_AGAIN: the name server did not answer
+  kFailed,     // any other getaddrinfo failure, or no address at all
+};
+std::string_view to_string(ResolveError e);
+using ResolveResult = Result<std::vector<ResolvedAddress>, Error<ResolveError>>;
+
 class Resolver {
  public:
-  using Callback = std::function<void(std::vector<ResolvedAddress>, std::string error)>;
+  using Callback = std::function<void(ResolveResult)>;
   explicit Resolver(size_t threads = 2);
   ~Resolver();
   // `done` runs on `loop`'s thread. Numeric addresses are answered without a thread hop.
@@ -45,8 +55,8 @@ class Resolver {
   std::vector<std::thread> threads_;
 };
 
-// Synchronous lookup used by the pool and for numeric literals.
-std::vector<ResolvedAddress> resolve_now(const std::string& host, int port, bool numeric_only,
-                                         std::string& error);
+// Synchronous lookup used by the pool and for numeric literals; at least one address when it
+// succeeds.
+ResolveResult resolve_now(const std::string& host, int port, bool numeric_only);
 
 }  // namespace castgate

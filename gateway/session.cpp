@@ -503,15 +503,15 @@ void Session::connect_upstream() {
 
 ssh::Key Session::make_upstream_credential(const std::string& local_ip, std::string& description) {
   auto& ctx = context_;
-  UpstreamCredential credential = mint_upstream_credential(
+  auto credential = mint_upstream_credential(
       UpstreamCredentialSources{ctx.static_keys, *ctx.signer, ctx.config.certificate_validity,
                                 clock()},
       UpstreamCredentialRequest{id_, identity_, login_, *target_, decision_, local_ip});
-  if (!credential.key) return nullptr;
-  description = std::move(credential.description);
-  if (credential.issued)
-    log_->emit(EventKind{"credential.issued", "success", ""}, std::move(*credential.issued));
-  return std::move(credential.key);
+  if (!credential) return nullptr;  // the upstream refuses: credential_failed
+  description = std::move(credential->description);
+  if (credential->issued)
+    log_->emit(EventKind{"credential.issued", "success", ""}, std::move(*credential->issued));
+  return std::move(credential->key);
 }
 
 void Session::on_upstream_ready() {

@@ -100,13 +100,12 @@ bool signable_event(std::string_view line, size_t max_line, bool from_parent,
 
 Ed25519PrivateKey load_ed25519_key(const std::string& path) {
   std::string text = read_file(path);
-  std::string seed, error;
   if (text.find("OPENSSH PRIVATE KEY") != std::string::npos) {
-    bool ok = ssh::parse_openssh_ed25519_private_key(text, seed, error);
+    auto seed = ssh::parse_openssh_ed25519_private_key(text);
     secure_zero(text);
-    if (!ok) throw std::runtime_error(path + ": " + error);
-    auto key = Ed25519PrivateKey::from_seed(seed);
-    secure_zero(seed);
+    if (!seed) throw std::runtime_error(path + ": " + seed.error().detail);
+    auto key = Ed25519PrivateKey::from_seed(*seed);
+    secure_zero(*seed);
     if (!key) throw std::runtime_error(path + ": invalid Ed25519 key");
     return std::move(*key);
   }
@@ -161,9 +160,8 @@ std::optional<std::string> Signer::order_problem(const CertificateOrder& o) cons
 }
 
 std::string Signer::certificate(const Message& request) {
-  std::string error;
-  auto order = decode_order(request.body, error);
-  if (!order) return refuse(request.id, "certificate", error);
+  auto order = decode_order(request.body);
+  if (!order) return refuse(request.id, "certificate", order.error().detail);
   if (auto problem = order_problem(*order)) return refuse(request.id, "certificate", *problem);
   UserCertificateRequest req;
   req.public_key_blob = order->public_key_blob;
@@ -175,8 +173,8 @@ std::string Signer::certificate(const Message& request) {
   req.valid_before = from_unix(order->valid_before);
   req.extensions = extension_names(order->extensions);
   req.critical_options.emplace_back("source-address", order->source_address);
-  std::string blob = ca_->sign(req);
-  if (blob.empty()) return refuse(request.id, "certificate", "the certificate could not be made");
+  auto blob = ca_->sign(req);
+  if (!blob) return refuse(request.id, "certificate", "the certificate could not be made");
   ++certificates_;
   if (audit_)
     audit_->emit(EventKind{"signer.certificate", "success", ""},
@@ -198,8 +196,7 @@ std::string Signer::certificate(const Message& request) {
     return encode(
         Message{Type::kRefused, request.id, encode_string("the signer's audit output failed")});
   }
-  return encode(
-      Message{Type::kCertificate, request.id, encode_certificate(req.serial, std::move(blob))});
+  return encode(Message{Type::kCertificate, request.id, encode_certificate(req.serial, *blob)});
 }
 
 std::string Signer::handle(std::string_view packet) {
@@ -209,9 +206,8 @@ std::string Signer::handle(std::string_view packet) {
 std::string Signer::handle_request(std::string_view packet, bool from_parent,
                                    const std::string& chain) {
   try {
-    std::string error;
-    auto m = decode(packet, error);
-    if (!m) return refuse(0, "frame", error);
+    auto m = decode(packet);
+    if (!m) return refuse(0, "frame", m.error().detail);
     switch (m->type) {
       case Type::kHello:
         if (!m->body.empty()) return refuse(m->id, "hello", "malformed hello");
@@ -279,8 +275,7 @@ std::string Signer::handle_arrival(std::string_view packet, Arrival arrival, Uni
   attached.reset();
   std::string answer;
   try {
-    std::string error;
-    auto m = decode(packet, error);
+    auto m = decode(packet);
     if (m && m->type == Type::kAttach) {
       answer = attach(*m, arrival, attached);
       if (attached && attached_chain) *attached_chain = arrival.chain;
@@ -331,8 +326,7 @@ void make_room_for_connections() {
   // passed with it is closed with `hello_in`.
   Received hello_in = receive_packet(fd, packet, 0);
   if (hello_in.size <= 0) _exit(0);
-  std::string error;
-  auto hello = decode(view(hello_in), error);
+  auto hello = decode(view(hello_in));
   uint32_t hello_id = hello ? hello->id : 0;
   std::unique_ptr<UserCertificateSigner> ca;
   std::optional<Ed25519PrivateKey> recording;

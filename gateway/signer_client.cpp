@@ -31,10 +31,9 @@ std::unique_ptr<SignerClient> SignerClient::start(const signer::ProcessOptions& 
   }
   theirs.reset();
   std::unique_ptr<SignerClient> client(new SignerClient(ours.release(), pid));
-  std::string answer, error;
-  if (!client->ask(Type::kHello, "", Type::kHelloAnswer, answer, error))
-    throw std::runtime_error(error);
-  if (!signer::decode_strings(answer, client->ca_blob_, client->recording_public_) ||
+  auto answer = client->ask(Type::kHello, "", Type::kHelloAnswer);
+  if (!answer) throw std::runtime_error(answer.error().detail);
+  if (!signer::decode_strings(*answer, client->ca_blob_, client->recording_public_) ||
       client->recording_public_.size() != 32)
     throw std::runtime_error("the signer's hello is malformed");
   return client;
@@ -57,12 +56,12 @@ int SignerClient::attach_worker(const std::string& chain) {
     throw std::runtime_error(std::string("cannot attach a worker to the signer: ") +
                              std::strerror(errno));
   signer::UniqueFd ours(pair[0]), theirs(pair[1]);
-  std::string answer, error;
   // Once sent, the signer's end is in flight with its own reference: ours closes either way.
-  bool ok = ask(Type::kAttach, chain, Type::kAttached, answer, error, theirs.get());
+  auto answer = ask(Type::kAttach, chain, Type::kAttached, theirs.get());
   theirs.reset();
-  if (!ok) throw std::runtime_error("cannot attach a worker to the signer: " + error);
-  if (!answer.empty()) throw std::runtime_error("the signer's attach answer is malformed");
+  if (!answer)
+    throw std::runtime_error("cannot attach a worker to the signer: " + answer.error().detail);
+  if (!answer->empty()) throw std::runtime_error("the signer's attach answer is malformed");
   return ours.release();
 }
 
@@ -78,15 +77,30 @@ SignerClient::~SignerClient() {
   log::warn("the signer process did not end within 10 s");
 }
 
-bool SignerClient::ask(Type type, const std::string& body, Type want, std::string& answer,
-                       std::string& error, int passed) const {
+std::string_view to_string(SignerError e) {
+  switch (e) {
+    case SignerError::kGone:
+      return "gone";
+    case SignerError::kNotAnswering:
+      return "not answering";
+    case SignerError::kTimedOut:
+      return "timed out";
+    case SignerError::kMalformedAnswer:
+      return "malformed answer";
+    case SignerError::kRefused:
+      return "refused";
+  }
+  return "unknown";
+}
+
+SignerResult<std::string> SignerClient::ask(Type type, const std::string& body, Type want,
+                                            int passed) const {
   std::lock_guard lock(mu_);
   uint32_t id = next_id_++;
   std::string packet = signer::encode(Message{type, id, body});
-  auto fail = [&](std::string why) {
+  auto logged = [](SignerError code, std::string why) {
     log::error("signer: " + why);
-    error = std::move(why);
-    return false;
+    return castgate::fail(code, std::move(why));
   };
   auto gone = [&]() {
     if (!gone_) {
@@ -94,21 +108,17 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
       if (pid_ > 0) waitpid(pid_, nullptr, WNOHANG);  // reap it (0 would reap any child)
     }
     gone_ = true;
-    error = "the signer process is gone";
-    return false;
+    return castgate::fail(SignerError::kGone, "the signer process is gone");
   };
   if (gone_) return gone();
   auto now = std::chrono::steady_clock::now();
   // A signer that did not answer (blocked writing its audit line to a stalled stdout) is not
   // asked again for a while: the workers must not queue up behind it, each for kTimeout.
-  if (now < silent_until_) {
-    error = "the signer is not answering";
-    return false;
-  }
+  if (now < silent_until_) return fail(SignerError::kNotAnswering, "the signer is not answering");
   auto deadline = now + kTimeout;
   auto timed_out = [&] {
     silent_until_ = std::chrono::steady_clock::now() + kTimeout;
-    return fail("the signer did not answer within 10 s");
+    return logged(SignerError::kTimedOut, "the signer did not answer within 10 s");
   };
   bool sent = false;
   std::string& in = answer_buffer_;
@@ -137,28 +147,28 @@ bool SignerClient::ask(Type type, const std::string& body, Type want, std::strin
     signer::Received got = signer::receive_packet(fd_.get(), in, MSG_DONTWAIT);
     if (got.size < 0 && got.error == EAGAIN) continue;
     if (got.size <= 0) return gone();
-    auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(got.size)), error);
-    if (!m) return fail("the signer's answer is malformed: " + error);
+    auto m = signer::decode(std::string_view(in.data(), static_cast<size_t>(got.size)));
+    if (!m)
+      return logged(SignerError::kMalformedAnswer,
+                    "the signer's answer is malformed: " + m.error().detail);
     if (m->id != id) continue;  // the late answer to a request that timed out
     if (m->type == Type::kRefused) {
       auto reason = signer::decode_string(m->body);
-      error = reason ? *reason : std::string("refused");
-      return false;
+      return fail(SignerError::kRefused, reason ? *reason : std::string("refused"));
     }
-    if (m->type != want) return fail("the signer answered with the wrong type");
-    answer = std::move(m->body);
-    return true;
+    if (m->type != want)
+      return logged(SignerError::kMalformedAnswer, "the signer answered with the wrong type");
+    return std::move(m->body);
   }
 }
 
 std::string SignerClient::sign_line(std::string_view unsigned_line) const {
-  std::string answer, error;
-  if (!ask(Type::kSignLine, signer::encode_string(unsigned_line), Type::kSignature, answer,
-           error)) {
-    log::error("an event could not be signed: " + error);
+  auto answer = ask(Type::kSignLine, signer::encode_string(unsigned_line), Type::kSignature);
+  if (!answer) {
+    log::error("an event could not be signed: " + answer.error().detail);
     return {};
   }
-  auto sig = signer::decode_string(answer);
+  auto sig = signer::decode_string(*answer);
   return sig && sig->size() == 64 ? *sig : std::string();
 }
 
@@ -166,16 +176,13 @@ std::string SignerClient::ca_public_line() const {
   return "ssh-ed25519 " + base64_encode(ca_blob_) + " castgate-user-ca";
 }
 
-SignerClient::Issued SignerClient::sign_certificate(const signer::CertificateOrder& order) const {
+SignerResult<SignerClient::Issued> SignerClient::sign_certificate(
+    const signer::CertificateOrder& order) const {
+  auto answer = ask(Type::kSignCertificate, signer::encode_order(order), Type::kCertificate);
+  if (!answer) return fail(std::move(answer).error());
   Issued out;
-  std::string answer;
-  if (!ask(Type::kSignCertificate, signer::encode_order(order), Type::kCertificate, answer,
-           out.error))
-    return out;
-  if (!signer::decode_certificate(answer, out.serial, out.certificate)) {
-    out.certificate.clear();
-    out.error = "the signer's certificate answer is malformed";
-  }
+  if (!signer::decode_certificate(*answer, out.serial, out.certificate))
+    return fail(SignerError::kMalformedAnswer, "the signer's certificate answer is malformed");
   return out;
 }
 

@@ -19,10 +19,23 @@
 #include <string>
 
 #include "asciicast/record_signer.h"
+#include "common/result.h"
 #include "gateway/signer.h"
 #include "gateway/signer_protocol.h"
 
 namespace castgate {
+
+// Why a request to the signer failed; the Error's detail is what the log and the caller say.
+enum class SignerError {
+  kGone,             // the signer process ended
+  kNotAnswering,     // it timed out lately and is left alone for a while
+  kTimedOut,         // no answer within kTimeout
+  kMalformedAnswer,  // an answer that does not decode, or of the wrong type
+  kRefused,          // the signer refused: the detail is its reason
+};
+std::string_view to_string(SignerError e);
+template <class T>
+using SignerResult = Result<T, Error<SignerError>>;
 
 class SignerClient final : public asciicast::RecordSigner {
  public:
@@ -50,11 +63,10 @@ class SignerClient final : public asciicast::RecordSigner {
   std::string ca_public_line() const;  // "ssh-ed25519 AAAA... castgate-user-ca"
 
   struct Issued {
-    std::string certificate;  // the blob; empty if refused
+    std::string certificate;  // the blob
     uint64_t serial = 0;
-    std::string error;
   };
-  Issued sign_certificate(const signer::CertificateOrder& order) const;
+  SignerResult<Issued> sign_certificate(const signer::CertificateOrder& order) const;
 
   // A new connection to the signer for a worker process, on the control connection (the parent
   // side): returns its descriptor (close-on-exec) for the worker to adopt(). Throws
@@ -74,9 +86,9 @@ class SignerClient final : public asciicast::RecordSigner {
  private:
   SignerClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
   // Sends one request (with `passed` as SCM_RIGHTS unless it is -1) and returns the answer's body
-  // if its type is `want`; else error.
-  bool ask(signer::Type type, const std::string& body, signer::Type want, std::string& answer,
-           std::string& error, int passed = -1) const;
+  // if its type is `want`.
+  SignerResult<std::string> ask(signer::Type type, const std::string& body, signer::Type want,
+                                int passed = -1) const;
 
   signer::UniqueFd fd_;
   pid_t pid_;

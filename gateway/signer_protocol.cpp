@@ -46,28 +46,34 @@ std::string encode(const Message& m) {
   return w.take();
 }
 
-std::optional<Message> decode(std::string_view packet, std::string& error) {
-  if (packet.size() > kMaxMessage) {
-    error = "message too long";
-    return std::nullopt;
+std::string_view to_string(ProtocolError e) {
+  switch (e) {
+    case ProtocolError::kTooLong:
+      return "too long";
+    case ProtocolError::kMalformed:
+      return "malformed";
+    case ProtocolError::kUnsupportedVersion:
+      return "unsupported version";
+    case ProtocolError::kUnknownType:
+      return "unknown type";
   }
+  return "unknown";
+}
+
+ProtocolResult<Message> decode(std::string_view packet) {
+  if (packet.size() > kMaxMessage) return fail(ProtocolError::kTooLong, "message too long");
   ssh::WireReader r(packet);
   uint32_t length = 0;
   uint8_t version = 0, type = 0;
   Message m;
   if (!r.u32(length) || length != packet.size() - 4 || !r.u8(version) || !r.u8(type) ||
-      !r.u32(m.id)) {
-    error = "malformed message";
-    return std::nullopt;
-  }
-  if (version != kVersion) {
-    error = "unsupported protocol version " + std::to_string(version);
-    return std::nullopt;
-  }
-  if (!known_type(type)) {
-    error = "unknown message type " + std::to_string(type);
-    return std::nullopt;
-  }
+      !r.u32(m.id))
+    return fail(ProtocolError::kMalformed, "malformed message");
+  if (version != kVersion)
+    return fail(ProtocolError::kUnsupportedVersion,
+                "unsupported protocol version " + std::to_string(version));
+  if (!known_type(type))
+    return fail(ProtocolError::kUnknownType, "unknown message type " + std::to_string(type));
   m.type = static_cast<Type>(type);
   m.body = std::string(r.rest());
   return m;
@@ -85,15 +91,13 @@ std::string encode_order(const CertificateOrder& o) {
   return w.take();
 }
 
-std::optional<CertificateOrder> decode_order(std::string_view body, std::string& error) {
+ProtocolResult<CertificateOrder> decode_order(std::string_view body) {
   ssh::WireReader r(body);
   std::string_view key, key_id, principal, source;
   CertificateOrder o;
   if (!r.string(key) || !r.string(key_id) || !r.string(principal) || !r.u64(o.valid_after) ||
-      !r.u64(o.valid_before) || !r.u32(o.extensions) || !r.string(source) || !r.empty()) {
-    error = "malformed certificate order";
-    return std::nullopt;
-  }
+      !r.u64(o.valid_before) || !r.u32(o.extensions) || !r.string(source) || !r.empty())
+    return fail(ProtocolError::kMalformed, "malformed certificate order");
   o.public_key_blob = key;
   o.key_id = key_id;
   o.principal = principal;

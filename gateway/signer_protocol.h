@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
 #include "common/unique_fd.h"
 
 namespace castgate::signer {
@@ -55,8 +56,19 @@ struct Message {
   std::string body;
 };
 
+// Why a packet or a body did not decode; the Error's detail is the refusal's reason.
+enum class ProtocolError {
+  kTooLong,
+  kMalformed,  // a length, field or body that does not add up
+  kUnsupportedVersion,
+  kUnknownType,
+};
+std::string_view to_string(ProtocolError e);
+template <class T>
+using ProtocolResult = Result<T, Error<ProtocolError>>;
+
 std::string encode(const Message& m);
-std::optional<Message> decode(std::string_view packet, std::string& error);
+ProtocolResult<Message> decode(std::string_view packet);
 
 // A user certificate for one principal and one session key.
 struct CertificateOrder {
@@ -70,7 +82,7 @@ struct CertificateOrder {
 };
 
 std::string encode_order(const CertificateOrder& o);
-std::optional<CertificateOrder> decode_order(std::string_view body, std::string& error);
+ProtocolResult<CertificateOrder> decode_order(std::string_view body);
 
 // Bodies that are one string, or a u64 and a string.
 std::string encode_string(std::string_view s);

@@ -76,12 +76,35 @@ std::string fingerprint_sha256(std::string_view blob) {
   return "SHA256:" + b64;
 }
 
-bool parse_public_key(std::string_view text, PublicKeyLine& out, std::string& error) {
+std::string_view to_string(KeyError e) {
+  switch (e) {
+    case KeyError::kMalformed:
+      return "malformed";
+    case KeyError::kBadBase64:
+      return "bad base64";
+    case KeyError::kTypeMismatch:
+      return "type mismatch";
+    case KeyError::kUnknownFormat:
+      return "unknown format";
+    case KeyError::kTruncated:
+      return "truncated";
+    case KeyError::kEncrypted:
+      return "encrypted";
+    case KeyError::kNotOneKey:
+      return "not one key";
+    case KeyError::kCorrupt:
+      return "corrupt";
+    case KeyError::kNotEd25519:
+      return "not ed25519";
+  }
+  return "unknown";
+}
+
+KeyResult<PublicKeyLine> parse_public_key(std::string_view text) {
   text = trim(text);
   size_t sp = text.find_first_of(" \t");
   if (sp == std::string_view::npos) {
-    error = "expected \"<key type> <base64 key>\"";
-    return false;
+    return fail(KeyError::kMalformed, "expected \"<key type> <base64 key>\"");
   }
   std::string_view type = text.substr(0, sp);
   std::string_view rest = trim(text.substr(sp));
@@ -91,73 +114,60 @@ bool parse_public_key(std::string_view text, PublicKeyLine& out, std::string& er
       sp2 == std::string_view::npos ? std::string_view{} : trim(rest.substr(sp2));
   auto blob = base64_decode(b64);
   if (!blob) {
-    error = "the key is not valid base64";
-    return false;
+    return fail(KeyError::kBadBase64, "the key is not valid base64");
   }
   if (blob_key_type(*blob) != type) {
-    error = "the key data does not match its type \"" + printable(type, 60) + "\"";
-    return false;
+    return fail(KeyError::kTypeMismatch,
+                "the key data does not match its type \"" + printable(type, 60) + "\"");
   }
-  out.type = std::string(type);
-  out.blob = std::move(*blob);
-  out.comment = std::string(comment);
-  return true;
+  return PublicKeyLine{std::string(type), std::move(*blob), std::string(comment)};
 }
 
-bool parse_openssh_ed25519_private_key(std::string_view pem, std::string& seed_out,
-                                       std::string& error) {
+KeyResult<std::string> parse_openssh_ed25519_private_key(std::string_view pem) {
   constexpr std::string_view kBegin = "-----BEGIN OPENSSH PRIVATE KEY-----";
   constexpr std::string_view kEnd = "-----END OPENSSH PRIVATE KEY-----";
   size_t b = pem.find(kBegin), e = pem.find(kEnd);
   if (b == std::string_view::npos || e == std::string_view::npos || e < b) {
-    error = "not an OpenSSH private key";
-    return false;
+    return fail(KeyError::kUnknownFormat, "not an OpenSSH private key");
   }
   std::string b64;
   for (char c : pem.substr(b + kBegin.size(), e - b - kBegin.size()))
     if (c != '\n' && c != '\r' && c != ' ' && c != '\t') b64 += c;
   auto raw = base64_decode(b64);
   if (!raw) {
-    error = "the key file is not valid base64";
-    return false;
+    return fail(KeyError::kBadBase64, "the key file is not valid base64");
   }
   constexpr std::string_view kMagic("openssh-key-v1\0", 15);
   if (raw->compare(0, kMagic.size(), kMagic) != 0) {
-    error = "unknown private key format";
-    return false;
+    return fail(KeyError::kUnknownFormat, "unknown private key format");
   }
   WireReader r(std::string_view(*raw).substr(kMagic.size()));
   std::string_view cipher, kdf, kdfopts, pub, priv;
   uint32_t nkeys;
   if (!r.string(cipher) || !r.string(kdf) || !r.string(kdfopts) || !r.u32(nkeys)) {
-    error = "truncated private key";
-    return false;
+    return fail(KeyError::kTruncated, "truncated private key");
   }
   if (cipher != "none") {
-    error = "the private key is encrypted; decrypt it (ssh-keygen -p) or use a PKCS#8 key";
-    return false;
+    return fail(KeyError::kEncrypted,
+                "the private key is encrypted; decrypt it (ssh-keygen -p) or use a PKCS#8 key");
   }
   if (nkeys != 1 || !r.string(pub) || !r.string(priv)) {
-    error = "expected exactly one key";
-    return false;
+    return fail(KeyError::kNotOneKey, "expected exactly one key");
   }
   WireReader p(priv);
   uint32_t check1, check2;
   std::string_view type, pk, sk;
   if (!p.u32(check1) || !p.u32(check2) || check1 != check2 || !p.string(type)) {
-    error = "corrupt private key";
-    return false;
+    return fail(KeyError::kCorrupt, "corrupt private key");
   }
   if (type != "ssh-ed25519") {
-    error = "the key is " + printable(type, 40) + "; an Ed25519 key is required";
-    return false;
+    return fail(KeyError::kNotEd25519,
+                "the key is " + printable(type, 40) + "; an Ed25519 key is required");
   }
   if (!p.string(pk) || !p.string(sk) || pk.size() != 32 || sk.size() != 64 || sk.substr(32) != pk) {
-    error = "corrupt Ed25519 private key";
-    return false;
+    return fail(KeyError::kCorrupt, "corrupt Ed25519 private key");
   }
-  seed_out.assign(sk.substr(0, 32));
-  return true;
+  return std::string(sk.substr(0, 32));
 }
 
 }  // namespace castgate::ssh

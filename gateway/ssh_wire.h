@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
+
 namespace castgate::ssh {
 
 class WireReader {
@@ -44,6 +46,22 @@ std::string_view blob_key_type(std::string_view blob);
 // "SHA256:<base64 without padding>" as ssh-keygen -l prints it.
 std::string fingerprint_sha256(std::string_view blob);
 
+// Why a key did not parse; the Error's detail says it in words for the configuration error.
+enum class KeyError {
+  kMalformed,  // not "type base64"
+  kBadBase64,
+  kTypeMismatch,   // the blob's own type is not the declared one
+  kUnknownFormat,  // not an OpenSSH private key file
+  kTruncated,
+  kEncrypted,
+  kNotOneKey,
+  kCorrupt,
+  kNotEd25519,
+};
+std::string_view to_string(KeyError e);
+template <class T>
+using KeyResult = Result<T, Error<KeyError>>;
+
 struct PublicKeyLine {
   std::string type;     // "ssh-ed25519"
   std::string blob;     // decoded key blob
@@ -51,12 +69,11 @@ struct PublicKeyLine {
 };
 // Parses "type base64 [comment]" (the key part of authorized_keys and known_hosts lines).
 // Checks that the blob's own type matches the declared type.
-bool parse_public_key(std::string_view text, PublicKeyLine& out, std::string& error);
+KeyResult<PublicKeyLine> parse_public_key(std::string_view text);
 
 // The 32-byte Ed25519 seed from an unencrypted OpenSSH private key file
 // ("-----BEGIN OPENSSH PRIVATE KEY-----"). Fails with a reason for other key types or
 // encrypted keys.
-bool parse_openssh_ed25519_private_key(std::string_view pem, std::string& seed_out,
-                                       std::string& error);
+KeyResult<std::string> parse_openssh_ed25519_private_key(std::string_view pem);
 
 }  // namespace castgate::ssh

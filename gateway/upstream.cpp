@@ -58,21 +58,20 @@ void Upstream::start() {
         });
       });
   std::weak_ptr<int> alive = alive_;
-  resolver_.resolve(target_.host, target_.port, loop_,
-                    [this, alive](std::vector<ResolvedAddress> addrs, std::string error) {
-                      if (alive.expired()) return;
-                      owner_.run_guarded([&] { on_resolved(std::move(addrs), error); });
-                    });
+  resolver_.resolve(target_.host, target_.port, loop_, [this, alive](ResolveResult addrs) {
+    if (alive.expired()) return;
+    owner_.run_guarded([&] { on_resolved(std::move(addrs)); });
+  });
 }
 
-void Upstream::on_resolved(std::vector<ResolvedAddress> addresses, const std::string& error) {
+void Upstream::on_resolved(ResolveResult addresses) {
   if (state_ != State::kResolving) return;
-  if (addresses.empty()) {
-    fail("target_unresolvable",
-         "cannot resolve " + target_.host + " (target " + target_.name + "): " + error);
+  if (!addresses) {
+    fail("target_unresolvable", "cannot resolve " + target_.host + " (target " + target_.name +
+                                    "): " + addresses.error().detail);
     return;
   }
-  addresses_ = std::move(addresses);
+  addresses_ = std::move(addresses).value();
   state_ = State::kConnecting;
   connect_next();
 }

@@ -62,7 +62,7 @@ class Upstream final : public FdHandler {
   void disconnect();
 
  private:
-  void on_resolved(std::vector<ResolvedAddress> addresses, const std::string& error);
+  void on_resolved(ResolveResult addresses);
   void connect_next();
   void on_tcp_connected();
   void step();

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/identity.h"
+#include "common/result.h"
 #include "gateway/policy.h"
 #include "gateway/signer_client.h"
 #include "gateway/ssh_handles.h"
@@ -38,14 +39,23 @@ struct UpstreamCredentialRequest {
 };
 
 struct UpstreamCredential {
-  ssh::Key key;  // null: none could be made
+  ssh::Key key;
   // For upstream.connected: "static key", or the certificate's serial, login and validity.
   std::string description;
   // The fields of credential.issued, when a certificate was signed.
   std::optional<nlohmann::json> issued;
 };
 
-UpstreamCredential mint_upstream_credential(const UpstreamCredentialSources& sources,
-                                            const UpstreamCredentialRequest& request);
+// Why no credential could be made (the session refuses with "credential_failed" whatever it is).
+enum class CredentialError {
+  kKeyNotCopied,       // the target's static key
+  kKeyNotGenerated,    // the fresh Ed25519 key
+  kNotCertified,       // the signer made no certificate (it logged why)
+  kCertificateUnused,  // libssh would not take the certificate
+};
+std::string_view to_string(CredentialError e);
+
+Result<UpstreamCredential, Error<CredentialError>> mint_upstream_credential(
+    const UpstreamCredentialSources& sources, const UpstreamCredentialRequest& request);
 
 }  // namespace castgate

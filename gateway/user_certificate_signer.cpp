@@ -71,11 +71,12 @@ std::string UserCertificateSigner::ca_public_line() const {
   return std::string(kEd25519) + " " + base64_encode(ca_blob_) + " castgate-user-ca";
 }
 
-std::string UserCertificateSigner::sign(const UserCertificateRequest& req) const {
+CertificateResult<std::string> UserCertificateSigner::sign(
+    const UserCertificateRequest& req) const {
   ssh::WireReader key(req.public_key_blob);
   std::string_view type, pk;
   if (!key.string(type) || type != kEd25519 || !key.string(pk) || pk.size() != 32 || !key.empty())
-    return {};
+    return fail(CertificateError::kNotEd25519Key, "the session key is not an Ed25519 key");
   ssh::WireWriter w;
   w.string(kEd25519Cert);
   w.string(random_bytes(32));  // nonce
@@ -102,45 +103,66 @@ std::string UserCertificateSigner::sign(const UserCertificateRequest& req) const
   return w.take();
 }
 
-bool parse_certificate(std::string_view blob, ParsedCertificate& c, std::string& error) {
+std::string_view to_string(CertificateError e) {
+  switch (e) {
+    case CertificateError::kNotEd25519Key:
+      return "not an ed25519 key";
+    case CertificateError::kTruncated:
+      return "truncated";
+    case CertificateError::kBadKey:
+      return "bad key";
+    case CertificateError::kUnsupportedType:
+      return "unsupported type";
+    case CertificateError::kBadSignatureField:
+      return "bad signature field";
+    case CertificateError::kBadPrincipals:
+      return "bad principals";
+    case CertificateError::kBadCriticalOptions:
+      return "bad critical options";
+    case CertificateError::kBadExtensions:
+      return "bad extensions";
+  }
+  return "unknown";
+}
+
+CertificateResult<ParsedCertificate> parse_certificate(std::string_view blob) {
   ssh::WireReader r(blob);
   std::string_view type, nonce, key_id, principals, crit, ext, reserved, sigkey;
-  auto fail = [&](const char* what) {
-    error = what;
-    return false;
-  };
-  if (!r.string(type)) return fail("truncated certificate");
+  ParsedCertificate c;
+  if (!r.string(type)) return fail(CertificateError::kTruncated, "truncated certificate");
   // The certified key's own fields, then the fields common to all certificates.
   ssh::WireWriter plain;
   if (type == kEd25519Cert) {
     std::string_view pk;
     if (!r.string(nonce) || !r.string(pk) || pk.size() != 32)
-      return fail("bad Ed25519 certificate");
+      return fail(CertificateError::kBadKey, "bad Ed25519 certificate");
     plain.string(kEd25519);
     plain.string(pk);
   } else if (type == "ecdsa-sha2-nistp256-cert-v01@openssh.com") {
     std::string_view curve, q;
     if (!r.string(nonce) || !r.string(curve) || curve != "nistp256" || !r.string(q))
-      return fail("bad ECDSA certificate");
+      return fail(CertificateError::kBadKey, "bad ECDSA certificate");
     plain.string("ecdsa-sha2-nistp256");
     plain.string(curve);
     plain.string(q);
   } else if (type == "ssh-rsa-cert-v01@openssh.com") {
     std::string_view e, n;
-    if (!r.string(nonce) || !r.string(e) || !r.string(n)) return fail("bad RSA certificate");
+    if (!r.string(nonce) || !r.string(e) || !r.string(n))
+      return fail(CertificateError::kBadKey, "bad RSA certificate");
     plain.string("ssh-rsa");
     plain.string(e);
     plain.string(n);
   } else {
-    return fail("unsupported certificate type");
+    return fail(CertificateError::kUnsupportedType, "unsupported certificate type");
   }
   if (!r.u64(c.serial) || !r.u32(c.cert_type) || !r.string(key_id) || !r.string(principals) ||
       !r.u64(c.valid_after) || !r.u64(c.valid_before) || !r.string(crit) || !r.string(ext) ||
       !r.string(reserved) || !r.string(sigkey))
-    return fail("truncated certificate");
+    return fail(CertificateError::kTruncated, "truncated certificate");
   c.signed_part = std::string(blob.substr(0, r.consumed_from(blob)));
   std::string_view sig;
-  if (!r.string(sig) || !r.empty()) return fail("bad certificate signature field");
+  if (!r.string(sig) || !r.empty())
+    return fail(CertificateError::kBadSignatureField, "bad certificate signature field");
   c.type = std::string(type);
   c.nonce = std::string(nonce);
   c.public_key_blob = plain.take();
@@ -148,14 +170,16 @@ bool parse_certificate(std::string_view blob, ParsedCertificate& c, std::string&
   ssh::WireReader pr(principals);
   while (!pr.empty()) {
     std::string_view p;
-    if (!pr.string(p)) return fail("bad principals list");
+    if (!pr.string(p)) return fail(CertificateError::kBadPrincipals, "bad principals list");
     c.principals.emplace_back(p);
   }
-  if (!unpack_options(crit, c.critical_options)) return fail("bad critical options");
-  if (!unpack_options(ext, c.extensions)) return fail("bad extensions");
+  if (!unpack_options(crit, c.critical_options))
+    return fail(CertificateError::kBadCriticalOptions, "bad critical options");
+  if (!unpack_options(ext, c.extensions))
+    return fail(CertificateError::kBadExtensions, "bad extensions");
   c.signature_key = std::string(sigkey);
   c.signature = std::string(sig);
-  return true;
+  return c;
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/crypto.h"
+#include "common/result.h"
 
 namespace castgate {
 
@@ -27,14 +28,29 @@ struct UserCertificateRequest {
       critical_options;  // "source-address" -> "10.0.0.1/32"
 };
 
+// Why a certificate could not be made or read; the Error's detail says it in words.
+enum class CertificateError {
+  kNotEd25519Key,  // sign(): the request's key is not an Ed25519 key
+  kTruncated,
+  kBadKey,  // the certified key's fields
+  kUnsupportedType,
+  kBadSignatureField,
+  kBadPrincipals,
+  kBadCriticalOptions,
+  kBadExtensions,
+};
+std::string_view to_string(CertificateError e);
+template <class T>
+using CertificateResult = Result<T, Error<CertificateError>>;
+
 // Holds the CA private key; nothing but signatures and the public key leave it.
 class UserCertificateSigner {
  public:
   explicit UserCertificateSigner(Ed25519PrivateKey ca_key);
 
-  // Builds and signs the certificate; returns the certificate blob. Fails (empty string) if the
-  // request is not an Ed25519 key.
-  std::string sign(const UserCertificateRequest& request) const;
+  // Builds and signs the certificate; returns the certificate blob. Fails if the request is not
+  // an Ed25519 key.
+  CertificateResult<std::string> sign(const UserCertificateRequest& request) const;
   const std::string& ca_public_blob() const { return ca_blob_; }
   // "ssh-ed25519 AAAA... castgate-user-ca", for TrustedUserCAKeys on the targets.
   std::string ca_public_line() const;
@@ -63,8 +79,8 @@ struct ParsedCertificate {
   std::string signed_part;    // the bytes the signature covers
 };
 
-// Parses a certificate blob; error names what is wrong. Only Ed25519 certificates are supported.
-bool parse_certificate(std::string_view blob, ParsedCertificate& out, std::string& error);
+// Parses a certificate blob (Ed25519, ECDSA P-256 or RSA); the error names what is wrong.
+CertificateResult<ParsedCertificate> parse_certificate(std::string_view blob);
 // Checks the CA signature of a parsed certificate.
 bool verify_certificate_signature(const ParsedCertificate& cert);
 

@@ -52,9 +52,20 @@ void read_factors(const MfaEvidence& mfa, const json& c, Identity& id) {
 
 }  // namespace
 
+std::string_view to_string(MappingError e) {
+  switch (e) {
+    case MappingError::kMissingSubject:
+      return "missing_subject";
+    case MappingError::kGroupsOverage:
+      return "groups_overage";
+    case MappingError::kNoWorkloadRule:
+      return "no_workload_rule";
+  }
+  return "unknown";
+}
+
 MappedIdentity map_person(const ProviderConfig& p, const json& c) {
-  MappedIdentity m;
-  Identity& id = m.identity;
+  Identity id;
   id.kind = IdentityKind::kHuman;
   id.issuer = p.issuer;
   id.auth_method = "oidc-device";
@@ -63,9 +74,8 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
     std::string tid = str(c, "tid"),
                 oid = str(c, p.claims.subject.empty() ? "oid" : p.claims.subject);
     if (tid.empty() || oid.empty()) {
-      m.error = "missing_subject";
-      m.user_message = "the identity provider did not say who you are (tid/oid missing)";
-      return m;
+      return fail(MappingError::kMissingSubject,
+                  "the identity provider did not say who you are (tid/oid missing)");
     }
     id.subject = "oidc:" + tid + ":" + oid;
     // The groups overage: too many groups for the token, only a pointer to Graph instead.
@@ -73,20 +83,17 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
                     c["_claim_names"].contains("groups")) ||
                    (c.contains("hasgroups") && c["hasgroups"] == true);
     if (overage && p.claims.groups == "groups") {
-      m.error = "groups_overage";
-      m.user_message =
+      return fail(
+          MappingError::kGroupsOverage,
           "your account is in too many groups for Entra ID to list them in the sign-in token, "
           "so castgate cannot check your access. Ask your administrator to grant access with "
-          "app roles, or to emit only the groups assigned to the castgate application.";
-      return m;
+          "app roles, or to emit only the groups assigned to the castgate application.");
     }
   } else {
     std::string sub = str(c, p.claims.subject);
     if (sub.empty()) {
-      m.error = "missing_subject";
-      m.user_message =
-          "the identity provider did not say who you are (" + p.claims.subject + " missing)";
-      return m;
+      return fail(MappingError::kMissingSubject, "the identity provider did not say who you are (" +
+                                                     p.claims.subject + " missing)");
     }
     id.subject = "oidc:" + sub;
   }
@@ -109,28 +116,25 @@ MappedIdentity map_person(const ProviderConfig& p, const json& c) {
     if (upn.find('@') != std::string::npos) id.email = upn;
   }
   id.groups = list(c, p.claims.groups);
-  m.ok = true;
-  return m;
+  return id;
 }
 
 MappedIdentity map_workload(const WorkloadIssuer& w, const json& c) {
-  MappedIdentity m;
   std::string sub = str(c, "sub");
   for (const auto& rule : w.rules) {
     if (!glob_match(rule.subject, sub)) continue;
-    m.identity.subject = w.name + ":" + sub;
-    m.identity.assigned_name = rule.identity;
-    m.identity.name = rule.identity;
-    m.identity.groups = rule.groups;
-    m.identity.kind = IdentityKind::kWorkload;
-    m.identity.issuer = w.issuer;
-    m.identity.auth_method = "workload-jwt";
-    m.ok = true;
-    return m;
+    Identity id;
+    id.subject = w.name + ":" + sub;
+    id.assigned_name = rule.identity;
+    id.name = rule.identity;
+    id.groups = rule.groups;
+    id.kind = IdentityKind::kWorkload;
+    id.issuer = w.issuer;
+    id.auth_method = "workload-jwt";
+    return id;
   }
-  m.error = "no_workload_rule";
-  m.user_message = "no rule of issuer " + w.name + " accepts this token's subject";
-  return m;
+  return fail(MappingError::kNoWorkloadRule,
+              "no rule of issuer " + w.name + " accepts this token's subject");
 }
 
 }  // namespace castgate::oidc

@@ -47,38 +47,55 @@ std::chrono::seconds seconds_member(const json& j, const char* key, int64_t fall
 
 }  // namespace
 
-std::optional<DiscoveryDocument> parse_discovery(std::string_view body,
-                                                 const std::string& expected_issuer,
-                                                 std::string& error) {
+std::string_view to_string(IdpAnswerError e) {
+  switch (e) {
+    case IdpAnswerError::kNoIssuer:
+      return "no issuer";
+    case IdpAnswerError::kIssuerMismatch:
+      return "issuer mismatch";
+    case IdpAnswerError::kNoJwksUri:
+      return "no jwks_uri";
+    case IdpAnswerError::kBadEndpoint:
+      return "bad endpoint";
+    case IdpAnswerError::kNoDeviceCode:
+      return "no device_code";
+    case IdpAnswerError::kNoUserCode:
+      return "no user_code";
+    case IdpAnswerError::kNoVerificationUri:
+      return "no verification_uri";
+  }
+  return "unknown";
+}
+
+IdpResult<DiscoveryDocument> parse_discovery(std::string_view body,
+                                             const std::string& expected_issuer) {
   json j = parse_object(body);
   DiscoveryDocument d;
   d.issuer = string_member(j, "issuer");
   if (d.issuer.empty()) {
-    error = "the discovery document is not a JSON object naming its issuer";
-    return std::nullopt;
+    return fail(IdpAnswerError::kNoIssuer,
+                "the discovery document is not a JSON object naming its issuer");
   }
   if (d.issuer != expected_issuer) {
-    error = "the discovery document names issuer " + printable(d.issuer, 200) + ", not " +
-            expected_issuer;
-    return std::nullopt;
+    return fail(IdpAnswerError::kIssuerMismatch, "the discovery document names issuer " +
+                                                     printable(d.issuer, 200) + ", not " +
+                                                     expected_issuer);
   }
   d.jwks_uri = string_member(j, "jwks_uri");
   if (!web_url(d.jwks_uri)) {
-    error = "the discovery document has no valid jwks_uri";
-    return std::nullopt;
+    return fail(IdpAnswerError::kNoJwksUri, "the discovery document has no valid jwks_uri");
   }
   d.device_authorization_endpoint = string_member(j, "device_authorization_endpoint");
   d.token_endpoint = string_member(j, "token_endpoint");
   for (auto* url : {&d.device_authorization_endpoint, &d.token_endpoint})
     if (!url->empty() && !web_url(*url)) {
-      error = "the discovery document has an invalid endpoint URL " + printable(*url, 200);
-      return std::nullopt;
+      return fail(IdpAnswerError::kBadEndpoint,
+                  "the discovery document has an invalid endpoint URL " + printable(*url, 200));
     }
   return d;
 }
 
-std::optional<DeviceAuthorization> parse_device_authorization(std::string_view body,
-                                                              std::string& error) {
+IdpResult<DeviceAuthorization> parse_device_authorization(std::string_view body) {
   json j = parse_object(body);
   DeviceAuthorization a;
   a.device_code = string_member(j, "device_code");
@@ -88,16 +105,16 @@ std::optional<DeviceAuthorization> parse_device_authorization(std::string_view b
   if (a.verification_uri.empty()) a.verification_uri = string_member(j, "verification_url");
   a.verification_uri_complete = string_member(j, "verification_uri_complete");
   if (!plain_token(a.device_code)) {
-    error = "the device authorization answer has no valid device_code";
-    return std::nullopt;
+    return fail(IdpAnswerError::kNoDeviceCode,
+                "the device authorization answer has no valid device_code");
   }
   if (!plain_token(a.user_code)) {
-    error = "the device authorization answer has no printable user_code";
-    return std::nullopt;
+    return fail(IdpAnswerError::kNoUserCode,
+                "the device authorization answer has no printable user_code");
   }
   if (!web_url(a.verification_uri)) {
-    error = "the device authorization answer has no valid verification_uri";
-    return std::nullopt;
+    return fail(IdpAnswerError::kNoVerificationUri,
+                "the device authorization answer has no valid verification_uri");
   }
   if (!a.verification_uri_complete.empty() && !web_url(a.verification_uri_complete))
     a.verification_uri_complete.clear();  // optional: show the plain URL and code instead

@@ -9,7 +9,24 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
+
 namespace castgate::oidc {
+
+// What is wrong with a provider's answer; the Error's detail says it in words for the log and the
+// audit event.
+enum class IdpAnswerError {
+  kNoIssuer,  // not a JSON object naming its issuer
+  kIssuerMismatch,
+  kNoJwksUri,
+  kBadEndpoint,
+  kNoDeviceCode,
+  kNoUserCode,  // missing or not printable
+  kNoVerificationUri,
+};
+std::string_view to_string(IdpAnswerError e);
+template <class T>
+using IdpResult = Result<T, Error<IdpAnswerError>>;
 
 struct DiscoveryDocument {
   std::string issuer;
@@ -17,10 +34,9 @@ struct DiscoveryDocument {
   std::string device_authorization_endpoint;  // empty: the provider offers no device flow
   std::string token_endpoint;
 };
-// `error` says what is wrong when nullopt is returned. The issuer must equal `expected_issuer`.
-std::optional<DiscoveryDocument> parse_discovery(std::string_view body,
-                                                 const std::string& expected_issuer,
-                                                 std::string& error);
+// The issuer must equal `expected_issuer`.
+IdpResult<DiscoveryDocument> parse_discovery(std::string_view body,
+                                             const std::string& expected_issuer);
 
 // RFC 8628 section 3.2.
 struct DeviceAuthorization {
@@ -31,8 +47,7 @@ struct DeviceAuthorization {
   std::chrono::seconds expires_in{600};   // clamped to 1 s .. 1 h
   std::chrono::seconds interval{5};       // clamped to 1 s .. 60 s
 };
-std::optional<DeviceAuthorization> parse_device_authorization(std::string_view body,
-                                                              std::string& error);
+IdpResult<DeviceAuthorization> parse_device_authorization(std::string_view body);
 
 // An OAuth error answer (RFC 6749 section 5.2): the "error" code, or "" if the body is not one.
 std::string oauth_error_code(std::string_view body);

@@ -87,25 +87,44 @@ ossl::Pkey key_from_params(const char* type, OSSL_PARAM* params) {
 
 }  // namespace
 
-std::optional<Jwk> Jwk::parse(const json& j, std::string& error) {
+std::string_view to_string(JwkError e) {
+  switch (e) {
+    case JwkError::kNoKeyType:
+      return "no key type";
+    case JwkError::kNotForSignatures:
+      return "not for signatures";
+    case JwkError::kWeakKey:
+      return "weak key";
+    case JwkError::kBadKey:
+      return "bad key";
+    case JwkError::kUnsupportedCurve:
+      return "unsupported curve";
+    case JwkError::kUnsupportedType:
+      return "unsupported key type";
+    case JwkError::kNotAKeySet:
+      return "not a key set";
+    case JwkError::kNoUsableKey:
+      return "no usable key";
+  }
+  return "unknown";
+}
+
+Result<Jwk, Error<JwkError>> Jwk::parse(const json& j) {
   if (!j.is_object() || !j.contains("kty") || !j["kty"].is_string()) {
-    error = "key without kty";
-    return std::nullopt;
+    return fail(JwkError::kNoKeyType, "key without kty");
   }
   Jwk k;
   k.kty_ = j["kty"].get<std::string>();
   if (j.contains("kid") && j["kid"].is_string()) k.kid_ = j["kid"].get<std::string>();
   if (j.contains("alg") && j["alg"].is_string()) k.alg_ = j["alg"].get<std::string>();
   if (j.contains("use") && j["use"].is_string() && j["use"] != "sig") {
-    error = "key not for signatures";
-    return std::nullopt;
+    return fail(JwkError::kNotForSignatures, "key not for signatures");
   }
   ossl::Pkey pkey;
   if (k.kty_ == "RSA") {
     auto n = b64(j, "n"), e = b64(j, "e");
     if (!n || !e || n->size() < 256) {
-      error = "RSA key missing or under 2048 bits";
-      return std::nullopt;
+      return fail(JwkError::kWeakKey, "RSA key missing or under 2048 bits");
     }
     ossl::Bn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()),
                             static_cast<int>(n->size()), nullptr));
@@ -115,8 +134,7 @@ std::optional<Jwk> Jwk::parse(const json& j, std::string& error) {
     if (!bn_n || !bn_e || !bld ||
         !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
         !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get())) {
-      error = "bad RSA key";
-      return std::nullopt;
+      return fail(JwkError::kBadKey, "bad RSA key");
     }
     ossl::Params params(OSSL_PARAM_BLD_to_param(bld.get()));
     pkey = key_from_params("RSA", params.get());
@@ -124,8 +142,7 @@ std::optional<Jwk> Jwk::parse(const json& j, std::string& error) {
     auto x = b64(j, "x"), y = b64(j, "y");
     if (!j.contains("crv") || j["crv"] != "P-256" || !x || !y || x->size() != 32 ||
         y->size() != 32) {
-      error = "only EC keys on P-256 are supported";
-      return std::nullopt;
+      return fail(JwkError::kUnsupportedCurve, "only EC keys on P-256 are supported");
     }
     std::string point = "\x04" + *x + *y;
     ossl::ParamBld bld(OSSL_PARAM_BLD_new());
@@ -133,43 +150,37 @@ std::optional<Jwk> Jwk::parse(const json& j, std::string& error) {
         !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
         !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                           point.size())) {
-      error = "bad EC key";
-      return std::nullopt;
+      return fail(JwkError::kBadKey, "bad EC key");
     }
     ossl::Params params(OSSL_PARAM_BLD_to_param(bld.get()));
     pkey = key_from_params("EC", params.get());
   } else if (k.kty_ == "OKP") {
     auto x = b64(j, "x");
     if (!j.contains("crv") || j["crv"] != "Ed25519" || !x || x->size() != 32) {
-      error = "only OKP keys on Ed25519 are supported";
-      return std::nullopt;
+      return fail(JwkError::kUnsupportedCurve, "only OKP keys on Ed25519 are supported");
     }
     pkey.reset(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
                                            reinterpret_cast<const unsigned char*>(x->data()), 32));
   } else {
-    error = "key type " + k.kty_ + " is not accepted";  // "oct" (HMAC secrets) above all
-    return std::nullopt;
+    return fail(JwkError::kUnsupportedType,
+                "key type " + k.kty_ + " is not accepted");  // "oct" (HMAC secrets) above all
   }
   if (!pkey) {
-    error = "invalid " + k.kty_ + " key";
-    return std::nullopt;
+    return fail(JwkError::kBadKey, "invalid " + k.kty_ + " key");
   }
   k.key_ = std::shared_ptr<EVP_PKEY>(std::move(pkey));
   return k;
 }
 
-JwkSet JwkSet::parse(std::string_view json_text, std::string& error) {
+Result<JwkSet, Error<JwkError>> JwkSet::parse(std::string_view json_text) {
   JwkSet set;
   json doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array()) {
-    error = "not a JWK set";
-    return set;
-  }
-  for (auto& k : doc["keys"]) {
-    std::string why;
-    if (auto jwk = Jwk::parse(k, why)) set.keys_.push_back(std::move(*jwk));
-  }
-  if (set.keys_.empty()) error = "the JWK set holds no usable signing key";
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
+    return fail(JwkError::kNotAKeySet, "not a JWK set");
+  for (auto& k : doc["keys"])
+    if (auto jwk = Jwk::parse(k)) set.keys_.push_back(std::move(*jwk));
+  if (set.keys_.empty())
+    return fail(JwkError::kNoUsableKey, "the JWK set holds no usable signing key");
   return set;
 }
 
@@ -203,23 +214,21 @@ bool looks_like_jwt(std::string_view text) {
   return dots == 2;
 }
 
-std::optional<Jwt> parse_jwt(std::string_view token, TokenError& error) {
-  error = TokenError::kMalformed;
-  if (!looks_like_jwt(token)) return std::nullopt;
+Result<Jwt, TokenError> parse_jwt(std::string_view token) {
+  if (!looks_like_jwt(token)) return fail(TokenError::kMalformed);
   size_t d1 = token.find('.'), d2 = token.find('.', d1 + 1);
   auto header = base64url_decode(token.substr(0, d1));
   auto payload = base64url_decode(token.substr(d1 + 1, d2 - d1 - 1));
   auto sig = base64url_decode(token.substr(d2 + 1));
-  if (!header || !payload || !sig) return std::nullopt;
+  if (!header || !payload || !sig) return fail(TokenError::kMalformed);
   Jwt jwt;
   jwt.header = json::parse(*header, nullptr, false);
   jwt.claims = json::parse(*payload, nullptr, false);
   if (jwt.header.is_discarded() || !jwt.header.is_object() || jwt.claims.is_discarded() ||
       !jwt.claims.is_object())
-    return std::nullopt;
+    return fail(TokenError::kMalformed);
   jwt.signing_input = std::string(token.substr(0, d2));
   jwt.signature = std::move(*sig);
-  error = TokenError::kNone;
   return jwt;
 }
 

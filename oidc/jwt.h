@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/openssl_handles.h"
+#include "common/result.h"
 
 namespace castgate::oidc {
 
@@ -38,11 +39,24 @@ enum class TokenError {
 std::string_view to_string(TokenError e);  // "expired", for audit events
 std::string user_message(TokenError e);    // plain words for the user
 
+// Why a key (set) is not used; the Error's detail says it in words for the log.
+enum class JwkError {
+  kNoKeyType,
+  kNotForSignatures,  // "use" other than "sig"
+  kWeakKey,           // RSA under 2048 bits, or missing its numbers
+  kBadKey,            // numbers OpenSSL does not take
+  kUnsupportedCurve,
+  kUnsupportedType,  // "oct" (HMAC secrets) above all
+  kNotAKeySet,
+  kNoUsableKey,
+};
+std::string_view to_string(JwkError e);
+
 class Jwk {
  public:
-  // Parses one key of a JWKS; returns nullopt (with `error`) for keys castgate will not use
-  // (symmetric keys, unknown curves, RSA under 2048 bits).
-  static std::optional<Jwk> parse(const nlohmann::json& j, std::string& error);
+  // Parses one key of a JWKS; fails for keys castgate will not use (symmetric keys, unknown
+  // curves, RSA under 2048 bits).
+  static Result<Jwk, Error<JwkError>> parse(const nlohmann::json& j);
   const std::string& kid() const { return kid_; }
   const std::string& kty() const { return kty_; }
   const std::string& alg() const { return alg_; }  // may be empty
@@ -55,7 +69,8 @@ class Jwk {
 
 class JwkSet {
  public:
-  static JwkSet parse(std::string_view json_text, std::string& error);
+  // The usable keys of a JWKS; fails unless there is one at least.
+  static Result<JwkSet, Error<JwkError>> parse(std::string_view json_text);
   // By kid; without a kid only if the set holds exactly one usable key.
   const Jwk* find(const std::string& kid) const;
   size_t size() const { return keys_.size(); }
@@ -73,8 +88,8 @@ struct Jwt {
   std::string kid() const;
 };
 
-// Splits and decodes; does not verify anything.
-std::optional<Jwt> parse_jwt(std::string_view token, TokenError& error);
+// Splits and decodes; does not verify anything. Fails with kMalformed.
+Result<Jwt, TokenError> parse_jwt(std::string_view token);
 // True if `text` has the shape of a JWS compact token (three base64url parts).
 bool looks_like_jwt(std::string_view text);
 

@@ -58,6 +58,11 @@ SignInResult failure(std::string error, std::string user_message, std::string de
   return r;
 }
 
+// Claims that name no identity: the mapping's reason for the audit event, its words for the user.
+SignInResult failure(const Error<MappingError>& e) {
+  return failure(std::string(to_string(e.code)), e.detail);
+}
+
 }  // namespace
 
 OidcService::OidcService(OidcConfig config, const Clock& clock)
@@ -106,8 +111,10 @@ void OidcService::with_metadata(Issuer& issuer, Done done) {
     std::optional<DiscoveryDocument> doc;
     if (!r.error.empty() || r.status != 200) {
       error = "discovery at " + issuer.url + " failed: " + error_of(r);
-    } else if (!(doc = parse_discovery(r.body, issuer.url, error))) {
-      error = "discovery at " + issuer.url + ": " + error;
+    } else if (auto parsed = parse_discovery(r.body, issuer.url)) {
+      doc = std::move(*parsed);
+    } else {
+      error = "discovery at " + issuer.url + ": " + parsed.error().detail;
     }
     if (doc) {
       issuer.metadata = std::move(*doc);
@@ -142,13 +149,11 @@ void OidcService::with_keys(Issuer& issuer, bool refresh, Done done) {
       std::string error;
       if (!r.error.empty() || r.status != 200) {
         error = "fetching the keys of " + issuer.url + " failed: " + error_of(r);
+      } else if (auto set = JwkSet::parse(r.body)) {
+        issuer.keys = std::move(*set);
+        issuer.have_keys = true;
       } else {
-        JwkSet set = JwkSet::parse(r.body, error);
-        if (set.size() > 0) {
-          issuer.keys = std::move(set);
-          issuer.have_keys = true;
-          error.clear();
-        }
+        error = std::move(set).error().detail;
       }
       if (!error.empty()) log::warn("oidc: " + error);
       finish(error);
@@ -246,11 +251,10 @@ void OidcService::request_code(FlowId id) {
       if (r.status != 200)
         return finish(id, failure("idp_error", "the identity provider refused to start a sign-in",
                                   error_of(r)));
-      std::string invalid;
-      auto answer = parse_device_authorization(r.body, invalid);
+      auto answer = parse_device_authorization(r.body);
       if (!answer)
         return finish(id, failure("idp_error", "the identity provider sent an invalid sign-in code",
-                                  invalid));
+                                  answer.error().detail));
       DeviceCode code;
       f.device_code = answer->device_code;
       code.user_code = answer->user_code;
@@ -325,10 +329,10 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
   auto id_token = id_token_of(r.body);
   if (!id_token)
     return finish(id, failure("no_id_token", "the identity provider sent no identity token"));
-  TokenError perr;
-  auto jwt = parse_jwt(*id_token, perr);
+  auto jwt = parse_jwt(*id_token);
   if (!jwt)
-    return finish(id, failure(std::string(to_string(perr)), user_message(perr), "id_token"));
+    return finish(
+        id, failure(std::string(to_string(jwt.error())), user_message(jwt.error()), "id_token"));
   auto shared = std::make_shared<Jwt>(std::move(*jwt));
   const auto& p = *config_.provider;
   verify(
@@ -351,10 +355,10 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
         if (ce != TokenError::kNone)
           return finish(id, failure(std::string(to_string(ce)), user_message(ce)));
         auto mapped = map_person(prov, shared->claims);
-        if (!mapped.ok) return finish(id, failure(mapped.error, mapped.user_message));
+        if (!mapped) return finish(id, failure(mapped.error()));
         SignInResult ok;
         ok.ok = true;
-        ok.identity = std::move(mapped.identity);
+        ok.identity = std::move(mapped).value();
         ok.expires = expiry(*shared);
         finish(id, std::move(ok));
       },
@@ -364,10 +368,10 @@ void OidcService::on_token(FlowId id, const HttpResponse& r) {
 void OidcService::validate_workload_token(std::string token,
                                           std::function<void(SignInResult)> on_done) {
   http_->post([this, token = std::move(token), on_done = std::move(on_done)]() mutable {
-    TokenError perr;
-    auto jwt = parse_jwt(token, perr);
+    auto jwt = parse_jwt(token);
     if (!jwt)
-      return on_done(failure(std::string(to_string(perr)), user_message(perr), "workload token"));
+      return on_done(failure(std::string(to_string(jwt.error())), user_message(jwt.error()),
+                             "workload token"));
     std::string iss = jwt->claims.contains("iss") && jwt->claims["iss"].is_string()
                           ? jwt->claims["iss"].get<std::string>()
                           : "";
@@ -396,10 +400,10 @@ void OidcService::validate_workload_token(std::string token,
             return on_done(
                 failure(std::string(to_string(ce)), user_message(ce), "issuer " + wi.name));
           auto mapped = map_workload(wi, shared->claims);
-          if (!mapped.ok) return on_done(failure(mapped.error, mapped.user_message));
+          if (!mapped) return on_done(failure(mapped.error()));
           SignInResult ok;
           ok.ok = true;
-          ok.identity = std::move(mapped.identity);
+          ok.identity = std::move(mapped).value();
           ok.expires = expiry(*shared);
           on_done(std::move(ok));
         },

@@ -141,8 +141,19 @@ std::vector<std::string_view> SessionExporter::other_events() const {
   return out;
 }
 
-bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
-                            std::string& error) const {
+std::string_view to_string(ExportError e) {
+  switch (e) {
+    case ExportError::kNoRecording:
+      return "no recording";
+    case ExportError::kNoEvents:
+      return "no events";
+    case ExportError::kDamagedTemplate:
+      return "damaged template";
+  }
+  return "unknown";
+}
+
+ExportResult SessionExporter::write(std::ostream& out, std::optional<int> channel) const {
   const Channel* ch = nullptr;
   for (const auto& [id, c] : channels_) {
     if (c.header.empty()) continue;
@@ -153,15 +164,15 @@ bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
   }
   if (!ch) {
     std::string what = verified_only_ ? "verified recording" : "recording";
-    error = channel ? "session " + session_ + " has no " + what + " of channel " +
-                          std::to_string(*channel)
-                    : "no " + what + " of session " + session_ + " in the input";
-    return false;
+    return fail(ExportError::kNoRecording,
+                channel ? "session " + session_ + " has no " + what + " of channel " +
+                              std::to_string(*channel)
+                        : "no " + what + " of session " + session_ + " in the input");
   }
   if (ch->info.pty || ch->header.empty() || ch->header.back() != '}') {
     out << ch->header << '\n';
     for (const std::string* json : in_sequence(ch->events)) out << *json << '\n';
-    return true;
+    return {};
   }
   // No pty on the target, so no `onlcr` there: the output has bare LF, which the user's own
   // terminal (in raw mode under ssh, with its own onlcr) showed as new lines. A player shows
@@ -171,7 +182,7 @@ bool SessionExporter::write(std::ostream& out, std::optional<int> channel,
   bool last_cr = false;
   for (const std::string* json : in_sequence(ch->events))
     out << crlf_output_event(*json, last_cr) << '\n';
-  return true;
+  return {};
 }
 
 }  // namespace castgate::player

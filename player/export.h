@@ -8,10 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "player/log_reader.h"
 #include "player/verify.h"
 
 namespace castgate::player {
+
+// Why an export or a replay page was not written; the Error's detail is what the user is told.
+enum class ExportError {
+  kNoRecording,      // no (verified) recording of the channel or the session
+  kNoEvents,         // nothing of the session in the input
+  kDamagedTemplate,  // the replay page's template lost a marker
+};
+std::string_view to_string(ExportError e);
+using ExportResult = Result<void, Error<ExportError>>;
 
 struct ChannelInfo {
   int channel = 0;
@@ -46,8 +56,8 @@ class SessionExporter {
   // views into this exporter.
   std::vector<std::string_view> other_events() const;
   // Writes the asciicast (header, then events in sequence order). `channel` defaults to the
-  // first channel with a header. Returns false if there is nothing to write.
-  bool write(std::ostream& out, std::optional<int> channel, std::string& error) const;
+  // first channel with a header. Fails if there is nothing to write.
+  ExportResult write(std::ostream& out, std::optional<int> channel) const;
 
  private:
   struct Channel {

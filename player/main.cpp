@@ -445,17 +445,16 @@ int cmd_export(int argc, char** argv) {
   for (auto& f : in->files) ex.add_file(*f);
   std::optional<int> channel;
   if (vm.count("channel")) channel = vm["channel"].as<int>();
-  std::string error;
-  bool ok;
+  ExportResult written;
   if (vm.count("output")) {
     std::ofstream out(vm["output"].as<std::string>(), std::ios::binary);
-    ok = ex.write(out, channel, error);
+    written = ex.write(out, channel);
   } else {
     std::ios::sync_with_stdio(false);
-    ok = ex.write(std::cout, channel, error);
+    written = ex.write(std::cout, channel);
   }
-  if (!ok) {
-    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
+  if (!written) {
+    std::cerr << "castgate-player: " << terminal_safe(written.error().detail) << '\n';
     if (verdict) write_findings(std::cerr, *verdict, "  - ");
     return 1;
   }
@@ -492,13 +491,13 @@ int cmd_html(int argc, char** argv) {
   const auto& verdict = in->verdict;
   SessionExporter ex(session, /*keep_other_events=*/true, in->shown());
   for (auto& f : in->files) ex.add_file(*f);
-  std::string path = vm["output"].as<std::string>(), error;
+  std::string path = vm["output"].as<std::string>();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw std::runtime_error("cannot write " + path);
-  if (!write_replay_page(out, ex, session, verdict, error)) {
+  if (auto written = write_replay_page(out, ex, session, verdict); !written) {
     out.close();
     std::remove(path.c_str());
-    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
+    std::cerr << "castgate-player: " << terminal_safe(written.error().detail) << '\n';
     return 1;
   }
   out.close();
@@ -605,9 +604,8 @@ int cmd_play(int argc, char** argv) {
       if (c.pty && !channel) channel = c.channel;
   }
   std::ostringstream cast;
-  std::string error;
-  if (!ex.write(cast, channel, error)) {
-    std::cerr << "castgate-player: " << terminal_safe(error) << '\n';
+  if (auto written = ex.write(cast, channel); !written) {
+    std::cerr << "castgate-player: " << terminal_safe(written.error().detail) << '\n';
     return 1;
   }
   TerminalRecording recording;

@@ -25,15 +25,14 @@ namespace {
 
 // Writes `page` with each marker replaced by its content. Only the template is searched, never
 // the inserted content; each marker must occur exactly once.
-bool fill(std::ostream& out, std::string_view page,
-          std::initializer_list<std::pair<std::string_view, std::string_view>> parts,
-          std::string& error) {
+ExportResult fill(std::ostream& out, std::string_view page,
+                  std::initializer_list<std::pair<std::string_view, std::string_view>> parts) {
   std::vector<std::pair<size_t, std::pair<std::string_view, std::string_view>>> at;
   for (const auto& part : parts) {
     size_t pos = page.find(part.first);
     if (pos == std::string_view::npos || page.find(part.first, pos + 1) != std::string_view::npos) {
-      error = "the replay page template is damaged (marker " + std::string(part.first) + ")";
-      return false;
+      return fail(ExportError::kDamagedTemplate,
+                  "the replay page template is damaged (marker " + std::string(part.first) + ")");
     }
     at.emplace_back(pos, part);
   }
@@ -44,25 +43,24 @@ bool fill(std::ostream& out, std::string_view page,
     done = pos + part.first.size();
   }
   out << page.substr(done);
-  return true;
+  return {};
 }
 
 }  // namespace
 
-bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
-                       const std::string& session, const std::optional<SessionVerdict>& verdict,
-                       std::string& error) {
+ExportResult write_replay_page(std::ostream& out, const SessionExporter& exporter,
+                               const std::string& session,
+                               const std::optional<SessionVerdict>& verdict) {
   auto events = exporter.other_events();
   auto channels = exporter.channels();
   if (events.empty() && channels.empty() && !verdict) {
-    error = "no events of session " + session + " in the input";
-    return false;
+    return fail(ExportError::kNoEvents, "no events of session " + session + " in the input");
   }
   nlohmann::json meta = {{"session", session}, {"channels", nlohmann::json::array()}};
   for (const auto& c : channels) {
     std::ostringstream cast;
-    std::string ignored;
-    exporter.write(cast, c.channel, ignored);
+    // Every listed channel has a header, so there is always something to write.
+    (void)exporter.write(cast, c.channel);
     meta["channels"].push_back({{"channel", c.channel},
                                 {"kind", c.kind},
                                 {"command", c.command},
@@ -95,8 +93,7 @@ bool write_replay_page(std::ostream& out, const SessionExporter& exporter,
   return fill(out, replay_page_template(),
               {{"/*@PLAYER_CSS@*/", asciinema_player_css()},
                {"/*@PLAYER_JS@*/", asciinema_player_js()},
-               {"@DATA@", data}},
-              error);
+               {"@DATA@", data}});
 }
 
 }  // namespace castgate::player

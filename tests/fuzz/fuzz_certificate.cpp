@@ -11,11 +11,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view blob(reinterpret_cast<const char*>(data), size);
-  castgate::ParsedCertificate cert;
-  std::string error;
-  if (castgate::parse_certificate(blob, cert, error)) {
-    castgate::verify_certificate_signature(cert);
-    for (const auto& [name, value] : cert.critical_options)
+  if (auto cert = castgate::parse_certificate(blob)) {
+    castgate::verify_certificate_signature(*cert);
+    for (const auto& [name, value] : cert->critical_options)
       if (name == "source-address") castgate::parse_address_list(value);
   }
   // The same bytes as a source-address list: a well-formed list never matches when the client's

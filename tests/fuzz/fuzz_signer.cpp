@@ -132,8 +132,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t lines_before = sink.lines;
     uint64_t certs_before = signer.certificates();
     uint64_t connections_before = signer.connections();
-    std::string error;
-    auto request = decode(packet, error);
+    auto request = decode(packet);
     UniqueFd attached;
     std::string answer_bytes;
     bool must_refuse = false;
@@ -150,7 +149,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       answer_bytes = signer.handle(packet);
       must_refuse = request && request->type == Type::kAttach;  // no connection came with it
     }
-    auto answer = decode(answer_bytes, error);
+    auto answer = decode(answer_bytes);
     check(answer.has_value());
     check(answer->id == (request ? request->id : 0));
     if (must_refuse) check(answer->type == Type::kRefused);
@@ -165,8 +164,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       uint64_t serial = 0;
       std::string blob;
       check(decode_certificate(answer->body, serial, blob));
-      ParsedCertificate cert;
-      check(parse_certificate(blob, cert, error));
+      auto parsed = parse_certificate(blob);
+      check(parsed.has_value());
+      const ParsedCertificate& cert = *parsed;
       check(verify_certificate_signature(cert));
       check(cert.principals.size() == 1 && !cert.principals[0].empty());
       check(cert.principals[0].find(',') == std::string::npos);

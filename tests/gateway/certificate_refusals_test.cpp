@@ -32,7 +32,7 @@ struct TestCa {
     req.critical_options = std::move(critical_options);
     req.valid_after = now - std::chrono::minutes(1);
     req.valid_before = now + std::chrono::minutes(10);
-    return signer.sign(req);
+    return signer.sign(req).value();
   }
 
   CertificateCheck check(const std::string& cert, const std::string& from = "127.0.0.1") {
@@ -45,24 +45,26 @@ struct TestCa {
 TEST_CASE("a user certificate without principals is refused") {
   TestCa ca;
   auto none = ca.check(ca.certify({}));
-  CHECK_FALSE(none.ok);
-  CHECK(none.reason.find("lacks a principal list") != std::string::npos);
-  CHECK(ca.check(ca.certify({"deploy"})).ok);
+  CHECK_FALSE(none.has_value());
+  CHECK(none.error().detail.find("lacks a principal list") != std::string::npos);
+  CHECK(ca.check(ca.certify({"deploy"})).has_value());
 }
 
 TEST_CASE("a malformed source-address refuses the certificate, naming the entry") {
   TestCa ca;
   auto bypass = ca.check(ca.certify({"deploy"}, {{"source-address", "10.0.0.0/abc"}}));
-  CHECK_FALSE(bypass.ok);
-  CHECK(bypass.reason ==
+  CHECK_FALSE(bypass.has_value());
+  CHECK(bypass.error().detail ==
         "the certificate's source-address is malformed (bad prefix length: \"10.0.0.0/abc\")");
-  CHECK_FALSE(ca.check(ca.certify({"deploy"}, {{"source-address", "127.0.0.1,10.0.0.0/abc"}})).ok);
-  CHECK(ca.check(ca.certify({"deploy"}, {{"source-address", ""}})).reason.find("empty entry") !=
-        std::string::npos);
-  CHECK(ca.check(ca.certify({"deploy"}, {{"source-address", "127.0.0.1/32"}})).ok);
+  CHECK_FALSE(
+      ca.check(ca.certify({"deploy"}, {{"source-address", "127.0.0.1,10.0.0.0/abc"}})).has_value());
+  CHECK(ca.check(ca.certify({"deploy"}, {{"source-address", ""}}))
+            .error()
+            .detail.find("empty entry") != std::string::npos);
+  CHECK(ca.check(ca.certify({"deploy"}, {{"source-address", "127.0.0.1/32"}})).has_value());
   CHECK(ca.check(ca.certify({"deploy"}, {{"source-address", "127.0.0.1/32"}}), "::ffff:127.0.0.1")
-            .ok);
+            .has_value());
   auto elsewhere = ca.check(ca.certify({"deploy"}, {{"source-address", "10.0.0.0/8"}}));
-  CHECK_FALSE(elsewhere.ok);
-  CHECK(elsewhere.reason == "the certificate may not be used from 127.0.0.1");
+  CHECK_FALSE(elsewhere.has_value());
+  CHECK(elsewhere.error().detail == "the certificate may not be used from 127.0.0.1");
 }

@@ -27,21 +27,26 @@ TEST_CASE("user certificates from a trusted CA name a workload; others are refus
   req.valid_after = now - std::chrono::seconds(60);
   req.valid_before = now + std::chrono::seconds(600);
   req.critical_options = {{"source-address", "10.0.0.0/8,127.0.0.1"}};
-  auto check = check_presented_certificate(ca.sign(req), ids, now, "127.0.0.1");
-  REQUIRE(check.ok);
-  CHECK(check.identity.name == "deploy-pipeline");
-  CHECK(check.identity.kind == IdentityKind::kWorkload);
-  CHECK(check.identity.groups == std::vector<std::string>{"ci"});
-  CHECK(check.principals == std::vector<std::string>{"deploy"});
-  CHECK_FALSE(check_presented_certificate(ca.sign(req), ids, now, "192.168.1.1").ok);
-  CHECK(check_presented_certificate(ca.sign(req), ids, now + std::chrono::hours(1), "127.0.0.1")
-            .reason.find("not valid now") != std::string::npos);
+  auto check = check_presented_certificate(ca.sign(req).value(), ids, now, "127.0.0.1");
+  REQUIRE(check.has_value());
+  CHECK(check->identity.name == "deploy-pipeline");
+  CHECK(check->identity.kind == IdentityKind::kWorkload);
+  CHECK(check->identity.groups == std::vector<std::string>{"ci"});
+  CHECK(check->principals == std::vector<std::string>{"deploy"});
+  CHECK_FALSE(
+      check_presented_certificate(ca.sign(req).value(), ids, now, "192.168.1.1").has_value());
+  CHECK(check_presented_certificate(ca.sign(req).value(), ids, now + std::chrono::hours(1),
+                                    "127.0.0.1")
+            .error()
+            .detail.find("not valid now") != std::string::npos);
   auto forced = req;
   forced.critical_options.emplace_back("force-command", "/bin/true");
-  CHECK_FALSE(check_presented_certificate(ca.sign(forced), ids, now, "127.0.0.1").ok);
+  CHECK_FALSE(
+      check_presented_certificate(ca.sign(forced).value(), ids, now, "127.0.0.1").has_value());
   UserCertificateSigner rogue(std::move(ca_key));
-  CHECK(check_presented_certificate(rogue.sign(req), ids, now, "127.0.0.1")
-            .reason.find("untrusted CA") != std::string::npos);
+  CHECK(check_presented_certificate(rogue.sign(req).value(), ids, now, "127.0.0.1")
+            .error()
+            .detail.find("untrusted CA") != std::string::npos);
   CHECK(address_in_list("10.1.2.3", "10.0.0.0/8"));
   CHECK_FALSE(address_in_list("11.1.2.3", "10.0.0.0/8"));
   CHECK(address_in_list("::1", "::1/128"));

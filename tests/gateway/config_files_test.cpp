@@ -18,10 +18,9 @@ namespace {
 const char* kKey =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlgYTN/KSaaVvn4jgsl2ssWFbSWe1DceErlXfeBK+n3";
 std::string blob() {
-  ssh::PublicKeyLine l;
-  std::string e;
-  REQUIRE(ssh::parse_public_key(kKey, l, e));
-  return l.blob;
+  auto l = ssh::parse_public_key(kKey);
+  REQUIRE(l);
+  return l->blob;
 }
 }  // namespace
 

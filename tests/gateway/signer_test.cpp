@@ -82,8 +82,7 @@ struct SignerFixture {
   }
 
   Message ask(Type type, const std::string& body, uint32_t id = 7) {
-    std::string error;
-    auto m = decode(signer.handle(encode(Message{type, id, body})), error);
+    auto m = decode(signer.handle(encode(Message{type, id, body})));
     REQUIRE(m);
     CHECK(m->id == id);
     return *m;
@@ -137,13 +136,14 @@ std::string final_line(const std::string& session) {
 }
 
 // The certificate's key id if it is a good certificate for `order`, else "".
-std::string certified_key_id(const SignerClient::Issued& issued, const CertificateOrder& order) {
-  ParsedCertificate cert;
-  std::string error;
-  if (!issued.error.empty() || !parse_certificate(issued.certificate, cert, error) ||
-      !verify_certificate_signature(cert) || cert.public_key_blob != order.public_key_blob)
+std::string certified_key_id(const SignerResult<SignerClient::Issued>& issued,
+                             const CertificateOrder& order) {
+  if (!issued) return "";
+  auto cert = parse_certificate(issued->certificate);
+  if (!cert || !verify_certificate_signature(*cert) ||
+      cert->public_key_blob != order.public_key_blob)
     return "";
-  return cert.key_id;
+  return cert->key_id;
 }
 
 // One request on a raw connection to the signer, `passed` going along unless -1; its answer
@@ -156,8 +156,7 @@ Message round_trip(int fd, const std::string& packet, int passed = -1) {
   Received got = receive_packet(fd, in, 0);
   REQUIRE(got.size > 0);
   CHECK(got.fds.empty());
-  std::string error;
-  auto m = decode(std::string_view(in.data(), static_cast<size_t>(got.size)), error);
+  auto m = decode(std::string_view(in.data(), static_cast<size_t>(got.size)));
   REQUIRE(m);
   return *m;
 }
@@ -237,9 +236,9 @@ TEST_CASE("the signer signs a certificate for one principal and writes its own a
   uint64_t serial = 0;
   std::string blob;
   REQUIRE(decode_certificate(m.body, serial, blob));
-  ParsedCertificate cert;
-  std::string error;
-  REQUIRE(parse_certificate(blob, cert, error));
+  auto parsed = parse_certificate(blob);
+  REQUIRE(parsed);
+  const ParsedCertificate& cert = *parsed;
   CHECK(verify_certificate_signature(cert));
   CHECK(cert.serial == serial);
   CHECK(cert.principals == std::vector<std::string>{"ubuntu"});
@@ -305,12 +304,11 @@ TEST_CASE("the signer refuses what it cannot check, each with an audit event") {
 
 TEST_CASE("the signer refuses garbage frames and signs event lines only") {
   SignerFixture f;
-  std::string error;
   for (std::string junk : {std::string(), std::string("\x00\x00\x00\x01", 4),
                            std::string("\x00\x00\x00\x06\x02\x02\x00\x00\x00\x01", 10),  // v2
                            std::string("\x00\x00\x00\x06\x01\x42\x00\x00\x00\x01", 10),  // type
                            std::string(70000, 'x')}) {
-    auto m = decode(f.signer.handle(junk), error);
+    auto m = decode(f.signer.handle(junk));
     REQUIRE(m);
     CHECK(m->type == Type::kRefused);
   }
@@ -353,12 +351,13 @@ TEST_CASE("the signer process: keys read there, requests straight to its socket,
     o.valid_after = static_cast<uint64_t>(now - 60);
     o.valid_before = static_cast<uint64_t>(now + 300);
     auto issued = client->sign_certificate(o);
-    CHECK(issued.error.empty());
-    CHECK_FALSE(issued.certificate.empty());
+    REQUIRE(issued);
+    CHECK_FALSE(issued->certificate.empty());
     o.valid_before = static_cast<uint64_t>(now + 7200);
     issued = client->sign_certificate(o);
-    CHECK(issued.certificate.empty());
-    CHECK(issued.error.find("longer") != std::string::npos);
+    REQUIRE_FALSE(issued);
+    CHECK(issued.error().code == SignerError::kRefused);
+    CHECK(issued.error().detail.find("longer") != std::string::npos);
     std::string line = R"({"castgate":{"final":true,"session":"s1"}})";
     std::string sig = client->sign_line(line);
     CHECK(ed25519_verify(client->public_key_raw(), asciicast::signature_payload(line), sig));
@@ -383,8 +382,7 @@ TEST_CASE("the signer process: keys read there, requests straight to its socket,
     std::string in(kMaxMessage + 1, '\0');
     ssize_t n = recv(fds[0], in.data(), in.size(), 0);
     REQUIRE(n > 0);
-    std::string error;
-    auto m = decode(std::string_view(in.data(), static_cast<size_t>(n)), error);
+    auto m = decode(std::string_view(in.data(), static_cast<size_t>(n)));
     REQUIRE(m);
     return *m;
   };
@@ -572,8 +570,7 @@ TEST_CASE("the signer process takes only one AF_UNIX SOCK_SEQPACKET socket per a
     std::string in(kMaxMessage + 1, '\0');
     Received got = receive_packet(s.control, in, 0);
     REQUIRE(got.size > 0);
-    std::string error;
-    auto answer = decode(std::string_view(in.data(), static_cast<size_t>(got.size)), error);
+    auto answer = decode(std::string_view(in.data(), static_cast<size_t>(got.size)));
     REQUIRE(answer);
     CHECK(answer->type == Type::kRefused);
     CHECK(answer->id == 7);
@@ -676,7 +673,10 @@ TEST_CASE("the signer process ends with its control connection, attached ones or
   CHECK(a->sign_line(final_line("s2")).empty());
   CHECK(a->gone());
   auto o = order_now("b");
-  CHECK_FALSE(b->sign_certificate(o).error.empty());
+  auto refused = b->sign_certificate(o);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == SignerError::kGone);
+  CHECK_FALSE(refused.error().detail.empty());
   CHECK(b->gone());
   CHECK_THROWS_AS(SignerClient::adopt(-1, "", std::string(32, 'x')), std::runtime_error);
 }

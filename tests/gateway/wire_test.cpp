@@ -23,31 +23,34 @@ const char* kCaPub =
 }  // namespace
 
 TEST_CASE("OpenSSH Ed25519 private keys are read; the public key matches ssh-keygen's") {
-  std::string seed, error;
-  REQUIRE(ssh::parse_openssh_ed25519_private_key(kCaKey, seed, error));
-  auto key = Ed25519PrivateKey::from_seed(seed);
+  auto seed = ssh::parse_openssh_ed25519_private_key(kCaKey);
+  REQUIRE(seed);
+  auto key = Ed25519PrivateKey::from_seed(*seed);
   REQUIRE(key);
   UserCertificateSigner signer(std::move(*key));
   CHECK(signer.ca_public_line() ==
         std::string(kCaPub).substr(0, std::string(kCaPub).rfind(' ')) + " castgate-user-ca");
-  ssh::PublicKeyLine line;
-  REQUIRE(ssh::parse_public_key(kCaPub, line, error));
-  CHECK(ssh::fingerprint_sha256(line.blob) == "SHA256:W0nn8m1Gw/Vq2h7KkImTEcXf+4wMQ9ULAvZhXCp9wXI");
-  CHECK(line.comment == "test-ca");
+  auto line = ssh::parse_public_key(kCaPub);
+  REQUIRE(line);
+  CHECK(ssh::fingerprint_sha256(line->blob) ==
+        "SHA256:W0nn8m1Gw/Vq2h7KkImTEcXf+4wMQ9ULAvZhXCp9wXI");
+  CHECK(line->comment == "test-ca");
 }
 
 TEST_CASE("private key parser rejects what it cannot use") {
-  std::string seed, error;
-  CHECK_FALSE(ssh::parse_openssh_ed25519_private_key("garbage", seed, error));
+  auto garbage = ssh::parse_openssh_ed25519_private_key("garbage");
+  REQUIRE_FALSE(garbage);
+  CHECK(garbage.error().code == ssh::KeyError::kUnknownFormat);
+  CHECK(garbage.error().detail == "not an OpenSSH private key");
   std::string truncated = kCaKey;
   truncated.erase(120, 80);
-  CHECK_FALSE(ssh::parse_openssh_ed25519_private_key(truncated, seed, error));
+  CHECK_FALSE(ssh::parse_openssh_ed25519_private_key(truncated));
 }
 
 TEST_CASE("user certificates carry the request and a valid CA signature") {
-  std::string seed, error;
-  REQUIRE(ssh::parse_openssh_ed25519_private_key(kCaKey, seed, error));
-  UserCertificateSigner signer(*Ed25519PrivateKey::from_seed(seed));
+  auto seed = ssh::parse_openssh_ed25519_private_key(kCaKey);
+  REQUIRE(seed);
+  UserCertificateSigner signer(*Ed25519PrivateKey::from_seed(*seed));
   auto user = Ed25519PrivateKey::generate();
   ssh::WireWriter w;
   w.string("ssh-ed25519");
@@ -62,10 +65,12 @@ TEST_CASE("user certificates carry the request and a valid CA signature") {
   req.valid_before = now + std::chrono::seconds(300);
   req.extensions = {"permit-pty", "permit-port-forwarding"};
   req.critical_options = {{"source-address", "127.0.0.1"}};
-  std::string cert = signer.sign(req);
-  REQUIRE(!cert.empty());
-  ParsedCertificate parsed;
-  REQUIRE(parse_certificate(cert, parsed, error));
+  auto signed_cert = signer.sign(req);
+  REQUIRE(signed_cert);
+  std::string cert = *signed_cert;
+  auto parsed_cert = parse_certificate(cert);
+  REQUIRE(parsed_cert);
+  const ParsedCertificate& parsed = *parsed_cert;
   CHECK(parsed.serial == 42);
   CHECK(parsed.cert_type == 1);
   CHECK(parsed.key_id == req.key_id);
@@ -78,11 +83,12 @@ TEST_CASE("user certificates carry the request and a valid CA signature") {
   CHECK(parsed.signature_key == signer.ca_public_blob());
   CHECK(verify_certificate_signature(parsed));
   cert[100] ^= 1;
-  ParsedCertificate tampered;
-  if (parse_certificate(cert, tampered, error)) CHECK_FALSE(verify_certificate_signature(tampered));
+  if (auto tampered = parse_certificate(cert)) CHECK_FALSE(verify_certificate_signature(*tampered));
   // Truncations never read past the end.
-  for (size_t n = 0; n < cert.size(); n += 7) {
-    ParsedCertificate p;
-    CHECK_FALSE(parse_certificate(std::string_view(cert).substr(0, n), p, error));
-  }
+  for (size_t n = 0; n < cert.size(); n += 7)
+    CHECK_FALSE(parse_certificate(std::string_view(cert).substr(0, n)));
+  auto short_one = parse_certificate(std::string_view(cert).substr(0, 3));
+  REQUIRE_FALSE(short_one);
+  CHECK(short_one.error().code == CertificateError::kTruncated);
+  CHECK(short_one.error().detail == "truncated certificate");
 }

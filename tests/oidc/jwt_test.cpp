@@ -37,10 +37,9 @@ ValidationRules rules() {
 }
 
 TokenError validate(const std::string& token, const JwkSet& keys, const ValidationRules& r) {
-  TokenError e;
-  auto jwt = parse_jwt(token, e);
-  if (!jwt) return e;
-  e = verify_signature(*jwt, keys, r.algorithms);
+  auto jwt = parse_jwt(token);
+  if (!jwt) return jwt.error();
+  TokenError e = verify_signature(*jwt, keys, r.algorithms);
   if (e != TokenError::kNone) return e;
   return check_claims(*jwt, r, kNow);
 }
@@ -50,8 +49,9 @@ TokenError validate(const std::string& token, const JwkSet& keys, const Validati
 TEST_CASE("tokens signed with each allowed algorithm validate") {
   for (std::string alg : {"RS256", "PS256", "ES256", "EdDSA"}) {
     auto k = make_key(alg, "k-" + alg);
-    std::string error;
-    auto keys = JwkSet::parse(json{{"keys", {k.jwk}}}.dump(), error);
+    auto parsed = JwkSet::parse(json{{"keys", {k.jwk}}}.dump());
+    REQUIRE(parsed);
+    const JwkSet& keys = *parsed;
     REQUIRE(keys.size() == 1);
     std::string token =
         sign(k, {{"alg", alg}, {"kid", k.jwk["kid"]}, {"typ", "JWT"}}, good_claims());
@@ -62,8 +62,7 @@ TEST_CASE("tokens signed with each allowed algorithm validate") {
 TEST_CASE("every way a token can be wrong is rejected with its reason") {
   auto rsa = make_key("RS256", "rsa1");
   auto ec = make_key("ES256", "ec1");
-  std::string error;
-  auto keys = JwkSet::parse(json{{"keys", {rsa.jwk, ec.jwk}}}.dump(), error);
+  auto keys = JwkSet::parse(json{{"keys", {rsa.jwk, ec.jwk}}}.dump()).value();
   json h = {{"alg", "RS256"}, {"kid", "rsa1"}};
   auto r = rules();
   auto with = [&](const char* k, json v) {
@@ -130,13 +129,22 @@ TEST_CASE("every way a token can be wrong is rejected with its reason") {
 }
 
 TEST_CASE("key sets refuse symmetric and weak keys") {
-  std::string error;
-  auto set = JwkSet::parse(R"({"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]})", error);
-  CHECK(set.size() == 0);
-  CHECK_FALSE(error.empty());
-  set = JwkSet::parse(R"({"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"weak"}]})", error);
-  CHECK(set.size() == 0);
-  CHECK(JwkSet::parse("not json", error).size() == 0);
+  auto set = JwkSet::parse(R"({"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]})");
+  REQUIRE_FALSE(set);
+  CHECK(set.error().code == JwkError::kNoUsableKey);
+  CHECK(set.error().detail == "the JWK set holds no usable signing key");
+  set = JwkSet::parse(R"({"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"weak"}]})");
+  CHECK_FALSE(set);
+  auto not_json = JwkSet::parse("not json");
+  REQUIRE_FALSE(not_json);
+  CHECK(not_json.error().code == JwkError::kNotAKeySet);
+  auto oct = Jwk::parse(json{{"kty", "oct"}, {"k", "c2VjcmV0"}});
+  REQUIRE_FALSE(oct);
+  CHECK(oct.error().code == JwkError::kUnsupportedType);
+  CHECK(oct.error().detail == "key type oct is not accepted");
+  auto weak = Jwk::parse(json{{"kty", "RSA"}, {"n", "AQAB"}, {"e", "AQAB"}});
+  REQUIRE_FALSE(weak);
+  CHECK(weak.error().code == JwkError::kWeakKey);
 }
 
 TEST_CASE("claims map to identities per preset") {
@@ -147,18 +155,18 @@ TEST_CASE("claims map to identities per preset") {
                              {"preferred_username", "alice@acme.com"},
                              {"email", "alice@acme.com"},
                              {"groups", {"ops", "dba"}}});
-  REQUIRE(m.ok);
-  CHECK(m.identity.subject == "oidc:00u1");  // qualified: never a registered key's name
-  CHECK(m.identity.assigned_name.empty());   // the display name grants nothing
-  CHECK(m.identity.name == "alice@acme.com");
-  CHECK_FALSE(m.identity.email_verified);  // no email_verified claim
+  REQUIRE(m.has_value());
+  CHECK(m->subject == "oidc:00u1");  // qualified: never a registered key's name
+  CHECK(m->assigned_name.empty());   // the display name grants nothing
+  CHECK(m->name == "alice@acme.com");
+  CHECK_FALSE(m->email_verified);  // no email_verified claim
   m = map_person(okta, {{"sub", "00u1"}, {"email", "alice@acme.com"}, {"email_verified", true}});
-  CHECK(m.identity.email_verified);
+  CHECK(m->email_verified);
   m = map_person(okta, {{"sub", "00u1"}, {"email", "alice@acme.com"}, {"email_verified", "true"}});
-  CHECK_FALSE(m.identity.email_verified);  // only the boolean counts
+  CHECK_FALSE(m->email_verified);  // only the boolean counts
   m = map_person(okta, {{"sub", "00u1"}, {"groups", {"ops", "dba"}}});
-  CHECK(m.identity.groups == std::vector<std::string>{"ops", "dba"});
-  CHECK(m.identity.kind == IdentityKind::kHuman);
+  CHECK(m->groups == std::vector<std::string>{"ops", "dba"});
+  CHECK(m->kind == IdentityKind::kHuman);
 
   auto cfg =
       OidcConfig::parse(R"({"provider":{"preset":"entra","tenant":"t-1","client_id":"c"}})", "x");
@@ -168,23 +176,24 @@ TEST_CASE("claims map to identities per preset") {
                          {"oid", "o-9"},
                          {"preferred_username", "bob@contoso.com"},
                          {"groups", {"g1"}}});
-  REQUIRE(m.ok);
-  CHECK(m.identity.subject == "oidc:t-1:o-9");
-  CHECK(m.identity.email == "bob@contoso.com");  // the UPN, for people to read
-  CHECK_FALSE(m.identity.email_verified);        // ... and never trusted
+  REQUIRE(m.has_value());
+  CHECK(m->subject == "oidc:t-1:o-9");
+  CHECK(m->email == "bob@contoso.com");  // the UPN, for people to read
+  CHECK_FALSE(m->email_verified);        // ... and never trusted
   m = map_person(
       entra, {{"tid", "t-1"}, {"oid", "o-9"}, {"email", "bob@contoso.com"}, {"xms_edov", true}});
-  CHECK(m.identity.email_verified);
+  CHECK(m->email_verified);
   m = map_person(entra, {{"tid", "t-1"},
                          {"oid", "o-9"},
                          {"_claim_names", {{"groups", "src1"}}},
                          {"_claim_sources", {{"src1", {{"endpoint", "https://graph"}}}}}});
-  CHECK_FALSE(m.ok);
-  CHECK(m.error == "groups_overage");
-  CHECK(m.user_message.find("too many groups") != std::string::npos);
+  CHECK_FALSE(m.has_value());
+  CHECK(m.error().code == MappingError::kGroupsOverage);
+  CHECK(to_string(m.error().code) == "groups_overage");
+  CHECK(m.error().detail.find("too many groups") != std::string::npos);
   m = map_person(entra, {{"tid", "t-1"}});
-  CHECK_FALSE(m.ok);
-  CHECK(m.error == "missing_subject");
+  CHECK_FALSE(m.has_value());
+  CHECK(to_string(m.error().code) == "missing_subject");
 }
 
 TEST_CASE("OIDC configuration errors name the setting") {
@@ -201,41 +210,41 @@ TEST_CASE("OIDC configuration errors name the setting") {
       "rules":[{"subject":"repo:acme/*","identity":"ci","groups":["ci"]}]}]})",
       "f");
   auto w = map_workload(c.workload_issuers[0], {{"sub", "repo:acme/deploy:ref:refs/heads/main"}});
-  REQUIRE(w.ok);
-  CHECK(w.identity.name == "ci");
-  CHECK(w.identity.kind == IdentityKind::kWorkload);
-  CHECK_FALSE(map_workload(c.workload_issuers[0], {{"sub", "repo:evil/x"}}).ok);
+  REQUIRE(w.has_value());
+  CHECK(w->name == "ci");
+  CHECK(w->kind == IdentityKind::kWorkload);
+  CHECK_FALSE(map_workload(c.workload_issuers[0], {{"sub", "repo:evil/x"}}).has_value());
 }
 
 TEST_CASE("the identity provider's answers are read strictly") {
-  std::string error;
   auto d = parse_discovery(
       R"({"issuer":"https://idp","jwks_uri":"https://idp/jwks","token_endpoint":"https://idp/t",
           "device_authorization_endpoint":"https://idp/d"})",
-      "https://idp", error);
+      "https://idp");
   REQUIRE(d);
   CHECK(d->jwks_uri == "https://idp/jwks");
   CHECK(d->device_authorization_endpoint == "https://idp/d");
-  CHECK_FALSE(parse_discovery(R"({"issuer":"https://evil","jwks_uri":"https://idp/jwks"})",
-                              "https://idp", error));
-  CHECK(error == "the discovery document names issuer https://evil, not https://idp");
-  CHECK_FALSE(parse_discovery(R"({"issuer":"https://idp","jwks_uri":7})", "https://idp", error));
+  auto evil =
+      parse_discovery(R"({"issuer":"https://evil","jwks_uri":"https://idp/jwks"})", "https://idp");
+  REQUIRE_FALSE(evil);
+  CHECK(evil.error().code == IdpAnswerError::kIssuerMismatch);
+  CHECK(evil.error().detail == "the discovery document names issuer https://evil, not https://idp");
+  CHECK_FALSE(parse_discovery(R"({"issuer":"https://idp","jwks_uri":7})", "https://idp"));
   // An endpoint of the wrong type counts as absent: no device flow, said so at sign-in.
   d = parse_discovery(
       R"({"issuer":"https://idp","jwks_uri":"https://idp/j","token_endpoint":["x"]})",
-      "https://idp", error);
+      "https://idp");
   REQUIRE(d);
   CHECK(d->token_endpoint.empty());
   CHECK_FALSE(parse_discovery(
       R"({"issuer":"https://idp","jwks_uri":"https://idp/j","token_endpoint":"javascript:x"})",
-      "https://idp", error));
-  CHECK_FALSE(parse_discovery("[1]", "https://idp", error));
-  CHECK_FALSE(parse_discovery("{\"issuer\": 1e99999}", "https://idp", error));
+      "https://idp"));
+  CHECK_FALSE(parse_discovery("[1]", "https://idp"));
+  CHECK_FALSE(parse_discovery("{\"issuer\": 1e99999}", "https://idp"));
 
   auto a = parse_device_authorization(
       R"({"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"https://idp/device",
-          "expires_in":1e300,"interval":-5})",
-      error);
+          "expires_in":1e300,"interval":-5})");
   REQUIRE(a);
   CHECK(a->user_code == "WDJB-MJHT");
   CHECK(a->expires_in == std::chrono::seconds(3600));  // clamped, not cast
@@ -244,22 +253,23 @@ TEST_CASE("the identity provider's answers are read strictly") {
   // Entra-style verification_url; a complete URL that is not a web URL is dropped.
   a = parse_device_authorization(
       R"({"device_code":"dc","user_code":"ABC","verification_url":"https://microsoft.com/devicelogin",
-          "verification_uri_complete":"https://x/\u001b[2J"})",
-      error);
+          "verification_uri_complete":"https://x/\u001b[2J"})");
   REQUIRE(a);
   CHECK(a->verification_uri == "https://microsoft.com/devicelogin");
   CHECK(a->verification_uri_complete.empty());
   CHECK(a->expires_in == std::chrono::seconds(600));
   CHECK(a->interval == std::chrono::seconds(5));
   // Nothing a provider sends may put control bytes on a user's terminal.
+  auto pwned = parse_device_authorization(
+      R"({"device_code":"dc","user_code":"\u001b]0;pwned\u0007","verification_uri":"https://i/d"})");
+  REQUIRE_FALSE(pwned);
+  CHECK(pwned.error().code == IdpAnswerError::kNoUserCode);
+  CHECK(pwned.error().detail == "the device authorization answer has no printable user_code");
   CHECK_FALSE(parse_device_authorization(
-      R"({"device_code":"dc","user_code":"\u001b]0;pwned\u0007","verification_uri":"https://i/d"})",
-      error));
-  CHECK(error == "the device authorization answer has no printable user_code");
-  CHECK_FALSE(parse_device_authorization(
-      R"({"device_code":5,"user_code":"A","verification_uri":"https://i/d"})", error));
-  CHECK_FALSE(parse_device_authorization(R"({"device_code":"d","user_code":"A"})", error));
-  CHECK(error == "the device authorization answer has no valid verification_uri");
+      R"({"device_code":5,"user_code":"A","verification_uri":"https://i/d"})"));
+  auto no_uri = parse_device_authorization(R"({"device_code":"d","user_code":"A"})");
+  REQUIRE_FALSE(no_uri);
+  CHECK(no_uri.error().detail == "the device authorization answer has no valid verification_uri");
 
   CHECK(oauth_error_code(R"({"error":"authorization_pending"})") == "authorization_pending");
   CHECK(oauth_error_code(R"({"error":5})").empty());
@@ -286,24 +296,24 @@ TEST_CASE("multi-factor sign-ins as each provider spells them") {
     c.update(extra);
     return c;
   };
-  CHECK_FALSE(map_person(okta, base).identity.mfa);  // nothing said: not multi-factor
-  CHECK(map_person(okta, with({{"amr", {"pwd", "mfa", "otp"}}})).identity.mfa);
-  CHECK_FALSE(map_person(okta, with({{"amr", {"pwd"}}})).identity.mfa);
-  CHECK(map_person(okta, with({{"acr", "urn:okta:loa:2fa:any"}})).identity.mfa);
-  CHECK(map_person(okta, with({{"acr", "phr"}})).identity.mfa);
-  CHECK_FALSE(map_person(okta, with({{"acr", "urn:okta:loa:1fa:any"}})).identity.mfa);
-  CHECK_FALSE(map_person(okta, with({{"amr", "mfa pwd"}})).identity.mfa);  // one odd value
-  CHECK_FALSE(map_person(okta, with({{"amr", {{{"mfa", true}}}}})).identity.mfa);
-  CHECK(map_person(entra, with({{"amr", {"pwd", "ngcmfa"}}})).identity.mfa);
+  CHECK_FALSE(map_person(okta, base)->mfa);  // nothing said: not multi-factor
+  CHECK(map_person(okta, with({{"amr", {"pwd", "mfa", "otp"}}}))->mfa);
+  CHECK_FALSE(map_person(okta, with({{"amr", {"pwd"}}}))->mfa);
+  CHECK(map_person(okta, with({{"acr", "urn:okta:loa:2fa:any"}}))->mfa);
+  CHECK(map_person(okta, with({{"acr", "phr"}}))->mfa);
+  CHECK_FALSE(map_person(okta, with({{"acr", "urn:okta:loa:1fa:any"}}))->mfa);
+  CHECK_FALSE(map_person(okta, with({{"amr", "mfa pwd"}}))->mfa);  // one odd value
+  CHECK_FALSE(map_person(okta, with({{"amr", {{{"mfa", true}}}}}))->mfa);
+  CHECK(map_person(entra, with({{"amr", {"pwd", "ngcmfa"}}}))->mfa);
   auto m = map_person(entra, with({{"amr", {"pwd", "rsa"}}, {"acr", "1"}}));
-  CHECK_FALSE(m.identity.mfa);
-  CHECK(m.identity.amr == std::vector<std::string>{"pwd", "rsa"});
-  CHECK(m.identity.acr == "1");
+  CHECK_FALSE(m->mfa);
+  CHECK(m->amr == std::vector<std::string>{"pwd", "rsa"});
+  CHECK(m->acr == "1");
   // Values are recorded and shown to users: a few short printable ones only.
   m = map_person(okta, with({{"amr",
                               {"pwd", std::string(40, 'x'), "a b", "\x1b[2J", "otp", "1", "2", "3",
                                "4", "5", "6", "7"}}}));
-  CHECK(m.identity.amr == std::vector<std::string>{"pwd", "otp", "1", "2", "3", "4", "5", "6"});
+  CHECK(m->amr == std::vector<std::string>{"pwd", "otp", "1", "2", "3", "4", "5", "6"});
   // Entra's v2.0 tokens carry no amr: the operator may say the provider enforces MFA for
   // castgate (Conditional Access).
   auto ca = *OidcConfig::parse(
@@ -311,7 +321,7 @@ TEST_CASE("multi-factor sign-ins as each provider spells them") {
                                  "mfa":{"enforced_by_provider":true}}})",
                  "x")
                  .provider;
-  CHECK(map_person(ca, base).identity.mfa);
+  CHECK(map_person(ca, base)->mfa);
   CHECK_THROWS_AS(OidcConfig::parse(R"({"provider":{"preset":"okta","issuer":"https://a",
                                         "client_id":"c","mfa":{"amrs":["mfa"]}}})",
                                     "x"),
