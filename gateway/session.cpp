@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 
@@ -109,10 +110,12 @@ void Session::fault(const char* what) noexcept {
   faulted_ = true;
   try {
     log::error("session " + id_ + ": internal error (" + what + "); closing this session only");
-    ending_ = Ending{EndReason::kInternalError, ""};
-    close_message_ = "castgate hit an internal error and closed this session";
     if (state_ != State::kClosed) {
-      state_ = State::kClosing;
+      close(Ending{EndReason::kInternalError, ""}, "");
+      // The fault is why it ends, whatever began the close before; and it ends now, not on a
+      // later step.
+      ending_ = Ending{EndReason::kInternalError, ""};
+      close_message_ = "castgate hit an internal error and closed this session";
       finalize();
     }
     return;
@@ -260,13 +263,9 @@ void Session::step_once() {
   if (state_ == State::kClosed) return;
   if (!ssh_is_connected(s) || fd_ < 0) {
     if (sign_in_) sign_in_->connection_lost();
-    if (state_ != State::kClosing) {
-      ending_ = broken ? Ending{EndReason::kProtocolError, ""}
-                       : Ending{EndReason::kUserDisconnected, "user disconnected"};
-      for (auto& [id, pair] : pairs_) pair->terminate("", ending_);
-      state_ = State::kClosing;
-      closing_deadline_ = clock().steady_now() + kCloseGrace;
-    }
+    close(broken ? Ending{EndReason::kProtocolError, ""}
+                 : Ending{EndReason::kUserDisconnected, "user disconnected"},
+          "");
   }
   if (upstream_ && upstream_->state() == Upstream::State::kReady &&
       (!ssh_is_connected(upstream_->session()) ||
@@ -794,6 +793,8 @@ void Session::check_session_length(std::chrono::steady_clock::time_point now) {
 
 void Session::finalize() {
   if (state_ == State::kClosed) return;
+  // The one teardown: only ever after close(), which recorded why (ending_).
+  assert(state_ == State::kClosing);
   if (sign_in_) sign_in_->connection_lost();
   // Channels that did not finish in time are ended now, each with its own end event.
   for (auto& [id, pair] : pairs_) {

@@ -114,6 +114,8 @@ class Session final : public FdHandler,
                         const std::optional<std::string>& exit_signal) override;
 
  private:
+  // Every end starts here (public close(), the user's connection lost, a fault): it records why,
+  // once, and moves to kClosing; a later step or tick calls finalize(), the one teardown.
   void close(asciicast::Ending ending, const std::string& user_message);
   void step();
   void step_once();
@@ -171,7 +173,7 @@ class Session final : public FdHandler,
   bool warned_ = false;
   void check_session_length(std::chrono::steady_clock::time_point now);
   std::chrono::steady_clock::time_point closing_deadline_{};
-  asciicast::Ending ending_;
+  asciicast::Ending ending_;  // set by close()
   std::string close_message_;
   bool in_step_ = false, step_again_ = false, step_scheduled_ = false;
   int next_channel_id_ = 0;
