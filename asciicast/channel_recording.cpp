@@ -40,25 +40,26 @@ void ChannelRecording::start(const ChannelHeader& header) {
   start_ = clock_.steady_now();
   // Only candidates here: the data still has to prove it (see fall_back). A terminal is never a
   // file transfer (scp and sftp do not ask for one); what runs in it is recorded in full.
-  if (!header.pty && header.kind == "subsystem" && header.command == "sftp") {
+  if (!header.pty && header.kind == ChannelKind::kSubsystem && header.command == "sftp") {
     file_transfer_ = "sftp";
     sftp_ = std::make_unique<SftpMetadataParser>();
-  } else if (!header.pty && header.kind == "exec") {
+  } else if (!header.pty && header.kind == ChannelKind::kExec) {
     if (auto scp = parse_scp_command(header.command)) {
       file_transfer_ = "scp";
       scp_ = std::make_unique<ScpMetadataParser>(*scp);
     }
   }
   // git and rsync servers: followed for metadata; the channel is recorded as any other.
-  if (!header.pty && header.kind == "exec" && !scp_)
+  if (!header.pty && header.kind == ChannelKind::kExec && !scp_)
     transfer_ = make_transfer_follower(header.command);
   // (Without payload recording, a benchmark's relay alone, nothing is summarised either.)
-  if (!header.pty && header.kind == "exec" && header.summarize_binary && !scp_ && record_payload_) {
+  if (!header.pty && header.kind == ChannelKind::kExec && header.summarize_binary && !scp_ &&
+      record_payload_) {
     output_summary_ = std::make_unique<StreamSummary>(log_, channel_, StreamDirection::kOutput);
   }
   // Uploads to a command that only writes its input to files: metadata (the file, or the
   // archive's members), and its binary input as a summary; never where the target could run it.
-  if (!header.pty && header.kind == "exec" && !scp_ && !transfer_)
+  if (!header.pty && header.kind == ChannelKind::kExec && !scp_ && !transfer_)
     if (auto sink = parse_upload_sink(header.command)) {
       upload_ = std::move(sink);
       if (upload_->program == "tar") tar_ = std::make_unique<TarFollower>(upload_->path);
@@ -81,12 +82,12 @@ void ChannelRecording::start(const ChannelHeader& header) {
   if (!header.term.empty()) h["env"]["TERM"] = header.term;
   json fields;
   fields["asciicast"]["header"] = std::move(h);
-  fields["castgate"]["channel_kind"] = header.kind;
+  fields["castgate"]["channel_kind"] = to_string(header.kind);
   fields["castgate"]["pty"] = header.pty;
   if (!file_transfer_.empty()) fields["castgate"]["file_transfer"] = file_transfer_;
   if (output_summary_) fields["castgate"]["binary_streams"] = "summary";
   log_.emit(EventKind{"asciicast.header", "", ""}, std::move(fields), channel_);
-  if (header.kind == "exec") emit_command(header.command, "exec");
+  if (header.kind == ChannelKind::kExec) emit_command(header.command, "exec");
   // The file `cat > PATH` or `dd of=PATH` writes: checked against the path rules now, before
   // its bytes arrive (its file.transfer comes at the end, with the size).
   if (upload_ && !tar_) check_alerts("path", upload_->path);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "asciicast/alert_rules.h"
+#include "asciicast/channel_kind.h"
 #include "asciicast/file_operation.h"
 #include "asciicast/session_log.h"
 #include "asciicast/upload_sink.h"
@@ -46,7 +47,7 @@ struct ChannelHeader {
   std::string term;     // env.TERM
   std::string title;    // "alice on db1.int as ubuntu"
   std::string command;  // exec command or subsystem name; empty for a shell
-  std::string kind;     // "shell", "exec", "subsystem"
+  ChannelKind kind = ChannelKind::kShell;
   bool pty = false;
   // Binary output (and an upload's binary input) on an exec channel without a pty as stream
   // summaries, not byte for byte (the policy's "binary_streams": "summary").

@@ -60,7 +60,7 @@ void Authenticator::auth_failed(const std::string& method, const std::string& re
   f["castgate"] = {{"auth_method", method}, {"ssh_user", last_ssh_user_}};
   connection_.log().emit(EventKind{"auth.failure", "failure", reason}, std::move(f));
   if (auth_failures_ >= context_.config.max_auth_attempts)
-    connection_.close("too_many_auth_failures", "");
+    connection_.close(asciicast::EndReason::kTooManyAuthFailures, "");
 }
 
 void Authenticator::handle(ssh::Message m) {
@@ -84,12 +84,12 @@ void Authenticator::handle(ssh::Message m) {
         "later.\n"));
     if (s) ssh_send_issue_banner(connection_.downstream(), s.get());
     ssh_message_reply_default(msg);
-    connection_.close("recording_unavailable", "");
+    connection_.close(asciicast::EndReason::kRecordingUnavailable, "");
     return;
   }
   if (ctx.draining.load()) {
     ssh_message_reply_default(msg);
-    connection_.close("gateway_draining", "");
+    connection_.close(asciicast::EndReason::kGatewayDraining, "");
     return;
   }
   if (jump_) return handle_jump_auth(std::move(m));
@@ -182,7 +182,7 @@ void Authenticator::sign_in_failed(const std::string& method, const oidc::SignIn
   // failure ends the connection: no retry loop, every attempt would start another sign-in at the
   // provider.
   if (method == "workload-jwt" && result.error != "too_many_tokens") return;
-  connection_.close("sign_in_failed", "sign-in failed: " + result.user_message);
+  connection_.close(asciicast::EndReason::kSignInFailed, "sign-in failed: " + result.user_message);
 }
 
 bool Authenticator::key_proven(ssh_message msg, int key_state, const std::string& method,
@@ -272,7 +272,7 @@ void Authenticator::handle_jump_auth(ssh::Message m) {
     ssh_message_reply_default(msg);
     auth_failed("jump",
                 "the outer connection's sign-in expired at " + rfc3339_micros(*origin.expires));
-    return connection_.close("sign_in_expired", "");
+    return connection_.close(asciicast::EndReason::kSignInExpired, "");
   }
   if (subtype == SSH_AUTH_METHOD_NONE && origin.proven_keys.empty()) {
     // The outer connection signed in without a key (a device or workload sign-in): the channel

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/identity.h"
 #include "gateway/context.h"
@@ -53,7 +54,7 @@ class Authenticator final : public InteractiveSignIn::Host {
     // The sign-in succeeded: the connection answers `m` and records it.
     virtual void accept_identity(const Identity& identity, ssh::Message m,
                                  const std::string& detail) = 0;
-    virtual void close(const std::string& reason, const std::string& user_message) = 0;
+    virtual void close(asciicast::EndReason reason, const std::string& user_message) = 0;
   };
 
   // `listener_target`: the target the listener serves, if any (named in auth.failure events).

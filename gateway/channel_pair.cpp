@@ -9,6 +9,8 @@
 
 namespace castgate {
 
+using asciicast::Ending;
+using asciicast::EndReason;
 using nlohmann::json;
 
 std::string_view to_string(ChannelPair::State state) {
@@ -75,7 +77,7 @@ void ChannelPair::fail_open(const std::string& why) {
     open_request_.reset();
   }
   json f;
-  f["castgate"]["channel_type"] = type_ == ChannelType::kSession ? "session" : "direct-tcpip";
+  f["castgate"]["channel_type"] = to_string(type_);
   if (type_ == ChannelType::kDirectTcpip)
     f["castgate"]["forward"] = {{"host", forward_host_}, {"port", forward_port_}};
   host_.log().emit(asciicast::EventKind{"channel.open_failed", "failure", why}, std::move(f), id_);
@@ -86,7 +88,7 @@ void ChannelPair::accept_downstream() {
   ssh_channel ch = ssh_message_channel_request_open_reply_accept(open_request_.get());
   open_request_.reset();
   if (!ch) {
-    end_reason_ = "could not accept the user's channel";
+    ending_ = Ending{EndReason::kAcceptFailed, "could not accept the user's channel"};
     state_ = State::kClosing;
     closing_since_ = host_.clock().steady_now();
     return;
@@ -334,17 +336,18 @@ bool ChannelPair::start_recording(const PendingRequest& r) {
   h.summarize_binary = !host_.decision().full_binary_streams;
   switch (r.kind) {
     case PendingRequest::Kind::kShell:
-      h.kind = program_kind_ = "shell";
+      h.kind = asciicast::ChannelKind::kShell;
       break;
     case PendingRequest::Kind::kExec:
-      h.kind = program_kind_ = "exec";
+      h.kind = asciicast::ChannelKind::kExec;
       h.command = program_ = r.a;
       break;
     default:
-      h.kind = program_kind_ = "subsystem";
+      h.kind = asciicast::ChannelKind::kSubsystem;
       h.command = program_ = r.a;
       break;
   }
+  program_kind_ = h.kind;
   recording_ = std::make_unique<asciicast::ChannelRecording>(
       host_.log(), id_, host_.clock(), host_.alert_rules(), host_.recording_enabled());
   recording_->start(h);
@@ -361,8 +364,8 @@ void ChannelPair::advance_requests() {
         !start_recording(r)) {
       ssh_message_reply_default(r.msg.get());
       requests_.pop_front();
-      end_reason_ = "recording unavailable";
-      terminate("", end_reason_);
+      ending_ = Ending{EndReason::kRecordingUnavailable, "recording unavailable"};
+      terminate("", *ending_);
       return;
     }
     int rc = SSH_ERROR;
@@ -402,9 +405,10 @@ void ChannelPair::advance_requests() {
     }
     if (rc != SSH_OK &&
         (r.kind == Kind::kShell || r.kind == Kind::kExec || r.kind == Kind::kSubsystem)) {
-      host_.log().emit(asciicast::EventKind{"channel.request_denied", "failure",
-                                            "the target refused the request"},
-                       json{{"castgate", {{"request", program_kind_}}}}, id_);
+      host_.log().emit(
+          asciicast::EventKind{"channel.request_denied", "failure",
+                               "the target refused the request"},
+          json{{"castgate", {{"request", program_kind_ ? to_string(*program_kind_) : ""}}}}, id_);
     }
     requests_.pop_front();
   }
@@ -566,12 +570,16 @@ void ChannelPair::propagate_close() {
   bool down_done = !down || (close_sent_to_user_ && (user_close_seen_ || !alive(down)));
   bool up_done = !up || (close_sent_to_target_ && (target_close_seen_ || !alive(up)));
   if (down_done && up_done) {
-    finish(end_reason_.empty()
-               ? (target_close_seen_ ? "target closed the channel" : "user closed the channel")
-               : end_reason_);
+    if (ending_)
+      finish(*ending_);
+    else if (target_close_seen_)
+      finish(Ending{EndReason::kTargetClosed, "target closed the channel"});
+    else
+      finish(Ending{EndReason::kUserClosed, "user closed the channel"});
   } else if (state_ == State::kClosing &&
              host_.clock().steady_now() - closing_since_ > kCloseWait) {
-    finish(end_reason_.empty() ? "peer did not confirm the close" : end_reason_);
+    finish(ending_ ? *ending_
+                   : Ending{EndReason::kCloseUnconfirmed, "peer did not confirm the close"});
   }
 }
 
@@ -595,7 +603,7 @@ void ChannelPair::refuse(std::string message) {
   accept_downstream();
   if (!down_) return;
   state_ = State::kRefusing;
-  end_reason_ = "refused";
+  ending_ = Ending{EndReason::kRefused, ""};
   // Shown before the shell/exec request is answered, so that it appears above everything else.
   // Messages quote what the user sent (logins, target names): harmless to their terminal.
   std::string text = "castgate: " + printable(message, 4096, false) + "\r\n";
@@ -615,9 +623,9 @@ void ChannelPair::notice(const std::string& message) {
   if (recording_) recording_->notice(text, !pty_);
 }
 
-void ChannelPair::terminate(const std::string& message, const std::string& reason) {
+void ChannelPair::terminate(const std::string& message, const Ending& ending) {
   if (state_ == State::kFinished) return;
-  if (end_reason_.empty() || end_reason_ == "refused") end_reason_ = reason;
+  if (!ending_ || ending_->code == EndReason::kRefused) ending_ = ending;
   if (state_ == State::kWaitingForUpstream || state_ == State::kOpeningUpstream) {
     if (open_request_) {
       if (type_ == ChannelType::kSession) {
@@ -647,13 +655,13 @@ void ChannelPair::terminate(const std::string& message, const std::string& reaso
   step();
 }
 
-void ChannelPair::finish(const std::string& reason) {
+void ChannelPair::finish(const Ending& ending) {
   if (state_ == State::kFinished) return;
   state_ = State::kFinished;
   host_.resize_terminal(id_, 0);
   if (recording_) recording_->finish();
   json f;
-  f["castgate"]["end_reason"] = reason;
+  f["castgate"]["end_reason"] = to_string(ending.code);
   host_.log().add_byte_counts(f, bytes_to_target_, bytes_to_user_);
   if (opened_at_ != std::chrono::steady_clock::time_point{})
     f["event"]["duration"] = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -665,13 +673,15 @@ void ChannelPair::finish(const std::string& reason) {
                                 {"port", forward_port_},
                                 {"originator", forward_origin_},
                                 {"originator_port", forward_origin_port_}};
-    host_.log().emit(asciicast::EventKind{"port_forward.close", "", reason}, std::move(f), id_);
+    host_.log().emit(asciicast::EventKind{"port_forward.close", "", std::string(ending.reason())},
+                     std::move(f), id_);
     return;
   }
-  if (!program_kind_.empty()) f["castgate"]["channel_kind"] = program_kind_;
+  if (program_kind_) f["castgate"]["channel_kind"] = to_string(*program_kind_);
   if (exit_status_) f["process"]["exit_code"] = *exit_status_;
   if (exit_signal_) f["castgate"]["exit_signal"] = *exit_signal_;
-  host_.log().emit(asciicast::EventKind{"channel.end", "", reason}, std::move(f), id_);
+  host_.log().emit(asciicast::EventKind{"channel.end", "", std::string(ending.reason())},
+                   std::move(f), id_);
 }
 
 void ChannelPair::emit_open_event() {

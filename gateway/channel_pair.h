@@ -15,7 +15,9 @@
 #include <optional>
 #include <string>
 
+#include "asciicast/channel_kind.h"
 #include "asciicast/channel_recording.h"
+#include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/clock.h"
 #include "gateway/config.h"
@@ -53,7 +55,7 @@ class ChannelHost {
                                 const std::optional<std::string>& exit_signal) = 0;
 };
 
-enum class ChannelType { kSession, kDirectTcpip };
+using asciicast::ChannelType;
 
 class ChannelPair {
  public:
@@ -88,11 +90,11 @@ class ChannelPair {
   // Advances opening, requests, data and close; call after any I/O on either connection.
   void step();
   // Ends the channel now, telling the user why (shutdown, idle timeout, recording failure).
-  void terminate(const std::string& message, const std::string& reason);
+  void terminate(const std::string& message, const asciicast::Ending& ending);
   void notice(const std::string& message);
   // Writes the end event now if the channel has not finished on its own (session teardown).
-  void abandon(const std::string& reason) {
-    if (!finished()) finish(reason);
+  void abandon(const asciicast::Ending& ending) {
+    if (!finished()) finish(ending);
   }
 
  private:
@@ -118,7 +120,7 @@ class ChannelPair {
   // The target's exit status or signal to the user, once (if it came).
   void forward_exit(ssh_channel down);
   void run_refusal(const PendingRequest& r);
-  void finish(const std::string& reason);
+  void finish(const asciicast::Ending& ending);
   void emit_open_event();
   void record(Direction dir, bool is_stderr, std::string_view data);
   bool user_drained(bool is_stderr);
@@ -146,7 +148,8 @@ class ChannelPair {
   bool pty_ = false;
   std::string term_;
   int cols_ = 80, rows_ = 24;
-  std::string program_kind_, program_;
+  std::optional<asciicast::ChannelKind> program_kind_;  // once a program was requested
+  std::string program_;
   std::string forward_host_, forward_origin_;
   int forward_port_ = 0, forward_origin_port_ = 0;
 
@@ -186,7 +189,7 @@ class ChannelPair {
   std::string limit_, limit_detail_;
   bool limit_reported_ = false;
   int env_requests_ = 0;
-  std::string end_reason_;
+  std::optional<asciicast::Ending> ending_;  // why it ends, once that is known
   std::chrono::steady_clock::time_point closing_since_{};
   std::chrono::steady_clock::time_point opened_at_{};
   uint64_t bytes_to_user_ = 0, bytes_to_target_ = 0;

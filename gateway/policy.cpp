@@ -160,17 +160,18 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
     d.allowed = true;
     // Until when this rule grants it.
     std::optional<std::chrono::sys_seconds> until;
-    std::string because, code;
+    std::string because;
+    asciicast::EndReason code = asciicast::EndReason::kMaxSessionLength;
     if (rule.hours) {
       until = rule.hours->window_end(now);
       because = "policy rule " + rule.name + " allows access " + rule.hours->describe();
-      code = "outside_hours";
+      code = asciicast::EndReason::kOutsideHours;
     }
     if (rule.max_session.count() > 0 && (!until || now + rule.max_session < *until)) {
       until = now + rule.max_session;
       because = "policy rule " + rule.name + " allows sessions of at most " +
                 duration_text(rule.max_session);
-      code = "max_session_length";
+      code = asciicast::EndReason::kMaxSessionLength;
     }
     if (!until) {
       unlimited = true;
@@ -187,7 +188,6 @@ PolicyDecision Policy::evaluate(const Identity& identity, std::string_view targe
   if (unlimited) {
     d.ends_at.reset();
     d.ends_because.clear();
-    d.ends_code.clear();
   }
   if (!d.allowed) {
     if (!mfa_rule.empty()) {

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "asciicast/end_reason.h"
 #include "common/identity.h"
 #include "common/time_zone.h"
 #include "gateway/identity_selector.h"
@@ -46,7 +47,8 @@ struct PolicyDecision {
   // granting rule has neither. `ends_because` says why, for the user and the record.
   std::optional<std::chrono::sys_seconds> ends_at;
   std::string ends_because;
-  std::string ends_code;  // castgate.end_reason then: max_session_length or outside_hours
+  // castgate.end_reason at ends_at (meaningless without it): max_session_length or outside_hours
+  asciicast::EndReason ends_code = asciicast::EndReason::kMaxSessionLength;
 };
 
 // A rule's hours: the days of the week and the time of day, in a time zone, when it grants.

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 
@@ -16,6 +17,8 @@
 
 namespace castgate {
 
+using asciicast::Ending;
+using asciicast::EndReason;
 using asciicast::EventKind;
 using nlohmann::json;
 
@@ -107,10 +110,12 @@ void Session::fault(const char* what) noexcept {
   faulted_ = true;
   try {
     log::error("session " + id_ + ": internal error (" + what + "); closing this session only");
-    close_reason_ = "internal_error";
-    close_message_ = "castgate hit an internal error and closed this session";
     if (state_ != State::kClosed) {
-      state_ = State::kClosing;
+      close(Ending{EndReason::kInternalError, ""}, "");
+      // The fault is why it ends, whatever began the close before; and it ends now, not on a
+      // later step.
+      ending_ = Ending{EndReason::kInternalError, ""};
+      close_message_ = "castgate hit an internal error and closed this session";
       finalize();
     }
     return;
@@ -122,8 +127,8 @@ void Session::fault(const char* what) noexcept {
     state_ = State::kClosed;
     unwatch();
     if (down_ && ssh_is_connected(down_.get())) ssh_disconnect(down_.get());
-    log_->end(EventKind{"session.end", "", "internal_error"},
-              json{{"castgate", {{"end_reason", "internal_error"}}}});
+    std::string code(to_string(EndReason::kInternalError));
+    log_->end(EventKind{"session.end", "", code}, json{{"castgate", {{"end_reason", code}}}});
   } catch (...) {
   }
   try {
@@ -157,7 +162,7 @@ void Session::start() {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
     ::close(fd_);
     fd_ = -1;
-    close("gateway_full", "");
+    close(EndReason::kGatewayFull, "");
     return;
   }
   down_.reset(ssh_new());
@@ -165,7 +170,7 @@ void Session::start() {
     log::warn("session " + id_ + ": cannot set up the SSH server session");
     if (!down_) ::close(fd_);
     fd_ = -1;
-    close("internal_error", "");
+    close(EndReason::kInternalError, "");
     return;
   }
   ssh_session s = down_.get();
@@ -175,12 +180,12 @@ void Session::start() {
   if (jump_) methods = SSH_AUTH_METHOD_PUBLICKEY;
   ssh_set_auth_methods(s, methods);
   if (ssh_handle_key_exchange(s) == SSH_ERROR) {
-    close("handshake_failed", "");
+    close(EndReason::kHandshakeFailed, "");
     return;
   }
   down_event_.reset(ssh_event_new());
   if (!down_event_ || ssh_event_add_session(down_event_.get(), s) != SSH_OK) {
-    close("internal_error", "");
+    close(EndReason::kInternalError, "");
     return;
   }
   interest_ = EPOLLIN;
@@ -239,7 +244,7 @@ void Session::step_once() {
   if (state_ == State::kHandshake) {
     int rc = ssh_handle_key_exchange(s);
     if (rc == SSH_AGAIN) return update_interest();
-    if (rc != SSH_OK) return close("handshake_failed", "");
+    if (rc != SSH_OK) return close(EndReason::kHandshakeFailed, "");
     state_ = State::kAuthenticating;
     log_->emit(EventKind{"connection.handshake", "", ""},
                json{{"castgate",
@@ -258,19 +263,15 @@ void Session::step_once() {
   if (state_ == State::kClosed) return;
   if (!ssh_is_connected(s) || fd_ < 0) {
     if (sign_in_) sign_in_->connection_lost();
-    if (state_ != State::kClosing) {
-      std::string reason = broken ? "protocol_error" : "user disconnected";
-      close_reason_ = reason;
-      for (auto& [id, pair] : pairs_) pair->terminate("", reason);
-      state_ = State::kClosing;
-      closing_deadline_ = clock().steady_now() + kCloseGrace;
-    }
+    close(broken ? Ending{EndReason::kProtocolError, ""}
+                 : Ending{EndReason::kUserDisconnected, "user disconnected"},
+          "");
   }
   if (upstream_ && upstream_->state() == Upstream::State::kReady &&
       (!ssh_is_connected(upstream_->session()) ||
        (ssh_get_status(upstream_->session()) & SSH_CLOSED_ERROR)) &&
       state_ == State::kAuthenticated) {
-    close("target_disconnected", "the connection to " + target_name_ + " was lost");
+    close(EndReason::kTargetDisconnected, "the connection to " + target_name_ + " was lost");
   }
   for (auto it = pairs_.begin(); it != pairs_.end();) {
     it->second->step();
@@ -293,8 +294,7 @@ void Session::step_once() {
   // Closing: the inner sessions of ProxyJump channels see their socket close and end on their
   // own, each with its end event.
   if (state_ == State::kClosing) {
-    for (auto& [id, tunnel] : tunnels_)
-      end_jump(*tunnel, close_reason_.empty() ? "session closed" : close_reason_);
+    for (auto& [id, tunnel] : tunnels_) end_jump(*tunnel, std::string(ending_.reason()));
     tunnels_.clear();
   }
   if (state_ == State::kClosing && (pairs_.empty() || clock().steady_now() >= closing_deadline_)) {
@@ -338,7 +338,7 @@ void Session::limit_exceeded(const std::string& limit, const std::string& detail
   log_->emit(EventKind{"limit.exceeded", "failure", detail},
              json{{"castgate", {{"limit", limit}}}});
   log::warn("session " + id_ + ": " + detail + "; disconnecting " + peer_.address);
-  close("limit_exceeded", detail + "; the connection was closed");
+  close(EndReason::kLimitExceeded, detail + "; the connection was closed");
   // No grace for a peer past a limit: one that ignores the window may ignore our CLOSE too, and
   // libssh buffers whatever it goes on sending until the socket is closed.
   closing_deadline_ = clock().steady_now();
@@ -435,15 +435,15 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
 
 void Session::retire() {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
-  if (!authenticated()) return close("config_reloaded", kReloadedMessage);
+  if (!authenticated()) return close(EndReason::kConfigReloaded, kReloadedMessage);
   if (!refusal_.empty() && pairs_.empty() && tunnels_.empty())
-    return close("config_reloaded", kReloadedMessage);
+    return close(EndReason::kConfigReloaded, kReloadedMessage);
 }
 
 void Session::enforce_locks(const Locks& locks) {
   if (!authenticated() || state_ == State::kClosing || state_ == State::kClosed) return;
   const auto* lock = locks.match(identity_, target_ ? target_->name : target_name_);
-  if (lock) close("locked", lock_message(*lock));
+  if (lock) close(EndReason::kLocked, lock_message(*lock));
 }
 
 void Session::authorize(const std::string& ssh_user) {
@@ -536,7 +536,7 @@ void Session::on_upstream_failed(const UpstreamFailure& failure) {
     if (pair->state() == ChannelPair::State::kWaitingForUpstream)
       pair->refuse(failure.message);
     else
-      pair->terminate(failure.message, failure.code);
+      pair->terminate(failure.message, Ending{EndReason::kUpstreamFailed, failure.code});
   }
   request_step();
 }
@@ -717,13 +717,13 @@ void Session::note_activity() {
   last_activity_ = clock().steady_now();
 }
 
-void Session::close(const std::string& reason, const std::string& user_message) {
+void Session::close(Ending ending, const std::string& user_message) {
   if (state_ == State::kClosed || state_ == State::kClosing) return;
-  close_reason_ = reason;
+  ending_ = std::move(ending);
   close_message_ = user_message;
   state_ = State::kClosing;
   closing_deadline_ = clock().steady_now() + kCloseGrace;
-  for (auto& [id, pair] : pairs_) pair->terminate(user_message, reason);
+  for (auto& [id, pair] : pairs_) pair->terminate(user_message, ending_);
   request_step();
 }
 
@@ -741,7 +741,7 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
     preauth =
         std::max(preauth, context_.oidc->config().device.longest_wait() + std::chrono::seconds(30));
   if (!authenticated() && now - started_at_ > preauth) {
-    close("preauth_timeout", "");
+    close(EndReason::kPreauthTimeout, "");
     return;
   }
   if (deadline_ && state_ == State::kAuthenticated) {
@@ -749,26 +749,29 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
     if (state_ != State::kAuthenticated) return;
   }
   if (cfg.idle_timeout.count() > 0 && authenticated() && now - last_activity_ > cfg.idle_timeout) {
-    close("idle_timeout", "the session was idle for " + std::to_string(cfg.idle_timeout.count()) +
-                              " seconds and was closed");
+    close(EndReason::kIdleTimeout, "the session was idle for " +
+                                       std::to_string(cfg.idle_timeout.count()) +
+                                       " seconds and was closed");
     return;
   }
   if (authenticated() && !refusal_.empty() && pairs_.empty() && tunnels_.empty()) {
     // Refused, or a connection without a target between ProxyJump channels (a ControlMaster):
     // the latter may idle for --jump-idle-timeout after its last channel, until its sign-in ends.
-    if (!last_jump_end_ && now - started_at_ > kRefusedLinger) return close("refused", "");
+    if (!last_jump_end_ && now - started_at_ > kRefusedLinger)
+      return close(EndReason::kRefused, "");
     if (last_jump_end_ && now - *last_jump_end_ > cfg.jump_idle_timeout)
-      return close("idle_timeout", "no ProxyJump channel for " +
-                                       std::to_string(cfg.jump_idle_timeout.count()) +
-                                       " seconds; the connection was closed");
+      return close(EndReason::kIdleTimeout, "no ProxyJump channel for " +
+                                                std::to_string(cfg.jump_idle_timeout.count()) +
+                                                " seconds; the connection was closed");
     if (last_jump_end_ && sign_in_->credential_expires() &&
         clock().now() >= *sign_in_->credential_expires())
-      return close("sign_in_expired", "the sign-in of this connection expired");
-    if (context_.retired.load()) return close("config_reloaded", kReloadedMessage);
+      return close(EndReason::kSignInExpired, "the sign-in of this connection expired");
+    if (context_.retired.load()) return close(EndReason::kConfigReloaded, kReloadedMessage);
   }
   auto health = context_.sink->health();
   if (health != asciicast::SinkHealth::kHealthy && authenticated() && recording_enabled()) {
-    close("recording_unavailable", "session recording is unavailable, so the session was ended");
+    close(EndReason::kRecordingUnavailable,
+          "session recording is unavailable, so the session was ended");
     return;
   }
   // Channels waiting for a peer's CLOSE also need time to pass.
@@ -790,15 +793,16 @@ void Session::check_session_length(std::chrono::steady_clock::time_point now) {
 
 void Session::finalize() {
   if (state_ == State::kClosed) return;
+  // The one teardown: only ever after close(), which recorded why (ending_).
+  assert(state_ == State::kClosing);
   if (sign_in_) sign_in_->connection_lost();
   // Channels that did not finish in time are ended now, each with its own end event.
   for (auto& [id, pair] : pairs_) {
-    pair->terminate("", close_reason_.empty() ? "session closed" : close_reason_);
-    pair->abandon(close_reason_.empty() ? "session closed" : close_reason_);
+    pair->terminate("", ending_);
+    pair->abandon(ending_);
   }
   pairs_.clear();
-  for (auto& [id, tunnel] : tunnels_)
-    end_jump(*tunnel, close_reason_.empty() ? "session closed" : close_reason_);
+  for (auto& [id, tunnel] : tunnels_) end_jump(*tunnel, std::string(ending_.reason()));
   tunnels_.clear();
   state_ = State::kClosed;
   if (upstream_) upstream_->disconnect();
@@ -815,16 +819,16 @@ void Session::finalize() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(clock().steady_now() - started_at_);
   json f;
   f["event"]["duration"] = duration.count();
-  f["castgate"]["end_reason"] = close_reason_.empty() ? "closed" : close_reason_;
+  f["castgate"]["end_reason"] = to_string(ending_.code);
   f["castgate"]["channels"] = next_channel_id_;
   log_->add_byte_counts(f, bytes_to_target_, bytes_to_user_);
   if (last_exit_status_) f["process"]["exit_code"] = *last_exit_status_;
   if (last_exit_signal_) f["castgate"]["exit_signal"] = *last_exit_signal_;
   if (session_started_) {
     f["network"] = {{"protocol", "ssh"}, {"transport", "tcp"}};
-    log_->end(EventKind{"session.end", "", close_reason_}, std::move(f));
+    log_->end(EventKind{"session.end", "", std::string(ending_.reason())}, std::move(f));
   } else {
-    log_->end(EventKind{"connection.closed", "", close_reason_}, std::move(f));
+    log_->end(EventKind{"connection.closed", "", std::string(ending_.reason())}, std::move(f));
   }
   host_.session_finished(id_);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/identity.h"
 #include "gateway/authenticator.h"
@@ -53,7 +54,9 @@ class Session final : public FdHandler,
 
   // Starts the one teardown path: channels are told `user_message`, both connections are
   // closed, session.end is written and the worker drops the session.
-  void close(const std::string& reason, const std::string& user_message) override;
+  void close(asciicast::EndReason reason, const std::string& user_message) override {
+    close(asciicast::Ending{reason, ""}, user_message);
+  }
   // The recording output has room again.
   void resume() { step(); }
   // Once a second: timeouts, recording health.
@@ -111,6 +114,9 @@ class Session final : public FdHandler,
                         const std::optional<std::string>& exit_signal) override;
 
  private:
+  // Every end starts here (public close(), the user's connection lost, a fault): it records why,
+  // once, and moves to kClosing; a later step or tick calls finalize(), the one teardown.
+  void close(asciicast::Ending ending, const std::string& user_message);
   void step();
   void step_once();
   // An exception reached the boundary: end this session as cleanly as still possible.
@@ -167,7 +173,7 @@ class Session final : public FdHandler,
   bool warned_ = false;
   void check_session_length(std::chrono::steady_clock::time_point now);
   std::chrono::steady_clock::time_point closing_deadline_{};
-  std::string close_reason_;
+  asciicast::Ending ending_;  // set by close()
   std::string close_message_;
   bool in_step_ = false, step_again_ = false, step_scheduled_ = false;
   int next_channel_id_ = 0;

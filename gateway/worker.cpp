@@ -89,7 +89,7 @@ void Worker::add_session(std::string id, int fd, ListenSpec listener, asciicast:
   s->guarded([s] { s->start(); });
 }
 
-void Worker::close_all(const std::string& reason, const std::string& message) {
+void Worker::close_all(asciicast::EndReason reason, const std::string& message) {
   loop_.post([this, reason, message] {
     std::vector<std::string> ids;
     for (auto& [id, s] : sessions_) ids.push_back(id);

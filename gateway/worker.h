@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "gateway/config.h"
 #include "gateway/context.h"
@@ -33,7 +34,7 @@ class Worker final : public SessionHost {
   // Thread-safe: the worker takes over an accepted socket.
   void adopt(int fd, ListenSpec listener, asciicast::Endpoint peer);
   // Thread-safe: close every session with `message` (grace period over, or recording failed).
-  void close_all(const std::string& reason, const std::string& message);
+  void close_all(asciicast::EndReason reason, const std::string& message);
   // Thread-safe: sessions paused by recording backpressure may continue.
   void resume_all();
   // Thread-safe: ends the sessions `locks` now match.

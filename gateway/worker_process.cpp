@@ -176,7 +176,7 @@ void WorkerProcess::on_signal() {
       // A retired worker past the parent's limit: its sessions end as on a stop, said as what
       // it is.
       if (retiring_ && !draining_) {
-        end_reason_ = "config_reloaded";
+        end_reason_ = asciicast::EndReason::kConfigReloaded;
         end_message_ =
             "castgate's configuration was reloaded many times while this session was open; "
             "connect again";
@@ -185,7 +185,7 @@ void WorkerProcess::on_signal() {
       continue;
     }
     if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) continue;
-    end_reason_ = "gateway_shutdown";
+    end_reason_ = asciicast::EndReason::kGatewayShutdown;
     end_message_ = "castgate is shutting down; the session was closed";
     if (!draining_) {
       begin_drain();

@@ -70,7 +70,7 @@ class WorkerProcess : private FdHandler {
   bool draining_ = false;
   bool retiring_ = false;  // ends after its last connection, with no deadline
   // How its sessions end when it drains: a stop, or a retired worker past the parent's limit.
-  std::string end_reason_ = "gateway_shutdown";
+  asciicast::EndReason end_reason_ = asciicast::EndReason::kGatewayShutdown;
   std::string end_message_ = "castgate is shutting down; the session was closed";
   bool closing_all_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};

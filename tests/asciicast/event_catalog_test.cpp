@@ -14,7 +14,9 @@
 #include <set>
 #include <string>
 
+#include "asciicast/channel_kind.h"
 #include "asciicast/channel_recording.h"
+#include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/clock.h"
 #include "player/log_reader.h"
@@ -152,10 +154,57 @@ TEST_CASE("every event kind is classified as ECS 9.4.0 allows") {
   CHECK(kExpectedTypes.at("file").count("creation"));
 }
 
-TEST_CASE("the catalog lists exactly the actions of the published JSON Schema") {
-  std::ifstream in(std::string(CASTGATE_SOURCE_DIR) + "/docs/events.schema.json");
+namespace {
+
+// A file of the source tree, read whole: JSON for a .json file, else a string.
+json published_file(const std::string& path) {
+  std::ifstream in(std::string(CASTGATE_SOURCE_DIR) + "/" + path);
   REQUIRE(in);
-  json schema = json::parse(in);
+  if (path.ends_with(".json")) return json::parse(in);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every value of a vocabulary enum: they are numbered from 0 without gaps, and to_string has no
+// name for the first number past them (and the compiler checks its switch names every value).
+template <typename Enum>
+std::set<std::string> vocabulary() {
+  std::set<std::string> names;
+  for (int i = 0;; ++i) {
+    std::string_view name = to_string(static_cast<Enum>(i));
+    if (name.empty()) return names;
+    names.emplace(name);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every end reason and channel kind is listed in the JSON Schema and in docs/events.md") {
+  json schema = published_file("docs/events.schema.json");
+  std::string doc = published_file("docs/events.md").get<std::string>();
+  const json& castgate = schema["properties"]["castgate"]["properties"];
+  auto listed = [&](const char* field) {
+    std::set<std::string> values;
+    for (const auto& v : castgate[field]["enum"]) values.insert(v.get<std::string>());
+    return values;
+  };
+  const std::map<std::string, std::set<std::string>> vocabularies = {
+      {"end_reason", vocabulary<EndReason>()},
+      {"channel_kind", vocabulary<ChannelKind>()},
+      {"channel_type", vocabulary<ChannelType>()},
+  };
+  for (const auto& [field, names] : vocabularies) {
+    INFO("castgate.", field);
+    CHECK(names.size() > 1);
+    CHECK(listed(field.c_str()) == names);  // a new value is documented, a retired one is not
+    for (const auto& name : names) {
+      INFO("castgate.", field, " ", name);
+      CHECK(doc.find("`" + name + "`") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("the catalog lists exactly the actions of the published JSON Schema") {
+  json schema = published_file("docs/events.schema.json");
   std::set<std::string> in_schema;
   for (const auto& a : schema["properties"]["event"]["properties"]["action"]["enum"])
     in_schema.insert(a.get<std::string>());
@@ -165,9 +214,7 @@ TEST_CASE("the catalog lists exactly the actions of the published JSON Schema") 
 }
 
 TEST_CASE("the player keeps exactly the schema's top-level members of a re-encoded event") {
-  std::ifstream in(std::string(CASTGATE_SOURCE_DIR) + "/docs/events.schema.json");
-  REQUIRE(in);
-  json schema = json::parse(in);
+  json schema = published_file("docs/events.schema.json");
   std::set<std::string> in_schema, in_player;
   for (auto& [key, value] : schema["properties"].items()) in_schema.insert(key);
   for (auto key : player::castgate_top_level_members()) in_player.insert(std::string(key));
@@ -198,7 +245,7 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
   log.emit(EventKind{"session.start", "success", ""});
   ChannelRecording rec(log, 0, clock, nullptr);
   ChannelHeader h;
-  h.kind = "shell";
+  h.kind = ChannelKind::kShell;
   rec.start(h);
   rec.from_target("hello\r\n", false);
   rec.finish();
@@ -214,7 +261,7 @@ TEST_CASE("written events carry their catalog class, ECS's common fields and ECS
     };
     ChannelRecording transfer(log, channel++, clock, nullptr);
     ChannelHeader th;
-    th.kind = "exec";
+    th.kind = ChannelKind::kExec;
     th.command = read(".exec");
     transfer.start(th);
     transfer.from_user(read(".from_user"));

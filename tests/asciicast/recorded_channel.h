@@ -37,7 +37,7 @@ struct RecordedChannel {
     log->set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
     rec = std::make_unique<ChannelRecording>(*log, 0, clock, alerts);
     ChannelHeader h;
-    h.kind = "exec";
+    h.kind = ChannelKind::kExec;
     h.command = std::move(command);
     h.summarize_binary = summarize;
     rec->start(h);

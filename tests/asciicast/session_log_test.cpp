@@ -49,7 +49,7 @@ TEST_CASE("every line is canonical JSON, chained and signed") {
   ChannelRecording rec(log, 0, clock, nullptr);
   ChannelHeader h;
   h.title = "t";
-  h.kind = "shell";
+  h.kind = ChannelKind::kShell;
   rec.start(h);
   clock.advance(std::chrono::microseconds(1500000));
   rec.from_target("hello \"world\"\r\n\x01\x7f \xe2\x82", false);
@@ -360,7 +360,7 @@ TEST_CASE("searchable text: output also as ECS message, within the line limit, n
   log.set_target("db1.int", Endpoint{"10.0.0.5", 22}, "ubuntu");
   ChannelRecording rec(log, 0, clock, nullptr);
   ChannelHeader h;
-  h.kind = "shell";
+  h.kind = ChannelKind::kShell;
   rec.start(h);
   std::string big;
   for (int i = 0; i < 3000; ++i) big += "line " + std::to_string(i) + " \"quoted\" \x01\r\n";

@@ -314,7 +314,7 @@ TEST_CASE("policy full, a terminal, stderr and SCP keep today's recording") {
                    clock);
     ChannelRecording rec(log, 0, clock, nullptr);
     ChannelHeader h;
-    h.kind = "exec";
+    h.kind = ChannelKind::kExec;
     h.command = "cat blob";
     h.pty = true;
     h.summarize_binary = true;

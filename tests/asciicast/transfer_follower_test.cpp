@@ -457,7 +457,7 @@ TEST_CASE("a channel recording adds git metadata and still records the channel")
     Capture c = capture("clone-v0");
     ChannelRecording rec(log, 0, clock, nullptr);
     ChannelHeader h;
-    h.kind = "exec";
+    h.kind = ChannelKind::kExec;
     h.command = c.exec;
     rec.start(h);
     rec.from_user(c.from_user);
@@ -485,7 +485,7 @@ TEST_CASE("a channel recording adds git metadata and still records the channel")
   SUBCASE("data that is not git: one file.error, nothing after it, output recorded") {
     ChannelRecording rec(log, 0, clock, nullptr);
     ChannelHeader h;
-    h.kind = "exec";
+    h.kind = ChannelKind::kExec;
     h.command = "git-upload-pack '/srv/r.git'";
     rec.start(h);
     rec.from_target("Welcome to db1\n", false);
@@ -503,7 +503,7 @@ TEST_CASE("a channel recording adds git metadata and still records the channel")
   SUBCASE("with a pty it is a terminal, not a transfer") {
     ChannelRecording rec(log, 0, clock, nullptr);
     ChannelHeader h;
-    h.kind = "exec";
+    h.kind = ChannelKind::kExec;
     h.pty = true;
     h.command = "git-upload-pack '/srv/r.git'";
     rec.start(h);

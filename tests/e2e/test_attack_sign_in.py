@@ -121,7 +121,7 @@ def test_closing_the_terminal_during_a_device_sign_in(watched, press_enter):
     for session, _, _ in abandoned:
         end = final_event(gw, session)
         assert end["event"]["action"] == "connection.closed"
-        assert end["castgate"]["end_reason"] == "user disconnected"
+        assert end["castgate"]["end_reason"] == "user_disconnected"
     # Approved after the clients left: castgate stopped polling for these codes.
     for _, uri, code in abandoned:
         approve(uri, code)
@@ -154,7 +154,7 @@ def test_a_script_without_a_terminal_answers_the_prompt_and_is_killed(watched):
         killed.append(new.pop())
     for session in killed:
         end = final_event(gw, session)
-        assert end["castgate"]["end_reason"] == "user disconnected"
+        assert end["castgate"]["end_reason"] == "user_disconnected"
     assert gw.proc.alive(), gw.stderr()[-4000:]
     no_sign_in_since(gw, killed)
 
@@ -196,7 +196,7 @@ def test_clients_gone_while_their_workload_tokens_are_validated(watched, idp):  
     assert {e["event"]["action"] for e in ours} == {"connection.accepted",
                                                     "connection.handshake", "connection.closed"}
     assert {e["castgate"]["end_reason"] for e in ours if e["castgate"].get("final")} == \
-        {"user disconnected"}
+        {"user_disconnected"}
     # The provider is slow, not broken: a workload that waits for its verdict is signed in.
     idp.control("slow_keys", {"ms": 0})
     assert paramiko_sign_in(gw, answer=token, command="echo workload-ok")[1] == b"workload-ok\n"

@@ -92,11 +92,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.summarize_binary = !(flags & 1);
   h.term = std::string(take(in, 32));
   h.title = std::string(take(in, 64));
-  static constexpr const char* kKinds[] = {"shell", "exec", "subsystem", "exec"};
+  static constexpr ChannelKind kKinds[] = {ChannelKind::kShell, ChannelKind::kExec,
+                                           ChannelKind::kSubsystem, ChannelKind::kExec};
   h.kind = kKinds[(flags >> 2) & 3];
-  if (h.kind == "subsystem") {
+  if (h.kind == ChannelKind::kSubsystem) {
     h.command = (flags & 16) ? "sftp" : std::string(take(in, 32));
-  } else if (h.kind == "exec") {
+  } else if (h.kind == ChannelKind::kExec) {
     h.command = (flags & 16) ? "scp -f /tmp/x" : std::string(take(in, 255));
     if (flags & 1) h.command += std::string(20000, ';');  // longer than any line
   }

@@ -214,7 +214,7 @@ TEST_CASE("policy: the longest session the granting rules allow") {
   REQUIRE(d.ends_at);
   CHECK(*d.ends_at == now + std::chrono::hours(2));
   CHECK(d.ends_because == "policy rule contractors allows sessions of at most 2h");
-  CHECK(d.ends_code == "max_session_length");
+  CHECK(to_string(d.ends_code) == "max_session_length");
   c.groups = {"contractors", "oncall"};  // rules are alternatives: the most generous applies
   d = p.evaluate(c, "web1", "app", now);
   CHECK(*d.ends_at == now + std::chrono::hours(12));
@@ -261,7 +261,7 @@ TEST_CASE("policy: hours in a time zone, daylight saving included") {
   CHECK(d.allowed);
   REQUIRE(d.ends_at);
   CHECK(*d.ends_at == utc(2026, 7, 15, 16, 0));  // 18:00 Berlin
-  CHECK(d.ends_code == "outside_hours");
+  CHECK(to_string(d.ends_code) == "outside_hours");
   CHECK(d.ends_because == "policy rule office allows access Mon-Fri 08:00-18:00 Europe/Berlin");
   // 05:30 UTC is 07:30 in Berlin: before the window.
   d = p.evaluate(s, "web1", "app", utc(2026, 7, 15, 5, 30));

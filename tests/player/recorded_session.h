@@ -60,7 +60,7 @@ inline std::vector<std::string> record_session(
   {
     asciicast::ChannelRecording rec(log, 0, clock, nullptr);
     asciicast::ChannelHeader h;
-    h.kind = "shell";
+    h.kind = asciicast::ChannelKind::kShell;
     h.pty = true;
     rec.start(h);
     for (const auto& text : outputs) {
