@@ -16,10 +16,11 @@ using asciicast::EventKind;
 using nlohmann::json;
 
 Authenticator::Authenticator(GatewayContext& context, Connection& connection,
-                             std::string listener_target, std::string peer_address,
-                             const JumpOrigin* jump)
+                             InteractiveSignIn::Handle interactive, std::string listener_target,
+                             std::string peer_address, const JumpOrigin* jump)
     : context_(context),
       connection_(connection),
+      interactive_handle_(std::move(interactive)),
       listener_target_(std::move(listener_target)),
       peer_address_(std::move(peer_address)),
       jump_(jump) {}
@@ -103,8 +104,8 @@ void Authenticator::handle(ssh::Message m) {
     case SSH_AUTH_METHOD_PASSWORD: {
       if (!ctx.oidc) return refuse_unregistered_keys(std::move(m));
       if (!interactive_)
-        interactive_ =
-            std::make_unique<InteractiveSignIn>(*this, *ctx.oidc, ctx.config.max_token_attempts);
+        interactive_ = std::make_unique<InteractiveSignIn>(*this, interactive_handle_, *ctx.oidc,
+                                                           ctx.config.max_token_attempts);
       if (ssh_message_subtype(msg) == SSH_AUTH_METHOD_PASSWORD)
         return interactive_->on_password(std::move(m));
       return interactive_->on_keyboard_interactive(std::move(m));

@@ -17,7 +17,6 @@
 #include "asciicast/session_log.h"
 #include "common/identity.h"
 #include "gateway/context.h"
-#include "gateway/event_loop.h"
 #include "gateway/interactive_sign_in.h"
 #include "gateway/ssh_handles.h"
 
@@ -47,19 +46,19 @@ class Authenticator final : public InteractiveSignIn::Host {
    public:
     virtual ~Connection() = default;
     virtual ssh_session downstream() = 0;
-    virtual EventLoop& loop() = 0;
     virtual asciicast::SessionLog& log() = 0;
-    // Runs a step of the interactive sign-in on the connection's loop (see InteractiveSignIn).
-    virtual InteractiveSignIn::Poster interactive_sign_in_poster() = 0;
     // The sign-in succeeded: the connection answers `m` and records it.
     virtual void accept_identity(const Identity& identity, ssh::Message m,
                                  const std::string& detail) = 0;
     virtual void close(asciicast::EndReason reason, const std::string& user_message) = 0;
   };
 
-  // `listener_target`: the target the listener serves, if any (named in auth.failure events).
-  // `jump`: set on the inner connection of a ProxyJump channel; it must outlive this.
-  Authenticator(GatewayContext& context, Connection& connection, std::string listener_target,
+  // `interactive`: how the sign-in at the prompt, once started, is found again through the
+  // connection's handle. `listener_target`: the target the listener serves, if any (named in
+  // auth.failure events). `jump`: set on the inner connection of a ProxyJump channel; it must
+  // outlive this.
+  Authenticator(GatewayContext& context, Connection& connection,
+                InteractiveSignIn::Handle interactive, std::string listener_target,
                 std::string peer_address, const JumpOrigin* jump);
   ~Authenticator() override;
   Authenticator(const Authenticator&) = delete;
@@ -94,10 +93,6 @@ class Authenticator final : public InteractiveSignIn::Host {
 
   // InteractiveSignIn::Host
   ssh_session downstream() override { return connection_.downstream(); }
-  EventLoop& loop() override { return connection_.loop(); }
-  InteractiveSignIn::Poster sign_in_poster() override {
-    return connection_.interactive_sign_in_poster();
-  }
   bool device_flow_allowed() override;
   void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) override;
   void sign_in_failed(const std::string& method, const oidc::SignInResult& result) override;
@@ -123,6 +118,7 @@ class Authenticator final : public InteractiveSignIn::Host {
 
   GatewayContext& context_;
   Connection& connection_;
+  const InteractiveSignIn::Handle interactive_handle_;
   const std::string listener_target_;
   const std::string peer_address_;
   const JumpOrigin* const jump_;

@@ -21,13 +21,17 @@ SignInFlow::Settings settings_of(const oidc::OidcService& oidc, int max_token_at
 }
 }  // namespace
 
-InteractiveSignIn::InteractiveSignIn(Host& host, oidc::OidcService& oidc, int max_token_attempts)
-    : host_(host), oidc_(oidc), flow_(settings_of(oidc, max_token_attempts)) {}
+InteractiveSignIn::InteractiveSignIn(Host& host, Handle self, oidc::OidcService& oidc,
+                                     int max_token_attempts)
+    : host_(host),
+      self_(std::move(self)),
+      oidc_(oidc),
+      flow_(settings_of(oidc, max_token_attempts)) {}
 
 InteractiveSignIn::~InteractiveSignIn() {
   // The session is going away: never answer a message here (its connection may be gone).
   if (device_flow_) oidc_.cancel(device_flow_);
-  if (prompt_timer_) host_.loop().cancel_timer(prompt_timer_);
+  if (prompt_timer_) self_.cancel(prompt_timer_);
 }
 
 void InteractiveSignIn::on_keyboard_interactive(ssh::Message m) {
@@ -66,13 +70,13 @@ void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
         held_ = std::move(msg);
         break;
       case Verb::kStartDeviceFlow: {
-        Poster post = host_.sign_in_poster();
+        // The provider answers on its own thread.
         device_flow_ = oidc_.start_device_flow(
-            [post](const oidc::DeviceCode& code) {
-              post([code](InteractiveSignIn& s) { s.run(s.flow_.on_code(code), nullptr); });
+            [self = self_](const oidc::DeviceCode& code) {
+              self.post([code](InteractiveSignIn& s) { s.run(s.flow_.on_code(code), nullptr); });
             },
-            [post](oidc::SignInResult result) {
-              post([result = std::move(result)](InteractiveSignIn& s) mutable {
+            [self = self_](oidc::SignInResult result) {
+              self.post([result = std::move(result)](InteractiveSignIn& s) mutable {
                 s.device_flow_ = 0;
                 s.run(s.flow_.on_result(std::move(result), "oidc-device"), nullptr);
               });
@@ -84,9 +88,8 @@ void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
         device_flow_ = 0;
         break;
       case Verb::kValidateToken: {
-        Poster post = host_.sign_in_poster();
-        oidc_.validate_workload_token(step.text, [post](oidc::SignInResult result) {
-          post([result = std::move(result)](InteractiveSignIn& s) mutable {
+        oidc_.validate_workload_token(step.text, [self = self_](oidc::SignInResult result) {
+          self.post([result = std::move(result)](InteractiveSignIn& s) mutable {
             s.run(s.flow_.on_result(std::move(result), "workload-jwt"), nullptr);
           });
         });
@@ -118,21 +121,16 @@ void InteractiveSignIn::run(SignInFlow::Steps steps, ssh::Message current) {
         break;
       case Verb::kDrop:
         break;  // `msg` is freed unanswered when it goes out of scope
-      case Verb::kStartPromptTimer: {
-        Poster post = host_.sign_in_poster();
-        prompt_timer_ =
-            host_.loop().add_timer(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       oidc_.config().device.prompt_delay),
-                                   [post] {
-                                     post([](InteractiveSignIn& s) {
-                                       s.prompt_timer_ = 0;
-                                       s.run(s.flow_.on_prompt_timer(), nullptr);
-                                     });
-                                   });
+      case Verb::kStartPromptTimer:
+        prompt_timer_ = self_.after(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        oidc_.config().device.prompt_delay),
+                                    [](InteractiveSignIn& s) {
+                                      s.prompt_timer_ = 0;
+                                      s.run(s.flow_.on_prompt_timer(), nullptr);
+                                    });
         break;
-      }
       case Verb::kCancelPromptTimer:
-        if (prompt_timer_) host_.loop().cancel_timer(prompt_timer_);
+        if (prompt_timer_) self_.cancel(prompt_timer_);
         prompt_timer_ = 0;
         break;
     }

@@ -4,9 +4,9 @@
 // queued and answers them when the identity provider has answered; nothing here blocks.
 //
 // The decisions are SignInFlow's (a pure state machine); this class carries its steps out on the
-// real messages and talks to the identity provider. Answers from the provider's thread come back
-// through a SessionRef-like poster (worker and session id, never a pointer), and a held message
-// is dropped unanswered once the connection is gone.
+// real messages and talks to the identity provider. The provider's answers and the prompt timer
+// come back through the session's handle (session_host.h), never a pointer; the outcome goes one
+// way, to the Host; a held message is dropped unanswered once the connection is gone.
 #pragma once
 
 #include <functional>
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "common/identity.h"
-#include "gateway/event_loop.h"
+#include "gateway/session_host.h"
 #include "gateway/sign_in_flow.h"
 #include "gateway/ssh_handles.h"
 #include "oidc/service.h"
@@ -23,16 +23,15 @@ namespace castgate {
 
 class InteractiveSignIn {
  public:
-  // Runs a function on this sign-in, on its session's loop and inside the session's fault
-  // boundary, if the session (and the sign-in) still exist. Safe to copy to other threads.
-  using Poster = std::function<void(std::function<void(InteractiveSignIn&)>)>;
+  // This sign-in, named through its session: what runs later (the provider's answers, the
+  // prompt timer) finds it again, if the session (and the sign-in) still exist.
+  using Handle = SessionPartRef<InteractiveSignIn>;
 
+  // Where the outcome goes.
   class Host {
    public:
     virtual ~Host() = default;
     virtual ssh_session downstream() = 0;
-    virtual EventLoop& loop() = 0;
-    virtual Poster sign_in_poster() = 0;
     // False when the user's address started too many device sign-ins lately.
     virtual bool device_flow_allowed() = 0;
     virtual void signed_in(const oidc::SignInResult& result, ssh::Message reply_to) = 0;
@@ -40,7 +39,7 @@ class InteractiveSignIn {
     virtual void sign_in_progress(const std::string& action, const std::string& detail) = 0;
   };
 
-  InteractiveSignIn(Host& host, oidc::OidcService& oidc, int max_token_attempts);
+  InteractiveSignIn(Host& host, Handle self, oidc::OidcService& oidc, int max_token_attempts);
   ~InteractiveSignIn();
   InteractiveSignIn(const InteractiveSignIn&) = delete;
   InteractiveSignIn& operator=(const InteractiveSignIn&) = delete;
@@ -60,6 +59,7 @@ class InteractiveSignIn {
   void tell_failure(ssh_message to, const std::string& why);
 
   Host& host_;
+  const Handle self_;
   oidc::OidcService& oidc_;
   SignInFlow flow_;
   ssh::Message held_;

@@ -46,8 +46,9 @@ Session::Session(SessionHost& host, GatewayContext& context, std::string id, int
       counted_unauthenticated_(!jump),  // the outer connection was the one counted
       jump_(std::move(jump)),
       fd_(fd) {
-  sign_in_ = std::make_unique<Authenticator>(context_, *this, listener_.target, peer_.address,
-                                             jump_ ? &*jump_ : nullptr);
+  sign_in_ = std::make_unique<Authenticator>(
+      context_, *this, InteractiveSignIn::Handle{ref(), &enter_sign_in}, listener_.target,
+      peer_.address, jump_ ? &*jump_ : nullptr);
   auto& ctx = context_;
   asciicast::SessionLogOptions opts;
   opts.instance = ctx.config.instance;
@@ -206,11 +207,9 @@ void Session::on_fd_ready(int, uint32_t) {
 void Session::request_step() {
   if (step_scheduled_ || state_ == State::kClosed) return;
   step_scheduled_ = true;
-  std::weak_ptr<int> alive = alive_;
-  host_.loop().defer([this, alive] {
-    if (alive.expired()) return;
-    step_scheduled_ = false;
-    guarded([this] { step(); });
+  ref().defer([](Session& s) {
+    s.step_scheduled_ = false;
+    s.step();
   });
 }
 
@@ -396,23 +395,17 @@ void Session::handle_message(ssh::Message m) {
   }
 }
 
-EventLoop& Session::loop() {
-  return host_.loop();
+void Session::enter_sign_in(Session& s, const InteractiveSignIn::Handle::Task& fn) {
+  InteractiveSignIn* sign_in = s.sign_in_->interactive();
+  if (!sign_in || s.state_ != State::kAuthenticating) return;
+  fn(*sign_in);
+  // What the sign-in sent may wait for the socket to be writable (libssh writes one packet, then
+  // buffers until POLLOUT): watch for it, as after input from the client.
+  s.request_step();
 }
 
-InteractiveSignIn::Poster Session::interactive_sign_in_poster() {
-  // Copied to the identity provider's thread: it names the session, it does not point at it.
-  SessionRef session = ref();
-  return [session](std::function<void(InteractiveSignIn&)> fn) {
-    session.post([fn = std::move(fn)](Session& s) {
-      InteractiveSignIn* sign_in = s.sign_in_->interactive();
-      if (!sign_in || s.state_ != State::kAuthenticating) return;
-      fn(*sign_in);
-      // What the step queued may wait for the socket to be writable (libssh writes one packet,
-      // then buffers until POLLOUT): watch for it, as after input from the client.
-      s.request_step();
-    });
-  };
+void Session::enter_upstream(Session& s, const Upstream::Handle::Task& fn) {
+  if (s.upstream_) fn(*s.upstream_);
 }
 
 void Session::accept_identity(const Identity& identity, ssh::Message m, const std::string& detail) {
@@ -496,8 +489,9 @@ void Session::connect_upstream() {
     start["castgate"]["ends_at"] = rfc3339_micros(*decision_.ends_at);
   }
   log_->emit(EventKind{"session.start", "success", ""}, std::move(start));
-  upstream_ = std::make_unique<Upstream>(host_.loop(), *ctx.resolver, *target_, login_,
-                                         ctx.known_hosts, *this, ctx.config.connect_timeout);
+  upstream_ = std::make_unique<Upstream>(host_.loop(), Upstream::Handle{ref(), &enter_upstream},
+                                         *ctx.resolver, *target_, login_, ctx.known_hosts, *this,
+                                         ctx.config.connect_timeout);
   upstream_->start();
 }
 

@@ -75,7 +75,7 @@ class Session final : public FdHandler,
   // posted tasks, timers, deferred work) runs through here. An exception ends this session only,
   // with its last event, never the worker or the process.
   void guarded(const std::function<void()>& fn) noexcept;
-  // How code on other threads names this session.
+  // How code that runs later, or on other threads, names this session (session_host.h).
   SessionRef ref() { return SessionRef{&host_, id_}; }
 
   // Upstream::Owner
@@ -83,13 +83,10 @@ class Session final : public FdHandler,
   void on_upstream_failed(const UpstreamFailure& failure) override;
   void on_upstream_io() override { step(); }
   ssh::Key make_upstream_credential(const std::string& local_ip, std::string& description) override;
-  void run_guarded(const std::function<void()>& fn) noexcept override { guarded(fn); }
   void on_upstream_fault(const char* what) noexcept override { fault(what); }
 
   // Authenticator::Connection
   ssh_session downstream() override { return down_.get(); }
-  EventLoop& loop() override;
-  InteractiveSignIn::Poster interactive_sign_in_poster() override;
   void accept_identity(const Identity& identity, ssh::Message m,
                        const std::string& detail) override;
 
@@ -119,6 +116,10 @@ class Session final : public FdHandler,
   void close(asciicast::Ending ending, const std::string& user_message);
   void step();
   void step_once();
+  // How work scheduled through a part's handle (InteractiveSignIn::Handle, Upstream::Handle)
+  // reaches the part, if the session still has it.
+  static void enter_sign_in(Session& s, const InteractiveSignIn::Handle::Task& fn);
+  static void enter_upstream(Session& s, const Upstream::Handle::Task& fn);
   // An exception reached the boundary: end this session as cleanly as still possible.
   void fault(const char* what) noexcept;
   // Requests (channel, global, channel opens) spend from a token bucket; false when spent out.
@@ -183,7 +184,6 @@ class Session final : public FdHandler,
   std::optional<std::string> last_exit_signal_;
   uint32_t interest_ = 0;
   int fd_ = -1;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   bool faulted_ = false;
   double request_tokens_ = 0;  // request budget (spend_request_budget)
   std::chrono::steady_clock::time_point request_tokens_at_{};

@@ -16,10 +16,11 @@
 
 namespace castgate {
 
-Upstream::Upstream(EventLoop& loop, Resolver& resolver, const Target& target, std::string login,
-                   const KnownHosts& known_hosts, Owner& owner,
+Upstream::Upstream(EventLoop& loop, Handle self, Resolver& resolver, const Target& target,
+                   std::string login, const KnownHosts& known_hosts, Owner& owner,
                    std::chrono::seconds connect_timeout)
     : loop_(loop),
+      self_(std::move(self)),
       resolver_(resolver),
       target_(target),
       login_(std::move(login)),
@@ -29,7 +30,7 @@ Upstream::Upstream(EventLoop& loop, Resolver& resolver, const Target& target, st
 
 Upstream::~Upstream() {
   unwatch();
-  if (timeout_timer_) loop_.cancel_timer(timeout_timer_);
+  if (timeout_timer_) self_.cancel(timeout_timer_);
   fd_.reset();
   // The event must let go of the session before either is freed.
   if (event_ && session_) ssh_event_remove_session(event_.get(), session_.get());
@@ -47,20 +48,17 @@ void Upstream::unwatch() {
 
 void Upstream::start() {
   state_ = State::kResolving;
-  timeout_timer_ = loop_.add_timer(
-      std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout_), [this] {
-        timeout_timer_ = 0;
-        owner_.run_guarded([this] {
-          if (state_ != State::kReady && state_ != State::kFailed)
-            fail("target_timeout", "the target " + target_.name +
+  timeout_timer_ = self_.after(
+      std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout_), [](Upstream& u) {
+        u.timeout_timer_ = 0;
+        if (u.state_ != State::kReady && u.state_ != State::kFailed)
+          u.fail("target_timeout", "the target " + u.target_.name +
                                        " did not complete the connection within " +
-                                       std::to_string(connect_timeout_.count()) + " seconds");
-        });
+                                       std::to_string(u.connect_timeout_.count()) + " seconds");
       });
-  std::weak_ptr<int> alive = alive_;
-  resolver_.resolve(target_.host, target_.port, loop_, [this, alive](ResolveResult addrs) {
-    if (alive.expired()) return;
-    owner_.run_guarded([&] { on_resolved(std::move(addrs)); });
+  resolver_.resolve(target_.host, target_.port, loop_, [self = self_](ResolveResult addrs) {
+    self.defer(
+        [addrs = std::move(addrs)](Upstream& u) mutable { u.on_resolved(std::move(addrs)); });
   });
 }
 
@@ -230,7 +228,7 @@ void Upstream::step() {
     }
     state_ = State::kReady;
     if (timeout_timer_) {
-      loop_.cancel_timer(timeout_timer_);
+      self_.cancel(timeout_timer_);
       timeout_timer_ = 0;
     }
     update_interest();
@@ -274,7 +272,7 @@ void Upstream::fail(std::string code, std::string message) {
   if (state_ == State::kFailed) return;
   state_ = State::kFailed;
   if (timeout_timer_) {
-    loop_.cancel_timer(timeout_timer_);
+    self_.cancel(timeout_timer_);
     timeout_timer_ = 0;
   }
   unwatch();

@@ -1,11 +1,10 @@
 // The connection from castgate to a target: resolve, connect (non-blocking), SSH handshake,
 // pinned host-key check, sign in with the session's brokered credential. Every step runs on the
-// owning session's event loop and never blocks it.
+// owning session's event loop and never blocks it; what runs later (the resolver's answer, the
+// connect timeout) finds the upstream again through its session's handle (session_host.h).
 #pragma once
 
 #include <chrono>
-#include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "gateway/event_loop.h"
 #include "gateway/known_hosts.h"
 #include "gateway/resolver.h"
+#include "gateway/session_host.h"
 #include "gateway/ssh_handles.h"
 #include "gateway/targets.h"
 
@@ -26,6 +26,8 @@ struct UpstreamFailure {
 class Upstream final : public FdHandler {
  public:
   enum class State { kIdle, kResolving, kConnecting, kHandshake, kAuthenticating, kReady, kFailed };
+  // This upstream, named through its session.
+  using Handle = SessionPartRef<Upstream>;
 
   class Owner {
    public:
@@ -38,14 +40,13 @@ class Upstream final : public FdHandler {
     // connection (for the certificate's source-address). Returns null on failure.
     virtual ssh::Key make_upstream_credential(const std::string& local_ip,
                                               std::string& description) = 0;
-    // Runs `fn` inside the owner's fault boundary (an exception ends only the owner's session).
-    virtual void run_guarded(const std::function<void()>& fn) noexcept = 0;
     // An exception escaped the upstream's own event handling.
     virtual void on_upstream_fault(const char* what) noexcept = 0;
   };
 
-  Upstream(EventLoop& loop, Resolver& resolver, const Target& target, std::string login,
-           const KnownHosts& known_hosts, Owner& owner, std::chrono::seconds connect_timeout);
+  Upstream(EventLoop& loop, Handle self, Resolver& resolver, const Target& target,
+           std::string login, const KnownHosts& known_hosts, Owner& owner,
+           std::chrono::seconds connect_timeout);
   ~Upstream() override;
 
   void start();
@@ -71,6 +72,7 @@ class Upstream final : public FdHandler {
   void unwatch();
 
   EventLoop& loop_;
+  const Handle self_;
   Resolver& resolver_;
   const Target& target_;
   const std::string login_;
@@ -91,7 +93,6 @@ class Upstream final : public FdHandler {
   ssh::Session session_;
   ssh::Event event_;
   ssh::Key credential_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // guards posted callbacks
 };
 
 }  // namespace castgate

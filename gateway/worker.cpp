@@ -52,12 +52,11 @@ void Worker::tick() {
   for (auto& id : ids) run_in_session(id, [now](Session& s) { s.tick(now); });
 }
 
-void Worker::post_to_session(const std::string& id, std::function<void(Session&)> fn) {
-  loop_.post([this, id, fn = std::move(fn)] { run_in_session(id, fn); });
-}
-
 void Worker::run_in_session(const std::string& id, const std::function<void(Session&)>& fn) {
-  if (Session* s = find(id)) s->guarded([&] { fn(*s); });
+  // An exception `fn` throws ends that session (with its last event), never the worker. A closed
+  // session has written its last event and waits to be dropped: nothing more runs on it.
+  Session* s = find(id);
+  if (s && s->state() != Session::State::kClosed) s->guarded([&] { fn(*s); });
 }
 
 void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {

@@ -43,8 +43,8 @@ class Worker final : public SessionHost {
   size_t live_sessions() const { return live_.load(); }
 
   // SessionHost
-  void post_to_session(const std::string& id, std::function<void(Session&)> fn) override;
   EventLoop& loop() override { return loop_; }
+  void run_in_session(const std::string& id, const std::function<void(Session&)>& fn) override;
   ssh_bind bind() override { return bind_.get(); }
   void session_finished(const std::string& id) override;
   std::string start_inner_session(int fd, ListenSpec listener, asciicast::Endpoint peer,
@@ -54,9 +54,6 @@ class Worker final : public SessionHost {
 
   // Loop thread only.
   GatewayContext& context() { return context_; }
-  // Runs `fn` on the session `id` if it exists, inside its fault boundary: an exception ends that
-  // session (with its last event), never the worker.
-  void run_in_session(const std::string& id, const std::function<void(Session&)>& fn);
 
  private:
   void tick();
