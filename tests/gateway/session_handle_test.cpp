@@ -99,7 +99,7 @@ TEST_CASE("session handle: a task posted to a live session runs on it; to an end
   t.on_loop([] {});  // the post above ran before this
   CHECK(seen == id);
 
-  ref.post([](Session& s) { s.close("test_closed", ""); });
+  ref.post([](Session& s) { s.close(asciicast::EndReason::kClosed, ""); });
   t.on_loop([] {});
   CHECK(t.count("connection.closed") == 1);
   CHECK(t.worker->live_sessions() == 0);
@@ -125,7 +125,7 @@ TEST_CASE("session handle: work deferred behind a session's last step does nothi
     t.worker->run_in_session(id, [&](Session& s) {
       // close() asks for a step at the end of this pass, which ends the session (its last event
       // written) before the work deferred after it runs: the session is closed, not yet dropped.
-      s.close("test_closed", "");
+      s.close(asciicast::EndReason::kClosed, "");
       s.request_step();  // asked for already: no second step
       ref.defer([&](Session&) { ++ran; });
     });
