@@ -152,6 +152,7 @@ void ChannelPair::on_close_cb(ssh_session, ssh_channel ch, void* self) noexcept 
   auto* p = static_cast<ChannelPair*>(self);
   if (ch == p->down_.get() && !p->user_close_seen_) {
     p->user_close_seen_ = true;
+    p->user_closed_first_ = !p->target_close_seen_;
     p->user_close_at_ = p->host_.clock().steady_now();
   }
   if (ch == p->up_.get()) p->target_close_seen_ = true;
@@ -567,7 +568,8 @@ void ChannelPair::propagate_close() {
   bool up_done = !up || (close_sent_to_target_ && (target_close_seen_ || !alive(up)));
   if (down_done && up_done) {
     finish(end_reason_.empty()
-               ? (target_close_seen_ ? "target closed the channel" : "user closed the channel")
+               ? (target_close_seen_ && !user_closed_first_ ? "target closed the channel"
+                                                            : "user closed the channel")
                : end_reason_);
   } else if (state_ == State::kClosing &&
              host_.clock().steady_now() - closing_since_ > kCloseWait) {

@@ -297,6 +297,8 @@ TEST_CASE("ChannelPair: the user closes first") {
   rig.until([&] { return rig.finished() && rig.user->closed; });
   CHECK(rig.user->order == "exit-status 130|eof|close|");  // libssh sends EOF before CLOSE
   auto end = rig.host.end_event();
+  // Not "target closed the channel": the target's CLOSE only confirmed the user's.
+  CHECK(end["castgate"]["end_reason"] == "user closed the channel");
   CHECK(end["process"]["exit_code"] == 130);
   CHECK(rig.host.channels_finished == 1);
 }
