@@ -283,6 +283,20 @@ TEST_CASE("ChannelPair: the target closes first, its exit status reaches the use
   CHECK(rig.host.data_events() == "asciicast.output:bye\n|");
 }
 
+TEST_CASE("ChannelPair passes the target's exit signal on") {
+  PairTestRig rig;
+  rig.open_exec("sleep 100");
+  REQUIRE(ssh_channel_request_send_exit_signal(rig.target->get(), "TERM", 0, "terminated", "") ==
+          SSH_OK);
+  rig.target->close();
+  rig.until([&] { return rig.finished() && rig.user->closed; });
+  CHECK(rig.user->order == "exit-signal TERM|eof|close|");
+  CHECK(!rig.user->exit_status);
+  auto end = rig.host.end_event();
+  CHECK(end["castgate"]["exit_signal"] == "TERM");
+  CHECK(!end.contains("process"));
+}
+
 TEST_CASE("ChannelPair: the user closes first") {
   PairTestRig rig;
   rig.target_answers_close = false;
