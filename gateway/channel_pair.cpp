@@ -154,6 +154,7 @@ void ChannelPair::on_close_cb(ssh_session, ssh_channel ch, void* self) noexcept 
   auto* p = static_cast<ChannelPair*>(self);
   if (ch == p->down_.get() && !p->user_close_seen_) {
     p->user_close_seen_ = true;
+    p->user_closed_first_ = !p->target_close_seen_;
     p->user_close_at_ = p->host_.clock().steady_now();
   }
   if (ch == p->up_.get()) p->target_close_seen_ = true;
@@ -572,7 +573,7 @@ void ChannelPair::propagate_close() {
   if (down_done && up_done) {
     if (ending_)
       finish(*ending_);
-    else if (target_close_seen_)
+    else if (target_close_seen_ && !user_closed_first_)
       finish(Ending{EndReason::kTargetClosed, "target closed the channel"});
     else
       finish(Ending{EndReason::kUserClosed, "user closed the channel"});

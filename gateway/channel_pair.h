@@ -155,6 +155,7 @@ class ChannelPair {
 
   // Half-close bookkeeping.
   bool user_eof_seen_ = false, user_close_seen_ = false;  // from the user
+  bool user_closed_first_ = false;  // the user's CLOSE came before the target's (the end reason)
   std::chrono::steady_clock::time_point user_close_at_{};
   // How long a CLOSE from the user waits for the target's exit status (see propagate_close).
   static constexpr std::chrono::seconds kExitStatusWait{2};
