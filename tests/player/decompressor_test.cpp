@@ -35,16 +35,17 @@ std::string zstded(const std::string& text) {
   return compressed("zstd -q -c", text);
 }
 
-struct Result {
+struct Decompressed {
   std::string text;
   std::string warning;
 };
 
 // Everything `data` decompresses to, read `room` bytes at a time.
-Result decompress(const std::string& data, size_t room = 1 << 16, size_t limit = size_t{1} << 30) {
+Decompressed decompress(const std::string& data, size_t room = 1 << 16,
+                        size_t limit = size_t{1} << 30) {
   auto d = Decompressor::open(data, "test.gz", limit);
   REQUIRE(d);
-  Result r;
+  Decompressed r;
   std::string buf(room, '\0');
   while (size_t n = d->read(buf.data(), buf.size())) r.text.append(buf.data(), n);
   CHECK(d->produced() == r.text.size());
