@@ -102,7 +102,6 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
     if (c == 0x1b) {  // starts an escape, and cancels one in progress (as libvterm does)
       held_.assign(1, ch);
       escape_ = Escape::kEscape;
-      intermediate_ = false;
       continue;
     }
     switch (escape_) {
@@ -112,7 +111,19 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
         out.push_back(ch);
         break;
       case Escape::kEscape:
-        if (c == '[') {
+        // libvterm executes controls inside an escape and skips bytes past ASCII there, so
+        // `ESC NUL [ b` and `ESC U+FFFD [ b` are REP too: neither ends the escape here.
+        if (c == 0x18 || c == 0x1a) {  // CAN, SUB: the escape is cancelled
+          held_.clear();
+          escape_ = Escape::kNone;
+          out.push_back(ch);
+        } else if (c < 0x20) {
+          out.push_back(ch);
+        } else if (c >= 0x7f) {
+          // DEL or past ASCII, dropped: it would not end the escape in libvterm either
+        } else if (c < 0x30) {  // an intermediate byte: the escape goes on (`ESC # [ b` is REP)
+          if (held_.size() < kMaxHeld) held_.push_back(ch);
+        } else if (c == '[') {
           held_.push_back(ch);
           escape_ = Escape::kCsi;
         } else if (c == 'P') {  // DCS: dropped with its string
@@ -132,12 +143,14 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
           out.push_back(ch);
         } else if (c < 0x20) {  // other controls act in the middle of a sequence
           out.push_back(ch);
+        } else if (c == 0x7f) {
+          // DEL, dropped: libvterm skips it inside a sequence (`ESC [ 5 DEL b` is REP)
         } else if (c < 0x40) {  // parameters (0x30..0x3f) and intermediates (0x20..0x2f)
-          if (c < 0x30) intermediate_ = true;
           if (held_.size() < kMaxHeld) held_.push_back(ch);
         } else {
           // The final byte: REP is dropped, so is a sequence too long to judge.
-          bool rep = c == 'b' && !intermediate_;
+          // Whatever intermediate bytes came before: libvterm 0.1.4 may still take it for REP.
+          bool rep = c == 'b';
           if (!rep && held_.size() < kMaxHeld) {
             out += held_;
             out.push_back(ch);

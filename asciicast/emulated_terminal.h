@@ -68,8 +68,7 @@ class EmulatedTerminal {
   void drop_repeats(std::string_view text, std::string& out);
   enum class Escape { kNone, kEscape, kCsi, kDcs, kDcsEscape };
   Escape escape_ = Escape::kNone;
-  std::string held_;           // ESC, or ESC [ and its parameters, not yet given to libvterm
-  bool intermediate_ = false;  // the held CSI has intermediate bytes (then it is not REP)
+  std::string held_;  // ESC, or ESC [ and its parameters, not yet given to libvterm
 
   Utf8Sanitizer utf8_;
   std::string scratch_;
