@@ -104,6 +104,22 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
       escape_ = Escape::kEscape;
       continue;
     }
+    if (escape_ == Escape::kEscape || escape_ == Escape::kCsi) {
+      // libvterm executes controls inside a sequence and skips DEL there (and, after ESC,
+      // bytes past ASCII), so `ESC NUL [ b`, `ESC [ 5 DEL b` and `ESC U+FFFD [ b` are REP too:
+      // none of them ends the sequence here.
+      if (c == 0x18 || c == 0x1a) {  // CAN, SUB: the sequence is cancelled
+        held_.clear();
+        escape_ = Escape::kNone;
+        out.push_back(ch);
+        continue;
+      }
+      if (c < 0x20) {
+        out.push_back(ch);
+        continue;
+      }
+      if (c == 0x7f || (c >= 0x80 && escape_ == Escape::kEscape)) continue;  // dropped
+    }
     switch (escape_) {
       case Escape::kNone:
       case Escape::kDcs:
@@ -111,17 +127,7 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
         out.push_back(ch);
         break;
       case Escape::kEscape:
-        // libvterm executes controls inside an escape and skips bytes past ASCII there, so
-        // `ESC NUL [ b` and `ESC U+FFFD [ b` are REP too: neither ends the escape here.
-        if (c == 0x18 || c == 0x1a) {  // CAN, SUB: the escape is cancelled
-          held_.clear();
-          escape_ = Escape::kNone;
-          out.push_back(ch);
-        } else if (c < 0x20) {
-          out.push_back(ch);
-        } else if (c >= 0x7f) {
-          // DEL or past ASCII, dropped: it would not end the escape in libvterm either
-        } else if (c < 0x30) {  // an intermediate byte: the escape goes on (`ESC # [ b` is REP)
+        if (c < 0x30) {  // an intermediate byte: the escape goes on (`ESC # [ b` is REP)
           if (held_.size() < kMaxHeld) held_.push_back(ch);
         } else if (c == '[') {
           held_.push_back(ch);
@@ -137,15 +143,7 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
         }
         break;
       case Escape::kCsi:
-        if (c == 0x18 || c == 0x1a) {  // CAN, SUB: the sequence is cancelled
-          held_.clear();
-          escape_ = Escape::kNone;
-          out.push_back(ch);
-        } else if (c < 0x20) {  // other controls act in the middle of a sequence
-          out.push_back(ch);
-        } else if (c == 0x7f) {
-          // DEL, dropped: libvterm skips it inside a sequence (`ESC [ 5 DEL b` is REP)
-        } else if (c < 0x40) {  // parameters (0x30..0x3f) and intermediates (0x20..0x2f)
+        if (c < 0x40) {  // parameters (0x30..0x3f) and intermediates (0x20..0x2f)
           if (held_.size() < kMaxHeld) held_.push_back(ch);
         } else {
           // The final byte: REP is dropped, so is a sequence too long to judge.
