@@ -186,43 +186,49 @@ def bench_bulk(s: Setup, reps: int, size: int, payloads: dict) -> dict:
         time.sleep(0.2 if path == "castgate" else 0)  # the writer thread's last lines
         return elapsed, (log.stat().st_size - before) / size if path == "castgate" else 0
 
+    # Rounds interleaved (each round runs every path once), so a machine that slows down for a
+    # while slows every path alike; the bench then takes each path's median.
+    def upload(path, remote_file):
+        # An upload lands in a file (`cat > FILE`, what castgate recognises as an upload: its
+        # binary input is summarised like downloads; a command that could run its input is
+        # recorded in full).
+        landing = s.work / "upload.bin"
+        with subprocess.Popen(["head", "-c", str(size), remote_file],
+                              stdout=subprocess.PIPE) as head:
+            run = timed(path, [f"cat > {landing}"], stdin=head.stdout)
+        landing.unlink()
+        return run
+
     for name, remote_file in payloads.items():
-        for path in PATHS:
-            runs = [timed(path, [f"head -c {size} {remote_file}"]) for _ in range(reps)]
-            out[f"download/{name}/{path}"] = size / median([t for t, _ in runs]) / 1e6
-            if path == "castgate":
-                out.setdefault("log-ratio", {})[f"download/{name}"] = median([g for _, g in runs])
-            # An upload lands in a file (`cat > FILE`, what castgate recognises as an upload:
-            # its binary input is summarised like downloads; a command that could run its input
-            # is recorded in full).
-            runs = []
-            landing = s.work / "upload.bin"
+        for kind in ("download", "upload"):
+            runs = {path: [] for path in PATHS}
             for _ in range(reps):
-                with subprocess.Popen(["head", "-c", str(size), remote_file],
-                                      stdout=subprocess.PIPE) as head:
-                    runs.append(timed(path, [f"cat > {landing}"], stdin=head.stdout))
-                landing.unlink()
-            out[f"upload/{name}/{path}"] = size / median([t for t, _ in runs]) / 1e6
-            if path == "castgate":
-                out.setdefault("log-ratio", {})[f"upload/{name}"] = median([g for _, g in runs])
+                for path in PATHS:
+                    runs[path].append(upload(path, remote_file) if kind == "upload" else
+                                      timed(path, [f"head -c {size} {remote_file}"]))
+            for path in PATHS:
+                out[f"{kind}/{name}/{path}"] = size / median([t for t, _ in runs[path]]) / 1e6
+            out.setdefault("log-ratio", {})[f"{kind}/{name}"] = median(
+                [g for _, g in runs["castgate"]])
     return out
 
 
 def bench_sftp(s: Setup, reps: int, src: pathlib.Path, size: int) -> dict:
     out = {}
-    for path in PATHS:
-        for op in ("get", "put"):
-            times = []
-            for _ in range(reps):
+    for op in ("get", "put"):
+        times = {path: [] for path in PATHS}
+        for _ in range(reps):  # rounds interleaved, as in bench_bulk
+            for path in PATHS:
                 dst = s.work / f"sftp-{op}.bin"
                 cmd = f"get {src} {dst}\n" if op == "get" else f"put {src} {dst}\n"
                 t = time.monotonic()
                 r = subprocess.run(s.sftp(path), input=cmd.encode(), stdout=subprocess.DEVNULL,
                                    timeout=900)
                 assert r.returncode == 0
-                times.append(time.monotonic() - t)
+                times[path].append(time.monotonic() - t)
                 dst.unlink(missing_ok=True)
-            out[f"sftp-{op}/{path}"] = size / median(times) / 1e6
+        for path in PATHS:
+            out[f"sftp-{op}/{path}"] = size / median(times[path]) / 1e6
     return out
 
 
@@ -263,33 +269,35 @@ def bench_git_rsync(s: Setup, reps: int, payload: pathlib.Path, size: int) -> di
         return elapsed
 
     served = target_repo("git-served.git", src)
-    for path in PATHS:
-        ssh = s.ssh(path)
-        env = {**os.environ, "GIT_SSH_COMMAND": shlex.join(ssh[:-1]), "GIT_SSH_VARIANT": "ssh"}
-        remote = ssh[-1]
-        clones, pushes, ups, downs = [], [], [], []
-        for _ in range(reps):
+    times = {}  # "git-clone/jump" -> seconds of each round
+    for _ in range(reps):  # rounds interleaved, as in bench_bulk
+        for path in PATHS:
+            ssh = s.ssh(path)
+            env = {**os.environ, "GIT_SSH_COMMAND": shlex.join(ssh[:-1]), "GIT_SSH_VARIANT": "ssh"}
+            remote = ssh[-1]
+
+            def run(name, args, env=None):
+                times.setdefault(f"{name}/{path}", []).append(timed(args, env, f"{name}/{path}"))
+
             clone = s.work / "git-clone"
             shutil.rmtree(clone, ignore_errors=True)
-            clones.append(timed(git + ["clone", "-q", f"{remote}:{served}", str(clone)], env, f"git-clone/{path}"))
+            run("git-clone", git + ["clone", "-q", f"{remote}:{served}", str(clone)], env)
             shutil.rmtree(clone)
             pushed = target_repo("git-pushed.git", None)
-            pushes.append(timed(git + ["-C", str(src), "push", "-q", f"{remote}:{pushed}", "main"], env,
-                                f"git-push/{path}"))
+            run("git-push", git + ["-C", str(src), "push", "-q", f"{remote}:{pushed}", "main"], env)
             shutil.rmtree(pushed)
             rsh = shlex.join(ssh[:-1])
             up = s.work / "rsync-up"
-            ups.append(timed(["rsync", "-a", "-e", rsh, str(payload), f"{remote}:{up}/"], None, f"rsync-up/{path}"))
+            run("rsync-up", ["rsync", "-a", "-e", rsh, str(payload), f"{remote}:{up}/"])
             shutil.rmtree(up)
             down = s.work / "rsync-down"
-            downs.append(timed(["rsync", "-a", "-e", rsh, f"{remote}:{payload}", f"{down}/"], None,
-                               f"rsync-down/{path}"))
+            run("rsync-down", ["rsync", "-a", "-e", rsh, f"{remote}:{payload}", f"{down}/"])
             shutil.rmtree(down)
-        for name, times in (("git-clone", clones), ("git-push", pushes), ("rsync-up", ups),
-                            ("rsync-down", downs)):
-            out[f"{name}/{path}"] = size / median(times) / 1e6
-            if path == "castgate":
-                out.setdefault("log-ratio", {})[name] = median(grown[f"{name}/{path}"])
+    for key, samples in times.items():
+        out[key] = size / median(samples) / 1e6
+        name, path = key.split("/")
+        if path == "castgate":
+            out.setdefault("log-ratio", {})[name] = median(grown[key])
     shutil.rmtree(served)
     shutil.rmtree(src)
     return out
