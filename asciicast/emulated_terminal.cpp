@@ -163,6 +163,18 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
 
 void EmulatedTerminal::resize(int rows, int cols) {
   vterm_set_size(vt_.get(), clamp_rows(rows), clamp_cols(cols));
+  // libvterm 0.1 keeps the lower lines of a screen that loses rows by scrolling them up, and
+  // moves the cursor up as far, wherever it was: a cursor moved up (CSI A) above them ends
+  // above row 0, where libvterm then reads and writes its line table out of bounds (ESC # 6
+  // crashes the process). The cursor goes back down as far as it went past row 0, so it stays
+  // in its column on the top line; CAN first ends any escape sequence libvterm holds half-read,
+  // so the movement is read as one.
+  VTermPos pos;
+  vterm_state_get_cursorpos(vterm_obtain_state(vt_.get()), &pos);
+  if (pos.row < 0) {
+    std::string down = "\x18\x1b[" + std::to_string(-pos.row) + "B";
+    vterm_input_write(vt_.get(), down.data(), down.size());
+  }
 }
 
 std::string EmulatedTerminal::shown(std::string_view text) {

@@ -306,3 +306,38 @@ TEST_CASE("REP (CSI b) never reaches libvterm: before any glyph it loops for eve
   vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
   CHECK(pos.col == 1);  // back to column 0, then "X"
 }
+
+TEST_CASE("a terminal that loses rows keeps its cursor on the screen") {
+  // libvterm 0.1.4 scrolls a shrinking screen's lower lines up and moves the cursor up as far,
+  // even from above them: 49 lines, the cursor back at the top, 50 rows -> 2 left it on row -48,
+  // where ESC # 6 (double width) wrote libvterm's line table out of bounds and crashed the
+  // worker (found by fuzz_terminal). The cursor is put back on the top line, in its column.
+  std::string lines;
+  for (int i = 0; i < 49; ++i) lines += "line\r\n";
+  for (auto [rows, cols] : {std::pair{2, 80}, std::pair{3, 80}, std::pair{2, 2}, std::pair{1, 1}}) {
+    castgate::asciicast::EmulatedTerminal e(
+        50, 80, [](int, void*, void*) { return 1; }, nullptr);
+    e.write(lines);
+    e.write("abc\x1b[60A");
+    e.write("\x1b]0;half a title");  // a sequence libvterm still holds when the size changes
+    e.resize(rows, cols);
+    VTermPos pos;
+    vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+    int r = 0, c = 0;
+    vterm_get_size(e.vt(), &r, &c);
+    CHECK(pos.row == 0);
+    CHECK(pos.col == std::min(3, c - 1));
+    e.write("\x1b#6\x1b#3double\r\nX");
+    vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+    CHECK(pos.row >= 0);
+    CHECK(pos.row < r);
+  }
+  // Through the recorder's tracker, with what a user's window-change asks.
+  TerminalTracker t(80, 50);
+  t.output(lines + "\x1b[60A");
+  t.resize(80, 2);
+  t.output("\x1b#6\x1b#3 after the resize\r\n$ ");
+  t.input("ls -l\r");
+  auto cmds = t.output("ls -l\r\ntotal 0\r\n$ ");
+  CHECK(cmds == std::vector<std::string>{"ls -l"});  // still read off the screen after it
+}

@@ -205,6 +205,43 @@ def test_terminal_code_points_above_unicode(watched, keys):
     assert command["process"]["command_line"].endswith(mark)
 
 
+def test_a_smaller_window_with_the_cursor_moved_up_cannot_crash_the_worker(watched, keys):
+    """libvterm 0.1.4 scrolls a shrinking screen's lower lines up and moves the cursor up as far,
+    from wherever it was: a program that prints 49 lines and moves the cursor to the top, then a
+    window-change to 2 rows, left the recorder's screen with its cursor on row -48, and ESC # 6
+    (double-width line) then wrote libvterm's line table out of bounds: the worker died with
+    SIGSEGV, and every session on it with it (found by fuzz_terminal). Now the session goes on,
+    the output after the resize is recorded, and the bystander is unaffected."""
+    gw, mark = watched, marker()
+    script = ("for i in $(seq 49); do echo line $i; done; printf '\\033[60A'; echo READY; "
+              "read x; printf '\\033#6\\033#3%s\\n' " + mark + "; for i in 1 2 3; do "
+              "printf '\\033#6 again %s\\n' $i; done")
+    t = paramiko_mallory(gw, keys)
+    try:
+        chan = t.open_session(timeout=15)
+        chan.get_pty(width=80, height=50)
+        chan.exec_command(script)
+        seen = b""
+        chan.settimeout(15)
+        while b"READY" not in seen:
+            seen += chan.recv(4096)
+        chan.resize_pty(width=80, height=2)
+        chan.resize_pty(width=80, height=1)  # the smallest libvterm holds: 2 rows
+        chan.sendall(b"go\r")
+        out = read_all(chan)
+        assert mark.encode() in out and b"again 3" in out
+        assert chan.recv_exit_status() == 0
+    finally:
+        t.close()
+    session = mallory_session(gw)
+    assert_recorded(gw, session, mark)
+    end = gw.wait_event(lambda e: e["castgate"]["session"] == session and
+                        e["event"]["action"] == "session.end", what="the session's end")
+    assert end["castgate"]["end_reason"] != "internal_error"
+    assert [r["asciicast"]["event"][2] for r in events_of(gw, session, "asciicast.resize")][:2] \
+        == ["80x2", "80x1"]
+
+
 @pytest.mark.skipif("fault injection" not in run([CASTGATE, "--version"]).stdout.decode(),
                     reason="castgate was built without -DCASTGATE_FAULT_INJECTION (make asan has it)")
 @pytest.mark.parametrize("where", ["exec", "input", "tick"])

@@ -1,8 +1,9 @@
 // Terminal output from a target and keystrokes from a user are untrusted; the tracker must never
 // crash, and a line typed at a password prompt must never come back unmasked. The same output also
 // goes to an EmulatedTerminal of the same size, whose cursor must stay on the screen (libvterm
-// 0.1 moves it left of column 0 for a C1 control written as UTF-8, without crashing there and
-// then). libvterm is not instrumented: tests/fuzz/terminal.dict has the bytes that matter to it.
+// 0.1 moves it left of column 0 for a C1 control written as UTF-8, and above row 0 when a screen
+// loses rows, without crashing there and then). libvterm is not instrumented:
+// tests/fuzz/terminal.dict has the bytes that matter to it.
 #include <vterm.h>
 
 #include <cstddef>
