@@ -161,8 +161,47 @@ void TerminalTracker::release(Line& line, bool masked) {
   line.held.clear();
 }
 
+void TerminalTracker::follow_line_tail(std::string_view bytes) {
+  constexpr size_t kMaxTail = 256;  // what looks_like_secret_prompt reads
+  for (char ch : bytes) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (tail_escape_) {
+      case TailEscape::kEscape:
+        if (c == '[') {
+          tail_escape_ = TailEscape::kCsi;
+        } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+          tail_escape_ = TailEscape::kString;  // OSC, DCS, SOS, PM, APC: up to BEL or ST
+        } else if (c < 0x20 || c > 0x2f) {
+          tail_escape_ = TailEscape::kNone;  // the final byte (intermediates come before it)
+        }
+        continue;
+      case TailEscape::kCsi:
+        if (c >= 0x40 && c <= 0x7e) tail_escape_ = TailEscape::kNone;
+        continue;
+      case TailEscape::kString:
+        if (c == 0x07) tail_escape_ = TailEscape::kNone;
+        if (c == 0x1b) tail_escape_ = TailEscape::kStringEscape;
+        continue;
+      case TailEscape::kStringEscape:
+        tail_escape_ = c == '\\' ? TailEscape::kNone : TailEscape::kString;
+        continue;
+      case TailEscape::kNone:
+        break;
+    }
+    if (c == '\r' || c == '\n') {
+      line_tail_.clear();
+    } else if (c == 0x1b) {
+      tail_escape_ = TailEscape::kEscape;
+    } else if (c >= 0x20 && c != 0x7f) {
+      line_tail_ += ch;
+    }
+  }
+  if (line_tail_.size() > 2 * kMaxTail) line_tail_.erase(0, line_tail_.size() - kMaxTail);
+}
+
 std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
   std::vector<std::string> done;
+  follow_line_tail(bytes);
   // Feed up to each newline; a pending line is read off the screen just before the newline that
   // ends its echo moves the cursor away.
   while (!bytes.empty()) {
@@ -211,10 +250,15 @@ void TerminalTracker::input(std::string_view bytes) {
     if (!line_started_ && !end) {
       line_started_ = true;
       current_ = Line{cursor_line(true), "", ""};
-      secret_ = looks_like_secret_prompt(current_.prompt);
+      secret_ = looks_like_secret_prompt(current_.prompt) || looks_like_secret_prompt(line_tail_);
     }
     current_.held += c;
     if (end) {
+      // Typed ahead of a password prompt: the line began before the prompt was printed. What
+      // the terminal did not echo, ended at a prompt for a secret, is that secret.
+      if (!secret_ && line_started_ && !current_.typed.empty() && !echo_visible(current_.typed) &&
+          (looks_like_secret_prompt(cursor_line(true)) || looks_like_secret_prompt(line_tail_)))
+        secret_ = true;
       if (secret_) {
         release(current_, true);
       } else if (c == 0x03 || c == 0x04 || alt_screen_) {

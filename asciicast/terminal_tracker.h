@@ -7,9 +7,10 @@
 //    the prompt that was there when they started typing. Nothing is derived while a full-screen
 //    program (alternate screen) runs.
 //  * Secrets: if the text before the cursor looks like a password prompt when the user starts
-//    typing, their keystrokes up to Enter are replaced by a fixed mask. Keystrokes are held until
-//    the terminal shows a response; a line that got no response at all before Enter (typed with
-//    echo off, e.g. `read -s`) is masked too.
+//    typing (on the screen, or as printed since the last line break when the screen is too small
+//    to hold it), their keystrokes up to Enter are replaced by a fixed mask. Keystrokes are held
+//    until the terminal shows a response; a line that got no response at all before Enter (typed
+//    with echo off, e.g. `read -s`) is masked too.
 #pragma once
 
 #include <deque>
@@ -64,6 +65,7 @@ class TerminalTracker {
   std::optional<std::string> complete(const Line& line) const;
   bool echo_visible(const std::string& typed) const;
   void release(Line& line, bool masked);
+  void follow_line_tail(std::string_view bytes);
   static int on_settermprop(int prop, void* value, void* self);
 
   std::unique_ptr<EmulatedTerminal> terminal_;
@@ -76,6 +78,17 @@ class TerminalTracker {
   std::deque<Line> pending_;  // ended with Enter, echo not seen yet
   int pending_newlines_ = 0;  // output newlines that did not complete the oldest pending line
   std::string recordable_;
+  // The text the program printed since its last line break, without controls and escape
+  // sequences: a prompt as written, for a screen too small to show it (on a 2-row terminal
+  // "Password: " wraps and scrolls off as it is printed).
+  std::string line_tail_;
+  enum class TailEscape {
+    kNone,
+    kEscape,
+    kCsi,
+    kString,
+    kStringEscape
+  } tail_escape_ = TailEscape::kNone;
 };
 
 }  // namespace castgate::asciicast

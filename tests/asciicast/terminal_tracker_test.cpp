@@ -341,3 +341,56 @@ TEST_CASE("a terminal that loses rows keeps its cursor on the screen") {
   auto cmds = t.output("ls -l\r\ntotal 0\r\n$ ");
   CHECK(cmds == std::vector<std::string>{"ls -l"});  // still read off the screen after it
 }
+
+TEST_CASE("a password prompt too long for the screen is still recognised as it was printed") {
+  // On a 2x2 terminal "Password: " wraps and scrolls off as it is printed: the screen holds
+  // "d: " at most. In the alternate screen a line nobody asked a secret for is recorded at
+  // Enter, so the password was recorded in clear (found by fuzz_terminal).
+  for (bool alt : {false, true}) {
+    for (std::string_view prompt : {std::string_view("\x1b(B\x0f\r\nPassword: "),
+                                    std::string_view("\r\n\x1b[1m[sudo] password for al\x1b[0m"
+                                                     "ice: \x1b]0;title\a")}) {
+      TerminalTracker t(2, 16);
+      if (alt) t.output("\x1b[?1049h");
+      t.resize(1, 1);
+      t.output(prompt);
+      t.take_recordable_input();
+      t.input("S3cr3tValue\r");
+      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+      t.finish();
+      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+    }
+  }
+  // A line break ends the printed prompt: what is typed after the next one is no secret.
+  TerminalTracker t(2, 2);
+  t.output("\x1b[?1049hPassword: \r\nfile: x\r\n> ");
+  t.take_recordable_input();
+  t.input("echo hi\r");
+  CHECK(t.take_recordable_input() == "echo hi\r");
+}
+
+TEST_CASE("keys typed ahead of a password prompt do not unmask the password") {
+  // The line began before the prompt was printed, so it was not taken for a secret when it
+  // began; in the alternate screen it was recorded at Enter (found by fuzz_terminal).
+  for (bool alt : {false, true}) {
+    for (int rows : {2, 24}) {
+      TerminalTracker t(80, rows);
+      if (alt) t.output("\x1b[?1049h");
+      t.input("ab");  // ahead of the prompt, never echoed
+      t.output("\r\nPassword: ");
+      t.input("S3cr3tValue\r");
+      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+      t.finish();
+      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+    }
+  }
+  // Echoed, a line ending in "password:" is a command like any other (the screen shows it).
+  TerminalTracker t(80, 24);
+  t.output("$ ");
+  t.input("grep -c password:");
+  t.output("grep -c password:");
+  t.input("\r");
+  auto cmds = t.output("\r\n3\r\n$ ");
+  CHECK(cmds == std::vector<std::string>{"grep -c password:"});
+  CHECK(t.take_recordable_input() == "grep -c password:\r");
+}
