@@ -93,9 +93,15 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
   constexpr size_t kMaxHeld = 256;  // a longer CSI is dropped whatever it is
   for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
-    if (escape_ == Escape::kDcs || escape_ == Escape::kDcsEscape) {  // dropped up to ST
+    if (escape_ == Escape::kDcsEscape && c >= 0x20 && c != '\\') {
+      // ESC and anything but a backslash (ST) ends the string and begins an escape, in libvterm
+      // as in xterm: `ESC P ... ESC ( B Password: ` shows the prompt.
+      held_.assign(1, '\x1b');
+      escape_ = Escape::kEscape;
+    } else if (escape_ == Escape::kDcs || escape_ == Escape::kDcsEscape) {  // dropped up to ST
       bool st = escape_ == Escape::kDcsEscape && c == '\\';
-      escape_ = c == 0x1b ? Escape::kDcsEscape : Escape::kDcs;
+      escape_ = c == 0x1b || (escape_ == Escape::kDcsEscape && c < 0x20) ? Escape::kDcsEscape
+                                                                         : Escape::kDcs;
       if (st || c == 0x18 || c == 0x1a) escape_ = Escape::kNone;
       continue;
     }

@@ -165,13 +165,16 @@ void TerminalTracker::follow_line_tail(std::string_view bytes) {
   constexpr size_t kMaxTail = 256;  // what looks_like_secret_prompt reads
   for (char ch : bytes) {
     auto c = static_cast<unsigned char>(ch);
+    if (tail_escape_ == TailEscape::kStringEscape && c != '\\') {
+      tail_escape_ = TailEscape::kEscape;  // ESC and anything but ST: the string ends there
+    }
     switch (tail_escape_) {
       case TailEscape::kEscape:
         if (c == '[') {
           tail_escape_ = TailEscape::kCsi;
         } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
           tail_escape_ = TailEscape::kString;  // OSC, DCS, SOS, PM, APC: up to BEL or ST
-        } else if (c < 0x20 || c > 0x2f) {
+        } else if (c != 0x1b && (c < 0x20 || c > 0x2f)) {
           tail_escape_ = TailEscape::kNone;  // the final byte (intermediates come before it)
         }
         continue;
@@ -182,8 +185,8 @@ void TerminalTracker::follow_line_tail(std::string_view bytes) {
         if (c == 0x07) tail_escape_ = TailEscape::kNone;
         if (c == 0x1b) tail_escape_ = TailEscape::kStringEscape;
         continue;
-      case TailEscape::kStringEscape:
-        tail_escape_ = c == '\\' ? TailEscape::kNone : TailEscape::kString;
+      case TailEscape::kStringEscape:  // ST
+        tail_escape_ = TailEscape::kNone;
         continue;
       case TailEscape::kNone:
         break;

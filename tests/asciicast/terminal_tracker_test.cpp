@@ -394,3 +394,28 @@ TEST_CASE("keys typed ahead of a password prompt do not unmask the password") {
   CHECK(cmds == std::vector<std::string>{"grep -c password:"});
   CHECK(t.take_recordable_input() == "grep -c password:\r");
 }
+
+TEST_CASE("a DCS string left open ends at the next escape, as in libvterm and xterm") {
+  // DCS strings are kept from libvterm up to their ST; ESC and anything but a backslash ends
+  // them too. Kept open, the prompt after them went unseen and the password typed there (in
+  // the alternate screen) was recorded in clear (found by fuzz_terminal).
+  TerminalTracker t(117, 17);
+  t.output("\x1b[?1049h\x1bP\x01q\x1b(B\x0f\r\nPassword: ");
+  t.take_recordable_input();
+  t.input("S3cr3tValue\r");
+  CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+  // The screen shows what follows the string; ended by ST, by CAN and by an escape.
+  castgate::asciicast::EmulatedTerminal e(
+      5, 40, [](int, void*, void*) { return 1; }, nullptr);
+  e.write(
+      "\x1bPhidden\x1b\\A\x1bPx\x18"
+      "B\x1bPy\x1b(0"
+      "C");
+  VTermScreenCell cell;
+  std::string row;
+  for (int col = 0; col < 4; ++col) {
+    REQUIRE(vterm_screen_get_cell(e.screen(), VTermPos{0, col}, &cell));
+    row += cell.chars[0] ? static_cast<char>(cell.chars[0]) : ' ';
+  }
+  CHECK(row == "ABC ");  // "C" in the line-drawing set is still 'C'
+}
