@@ -67,6 +67,9 @@ void ChannelPair::open_upstream() {
   if (!up) return fail_open("the target is not connected");
   up_.reset(ssh_channel_new(up));
   if (!up_) return fail_open("cannot create a channel to the target");
+  // Before the open goes out: what the target sends with its confirmation (a service that
+  // speaks first, its EOF, its CLOSE) comes in the same read, before the open returns.
+  install_up_callbacks();
   state_ = State::kOpeningUpstream;
   step();
 }
@@ -94,32 +97,31 @@ void ChannelPair::accept_downstream() {
     return;
   }
   down_.reset(ch);
-  install_callbacks();
+  install_down_callbacks();
   opened_at_ = host_.clock().steady_now();
 }
 
-void ChannelPair::install_callbacks() {
-  if (down_) {
-    down_callbacks_ = {};
-    ssh_callbacks_init(&down_callbacks_);
-    down_callbacks_.userdata = this;
-    down_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
-    down_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
-    down_callbacks_.channel_signal_function = &ChannelPair::on_signal_cb;
-    down_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
-    ssh_set_channel_callbacks(down_.get(), &down_callbacks_);
-  }
-  if (up_) {
-    up_callbacks_ = {};
-    ssh_callbacks_init(&up_callbacks_);
-    up_callbacks_.userdata = this;
-    up_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
-    up_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
-    up_callbacks_.channel_exit_status_function = &ChannelPair::on_exit_status_cb;
-    up_callbacks_.channel_exit_signal_function = &ChannelPair::on_exit_signal_cb;
-    up_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
-    ssh_set_channel_callbacks(up_.get(), &up_callbacks_);
-  }
+void ChannelPair::install_down_callbacks() {
+  down_callbacks_ = {};
+  ssh_callbacks_init(&down_callbacks_);
+  down_callbacks_.userdata = this;
+  down_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
+  down_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
+  down_callbacks_.channel_signal_function = &ChannelPair::on_signal_cb;
+  down_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
+  ssh_set_channel_callbacks(down_.get(), &down_callbacks_);
+}
+
+void ChannelPair::install_up_callbacks() {
+  up_callbacks_ = {};
+  ssh_callbacks_init(&up_callbacks_);
+  up_callbacks_.userdata = this;
+  up_callbacks_.channel_eof_function = &ChannelPair::on_eof_cb;
+  up_callbacks_.channel_close_function = &ChannelPair::on_close_cb;
+  up_callbacks_.channel_exit_status_function = &ChannelPair::on_exit_status_cb;
+  up_callbacks_.channel_exit_signal_function = &ChannelPair::on_exit_signal_cb;
+  up_callbacks_.channel_data_function = &ChannelPair::on_data_cb;
+  ssh_set_channel_callbacks(up_.get(), &up_callbacks_);
 }
 
 int ChannelPair::on_data_cb(ssh_session, ssh_channel ch, void*, uint32_t len, int is_stderr,
@@ -154,7 +156,9 @@ void ChannelPair::on_close_cb(ssh_session, ssh_channel ch, void* self) noexcept 
   auto* p = static_cast<ChannelPair*>(self);
   if (ch == p->down_.get() && !p->user_close_seen_) {
     p->user_close_seen_ = true;
-    p->user_closed_first_ = !p->target_close_seen_;
+    // Before the target ended its side: a client may close on the target's EOF (PuTTY does, and
+    // OpenSSH's forwards once the local socket is done), then the target ended the channel.
+    p->user_closed_first_ = !p->target_close_seen_ && !p->target_eof_seen_;
     p->user_close_at_ = p->host_.clock().steady_now();
   }
   if (ch == p->up_.get()) p->target_close_seen_ = true;
@@ -571,17 +575,18 @@ void ChannelPair::propagate_close() {
   bool down_done = !down || (close_sent_to_user_ && (user_close_seen_ || !alive(down)));
   bool up_done = !up || (close_sent_to_target_ && (target_close_seen_ || !alive(up)));
   if (down_done && up_done) {
-    if (ending_)
-      finish(*ending_);
-    else if (target_close_seen_ && !user_closed_first_)
-      finish(Ending{EndReason::kTargetClosed, "target closed the channel"});
-    else
-      finish(Ending{EndReason::kUserClosed, "user closed the channel"});
+    finish(ending_ ? *ending_ : closed_by_peer());
   } else if (state_ == State::kClosing &&
              host_.clock().steady_now() - closing_since_ > kCloseWait) {
     finish(ending_ ? *ending_
                    : Ending{EndReason::kCloseUnconfirmed, "peer did not confirm the close"});
   }
+}
+
+Ending ChannelPair::closed_by_peer() const {
+  if ((target_close_seen_ || target_eof_seen_) && !user_closed_first_)
+    return Ending{EndReason::kTargetClosed, "target closed the channel"};
+  return Ending{EndReason::kUserClosed, "user closed the channel"};
 }
 
 void ChannelPair::run_refusal(const PendingRequest& r) {
@@ -626,6 +631,9 @@ void ChannelPair::notice(const std::string& message) {
 
 void ChannelPair::terminate(const std::string& message, const Ending& ending) {
   if (state_ == State::kFinished) return;
+  // A peer's CLOSE came first: that is why the channel ends, even if its session ends before the
+  // close is complete (OpenSSH hangs up as soon as it has answered the target's CLOSE).
+  if (!ending_ && (target_close_seen_ || user_close_seen_)) ending_ = closed_by_peer();
   if (!ending_ || ending_->code == EndReason::kRefused) ending_ = ending;
   if (state_ == State::kWaitingForUpstream || state_ == State::kOpeningUpstream) {
     if (open_request_) {

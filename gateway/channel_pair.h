@@ -111,7 +111,8 @@ class ChannelPair {
   bool terminal_size_ok(int cols, int rows);
   // Queues a request for the target, within --max-pending-requests.
   bool queue(PendingRequest request);
-  void install_callbacks();
+  void install_down_callbacks();
+  void install_up_callbacks();
   void advance_requests();
   bool start_recording(const PendingRequest& r);
   void pump();
@@ -121,6 +122,9 @@ class ChannelPair {
   void forward_exit(ssh_channel down);
   void run_refusal(const PendingRequest& r);
   void finish(const asciicast::Ending& ending);
+  // Why a channel a peer closed ends: the target, if it ended its side (EOF or CLOSE) before the
+  // user's CLOSE came; else the user.
+  asciicast::Ending closed_by_peer() const;
   void emit_open_event();
   void record(Direction dir, bool is_stderr, std::string_view data);
   bool user_drained(bool is_stderr);
@@ -155,7 +159,8 @@ class ChannelPair {
 
   // Half-close bookkeeping.
   bool user_eof_seen_ = false, user_close_seen_ = false;  // from the user
-  bool user_closed_first_ = false;  // the user's CLOSE came before the target's (the end reason)
+  // The user's CLOSE came before the target's EOF or CLOSE (the end reason).
+  bool user_closed_first_ = false;
   std::chrono::steady_clock::time_point user_close_at_{};
   // How long a CLOSE from the user waits for the target's exit status (see propagate_close).
   static constexpr std::chrono::seconds kExitStatusWait{2};
