@@ -1,6 +1,7 @@
 // One user connection: the downstream SSH server session, the upstream connection to the
-// target, the channels relayed between them and the recording. The session owns all of them;
-// close() is the single teardown path and always writes the session.end event.
+// target, the channels relayed between them, its ProxyJump channels (jump_channels.h) and the
+// recording. The session owns all of them; close() is the single teardown path and always writes
+// the session.end event.
 #pragma once
 
 #include <chrono>
@@ -19,7 +20,7 @@
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
-#include "gateway/jump_tunnel.h"
+#include "gateway/jump_channels.h"
 #include "gateway/locks.h"
 #include "gateway/policy.h"
 #include "gateway/router.h"
@@ -126,9 +127,8 @@ class Session final : public FdHandler,
   bool spend_request_budget();
   void handle_message(ssh::Message m);
   void handle_channel_open(ssh::Message m);
-  // A direct-tcpip channel to a configured target's SSH address: served here (ProxyJump).
-  void open_jump(ssh::Message m, const Target& target);
-  void end_jump(JumpTunnel& tunnel, const std::string& reason);
+  // Where the inner session of a new ProxyJump channel starts from (jump_channels.h).
+  JumpChannels::Outer jump_outer() const;
   void handle_channel_request(ssh::Message m);
   // Signed in: where the connection goes (the Router's answer), then the connection there.
   void authorize(const std::string& ssh_user);
@@ -161,11 +161,6 @@ class Session final : public FdHandler,
   // No target was named: the connection may still open ProxyJump channels; the denial is
   // recorded when it asks for a shell or command instead.
   std::optional<nlohmann::json> deferred_denial_;
-  // The last ProxyJump channel of a connection without a target closed then: it may idle for
-  // --jump-idle-timeout (a ControlMaster between commands), then it is closed.
-  std::optional<std::chrono::steady_clock::time_point> last_jump_end_;
-  // ProxyJump channels whose inner connection has not signed in yet.
-  size_t jumps_signing_in();
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;
@@ -190,12 +185,12 @@ class Session final : public FdHandler,
   std::map<int, long> terminal_cells_;  // by channel
 
   // Destruction order matters: the sign-in (it may hold a message of the downstream session),
-  // channels, then the upstream connection, then our own.
+  // channels and ProxyJump channels, then the upstream connection, then our own.
   ssh::Session down_;
   ssh::Event down_event_;
   std::unique_ptr<Upstream> upstream_;
   std::map<int, std::unique_ptr<ChannelPair>> pairs_;
-  std::map<int, std::unique_ptr<JumpTunnel>> tunnels_;
+  std::unique_ptr<JumpChannels> jumps_;     // direct-tcpip channels to a target's SSH address
   std::unique_ptr<Authenticator> sign_in_;  // made in the constructor, dropped first
 };
 
