@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/text.h"
+#include "common/unique_fd.h"
 #include "gateway/context.h"
 #include "gateway/session.h"
 
@@ -54,12 +55,14 @@ bool JumpChannels::open(ssh::Message m, const Target& target, Outer outer, int i
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
     return refuse(std::string("cannot create the inner connection: ") + strerror(errno));
+  UniqueFd ours(sv[0]), theirs(sv[1]);
   outer.sign_in.target = target.name;
   outer.listener.target = target.name;
-  std::string inner = host_.start_inner_session(sv[1], std::move(outer.listener),
+  // The host owns its end from the call on, whatever becomes of the inner session.
+  std::string inner = host_.start_inner_session(theirs.release(), std::move(outer.listener),
                                                 std::move(outer.peer), outer.sign_in);
-  auto tunnel = std::make_unique<JumpTunnel>(connection_, host_.loop(), id, std::move(m), sv[0],
-                                             inner, target.name);
+  auto tunnel = std::make_unique<JumpTunnel>(connection_, host_.loop(), id, std::move(m),
+                                             std::move(ours), inner, target.name);
   where["castgate"]["jump"]["session"] = inner;
   connection_.log().emit(EventKind{"jump.open", "success", ""}, std::move(where), id);
   last_end_.reset();

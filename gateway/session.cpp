@@ -37,7 +37,7 @@ Session::Session(SessionHost& host, GatewayContext& context, std::string id, int
       peer_(std::move(peer)),
       counted_unauthenticated_(!jump),  // the outer connection was the one counted
       jump_(std::move(jump)),
-      fd_(fd) {
+      socket_(fd) {
   sign_in_ = std::make_unique<Authenticator>(
       context_, *this, InteractiveSignIn::Handle{ref(), &enter_sign_in}, listener_.target,
       peer_.address, jump_ ? &*jump_ : nullptr);
@@ -154,16 +154,14 @@ void Session::start() {
   log_->emit(EventKind{"connection.accepted", "", ""}, std::move(accepted));
   if (untracked_) {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
-    ::close(fd_);
-    fd_ = -1;
+    socket_.reset();
     close(EndReason::kGatewayFull, "");
     return;
   }
   down_.reset(ssh_new());
-  if (!down_ || ssh_bind_accept_fd(host_.bind(), down_.get(), fd_) != SSH_OK) {
+  if (!down_ || !hand_socket_to_libssh()) {
     log::warn("session " + id_ + ": cannot set up the SSH server session");
-    if (!down_) ::close(fd_);
-    fd_ = -1;
+    socket_.reset();  // still ours: libssh did not take it
     close(EndReason::kInternalError, "");
     return;
   }
@@ -186,6 +184,18 @@ void Session::start() {
   host_.loop().watch(fd_, interest_, this);
   (void)ctx;
   step();
+}
+
+bool Session::hand_socket_to_libssh() {
+  int fd = socket_.get();
+  int rc = ssh_bind_accept_fd(host_.bind(), down_.get(), fd);
+  // libssh (0.10.6) owns the descriptor once it is its session's socket, whether or not the
+  // call then succeeds (ssh_free() closes it); a failure before that (its configuration, out of
+  // memory) leaves it ours.
+  if (rc == SSH_OK || ssh_get_fd(down_.get()) == fd) socket_.release();
+  if (rc != SSH_OK) return false;
+  fd_ = fd;
+  return true;
 }
 
 void Session::on_fd_ready(int, uint32_t) {

@@ -15,6 +15,7 @@
 #include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/identity.h"
+#include "common/unique_fd.h"
 #include "gateway/authenticator.h"
 #include "gateway/channel_pair.h"
 #include "gateway/config.h"
@@ -40,6 +41,7 @@ class Session final : public FdHandler,
  public:
   enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
 
+  // `fd` is the user's connection: the session owns it from here (start() hands it to libssh).
   Session(SessionHost& host, GatewayContext& context, std::string id, int fd, ListenSpec listener,
           asciicast::Endpoint peer, std::optional<JumpOrigin> jump = std::nullopt);
   ~Session() override;
@@ -115,6 +117,8 @@ class Session final : public FdHandler,
   // Every end starts here (public close(), the user's connection lost, a fault): it records why,
   // once, and moves to kClosing; a later step or tick calls finalize(), the one teardown.
   void close(asciicast::Ending ending, const std::string& user_message);
+  // ssh_bind_accept_fd() on socket_, which libssh then owns (fd_); false if it failed.
+  bool hand_socket_to_libssh();
   void step();
   void step_once();
   // How work scheduled through a part's handle (InteractiveSignIn::Handle, Upstream::Handle)
@@ -178,7 +182,8 @@ class Session final : public FdHandler,
   std::optional<int> last_exit_status_;
   std::optional<std::string> last_exit_signal_;
   uint32_t interest_ = 0;
-  int fd_ = -1;
+  UniqueFd socket_;  // the user's connection, until start() hands it to libssh
+  int fd_ = -1;      // then: libssh's socket, watched until libssh closes it or the session ends
   bool faulted_ = false;
   double request_tokens_ = 0;  // request budget (spend_request_budget)
   std::chrono::steady_clock::time_point request_tokens_at_{};
