@@ -81,6 +81,9 @@ struct GatewayContext {
   // session starts here (a sign-in, a ProxyJump), the live ones go on under the rules they
   // started with.
   std::atomic<bool> retired{false};
+  // What a connection is told when retirement ends it, or refuses it a new session.
+  static constexpr const char* kRetiredMessage =
+      "castgate's configuration was reloaded; connect again to continue under the rules in force";
 };
 
 }  // namespace castgate

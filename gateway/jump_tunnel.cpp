@@ -14,12 +14,12 @@ constexpr size_t kReadChunk = 64 * 1024;
 }  // namespace
 
 JumpTunnel::JumpTunnel(ChannelHost& host, EventLoop& loop, int id, ssh::Message open_request,
-                       int fd, std::string inner_session, std::string target)
+                       UniqueFd fd, std::string inner_session, std::string target)
     : host_(host),
       loop_(loop),
       id_(id),
       open_request_(std::move(open_request)),
-      fd_(fd),
+      fd_(std::move(fd)),
       inner_session_(std::move(inner_session)),
       target_(std::move(target)) {}
 
@@ -93,8 +93,8 @@ bool JumpTunnel::move_to_inner() {
       }
     }
   }
-  if (to_inner_offset_ < to_inner_.size() && fd_ >= 0) {
-    ssize_t w = ::send(fd_, to_inner_.data() + to_inner_offset_,
+  if (to_inner_offset_ < to_inner_.size() && fd_) {
+    ssize_t w = ::send(fd_.get(), to_inner_.data() + to_inner_offset_,
                        to_inner_.size() - to_inner_offset_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {
       to_inner_offset_ += static_cast<size_t>(w);
@@ -114,9 +114,9 @@ bool JumpTunnel::move_to_inner() {
 
 bool JumpTunnel::move_to_user() {
   bool progress = false;
-  if (to_user_offset_ >= to_user_.size() && fd_ >= 0 && !inner_eof_) {
+  if (to_user_offset_ >= to_user_.size() && fd_ && !inner_eof_) {
     to_user_.resize(kReadChunk);
-    ssize_t n = ::recv(fd_, to_user_.data(), to_user_.size(), MSG_DONTWAIT);
+    ssize_t n = ::recv(fd_.get(), to_user_.data(), to_user_.size(), MSG_DONTWAIT);
     if (n > 0) {
       to_user_.resize(static_cast<size_t>(n));
       to_user_total_ += static_cast<uint64_t>(n);
@@ -169,8 +169,8 @@ void JumpTunnel::step() {
     if (round == 15) host_.request_step();
   }
   // The user's side sent EOF: the inner session reads end of file once it has everything.
-  if (user_eof_ && to_inner_.empty() && !shut_to_inner_ && fd_ >= 0) {
-    ::shutdown(fd_, SHUT_WR);
+  if (user_eof_ && to_inner_.empty() && !shut_to_inner_ && fd_) {
+    ::shutdown(fd_.get(), SHUT_WR);
     shut_to_inner_ = true;
   }
   // Either side is gone for good: the inner session's end reaches the user after everything it
@@ -201,11 +201,10 @@ void JumpTunnel::terminate() {
 }
 
 void JumpTunnel::close_socket() {
-  if (fd_ < 0) return;
-  if (interest_ != 0) loop_.unwatch(fd_);
+  if (!fd_) return;
+  if (interest_ != 0) loop_.unwatch(fd_.get());
   interest_ = 0;
-  ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
 }
 
 void JumpTunnel::finish() {
@@ -214,7 +213,7 @@ void JumpTunnel::finish() {
 }
 
 void JumpTunnel::update_interest() {
-  if (fd_ < 0) return;
+  if (!fd_) return;
   uint32_t want = 0;
   // Read only when the last batch has reached the user's channel: the inner session then waits,
   // as its socket buffer fills, for the user's window.
@@ -222,11 +221,11 @@ void JumpTunnel::update_interest() {
   if (!to_inner_.empty()) want |= EPOLLOUT;
   if (want == interest_) return;
   if (interest_ == 0) {
-    loop_.watch(fd_, want, this);
+    loop_.watch(fd_.get(), want, this);
   } else if (want == 0) {
-    loop_.unwatch(fd_);
+    loop_.unwatch(fd_.get());
   } else {
-    loop_.modify(fd_, want);
+    loop_.modify(fd_.get(), want);
   }
   interest_ = want;
 }

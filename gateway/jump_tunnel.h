@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "gateway/channel_pair.h"
 #include "gateway/event_loop.h"
 #include "gateway/ssh_handles.h"
@@ -23,8 +24,8 @@ namespace castgate {
 
 class JumpTunnel final : public FdHandler {
  public:
-  // `fd` is this side of the socketpair (non-blocking); the tunnel owns it.
-  JumpTunnel(ChannelHost& host, EventLoop& loop, int id, ssh::Message open_request, int fd,
+  // `fd` is this side of the socketpair (non-blocking).
+  JumpTunnel(ChannelHost& host, EventLoop& loop, int id, ssh::Message open_request, UniqueFd fd,
              std::string inner_session, std::string target);
   ~JumpTunnel() override;
   JumpTunnel(const JumpTunnel&) = delete;
@@ -61,7 +62,7 @@ class JumpTunnel final : public FdHandler {
   EventLoop& loop_;
   const int id_;
   ssh::Message open_request_;
-  int fd_ = -1;
+  UniqueFd fd_;
   uint32_t interest_ = 0;
   const std::string inner_session_, target_;
   ssh::Channel down_;

@@ -1,12 +1,9 @@
 #include "gateway/session.h"
 
 #include <sys/epoll.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cassert>
-#include <cerrno>
-#include <cstring>
 
 #include "common/crypto.h"
 #include "common/encoding.h"
@@ -24,13 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kReloadedMessage =
-    "castgate's configuration was reloaded; connect again to continue under the rules in force";
 constexpr auto kCloseGrace = std::chrono::seconds(3);
 constexpr auto kRefusedLinger = std::chrono::seconds(30);
-// ProxyJump channels of one connection whose inner connection is still signing in: each costs a
-// key exchange, and none of them counts against --max-startups (the outer connection did).
-constexpr size_t kMaxJumpsSigningIn = 4;
 // The inner connection of a ProxyJump signs in without a person or a provider in the loop.
 constexpr auto kJumpSignInTimeout = std::chrono::seconds(20);
 
@@ -45,10 +37,11 @@ Session::Session(SessionHost& host, GatewayContext& context, std::string id, int
       peer_(std::move(peer)),
       counted_unauthenticated_(!jump),  // the outer connection was the one counted
       jump_(std::move(jump)),
-      fd_(fd) {
+      socket_(fd) {
   sign_in_ = std::make_unique<Authenticator>(
       context_, *this, InteractiveSignIn::Handle{ref(), &enter_sign_in}, listener_.target,
       peer_.address, jump_ ? &*jump_ : nullptr);
+  jumps_ = std::make_unique<JumpChannels>(*this, host_, context_.retired);
   auto& ctx = context_;
   asciicast::SessionLogOptions opts;
   opts.instance = ctx.config.instance;
@@ -76,7 +69,7 @@ Session::~Session() {
   unwatch();
   sign_in_.reset();  // before the downstream session its held message belongs to
   pairs_.clear();
-  tunnels_.clear();
+  jumps_.reset();
   upstream_.reset();
   if (down_event_ && down_) ssh_event_remove_session(down_event_.get(), down_.get());
   down_event_.reset();
@@ -161,16 +154,14 @@ void Session::start() {
   log_->emit(EventKind{"connection.accepted", "", ""}, std::move(accepted));
   if (untracked_) {
     log::error("session " + id_ + ": the worker's session table is full; connection refused");
-    ::close(fd_);
-    fd_ = -1;
+    socket_.reset();
     close(EndReason::kGatewayFull, "");
     return;
   }
   down_.reset(ssh_new());
-  if (!down_ || ssh_bind_accept_fd(host_.bind(), down_.get(), fd_) != SSH_OK) {
+  if (!down_ || !hand_socket_to_libssh()) {
     log::warn("session " + id_ + ": cannot set up the SSH server session");
-    if (!down_) ::close(fd_);
-    fd_ = -1;
+    socket_.reset();  // still ours: libssh did not take it
     close(EndReason::kInternalError, "");
     return;
   }
@@ -193,6 +184,18 @@ void Session::start() {
   host_.loop().watch(fd_, interest_, this);
   (void)ctx;
   step();
+}
+
+bool Session::hand_socket_to_libssh() {
+  int fd = socket_.get();
+  int rc = ssh_bind_accept_fd(host_.bind(), down_.get(), fd);
+  // libssh (0.10.6) owns the descriptor once it is its session's socket, whether or not the
+  // call then succeeds (ssh_free() closes it); a failure before that (its configuration, out of
+  // memory) leaves it ours.
+  if (rc == SSH_OK || ssh_get_fd(down_.get()) == fd) socket_.release();
+  if (rc != SSH_OK) return false;
+  fd_ = fd;
+  return true;
 }
 
 void Session::on_fd_ready(int, uint32_t) {
@@ -280,22 +283,8 @@ void Session::step_once() {
       ++it;
     }
   }
-  for (auto it = tunnels_.begin(); it != tunnels_.end();) {
-    it->second->step();
-    if (it->second->finished()) {
-      end_jump(*it->second, "closed");
-      it = tunnels_.erase(it);
-      last_jump_end_ = clock().steady_now();
-    } else {
-      ++it;
-    }
-  }
-  // Closing: the inner sessions of ProxyJump channels see their socket close and end on their
-  // own, each with its end event.
-  if (state_ == State::kClosing) {
-    for (auto& [id, tunnel] : tunnels_) end_jump(*tunnel, std::string(ending_.reason()));
-    tunnels_.clear();
-  }
+  jumps_->step();
+  if (state_ == State::kClosing) jumps_->close_all(std::string(ending_.reason()));
   if (state_ == State::kClosing && (pairs_.empty() || clock().steady_now() >= closing_deadline_)) {
     // Let what is queued for the user (messages, the last output) leave before hanging up;
     // libssh would drop it when it closes the socket.
@@ -428,9 +417,9 @@ void Session::accept_identity(const Identity& identity, ssh::Message m, const st
 
 void Session::retire() {
   if (state_ == State::kClosing || state_ == State::kClosed) return;
-  if (!authenticated()) return close(EndReason::kConfigReloaded, kReloadedMessage);
-  if (!refusal_.empty() && pairs_.empty() && tunnels_.empty())
-    return close(EndReason::kConfigReloaded, kReloadedMessage);
+  if (!authenticated()) return close(EndReason::kConfigReloaded, GatewayContext::kRetiredMessage);
+  if (!refusal_.empty() && pairs_.empty() && jumps_->empty())
+    return close(EndReason::kConfigReloaded, GatewayContext::kRetiredMessage);
 }
 
 void Session::enforce_locks(const Locks& locks) {
@@ -543,7 +532,7 @@ void Session::handle_channel_open(ssh::Message m) {
     return;
   }
   auto& ctx = context_;
-  if (static_cast<int>(pairs_.size() + tunnels_.size()) >= ctx.config.max_channels) {
+  if (static_cast<int>(pairs_.size() + jumps_->size()) >= ctx.config.max_channels) {
     log_->emit(EventKind{"channel.open_failed", "failure", "too many channels on one connection"});
     ssh_message_reply_default(msg);
     return;
@@ -569,7 +558,8 @@ void Session::handle_channel_open(ssh::Message m) {
         ssh_message_reply_default(msg);
         return;
       }
-      return open_jump(std::move(m), *jump_to);
+      if (jumps_->open(std::move(m), *jump_to, jump_outer(), next_channel_id_)) ++next_channel_id_;
+      return;
     }
     if (!refusal_.empty() || !decision_.port_forwarding) {
       std::string why = deferred_denial_   ? "not the SSH address of a configured target"
@@ -601,74 +591,15 @@ void Session::handle_channel_open(ssh::Message m) {
   }
 }
 
-void Session::open_jump(ssh::Message m, const Target& target) {
-  ssh_message msg = m.get();
-  json where{{"castgate",
-              {{"jump",
-                {{"target", target.name},
-                 {"host", printable(ssh_message_channel_request_open_destination(msg), 255)},
-                 {"port", ssh_message_channel_request_open_destination_port(msg)}}}}}};
-  auto refuse = [&](const std::string& why) {
-    log_->emit(EventKind{"jump.denied", "failure", why}, std::move(where));
-    ssh_message_reply_default(msg);
-  };
-  if (std::string why = recording_refusal(); !why.empty() && recording_enabled())
-    return refuse(why);
-  if (sign_in_->credential_expires() && clock().now() >= *sign_in_->credential_expires())
-    return refuse("this connection's sign-in expired at " +
-                  rfc3339_micros(*sign_in_->credential_expires()) + "; connect again");
-  if (jumps_signing_in() >= kMaxJumpsSigningIn)
-    return refuse("too many ProxyJump connections signing in at once on this connection");
-  // A new session under the rules this connection signed in with is not one that went on.
-  if (context_.retired.load()) return refuse(kReloadedMessage);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-    return refuse(std::string("cannot create the inner connection: ") + strerror(errno));
-  JumpOrigin origin;
-  origin.outer_session = id_;
-  origin.identity = identity_;
-  origin.proven_keys = sign_in_->proven_keys();
-  origin.has_certificate = sign_in_->has_certificate();
-  origin.certificate_principals = sign_in_->certificate_principals();
-  origin.target = target.name;
-  origin.expires = sign_in_->credential_expires();
-  ListenSpec inner_listener = listener_;
-  inner_listener.target = target.name;
-  std::string inner = host_.start_inner_session(sv[1], inner_listener, peer_, origin);
-  int id = next_channel_id_++;
-  auto tunnel = std::make_unique<JumpTunnel>(*this, host_.loop(), id, std::move(m), sv[0], inner,
-                                             target.name);
-  where["castgate"]["jump"]["session"] = inner;
-  log_->emit(EventKind{"jump.open", "success", ""}, std::move(where), id);
-  last_jump_end_.reset();
-  JumpTunnel* t = tunnel.get();
-  auto it = tunnels_.emplace(id, std::move(tunnel)).first;
-  if (!t->accept()) {
-    end_jump(*t, "could not accept the client's channel");
-    tunnels_.erase(it);
-  }
-}
-
-size_t Session::jumps_signing_in() {
-  size_t n = 0;
-  for (const auto& [id, tunnel] : tunnels_) {
-    Session* inner = host_.find(tunnel->inner_session());
-    if (!inner || inner->signing_in()) ++n;  // not started yet counts too
-  }
-  return n;
-}
-
-void Session::end_jump(JumpTunnel& tunnel, const std::string& reason) {
-  bytes_to_user_ += tunnel.bytes_to_user();
-  bytes_to_target_ += tunnel.bytes_to_target();
-  log_->emit(
-      EventKind{"jump.close", "", reason},
-      json{{"castgate",
-            {{"jump", {{"session", tunnel.inner_session()}}},
-             {"bytes",
-              {{"to_user", tunnel.bytes_to_user()}, {"to_target", tunnel.bytes_to_target()}}}}}},
-      tunnel.id());
-  tunnel.terminate();
+JumpChannels::Outer Session::jump_outer() const {
+  JumpChannels::Outer outer{listener_, peer_, {}};
+  outer.sign_in.outer_session = id_;
+  outer.sign_in.identity = identity_;
+  outer.sign_in.proven_keys = sign_in_->proven_keys();
+  outer.sign_in.has_certificate = sign_in_->has_certificate();
+  outer.sign_in.certificate_principals = sign_in_->certificate_principals();
+  outer.sign_in.expires = sign_in_->credential_expires();
+  return outer;
 }
 
 ChannelPair* Session::find_pair(ssh_channel downstream) {
@@ -748,19 +679,15 @@ void Session::tick(std::chrono::steady_clock::time_point now) {
                                        " seconds and was closed");
     return;
   }
-  if (authenticated() && !refusal_.empty() && pairs_.empty() && tunnels_.empty()) {
+  if (authenticated() && !refusal_.empty() && pairs_.empty() && jumps_->empty()) {
     // Refused, or a connection without a target between ProxyJump channels (a ControlMaster):
     // the latter may idle for --jump-idle-timeout after its last channel, until its sign-in ends.
-    if (!last_jump_end_ && now - started_at_ > kRefusedLinger)
+    if (!jumps_->idle_since() && now - started_at_ > kRefusedLinger)
       return close(EndReason::kRefused, "");
-    if (last_jump_end_ && now - *last_jump_end_ > cfg.jump_idle_timeout)
-      return close(EndReason::kIdleTimeout, "no ProxyJump channel for " +
-                                                std::to_string(cfg.jump_idle_timeout.count()) +
-                                                " seconds; the connection was closed");
-    if (last_jump_end_ && sign_in_->credential_expires() &&
-        clock().now() >= *sign_in_->credential_expires())
-      return close(EndReason::kSignInExpired, "the sign-in of this connection expired");
-    if (context_.retired.load()) return close(EndReason::kConfigReloaded, kReloadedMessage);
+    if (auto end = jumps_->idle_end(now, sign_in_->credential_expires()))
+      return close(end->reason, end->message);
+    if (context_.retired.load())
+      return close(EndReason::kConfigReloaded, GatewayContext::kRetiredMessage);
   }
   auto health = context_.sink->health();
   if (health != asciicast::SinkHealth::kHealthy && authenticated() && recording_enabled()) {
@@ -796,8 +723,7 @@ void Session::finalize() {
     pair->abandon(ending_);
   }
   pairs_.clear();
-  for (auto& [id, tunnel] : tunnels_) end_jump(*tunnel, std::string(ending_.reason()));
-  tunnels_.clear();
+  jumps_->close_all(std::string(ending_.reason()));
   state_ = State::kClosed;
   if (upstream_) upstream_->disconnect();
   unwatch();

@@ -1,6 +1,7 @@
 // One user connection: the downstream SSH server session, the upstream connection to the
-// target, the channels relayed between them and the recording. The session owns all of them;
-// close() is the single teardown path and always writes the session.end event.
+// target, the channels relayed between them, its ProxyJump channels (jump_channels.h) and the
+// recording. The session owns all of them; close() is the single teardown path and always writes
+// the session.end event.
 #pragma once
 
 #include <chrono>
@@ -14,12 +15,13 @@
 #include "asciicast/end_reason.h"
 #include "asciicast/session_log.h"
 #include "common/identity.h"
+#include "common/unique_fd.h"
 #include "gateway/authenticator.h"
 #include "gateway/channel_pair.h"
 #include "gateway/config.h"
 #include "gateway/context.h"
 #include "gateway/event_loop.h"
-#include "gateway/jump_tunnel.h"
+#include "gateway/jump_channels.h"
 #include "gateway/locks.h"
 #include "gateway/policy.h"
 #include "gateway/router.h"
@@ -39,6 +41,7 @@ class Session final : public FdHandler,
  public:
   enum class State { kHandshake, kAuthenticating, kAuthenticated, kClosing, kClosed };
 
+  // `fd` is the user's connection: the session owns it from here (start() hands it to libssh).
   Session(SessionHost& host, GatewayContext& context, std::string id, int fd, ListenSpec listener,
           asciicast::Endpoint peer, std::optional<JumpOrigin> jump = std::nullopt);
   ~Session() override;
@@ -114,6 +117,8 @@ class Session final : public FdHandler,
   // Every end starts here (public close(), the user's connection lost, a fault): it records why,
   // once, and moves to kClosing; a later step or tick calls finalize(), the one teardown.
   void close(asciicast::Ending ending, const std::string& user_message);
+  // ssh_bind_accept_fd() on socket_, which libssh then owns (fd_); false if it failed.
+  bool hand_socket_to_libssh();
   void step();
   void step_once();
   // How work scheduled through a part's handle (InteractiveSignIn::Handle, Upstream::Handle)
@@ -126,9 +131,8 @@ class Session final : public FdHandler,
   bool spend_request_budget();
   void handle_message(ssh::Message m);
   void handle_channel_open(ssh::Message m);
-  // A direct-tcpip channel to a configured target's SSH address: served here (ProxyJump).
-  void open_jump(ssh::Message m, const Target& target);
-  void end_jump(JumpTunnel& tunnel, const std::string& reason);
+  // Where the inner session of a new ProxyJump channel starts from (jump_channels.h).
+  JumpChannels::Outer jump_outer() const;
   void handle_channel_request(ssh::Message m);
   // Signed in: where the connection goes (the Router's answer), then the connection there.
   void authorize(const std::string& ssh_user);
@@ -161,11 +165,6 @@ class Session final : public FdHandler,
   // No target was named: the connection may still open ProxyJump channels; the denial is
   // recorded when it asks for a shell or command instead.
   std::optional<nlohmann::json> deferred_denial_;
-  // The last ProxyJump channel of a connection without a target closed then: it may idle for
-  // --jump-idle-timeout (a ControlMaster between commands), then it is closed.
-  std::optional<std::chrono::steady_clock::time_point> last_jump_end_;
-  // ProxyJump channels whose inner connection has not signed in yet.
-  size_t jumps_signing_in();
 
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_activity_;
@@ -183,19 +182,20 @@ class Session final : public FdHandler,
   std::optional<int> last_exit_status_;
   std::optional<std::string> last_exit_signal_;
   uint32_t interest_ = 0;
-  int fd_ = -1;
+  UniqueFd socket_;  // the user's connection, until start() hands it to libssh
+  int fd_ = -1;      // then: libssh's socket, watched until libssh closes it or the session ends
   bool faulted_ = false;
   double request_tokens_ = 0;  // request budget (spend_request_budget)
   std::chrono::steady_clock::time_point request_tokens_at_{};
   std::map<int, long> terminal_cells_;  // by channel
 
   // Destruction order matters: the sign-in (it may hold a message of the downstream session),
-  // channels, then the upstream connection, then our own.
+  // channels and ProxyJump channels, then the upstream connection, then our own.
   ssh::Session down_;
   ssh::Event down_event_;
   std::unique_ptr<Upstream> upstream_;
   std::map<int, std::unique_ptr<ChannelPair>> pairs_;
-  std::map<int, std::unique_ptr<JumpTunnel>> tunnels_;
+  std::unique_ptr<JumpChannels> jumps_;     // direct-tcpip channels to a target's SSH address
   std::unique_ptr<Authenticator> sign_in_;  // made in the constructor, dropped first
 };
 

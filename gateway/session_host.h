@@ -46,7 +46,7 @@ class SessionHost {
   // The session `id` has ended: it is dropped after the current pass.
   virtual void session_finished(const std::string& id) = 0;
   // Starts the inner session of a ProxyJump channel on this loop (after the current pass) on
-  // its end of a socketpair; returns its id.
+  // its end of a socketpair, which the host owns from the call on; returns its id.
   virtual std::string start_inner_session(int fd, ListenSpec listener, asciicast::Endpoint peer,
                                           const JumpOrigin& origin) = 0;
   virtual Session* find(const std::string& id) = 0;

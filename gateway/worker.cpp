@@ -4,6 +4,7 @@
 
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/unique_fd.h"
 #include "gateway/session.h"
 #include "gateway/ssh_keys.h"
 
@@ -61,10 +62,12 @@ void Worker::run_in_session(const std::string& id, const std::function<void(Sess
 
 void Worker::adopt(int fd, ListenSpec listener, asciicast::Endpoint peer) {
   live_.fetch_add(1);
-  loop_.post([this, fd, listener = std::move(listener), peer = std::move(peer)]() mutable {
+  // Closed with the task if the loop stops before it runs (a task must be copyable).
+  auto owned = std::make_shared<UniqueFd>(fd);
+  loop_.post([this, owned, listener = std::move(listener), peer = std::move(peer)]() mutable {
     // The prefix is the parent's for this worker: it closes only records that carry it.
-    add_session(context_.session_prefix + random_id(8), fd, std::move(listener), std::move(peer),
-                std::nullopt);
+    add_session(context_.session_prefix + random_id(8), owned->release(), std::move(listener),
+                std::move(peer), std::nullopt);
   });
 }
 
@@ -72,9 +75,10 @@ std::string Worker::start_inner_session(int fd, ListenSpec listener, asciicast::
                                         const JumpOrigin& origin) {
   std::string id = context_.session_prefix + random_id(8);
   live_.fetch_add(1);
+  auto owned = std::make_shared<UniqueFd>(fd);  // as in adopt()
   loop_.defer(
-      [this, id, fd, listener = std::move(listener), peer = std::move(peer), origin]() mutable {
-        add_session(id, fd, std::move(listener), std::move(peer), std::move(origin));
+      [this, id, owned, listener = std::move(listener), peer = std::move(peer), origin]() mutable {
+        add_session(id, owned->release(), std::move(listener), std::move(peer), std::move(origin));
       });
   return id;
 }

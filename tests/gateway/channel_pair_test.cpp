@@ -1,6 +1,6 @@
 // ChannelPair's states driven in-process: a libssh client as the user, a libssh server as the
 // target, castgate's two ends between them (tests/gateway/ssh_loopback.h), and the session the
-// pair lives in replaced by PairTestHost, which records into memory. The end-to-end tests cover
+// pair lives in replaced by ChannelTestHost, which records into memory. The end-to-end tests cover
 // the same paths with OpenSSH peers; these pin the half-close rules, fail-closed recording and
 // flow control in milliseconds.
 #include "gateway/channel_pair.h"
@@ -16,113 +16,22 @@
 
 #include "asciicast/session_log.h"
 #include "common/clock.h"
-#include "tests/asciicast/memory_sink.h"
+#include "tests/gateway/channel_test_host.h"
 #include "tests/gateway/ssh_loopback.h"
 
 namespace castgate {
 namespace {
 
 using nlohmann::json;
+using testing::ChannelTestHost;
 using testing::PeerChannel;
 using testing::SshLoopback;
-
-// What a Session gives its channels, reduced to switches a test turns: whether the recording
-// has room, whether it is refused, and what the pair reported back.
-class PairTestHost final : public ChannelHost {
- public:
-  PairTestHost() {
-    opts_.instance = "gw-test";
-    log_ = std::make_unique<asciicast::SessionLog>(
-        opts_, "sess1", asciicast::Endpoint{"192.0.2.7", 50000}, sink,
-        std::make_shared<asciicast::Backlog>(1 << 26), clock_);
-    decision_.allowed = true;
-    decision_.pty = true;
-    target_.name = "db1.int";
-    target_.host = "10.0.0.5";
-    clock_.advance(std::chrono::seconds(1));  // a zero steady time reads as "not opened"
-  }
-
-  asciicast::testing::MemorySink sink;
-  ssh_session upstream = nullptr;
-  bool room = true;
-  std::string refusal;
-  int steps_requested = 0;
-  std::vector<std::string> limits;
-  int channels_finished = 0;
-  std::optional<int> finished_exit_status;
-
-  ManualClock& manual_clock() { return clock_; }
-
-  // The recorded events of the channel, as parsed JSON lines.
-  std::vector<json> events() const {
-    std::vector<json> out;
-    for (const auto& line : sink.lines) out.push_back(json::parse(line));
-    return out;
-  }
-  // The actions of the events, in order: "a b c".
-  std::string actions() const {
-    std::string out;
-    for (const auto& e : events())
-      out += (out.empty() ? "" : " ") + e["event"]["action"].get<std::string>();
-    return out;
-  }
-  // The asciicast text of the channel's data events in recorded order: "ACTION:TEXT|...".
-  std::string data_events() const {
-    std::string out;
-    for (const auto& e : events()) {
-      auto action = e["event"]["action"].get<std::string>();
-      if (action == "asciicast.output" || action == "asciicast.input" ||
-          action == "asciicast.stderr")
-        out += action + ":" + e["asciicast"]["event"][2].get<std::string>() + "|";
-    }
-    return out;
-  }
-  // The one channel.end event (fails the test if there is not exactly one).
-  json end_event() const {
-    std::vector<json> ends;
-    for (auto& e : events())
-      if (e["event"]["action"] == "channel.end") ends.push_back(e);
-    REQUIRE(ends.size() == 1);
-    return ends.front();
-  }
-
-  ssh_session upstream_session() override { return upstream; }
-  asciicast::SessionLog& log() override { return *log_; }
-  bool recording_has_room() override { return room; }
-  bool recording_enabled() const override { return true; }
-  const asciicast::AlertRules* alert_rules() const override { return nullptr; }
-  std::string recording_refusal() override { return refusal; }
-  const Clock& clock() const override { return clock_; }
-  const Target* target() const override { return &target_; }
-  const PolicyDecision& decision() const override { return decision_; }
-  std::string title() const override { return "alice on db1.int as ubuntu"; }
-  void note_activity() override {}
-  void request_step() override { ++steps_requested; }
-  void limit_exceeded(const std::string& limit, const std::string&) override {
-    limits.push_back(limit);
-  }
-  bool resize_terminal(int, long) override { return true; }
-  const GatewayConfig& config() const override { return config_; }
-  void channel_finished(uint64_t, uint64_t, std::optional<int> exit_status,
-                        const std::optional<std::string>&) override {
-    ++channels_finished;
-    finished_exit_status = exit_status;
-  }
-
- private:
-  ManualClock clock_;
-  asciicast::SessionLogOptions opts_;
-  std::unique_ptr<asciicast::SessionLog> log_;
-  GatewayConfig config_;
-  PolicyDecision decision_;
-  Target target_;
-};
 
 // The user, castgate's two ends and the target, with the pair for the user's first session
 // channel. step() plays the part of Session: it hands the pair the user's channel open and
 // requests, and steps it after every round of I/O.
 struct PairTestRig {
-  PairTestHost host;
+  ChannelTestHost host;
   SshLoopback user_link;    // client: the user; server: castgate's end towards the user
   SshLoopback target_link;  // client: castgate's end towards the target; server: the target
   bool target_refuses_open = false;
