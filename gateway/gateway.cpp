@@ -41,8 +41,6 @@ namespace {
 // Chains one worker process may have open at once (a slot is about 220 bytes of shared memory,
 // touched only when used).
 constexpr size_t kSessionTableSlots = 65536;
-// A worker whose channel stays full this long is not serving: it is stopped.
-constexpr std::chrono::seconds kStuckLimit{10};
 // SO_PASSRIGHTS (Linux 6.16): 0 refuses descriptors sent to this socket. Older headers lack it.
 #ifdef SO_PASSRIGHTS
 constexpr int kSoPassRights = SO_PASSRIGHTS;
@@ -203,7 +201,8 @@ void start_worker_services(GatewayContext& ctx) {
   }
 }
 
-Gateway::Gateway(std::unique_ptr<GatewayContext> context) : context_(std::move(context)) {
+Gateway::Gateway(std::unique_ptr<GatewayContext> context)
+    : context_(std::move(context)), checkpoint_due_(context_->config.checkpoint_interval) {
   auto& cfg = context_->config;
   out_ = std::make_unique<asciicast::LockedStdout>(context_->output_lock.get(), STDOUT_FILENO);
 
@@ -279,7 +278,7 @@ void Gateway::publish_health() {
   v.ready = readiness();
   v.signer_gone = context_->signer->gone();
   v.metrics = metrics_text(v.ready.empty(), !v.signer_gone);
-  v.beat = std::chrono::steady_clock::now();
+  v.beat = context_->clock->steady_now();
   std::lock_guard lock(health_mu_);
   health_view_ = std::move(v);
 }
@@ -288,30 +287,21 @@ std::string Gateway::probe(HealthRoute route) {
   // The main loop may be stuck on a full stdout: waiting for the output lock, in write(2), or
   // on the signer, which waits the same way. Whoever holds the lock has held it that long, and
   // stdout takes nothing: a process holding the lock while stdout is writable (a worker taken
-  // over, say) is not a stalled shipper.
-  constexpr auto kBeat = std::chrono::seconds(2), kStuck = std::chrono::seconds(60);
+  // over, say) is not a stalled shipper. (The lock's age is on the real clock: it is kept in
+  // memory shared with the other processes, as CLOCK_MONOTONIC, the same in all of them.)
   pollfd out{STDOUT_FILENO, POLLOUT, 0};
   auto held = context_->output_lock ? context_->output_lock->held_for()
                                     : std::chrono::steady_clock::duration::zero();
-  bool output_stalled = held > std::chrono::seconds(2) && ::poll(&out, 1, 0) == 0;
+  HeartbeatView view;
+  view.output_stalled = held > std::chrono::seconds(2) && ::poll(&out, 1, 0) == 0;
   // The workers' own test (StdoutWriter::health), read here directly: the published view may
   // be up to two watchdog passes old, or older while the main loop waits on that same stdout.
-  bool past_stall_limit = output_stalled && held > context_->config.recording_stall_limit;
+  view.past_stall_limit = view.output_stalled && held > context_->config.recording_stall_limit;
   std::lock_guard lock(health_mu_);
-  auto silent = std::chrono::steady_clock::now() - health_view_.beat;
-  if (health_view_.signer_gone) return "the signer process is gone";
-  if (route == HealthRoute::kLive) {
-    // A stalled log shipper is cured by the shipper, not by a restart: only a loop stuck for
-    // another reason fails liveness.
-    if (silent > kStuck && !output_stalled)
-      return "castgate's main loop has not run for " +
-             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) + "s";
-    return "";
-  }
-  if (past_stall_limit) return "recording output stalled";
-  if (silent > kBeat)
-    return output_stalled ? "recording output stalled" : "castgate's main loop is not running";
-  return health_view_.ready;
+  view.silent = context_->clock->steady_now() - health_view_.beat;
+  view.signer_gone = health_view_.signer_gone;
+  view.ready = health_view_.ready;
+  return HeartbeatVerdict::answer(route, view);
 }
 
 std::string Gateway::metrics_text(bool ready, bool signer_up) {
@@ -419,8 +409,8 @@ void Gateway::spawn(WorkerSlot& w) {
   setsockopt(ours.get(), SOL_SOCKET, kSoPassRights, &off, sizeof off);
   w.pid = pid;
   w.channel = std::move(ours);
-  w.stuck_since = {};
-  w.started = std::chrono::steady_clock::now();
+  w.stuck.cleared();
+  w.restarts.started(context_->clock->steady_now());
   loop_.watch(w.channel.get(), EPOLLIN, this);
   w.chain_started = false;
   gateway_log_->emit(
@@ -490,13 +480,11 @@ void Gateway::accept_on(size_t index) {
     if (worker_channel::send(w->channel.get(), m, fd.get())) {
       ++w->startups[ip];
       ++w->handed;
-      w->stuck_since = {};
+      w->stuck.cleared();
     } else {
-      // Not reading (stopped, or looping): after kStuckLimit it is stopped for good, and its
-      // records are closed like a crashed worker's.
-      auto now = std::chrono::steady_clock::now();
-      if (w->stuck_since == std::chrono::steady_clock::time_point{}) w->stuck_since = now;
-      if (now - w->stuck_since > kStuckLimit) kill(w->pid, SIGKILL);
+      // Not reading (stopped, or looping): after StuckChannel::kLimit it is stopped for good,
+      // and its records are closed like a crashed worker's.
+      if (w->stuck.full(context_->clock->steady_now())) kill(w->pid, SIGKILL);
       log::warn(std::string("cannot hand a connection to worker process ") +
                 std::to_string(w->pid) + ": " + std::strerror(errno));
       context_->startups->release(ip);
@@ -680,13 +668,8 @@ void Gateway::worker_ended(WorkerSlot& w, int status) {
   w.metrics->clear();
   w.table->clear();
   if (draining_ || w.retiring) return;  // a retired worker's place has its successor
-  // A worker that dies right after it started will likely do so again: wait before the next
-  // start, longer each time (up to 10 s), instead of forking in a loop.
-  bool quick = std::chrono::steady_clock::now() - w.started < std::chrono::seconds(10);
-  w.quick_deaths = quick ? w.quick_deaths + 1 : 0;
-  auto delay =
-      std::chrono::milliseconds(std::min(10000, quick ? 500 << std::min(w.quick_deaths, 5) : 0));
-  schedule_spawn(w, delay);
+  // A worker that dies right after it started will likely do so again (RestartBackoff).
+  schedule_spawn(w, w.restarts.died(context_->clock->steady_now()));
 }
 
 void Gateway::schedule_spawn(WorkerSlot& w, std::chrono::milliseconds delay) {
@@ -725,7 +708,7 @@ void Gateway::begin_drain() {
   for_each_process([](WorkerSlot& w) {
     if (w.pid > 0) kill(w.pid, SIGTERM);
   });
-  drain_deadline_ = std::chrono::steady_clock::now() + grace;
+  drain_deadline_.begin(context_->clock->steady_now(), grace);
 }
 
 void Gateway::reload(const char* trigger) {
@@ -802,7 +785,7 @@ bool Gateway::replace_worker(WorkerSlot& w) {
   // has) and is replaced at a later watchdog pass, rather than leaving nobody to serve.
   WorkerSlot fresh;
   fresh.index = w.index;
-  fresh.quick_deaths = w.quick_deaths;
+  fresh.restarts = w.restarts;
   fresh.table = std::make_unique<SessionTable>(kSessionTableSlots);
   fresh.metrics = std::make_unique<WorkerMetrics>();
   fresh.metrics_index = metric_totals_.add();
@@ -818,7 +801,7 @@ bool Gateway::replace_worker(WorkerSlot& w) {
   }
   w.retiring = true;
   w.stale = false;
-  w.stuck_since = {};
+  w.stuck.cleared();
   retiring_.push_back(std::move(w));
   w = std::move(fresh);
   tell_retiring();
@@ -846,7 +829,7 @@ void Gateway::limit_retiring() {
 }
 
 void Gateway::tell_retiring() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = context_->clock->steady_now();
   for (auto& w : retiring_) {
     if (w.told_to_retire || w.pid <= 0 || !w.channel) continue;
     worker_channel::Message retire;
@@ -857,8 +840,7 @@ void Gateway::tell_retiring() {
     }
     // A full channel: said again at the next watchdog pass; one that stays full is not
     // served by its worker, which is stopped (its records are closed like a crashed one's).
-    if (w.stuck_since == std::chrono::steady_clock::time_point{}) w.stuck_since = now;
-    if (now - w.stuck_since > kStuckLimit) kill(w.pid, SIGKILL);
+    if (w.stuck.full(now)) kill(w.pid, SIGKILL);
   }
 }
 
@@ -888,7 +870,7 @@ void Gateway::report_refusals() {
 }
 
 void Gateway::checkpoint(bool last) {
-  last_checkpoint_ = std::chrono::steady_clock::now();
+  checkpoint_due_.done(context_->clock->steady_now());
   asciicast::write_checkpoint(*gateway_log_, ++checkpoints_, context_->config.checkpoint_interval,
                               ledger_.take(), last);
 }
@@ -898,16 +880,15 @@ void Gateway::watchdog() {
   tell_retiring();
   // A mounted configuration (a ConfigMap) changes by its files being replaced: looked at every
   // second, reloaded when one is not as it was read.
-  auto now = std::chrono::steady_clock::now();
-  if (!draining_ && now - last_rules_look_ >= std::chrono::seconds(1)) {
-    last_rules_look_ = now;
+  auto now = context_->clock->steady_now();
+  if (!draining_ && rules_look_due_.due(now)) {
+    rules_look_due_.done(now);
     if (rule_files_changed(watched_rules_)) reload("file change");
     for (auto& w : workers_)
       if (w.stale && w.pid > 0 && !draining_) replace_worker(w);
   }
   publish_health();
-  if (std::chrono::steady_clock::now() - last_checkpoint_ >= context_->config.checkpoint_interval)
-    checkpoint(false);
+  if (checkpoint_due_.due(context_->clock->steady_now())) checkpoint(false);
   if (draining_) {
     bool any = false;
     for_each_process([&any](WorkerSlot& w) { any = any || w.pid > 0; });
@@ -917,7 +898,7 @@ void Gateway::watchdog() {
     }
     // The workers close their sessions when the grace period is over; one that does not end
     // soon after is stopped, and its records are closed for it.
-    if (std::chrono::steady_clock::now() >= drain_deadline_ + std::chrono::seconds(20))
+    if (drain_deadline_.overrun(context_->clock->steady_now()))
       for_each_process([](WorkerSlot& w) {
         if (w.pid > 0) kill(w.pid, SIGKILL);
       });
@@ -966,7 +947,9 @@ int Gateway::run() {
   // Started confined, like everything after this point.
   publish_health();
   if (health_) health_thread_ = std::thread([this] { health_loop_.run(); });
-  last_checkpoint_ = std::chrono::steady_clock::now();
+  checkpoint_due_.done(context_->clock->steady_now());
+  // The watchdog's own timer is the event loop's, on real time like every loop's (Worker::tick);
+  // what it decides reads the context's clock.
   loop_.add_timer(std::chrono::milliseconds(200), [this] { watchdog(); });
   loop_.run();
 

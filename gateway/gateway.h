@@ -26,6 +26,7 @@
 #include "gateway/metrics.h"
 #include "gateway/rule_set.h"
 #include "gateway/sandbox.h"
+#include "gateway/supervisor_timing.h"
 
 namespace castgate {
 
@@ -63,9 +64,8 @@ class Gateway : private FdHandler {
     std::unique_ptr<SessionTable> table;
     std::unique_ptr<WorkerMetrics> metrics;
     std::map<std::string, int> startups;  // connections handed to it, not yet signed in
-    std::chrono::steady_clock::time_point started{};
-    int quick_deaths = 0;  // deaths soon after a start, in a row: the restart is delayed
-    std::chrono::steady_clock::time_point stuck_since{};  // its channel has been full since
+    RestartBackoff restarts;     // deaths soon after a start, in a row: the restart is delayed
+    StuckChannel stuck;          // its channel full: stopped when it stays so
     std::string prefix;          // of the chain ids of the running worker (fresh for each)
     std::string chain;           // the running worker's own chain
     bool chain_started = false;  // the worker said its chain has its first line
@@ -126,14 +126,14 @@ class Gateway : private FdHandler {
   // Reloads: the files in force as last looked at (a failed reload is not retried until one of
   // them changes again), and the outcomes.
   std::vector<RuleFile> watched_rules_;
-  std::chrono::steady_clock::time_point last_rules_look_{};
+  Periodic rules_look_due_{std::chrono::seconds(1)};
   uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
   std::string reload_blocked_;  // why no reload can work (the configuration beside the keys)
   bool last_reload_ok_ = true;
   std::unique_ptr<asciicast::SessionLog> gateway_log_;
   asciicast::CheckpointLedger ledger_;  // the worker processes' chains
   uint64_t checkpoints_ = 0;
-  std::chrono::steady_clock::time_point last_checkpoint_{};
+  Periodic checkpoint_due_;  // every --checkpoint-interval
   // The health port runs on a thread of its own, so that probes are answered while the main
   // loop waits on a full stdout (its own lines, or the signer's it waits for): the main loop
   // publishes what they say (publish_health, every watchdog pass) and its heartbeat.
@@ -141,7 +141,7 @@ class Gateway : private FdHandler {
     std::string ready;  // empty when ready, else why not
     bool signer_gone = false;
     std::string metrics;
-    std::chrono::steady_clock::time_point beat{};
+    SteadyTime beat{};  // the context's clock
   };
   void publish_health();
   std::string probe(HealthRoute route);  // health thread
@@ -160,7 +160,7 @@ class Gateway : private FdHandler {
   MetricTotals metric_totals_;               // the workers' counts, as /metrics serves them
   uint64_t worker_restarts_ = 0;
   std::set<std::string> refused_sources_;
-  std::chrono::steady_clock::time_point drain_deadline_{};
+  DrainDeadline drain_deadline_;
   std::string packet_;
 };
 
