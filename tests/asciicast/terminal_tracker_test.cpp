@@ -342,6 +342,18 @@ TEST_CASE("a terminal that loses rows keeps its cursor on the screen") {
   CHECK(cmds == std::vector<std::string>{"ls -l"});  // still read off the screen after it
 }
 
+namespace {
+
+// Types a password and Enter: neither at Enter nor when the channel ends is it recordable.
+void type_secret_expecting_a_mask(TerminalTracker& t) {
+  t.input("S3cr3tValue\r");
+  CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+  t.finish();
+  CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+}
+
+}  // namespace
+
 TEST_CASE("a password prompt too long for the screen is still recognised as it was printed") {
   // On a 2x2 terminal "Password: " wraps and scrolls off as it is printed: the screen holds
   // "d: " at most. In the alternate screen a line nobody asked a secret for is recorded at
@@ -355,10 +367,7 @@ TEST_CASE("a password prompt too long for the screen is still recognised as it w
       t.resize(1, 1);
       t.output(prompt);
       t.take_recordable_input();
-      t.input("S3cr3tValue\r");
-      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
-      t.finish();
-      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+      type_secret_expecting_a_mask(t);
     }
   }
   // A line break ends the printed prompt: what is typed after the next one is no secret.
@@ -378,10 +387,7 @@ TEST_CASE("keys typed ahead of a password prompt do not unmask the password") {
       if (alt) t.output("\x1b[?1049h");
       t.input("ab");  // ahead of the prompt, never echoed
       t.output("\r\nPassword: ");
-      t.input("S3cr3tValue\r");
-      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
-      t.finish();
-      CHECK(t.take_recordable_input().find("S3cr3tValue") == std::string::npos);
+      type_secret_expecting_a_mask(t);
     }
   }
   // Echoed, a line ending in "password:" is a command like any other (the screen shows it).
