@@ -168,19 +168,32 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
 }
 
 void EmulatedTerminal::resize(int rows, int cols) {
-  vterm_set_size(vt_.get(), clamp_rows(rows), clamp_cols(cols));
-  // libvterm 0.1 keeps the lower lines of a screen that loses rows by scrolling them up, and
-  // moves the cursor up as far, wherever it was: a cursor moved up (CSI A) above them ends
-  // above row 0, where libvterm then reads and writes its line table out of bounds (ESC # 6
-  // crashes the process). The cursor goes back down as far as it went past row 0, so it stays
-  // in its column on the top line; CAN first ends any escape sequence libvterm holds half-read,
-  // so the movement is read as one.
+  int old_rows = 0, old_cols = 0;
+  vterm_get_size(vt_.get(), &old_rows, &old_cols);
+  rows = clamp_rows(rows);
+  cols = clamp_cols(cols);
+  vterm_set_size(vt_.get(), rows, cols);
+  if (rows >= old_rows && cols >= old_cols) return;
+  // libvterm 0.1 leaves three positions where they were when the screen loses rows or columns,
+  // and reads and writes out of bounds there later:
+  //  * it keeps the lower lines by scrolling them up and moves the cursor up as far, wherever it
+  //    was: a cursor moved up (CSI A) above them ends above row 0 (then ESC # 6 crashes);
+  //  * the scrolling region's top (and the left and right margins) stay past the new edge (then
+  //    a line feed or CSI S moves cells past libvterm's buffer);
+  //  * the cursor saved by ESC 7 (or on entering the alternate screen) stays past the edge
+  //    (then ESC 8 and a character write through a NULL line).
+  // So, as xterm does on a resize: the margins are reset to the whole screen and the saved
+  // cursor is the current one, put back on the screen in its column. CAN first ends any escape
+  // sequence libvterm holds half-read, so these are read as given. (`CSI s` resets the left and
+  // right margins when they are enabled, and otherwise saves the cursor, which ESC 7 does next.)
   VTermPos pos;
   vterm_state_get_cursorpos(vterm_obtain_state(vt_.get()), &pos);
-  if (pos.row < 0) {
-    std::string down = "\x18\x1b[" + std::to_string(-pos.row) + "B";
-    vterm_input_write(vt_.get(), down.data(), down.size());
-  }
+  int row = std::clamp(pos.row, 0, rows - 1), col = std::clamp(pos.col, 0, cols - 1);
+  std::string reset = "\x18\x1b[r\x1b[s\x1b[" + std::to_string(row + 1) + ";" +
+                      std::to_string(col + 1) +
+                      "H\x1b"
+                      "7";
+  vterm_input_write(vt_.get(), reset.data(), reset.size());
 }
 
 std::string EmulatedTerminal::shown(std::string_view text) {

@@ -12,9 +12,9 @@
 //    a NULL cell: "A" U+302A on a 2-column terminal, "A" and 40 of them on an 80-column one.
 //  * U+0080..U+009F (C1 controls written as UTF-8) are printed with width -1: the cursor moves
 //    left, past column 0.
-//  * A screen that loses rows scrolls its lower lines up and moves the cursor up as far, even
-//    from above them: the cursor ends above row 0, where the line table is read and written out
-//    of bounds (ESC # 6 crashes). resize() puts it back on the top line.
+//  * A screen that loses rows or columns leaves the cursor (above row 0), the scrolling region
+//    and the saved cursor past its edges, where they are read and written out of bounds later.
+//    resize() puts them back on the screen (see there).
 // write() takes the marks out (a terminal gives none of them a column of its own), gives libvterm
 // the C1 controls in their 7-bit form (ESC and 0x40..0x5F: controls, as xterm and VTE take them in
 // UTF-8), and hands it only whole, valid UTF-8 sequences (libvterm's decoder resumes a sequence

@@ -425,3 +425,32 @@ TEST_CASE("a DCS string left open ends at the next escape, as in libvterm and xt
   }
   CHECK(row == "ABC ");  // "C" in the line-drawing set is still 'C'
 }
+
+TEST_CASE("a terminal that shrinks keeps its scrolling region and saved cursor on it") {
+  // libvterm 0.1.4 leaves both past the new edge: line feeds and CSI S then move cells past its
+  // buffer, ESC 8 (or leaving the alternate screen) and a character write through a NULL line
+  // (found by the hostile review). Neither may crash, and the cursor stays on the screen.
+  struct Shrink {
+    const char* before;
+    const char* after;
+  };
+  for (auto [before, after] :
+       {Shrink{"\x1b[40;49r\x1b[45;1H", "\n\n\n\n\n\n\n\n\n\n\x1b[5S\x1b[5T\x1bM\x1b[5L"},
+        Shrink{"\x1b[49;70H\x1b"
+               "7",
+               "\x1b"
+               "8x\x1b#6yz"},
+        Shrink{"\x1b[49;70H\x1b[?1049h", "\x1b[?1049lx\x1b#6yz"}}) {
+    castgate::asciicast::EmulatedTerminal e(
+        49, 80, [](int, void*, void*) { return 1; }, nullptr);
+    e.write(before);
+    e.resize(10, 20);
+    e.write(after);
+    VTermPos pos;
+    vterm_state_get_cursorpos(vterm_obtain_state(e.vt()), &pos);
+    CHECK(pos.row >= 0);
+    CHECK(pos.row < 10);
+    CHECK(pos.col >= 0);
+    CHECK(pos.col < 20);
+  }
+}
