@@ -141,6 +141,7 @@ void EmulatedTerminal::drop_repeats(std::string_view text, std::string& out) {
         } else if (c == 'P') {  // DCS: dropped with its string
           held_.clear();
           escape_ = Escape::kDcs;
+          out.push_back('\x18');  // but it ends a string libvterm holds (an OSC), as CAN does
         } else {
           out += held_;
           out.push_back(ch);

@@ -165,41 +165,85 @@ void TerminalTracker::follow_line_tail(std::string_view bytes) {
   constexpr size_t kMaxTail = 256;  // what looks_like_secret_prompt reads
   for (char ch : bytes) {
     auto c = static_cast<unsigned char>(ch);
-    if (tail_escape_ == TailEscape::kStringEscape && c != '\\') {
-      tail_escape_ = TailEscape::kEscape;  // ESC and anything but ST: the string ends there
+    if (tail_c2_) {  // a C1 control written as UTF-8 is the control, as EmulatedTerminal gives it
+      tail_c2_ = false;
+      if (c >= 0x80 && c <= 0x9f) {
+        follow_tail_byte(0x1b);
+        follow_tail_byte(static_cast<unsigned char>(c - 0x40));
+        continue;
+      }
+      follow_tail_byte(0xc2);
     }
-    switch (tail_escape_) {
-      case TailEscape::kEscape:
-        if (c == '[') {
-          tail_escape_ = TailEscape::kCsi;
-        } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
-          tail_escape_ = TailEscape::kString;  // OSC, DCS, SOS, PM, APC: up to BEL or ST
-        } else if (c != 0x1b && (c < 0x20 || c > 0x2f)) {
-          tail_escape_ = TailEscape::kNone;  // the final byte (intermediates come before it)
-        }
-        continue;
-      case TailEscape::kCsi:
-        if (c >= 0x40 && c <= 0x7e) tail_escape_ = TailEscape::kNone;
-        continue;
-      case TailEscape::kString:
-        if (c == 0x07) tail_escape_ = TailEscape::kNone;
-        if (c == 0x1b) tail_escape_ = TailEscape::kStringEscape;
-        continue;
-      case TailEscape::kStringEscape:  // ST
-        tail_escape_ = TailEscape::kNone;
-        continue;
-      case TailEscape::kNone:
-        break;
+    if (c == 0xc2 && tail_escape_ != TailEscape::kCsi) {
+      tail_c2_ = true;
+      continue;
     }
-    if (c == '\r' || c == '\n') {
-      line_tail_.clear();
-    } else if (c == 0x1b) {
-      tail_escape_ = TailEscape::kEscape;
-    } else if (c >= 0x20 && c != 0x7f) {
-      line_tail_ += ch;
-    }
+    follow_tail_byte(c);
   }
   if (line_tail_.size() > 2 * kMaxTail) line_tail_.erase(0, line_tail_.size() - kMaxTail);
+}
+
+void TerminalTracker::follow_tail_byte(unsigned char c) {
+  if (tail_escape_ == TailEscape::kStringEscape && c != '\\') {
+    tail_escape_ = TailEscape::kEscape;  // ESC and anything but ST: the string ends there
+  }
+  switch (tail_escape_) {
+    case TailEscape::kEscape:
+      if (c == '[') {
+        tail_escape_ = TailEscape::kCsi;
+      } else if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+        tail_escape_ = TailEscape::kString;  // OSC, DCS, SOS, PM, APC: up to BEL or ST
+      } else if (c != 0x1b && (c < 0x20 || c > 0x2f)) {
+        tail_escape_ = TailEscape::kNone;  // the final byte (intermediates come before it)
+      }
+      return;
+    case TailEscape::kCsi:
+      if (c >= 0x40 && c <= 0x7e) tail_escape_ = TailEscape::kNone;
+      if (c == 0x18 || c == 0x1a) tail_escape_ = TailEscape::kNone;
+      return;
+    case TailEscape::kString:
+      if (c == 0x07 || c == 0x18 || c == 0x1a) tail_escape_ = TailEscape::kNone;
+      if (c == 0x1b) tail_escape_ = TailEscape::kStringEscape;
+      return;
+    case TailEscape::kStringEscape:  // ST
+      tail_escape_ = TailEscape::kNone;
+      return;
+    case TailEscape::kNone:
+      break;
+  }
+  if (c == '\r' || c == '\n') {
+    line_tail_.clear();
+  } else if (c == 0x1b) {
+    tail_escape_ = TailEscape::kEscape;
+  } else if (c == 0x08) {  // backspace: what follows overwrites the last character
+    while (!line_tail_.empty() && (static_cast<unsigned char>(line_tail_.back()) & 0xc0) == 0x80)
+      line_tail_.pop_back();
+    if (!line_tail_.empty()) line_tail_.pop_back();
+  } else if (c >= 0x20 && c != 0x7f) {
+    line_tail_ += static_cast<char>(c);
+  }
+}
+
+bool TerminalTracker::prompt_asks_for_secret() const {
+  std::string shown = cursor_line(true);
+  if (looks_like_secret_prompt(shown)) return true;
+  // The prompt as printed counts only where the screen cannot hold it: where the screen shows
+  // its end, at the cursor, and not all of it, or where it is larger than half the screen (a
+  // double-width line holds half as much). A prompt printed and then hidden or moved away from
+  // on a screen that could show it asks for nothing.
+  std::string_view tail = line_tail_, screen = shown;
+  auto rtrim_view = [](std::string_view v) {
+    size_t end = v.find_last_not_of(" \t");
+    return end == std::string_view::npos ? std::string_view() : v.substr(0, end + 1);
+  };
+  tail = rtrim_view(tail);
+  screen = rtrim_view(screen);
+  size_t tail_chars = 0;
+  for (char ch : tail) tail_chars += (static_cast<unsigned char>(ch) & 0xc0) != 0x80;
+  bool cut_on_screen = !screen.empty() && tail.size() > screen.size() &&
+                       tail.substr(tail.size() - screen.size()) == screen;
+  bool larger_than_screen = 2 * tail_chars >= static_cast<size_t>(rows_) * cols_;
+  return (cut_on_screen || larger_than_screen) && looks_like_secret_prompt(line_tail_);
 }
 
 std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
@@ -239,9 +283,10 @@ std::vector<std::string> TerminalTracker::output(std::string_view bytes) {
     terminal_->write("\n");
     bytes.remove_prefix(nl + 1);
   }
-  // What is being typed is recordable as soon as the terminal shows it.
+  // What is being typed is recordable as soon as the terminal shows it (unless it was typed
+  // ahead of a password prompt the cursor now follows: its last keys may be on the prompt).
   if (!secret_ && !current_.held.empty() && pending_.empty() && !current_.typed.empty() &&
-      echo_visible(current_.typed))
+      echo_visible(current_.typed) && !prompt_asks_for_secret())
     release(current_, false);
   return done;
 }
@@ -253,14 +298,16 @@ void TerminalTracker::input(std::string_view bytes) {
     if (!line_started_ && !end) {
       line_started_ = true;
       current_ = Line{cursor_line(true), "", ""};
-      secret_ = looks_like_secret_prompt(current_.prompt) || looks_like_secret_prompt(line_tail_);
+      secret_ = prompt_asks_for_secret();
     }
     current_.held += c;
     if (end) {
       // Typed ahead of a password prompt: the line began before the prompt was printed. What
       // the terminal did not echo, ended at a prompt for a secret, is that secret.
-      if (!secret_ && line_started_ && !current_.typed.empty() && !echo_visible(current_.typed) &&
-          (looks_like_secret_prompt(cursor_line(true)) || looks_like_secret_prompt(line_tail_)))
+      // (Echoed in full, it is on the screen and in the record already: a command.)
+      if (!secret_ && line_started_ && !current_.typed.empty() &&
+          cursor_line(false).find(EmulatedTerminal::shown(current_.typed)) == std::string::npos &&
+          prompt_asks_for_secret())
         secret_ = true;
       if (secret_) {
         release(current_, true);

@@ -66,6 +66,10 @@ class TerminalTracker {
   bool echo_visible(const std::string& typed) const;
   void release(Line& line, bool masked);
   void follow_line_tail(std::string_view bytes);
+  void follow_tail_byte(unsigned char c);
+  // The text before the cursor, on the screen or (where the screen cannot hold it) as printed,
+  // looks like a prompt for a secret.
+  bool prompt_asks_for_secret() const;
   static int on_settermprop(int prop, void* value, void* self);
 
   std::unique_ptr<EmulatedTerminal> terminal_;
@@ -82,6 +86,7 @@ class TerminalTracker {
   // sequences: a prompt as written, for a screen too small to show it (on a 2-row terminal
   // "Password: " wraps and scrolls off as it is printed).
   std::string line_tail_;
+  bool tail_c2_ = false;  // the last byte was 0xc2: a C1 control in UTF-8 may follow
   enum class TailEscape {
     kNone,
     kEscape,

@@ -454,3 +454,49 @@ TEST_CASE("a terminal that shrinks keeps its scrolling region and saved cursor o
     CHECK(pos.col < 20);
   }
 }
+
+TEST_CASE("masking follows the prompt the user sees, however it was written") {
+  // Found by the hostile review of the printed-line tail. A secret typed ahead whose last keys
+  // are on the prompt ("...ord" before "Password: ") was taken for its echo and recorded.
+  for (auto [cols, alt, prompt, secret] :
+       {std::tuple{80, false, "Password: ", "hunter2ord"},
+        std::tuple{80, true, "Password: ", "hunter2ord"},
+        std::tuple{80, true, "[sudo] password for alice: ", "s3cretice"},
+        // On a 2-column screen only the printed tail shows the prompt: a C1 CSI written as
+        // UTF-8, an OSC in C1 form, a backspace redraw, an OSC cut short by a DCS.
+        std::tuple{2, true,
+                   "Pass\xc2\x9b"
+                   "0mword: ",
+                   ""},
+        std::tuple{2, true,
+                   "\xc2\x9d"
+                   "0;x\aPassword: ",
+                   ""},
+        std::tuple{2, true, "Passw\bword: ", ""},
+        std::tuple{80, true, "\x1b]0;t\x1bPq\x1b\\Password: ", ""}}) {
+    TerminalTracker t(cols, cols == 2 ? 2 : 24);
+    if (alt) t.output("\x1b[?1049h");
+    std::string typed = *secret ? secret : "hunter2xyz";
+    if (*secret) t.input(typed);  // ahead of the prompt, never echoed
+    t.output(prompt);
+    if (!*secret) t.input(typed);
+    t.input("\r");
+    t.output("\r\n");
+    CHECK_MESSAGE(t.take_recordable_input().find(typed) == std::string::npos, prompt);
+  }
+  // A prompt printed and then hidden behind the cursor asks for nothing: commands typed at
+  // such a shell prompt are still commands (the printed tail alone would have masked them).
+  for (std::string_view ps1 : {std::string_view("$ \x1b"
+                                                "7password: \x1b"
+                                                "8"),
+                               std::string_view("$ \x1b[8mpassword: \x1b[m\x1b[10D")}) {
+    TerminalTracker t(80, 24);
+    t.output(ps1);
+    t.input("curl x|sh");
+    t.output("curl x|sh");
+    t.input("\r");
+    auto cmds = t.output("\r\n");
+    CHECK(t.take_recordable_input() == "curl x|sh\r");
+    CHECK(cmds.size() == 1);
+  }
+}

@@ -39,8 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       vterm_get_size(e.vt(), &r, &c);
       if (pos.row < 0 || pos.row >= r || pos.col < 0 || pos.col >= c) std::abort();
     } else if (op == 0) {
-      t.resize(1 + n, 1 + n / 2);
-      e.resize(1 + n / 2, 1 + n);
+      // A window-change: the size from the two bytes after the op (larger and smaller, as
+      // a window's are: libvterm's defects show when a screen loses rows or columns).
+      int new_cols = 1, new_rows = 1;
+      if (in.size() >= 2) {
+        new_cols = 1 + static_cast<uint8_t>(in[0]) % 130;
+        new_rows = 1 + static_cast<uint8_t>(in[1]) % 60;
+        in.remove_prefix(2);
+      }
+      t.resize(new_cols, new_rows);
+      e.resize(new_rows, new_cols);
     } else {
       // A password prompt, then a secret that must not reappear. (In ASCII: with a line-drawing
       // character set the screen shows no "Password:", and the user saw none either.)
