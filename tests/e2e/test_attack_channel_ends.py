@@ -58,7 +58,10 @@ def test_a_channel_the_user_closes_is_user_closed(gateway, keys):
         # With a terminal, sshd hangs the command up when the channel closes, and confirms.
         ch.get_pty()
         ch.exec_command("echo started; sleep 30")
-        wait_until(lambda: b"started" in ch.recv(100), 15, "the command to start")
+        ch.settimeout(15)  # every read bounded
+        seen = bytearray()
+        wait_until(lambda: b"started" in seen or seen.extend(ch.recv(100)) or b"started" in seen,
+                   15, "the command to start")
         ch.close()
         ends = wait_ends(gateway, 1)
     finally:
