@@ -22,10 +22,10 @@
 namespace castgate {
 namespace {
 
+using castgate::testing::ChannelTestHost;
+using castgate::testing::PeerChannel;
+using castgate::testing::SshLoopback;
 using nlohmann::json;
-using testing::ChannelTestHost;
-using testing::PeerChannel;
-using testing::SshLoopback;
 
 // The user, castgate's two ends and the target, with the pair for the user's first session
 // channel. step() plays the part of Session: it hands the pair the user's channel open and

@@ -27,9 +27,9 @@
 namespace castgate {
 namespace {
 
-using testing::ChannelTestHost;
-using testing::PeerChannel;
-using testing::SshLoopback;
+using castgate::testing::ChannelTestHost;
+using castgate::testing::PeerChannel;
+using castgate::testing::SshLoopback;
 
 // The worker, reduced to what starting an inner session hands over: it keeps the inner end of
 // each socketpair and starts nothing, so no inner session is ever found (each counts as still

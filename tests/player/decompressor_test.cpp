@@ -20,7 +20,7 @@
 namespace castgate::player {
 namespace {
 
-using testing::TempFile;
+using castgate::player::testing::TempFile;
 
 // `text` through `tool` (gzip -c, zstd -q -c), as a file named `text` would be compressed.
 std::string compressed(const std::string& tool, const std::string& text) {

@@ -9,10 +9,10 @@
 namespace castgate::player {
 namespace {
 
-using testing::line_with;
-using testing::record_session;
-using testing::recording_key_of;
-using testing::StoredLog;
+using castgate::player::testing::line_with;
+using castgate::player::testing::record_session;
+using castgate::player::testing::recording_key_of;
+using castgate::player::testing::StoredLog;
 
 std::string exported(const StoredLog& log, const VerifiedChain* only, bool& ok) {
   SessionExporter ex("sess1", /*keep_other_events=*/false, only);

@@ -8,7 +8,7 @@
 
 using namespace castgate::player;
 
-using testing::TempFile;
+using castgate::player::testing::TempFile;
 
 TEST_CASE("census: lines that can be castgate events, in every stored shape, and the others") {
   TempFile f(

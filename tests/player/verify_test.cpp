@@ -14,13 +14,13 @@ namespace castgate::player {
 namespace {
 
 using asciicast::chain_hash;
-using testing::line_with;
-using testing::record_session;
-using testing::recording_key_of;
-using testing::seq_of;
-using testing::session_lost_fields;
-using testing::session_lost_kind;
-using testing::StoredLog;
+using castgate::player::testing::line_with;
+using castgate::player::testing::record_session;
+using castgate::player::testing::recording_key_of;
+using castgate::player::testing::seq_of;
+using castgate::player::testing::session_lost_fields;
+using castgate::player::testing::session_lost_kind;
+using castgate::player::testing::StoredLog;
 
 const std::vector<std::string> kOutputs = {"real-output-0\r\n", "real-output-1\r\n",
                                            "real-output-2\r\n", "real-output-3\r\n",
